@@ -1,0 +1,39 @@
+# The two commands a new machine needs: `make demo` runs the product, `make test` runs the tests.
+# Both build .venv themselves from nothing but python3 and the package registry.
+
+PYTHON ?= python3
+VENV   := .venv
+BIN    := $(VENV)/bin
+# The CPU build; on a CUDA box set TORCH to the build for your driver.
+TORCH  ?= torch==2.13.0
+STAMP  := $(VENV)/.installed
+
+.PHONY: test lint typecheck pytest demo demo-stop bench clean
+
+$(STAMP): pyproject.toml
+	$(PYTHON) -m venv $(VENV)
+	$(BIN)/pip install -q --upgrade pip
+	$(BIN)/pip install -q "$(TORCH)"
+	$(BIN)/pip install -q -e ".[train,test]"
+	touch $(STAMP)
+
+test: lint typecheck pytest
+
+lint: $(STAMP)
+	$(BIN)/ruff check forged agent engine tui tests bench
+	$(BIN)/ruff format --check forged agent engine tui tests bench
+
+typecheck: $(STAMP)
+	$(BIN)/mypy
+
+pytest: $(STAMP)
+	$(BIN)/pytest -q
+
+demo: $(STAMP)
+	$(BIN)/python -m forged.demo
+
+demo-stop: $(STAMP)
+	FORGE_HOME=$(CURDIR)/.demo $(BIN)/forge daemon stop
+
+clean:
+	rm -rf $(VENV) .demo .pytest_cache .mypy_cache .ruff_cache

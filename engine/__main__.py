@@ -1,0 +1,69 @@
+"""`python -m engine <run-dir>/spec.json`: run one job and report it as JSON lines on stdout.
+
+Exit codes: 0 done, 1 failed (the last `error` event says why), 143 stopped on request.
+"""
+
+from __future__ import annotations
+
+import os
+import sys
+
+# No hub in the tests or the demo, and no tqdm bars in a job's log.
+os.environ.setdefault("HF_HUB_OFFLINE", "1")
+os.environ.setdefault("HF_HUB_DISABLE_PROGRESS_BARS", "1")
+os.environ.setdefault("TRANSFORMERS_VERBOSITY", "error")
+os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")
+import traceback
+from collections.abc import Callable
+from pathlib import Path
+
+from pydantic import ValidationError
+
+from engine import control
+from engine.errors import EngineError
+from engine.events import Emitter
+from engine.spec import JobSpec
+
+EXIT_STOPPED = 143
+
+
+def _runner(kind: str) -> Callable[[JobSpec, Emitter], dict[str, object]]:
+    if kind == "prepare-model":
+        from engine.prepare_model import run
+
+        return run
+    raise EngineError(f"this engine cannot run job kind {kind!r}")
+
+
+def main(argv: list[str]) -> int:
+    emitter = Emitter()
+    if len(argv) != 2:
+        emitter.error("usage: python -m engine <run-dir>/spec.json")
+        return 2
+    spec_path = Path(argv[1])
+    try:
+        spec = JobSpec.model_validate_json(spec_path.read_text(encoding="utf-8"))
+        spec.typed_params()
+    except (OSError, ValidationError, ValueError) as exc:
+        emitter.error(f"{spec_path}: cannot use this job spec: {exc}")
+        return 2
+    parent = os.environ.get("FORGE_PARENT_PID")
+    control.install(int(parent) if parent else None)
+    try:
+        summary = _runner(spec.kind)(spec, emitter)
+    except control.StopRequested:
+        emitter.log("stopped on request; the last checkpoint is kept", level="warning")
+        return EXIT_STOPPED
+    except EngineError as exc:
+        emitter.error(str(exc))
+        return 1
+    except Exception as exc:
+        traceback.print_exc(file=sys.stdout)
+        emitter.error(f"{type(exc).__name__}: {exc}")
+        return 1
+    emitter.done(**summary)
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main(sys.argv))

@@ -1,0 +1,51 @@
+"""How a job learns it must stop: SIGTERM from a cancel, or the daemon dying.
+
+A job calls `check()` at safe points (between stages or steps); after SIGTERM it raises
+`StopRequested`, so the job can write a checkpoint first and exit cleanly. On Linux the child
+also asks the kernel for SIGTERM when its parent (the daemon) dies, so a kill -9 of the daemon
+leaves no orphan training on: the restarted daemon resumes from the checkpoint instead.
+"""
+
+from __future__ import annotations
+
+import ctypes
+import os
+import signal
+import sys
+from types import FrameType
+
+PR_SET_PDEATHSIG = 1
+
+
+class StopRequested(Exception):
+    """Raised at a safe point after SIGTERM."""
+
+
+_stop = False
+
+
+def _on_term(signum: int, frame: FrameType | None) -> None:
+    global _stop
+    _stop = True
+
+
+def install(parent_pid: int | None) -> None:
+    signal.signal(signal.SIGTERM, _on_term)
+    signal.signal(signal.SIGINT, _on_term)
+    if parent_pid is not None and sys.platform.startswith("linux"):
+        try:
+            libc = ctypes.CDLL(None, use_errno=True)
+            libc.prctl(PR_SET_PDEATHSIG, signal.SIGTERM, 0, 0, 0)
+        except (OSError, AttributeError):
+            pass
+        if os.getppid() != parent_pid:  # the daemon died before prctl took effect
+            _on_term(signal.SIGTERM, None)
+
+
+def stop_requested() -> bool:
+    return _stop
+
+
+def check() -> None:
+    if _stop:
+        raise StopRequested("stop requested")

@@ -1,0 +1,98 @@
+"""The `prepare-model` job: build the tiny local model, or verify a given model folder.
+
+Building runs in stages, and the trained tokenizer is a checkpoint: a job interrupted after it
+resumes without training it again. The finished folder appears under the models dir in one
+rename, so a half-built model is never mistaken for a good one.
+"""
+
+from __future__ import annotations
+
+import shutil
+import time
+from pathlib import Path
+from typing import Any
+
+from engine import control
+from engine.errors import EngineError
+from engine.events import Emitter
+from engine.model_folder import inspect_model_folder, weights_digest
+from engine.spec import JobSpec, PrepareModelParams
+
+STAGES = ["tokenizer", "model", "verify"]
+
+
+def run(spec: JobSpec, events: Emitter) -> dict[str, Any]:
+    params = spec.typed_params()
+    assert isinstance(params, PrepareModelParams)
+    if params.path:
+        return _verify_only(Path(params.path).expanduser(), events)
+    return _build(spec, params, events)
+
+
+def _verify_only(path: Path, events: Emitter) -> dict[str, Any]:
+    events.progress(0, 1, stage="verify")
+    events.log(f"verifying the model folder {path}")
+    info = inspect_model_folder(path.resolve())
+    events.progress(1, 1, stage="verify")
+    events.artifact("base-model", str(path.resolve()), name=path.name, **info)
+    events.log(f"{path.name}: {info['architecture']}, {info['parameters'] or '?'} parameters")
+    return {"model": str(path.resolve()), **info}
+
+
+def _build(spec: JobSpec, params: PrepareModelParams, events: Emitter) -> dict[str, Any]:
+    from engine import tiny_model
+
+    run_dir = Path(spec.run_dir)
+    checkpoint = run_dir / "checkpoints" / "tokenizer"
+    work = run_dir / "work"
+    final = Path(spec.models_dir) / params.name
+
+    started = time.monotonic()
+    events.progress(0, len(STAGES), stage="tokenizer")
+    if spec.resume_from and Path(spec.resume_from).is_dir():
+        events.log(f"resuming from checkpoint {spec.resume_from}: the tokenizer is already trained")
+        checkpoint = Path(spec.resume_from)
+    else:
+        events.log(f"training a {params.vocab_size}-token BPE tokenizer on the local corpus")
+        partial = checkpoint.with_name("tokenizer.partial")
+        shutil.rmtree(partial, ignore_errors=True)
+        tiny_model.train_tokenizer(params, partial)
+        shutil.rmtree(checkpoint, ignore_errors=True)
+        partial.rename(checkpoint)
+        events.checkpoint(str(checkpoint), step=1, stage="tokenizer")
+    control.check()
+
+    events.progress(1, len(STAGES), stage="model")
+    events.log(
+        f"initialising a Llama: {params.layers} layers, hidden {params.hidden_size}, "
+        f"{params.heads} heads, seed {params.seed}"
+    )
+    shutil.rmtree(work, ignore_errors=True)
+    n_params = tiny_model.build_model(params, checkpoint, work)
+    control.check()
+
+    events.progress(2, len(STAGES), stage="verify")
+    smoke = tiny_model.smoke_test(work)
+    info = inspect_model_folder(work)
+    if info["parameters"] != n_params:
+        raise EngineError(
+            f"{work}: saved weights hold {info['parameters']} parameters, the model {n_params}"
+        )
+    digest = weights_digest(work)
+    _replace_dir(work, final)
+    events.progress(3, len(STAGES), stage="done")
+    events.artifact("base-model", str(final), name=params.name, sha256=digest, **info)
+    seconds = round(time.monotonic() - started, 2)
+    events.log(f"built {final} ({n_params:,} parameters) in {seconds} s")
+    return {"model": str(final), "parameters": n_params, "sha256": digest, **smoke}
+
+
+def _replace_dir(src: Path, dst: Path) -> None:
+    """Put `src` at `dst`; an older `dst` is moved aside first and removed after."""
+    dst.parent.mkdir(parents=True, exist_ok=True)
+    old = dst.with_name(f".{dst.name}.old")
+    shutil.rmtree(old, ignore_errors=True)
+    if dst.exists():
+        dst.rename(old)
+    src.rename(dst)
+    shutil.rmtree(old, ignore_errors=True)

@@ -1,0 +1,113 @@
+"""The daemon's settings: `config.toml`, read with tomllib and validated by pydantic.
+
+A missing file means the embedded defaults. A wrong key or value is an error that names the
+file, the line where we can find it and the dotted key; it is never replaced by a default.
+"""
+
+from __future__ import annotations
+
+import re
+import tomllib
+from pathlib import Path
+from typing import Any, Literal
+
+from pydantic import BaseModel, ConfigDict, Field, ValidationError
+
+
+class _Section(BaseModel):
+    model_config = ConfigDict(extra="forbid", validate_assignment=True)
+
+
+class DaemonConfig(_Section):
+    log_level: Literal["debug", "info", "warning", "error"] = "info"
+
+
+class JobsConfig(_Section):
+    max_parallel: int = Field(
+        1, ge=1, le=64, description="accelerator-bound jobs (train, eval, merge, infer) at once"
+    )
+    cancel_grace_s: float = Field(
+        10.0, gt=0, le=600, description="seconds between SIGTERM and SIGKILL on cancel"
+    )
+    shutdown_grace_s: float = Field(
+        20.0, gt=0, le=600, description="seconds running jobs get to checkpoint when the daemon stops"
+    )
+
+
+class EventsConfig(_Section):
+    subscriber_queue: int = Field(
+        10_000, ge=100, le=1_000_000, description="events buffered per subscriber before it is dropped"
+    )
+
+
+class Config(_Section):
+    daemon: DaemonConfig = DaemonConfig()
+    jobs: JobsConfig = JobsConfig()
+    events: EventsConfig = EventsConfig()
+
+
+class ConfigError(ValueError):
+    """A config file that cannot be used; the message says which key, where, and why."""
+
+
+def load_config(path: Path) -> Config:
+    """Read and validate `path`; the defaults when it does not exist."""
+    if not path.exists():
+        return Config()
+    text = path.read_text(encoding="utf-8")
+    try:
+        raw = tomllib.loads(text)
+    except tomllib.TOMLDecodeError as exc:
+        raise ConfigError(f"{path}: not valid TOML: {exc}") from exc
+    try:
+        return Config.model_validate(raw)
+    except ValidationError as exc:
+        raise ConfigError(_describe(path, text, exc)) from exc
+
+
+def _describe(path: Path, text: str, exc: ValidationError) -> str:
+    lines = []
+    for err in exc.errors():
+        key = ".".join(str(part) for part in err["loc"])
+        line = _line_of(text, [str(p) for p in err["loc"]])
+        where = f"{path}:{line}" if line else str(path)
+        msg = "unknown key" if err["type"] == "extra_forbidden" else err["msg"]
+        got = "" if err["type"] == "missing" else f" (got {err['input']!r})"
+        lines.append(f"{where}: {key}: {msg}{got}")
+    return "invalid config:\n  " + "\n  ".join(lines)
+
+
+_TABLE = re.compile(r"^\s*\[\s*([^\]]+?)\s*\]\s*(#.*)?$")
+_KEY = re.compile(r"^\s*([A-Za-z0-9_\-\"'.]+)\s*=")
+
+
+def _line_of(text: str, loc: list[str]) -> int | None:
+    """The 1-based line where the dotted key `loc` is set, found by a plain scan of the file."""
+    table: list[str] = []
+    for number, line in enumerate(text.splitlines(), start=1):
+        if m := _TABLE.match(line):
+            table = [p.strip().strip("\"'") for p in m.group(1).split(".")]
+            if table == loc:
+                return number
+            continue
+        if m := _KEY.match(line):
+            key = [p.strip().strip("\"'") for p in m.group(1).split(".")]
+            if table + key == loc[: len(table) + len(key)]:
+                return number
+    return None
+
+
+def default_config_text() -> str:
+    """A commented config file with every key at its default, for `forge config init` and docs."""
+    out: list[str] = []
+    for section, field in Config.model_fields.items():
+        model: Any = field.default
+        out.append(f"[{section}]")
+        for name, sub in type(model).model_fields.items():
+            if sub.description:
+                out.append(f"# {sub.description}")
+            value = getattr(model, name)
+            rendered = f'"{value}"' if isinstance(value, str) else str(value).lower()
+            out.append(f"{name} = {rendered}")
+        out.append("")
+    return "\n".join(out)

@@ -1,0 +1,127 @@
+"""The event bus: every change is stored with an increasing `seq`, then fanned out to subscribers.
+
+A subscriber gets a bounded queue. Publishing never waits: when a subscriber's queue is full it
+is dropped (its connection closed) so one slow client can never stall the daemon. A client that
+reconnects with `since=seq` is replayed everything after that seq from the store first, then the
+live stream, with no gap and no duplicate.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import itertools
+import logging
+from collections.abc import Awaitable, Callable, Sequence
+from typing import Any
+
+from forged.schema import Event
+from forged.store import Store
+
+log = logging.getLogger(__name__)
+
+REPLAY_PAGE = 500
+
+
+class Subscription:
+    """One `events.subscribe` of one connection, with its filter and its bounded queue."""
+
+    def __init__(
+        self,
+        sid: int,
+        types: Sequence[str] | None,
+        job_id: str | None,
+        maxsize: int,
+        on_overflow: Callable[[], None],
+    ) -> None:
+        self.id = sid
+        self.types = list(types) if types else None
+        self.job_id = job_id
+        self.queue: asyncio.Queue[Event] = asyncio.Queue(maxsize)
+        self.on_overflow = on_overflow
+        self.task: asyncio.Task[None] | None = None
+
+    def matches(self, event: Event) -> bool:
+        if self.job_id is not None and event.job_id != self.job_id:
+            return False
+        if self.types is None:
+            return True
+        return any(
+            event.type.startswith(t) if t.endswith(".") else event.type == t for t in self.types
+        )
+
+
+class EventBus:
+    """Stores events and delivers them to the subscriptions that match."""
+
+    def __init__(self, store: Store, queue_size: int) -> None:
+        self.store = store
+        self.queue_size = queue_size
+        self.subscriptions: dict[int, Subscription] = {}
+        self._ids = itertools.count(1)
+
+    def emit(self, type_: str, job_id: str | None, data: dict[str, Any]) -> Event:
+        event = self.store.append_event(type_, job_id, data)
+        self.publish(event)
+        return event
+
+    def publish(self, *events: Event | None) -> None:
+        for event in events:
+            if event is None:
+                continue
+            for sub in list(self.subscriptions.values()):
+                if not sub.matches(event):
+                    continue
+                try:
+                    sub.queue.put_nowait(event)
+                except asyncio.QueueFull:
+                    log.warning("subscription %d fell %d events behind; dropped", sub.id, sub.queue.qsize())
+                    self.unsubscribe(sub.id)
+                    sub.on_overflow()
+
+    def subscribe(
+        self,
+        *,
+        since: int | None,
+        types: Sequence[str] | None,
+        job_id: str | None,
+        send: Callable[[Event], Awaitable[None]],
+        on_overflow: Callable[[], None],
+    ) -> tuple[Subscription, int]:
+        """Register first, then replay: live events queue up while the store is replayed."""
+        sub = Subscription(next(self._ids), types, job_id, self.queue_size, on_overflow)
+        self.subscriptions[sub.id] = sub
+        last = self.store.last_seq()
+        start = last if since is None else since
+        sub.task = asyncio.create_task(self._forward(sub, start, send), name=f"sub-{sub.id}")
+        return sub, last
+
+    def unsubscribe(self, sid: int) -> bool:
+        sub = self.subscriptions.pop(sid, None)
+        if sub is None:
+            return False
+        if sub.task is not None and sub.task is not asyncio.current_task():
+            sub.task.cancel()
+        return True
+
+    async def _forward(
+        self, sub: Subscription, cursor: int, send: Callable[[Event], Awaitable[None]]
+    ) -> None:
+        try:
+            while True:
+                page = self.store.events_after(
+                    cursor, limit=REPLAY_PAGE, job_id=sub.job_id, types=sub.types
+                )
+                for event in page:
+                    await send(event)
+                    cursor = event.seq
+                if len(page) < REPLAY_PAGE:
+                    break
+            while True:
+                event = await sub.queue.get()
+                if event.seq > cursor:
+                    await send(event)
+                    cursor = event.seq
+        except (ConnectionError, asyncio.CancelledError):
+            pass
+        finally:
+            self.subscriptions.pop(sub.id, None)

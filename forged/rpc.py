@@ -1,0 +1,181 @@
+"""JSON-RPC 2.0: the error codes, the method registry and the dispatch of one message.
+
+Transport-free: `forged.server` feeds it decoded lines and writes back what it returns, so the
+rules of the protocol (what is a request, which error for what) live in this one place.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+from collections.abc import Awaitable, Callable
+from dataclasses import dataclass
+from typing import Any, Generic, TypeVar
+
+from pydantic import BaseModel, ValidationError
+
+log = logging.getLogger(__name__)
+
+PARSE_ERROR = -32700
+INVALID_REQUEST = -32600
+METHOD_NOT_FOUND = -32601
+INVALID_PARAMS = -32602
+INTERNAL_ERROR = -32603
+# Application codes (the -32000..-32099 range the spec reserves for servers).
+NOT_FOUND = -32001
+INVALID_STATE = -32002
+UNSUPPORTED = -32003
+OVERLOADED = -32004
+
+MAX_MESSAGE_BYTES = 1024 * 1024
+
+
+class RpcError(Exception):
+    """An error the client gets back as a JSON-RPC error object."""
+
+    def __init__(self, code: int, message: str, data: Any = None) -> None:
+        super().__init__(message)
+        self.code = code
+        self.message = message
+        self.data = data
+
+    def to_json(self) -> dict[str, Any]:
+        err: dict[str, Any] = {"code": self.code, "message": self.message}
+        if self.data is not None:
+            err["data"] = self.data
+        return err
+
+
+def not_found(what: str, ref: str) -> RpcError:
+    return RpcError(NOT_FOUND, f"no {what} {ref!r}", {"param": "id", "value": ref})
+
+
+def invalid_state(message: str, **data: Any) -> RpcError:
+    return RpcError(INVALID_STATE, message, data or None)
+
+
+P = TypeVar("P", bound=BaseModel)
+C = TypeVar("C")
+Handler = Callable[[P, C], Awaitable[BaseModel | dict[str, Any]]]
+
+
+@dataclass(frozen=True)
+class Method(Generic[P, C]):
+    name: str
+    params: type[P]
+    handler: Handler[P, C]
+    doc: str
+
+
+class Registry(Generic[C]):
+    """The daemon's methods, by `noun.verb` name, each with the pydantic model of its params."""
+
+    def __init__(self) -> None:
+        self.methods: dict[str, Method[Any, C]] = {}
+
+    def method(
+        self, name: str, params: type[P]
+    ) -> Callable[[Handler[P, C]], Handler[P, C]]:
+        def register(fn: Handler[P, C]) -> Handler[P, C]:
+            if name in self.methods:
+                raise ValueError(f"method {name} registered twice")
+            self.methods[name] = Method(name, params, fn, (fn.__doc__ or "").strip())
+            return fn
+
+        return register
+
+    async def handle_line(self, line: bytes, ctx: C) -> bytes | None:
+        """One line in, the encoded reply out (None when nothing is to be sent back)."""
+        try:
+            message = json.loads(line)
+        except (UnicodeDecodeError, json.JSONDecodeError) as exc:
+            return encode(error_reply(None, RpcError(PARSE_ERROR, f"parse error: {exc}")))
+        if isinstance(message, list):
+            if not message:
+                return encode(error_reply(None, RpcError(INVALID_REQUEST, "empty batch")))
+            replies = [r for r in [await self.handle(m, ctx) for m in message] if r is not None]
+            return encode(replies) if replies else None
+        reply = await self.handle(message, ctx)
+        return None if reply is None else encode(reply)
+
+    async def handle(self, message: Any, ctx: C) -> dict[str, Any] | None:
+        """Dispatch one decoded message; None for a notification (a request without id)."""
+        if not isinstance(message, dict):
+            return error_reply(None, RpcError(INVALID_REQUEST, "a request must be a JSON object"))
+        has_id = "id" in message
+        msg_id = message.get("id")
+        if isinstance(msg_id, bool) or not (msg_id is None or isinstance(msg_id, str | int)):
+            return error_reply(None, RpcError(INVALID_REQUEST, "id must be a string, number or null"))
+        problem = _request_problem(message)
+        if problem:
+            return error_reply(msg_id, RpcError(INVALID_REQUEST, problem))
+        name = message["method"]
+        method = self.methods.get(name)
+        if method is None:
+            reply = error_reply(
+                msg_id,
+                RpcError(
+                    METHOD_NOT_FOUND,
+                    f"no method {name!r}",
+                    {"methods": sorted(self.methods)},
+                ),
+            )
+            return reply if has_id else None
+        raw = message.get("params", {})
+        if isinstance(raw, list):
+            reply = error_reply(msg_id, RpcError(INVALID_PARAMS, "params must be an object (by name)"))
+            return reply if has_id else None
+        try:
+            params = method.params.model_validate(raw)
+        except ValidationError as exc:
+            reply = error_reply(msg_id, params_error(exc))
+            return reply if has_id else None
+        try:
+            result = await method.handler(params, ctx)
+        except RpcError as exc:
+            reply = error_reply(msg_id, exc)
+        except Exception as exc:
+            log.exception("method %s failed", name)
+            reply = error_reply(msg_id, RpcError(INTERNAL_ERROR, f"internal error: {exc}"))
+        else:
+            body = result.model_dump(mode="json") if isinstance(result, BaseModel) else result
+            reply = {"jsonrpc": "2.0", "id": msg_id, "result": body}
+        return reply if has_id else None
+
+
+def params_error(exc: ValidationError) -> RpcError:
+    """-32602 with each bad param named by its dotted path, what is wrong and what was sent."""
+    problems = []
+    for err in exc.errors():
+        where = ".".join(str(p) for p in err["loc"]) or "params"
+        msg = "unknown param" if err["type"] == "extra_forbidden" else err["msg"]
+        problems.append({"param": where, "error": msg, "got": _short(err.get("input"))})
+    summary = "; ".join(f"{p['param']}: {p['error']}" for p in problems)
+    return RpcError(INVALID_PARAMS, f"invalid params: {summary}", problems)
+
+
+def _short(value: Any) -> Any:
+    text = json.dumps(value, default=str)
+    return value if len(text) <= 200 else text[:200] + "…"
+
+
+def _request_problem(message: dict[str, Any]) -> str | None:
+    if message.get("jsonrpc") != "2.0":
+        return 'jsonrpc must be "2.0"'
+    if not isinstance(message.get("method"), str):
+        return "method must be a string"
+    if "params" in message and not isinstance(message["params"], dict | list):
+        return "params must be an object"
+    return None
+
+
+def error_reply(msg_id: Any, err: RpcError) -> dict[str, Any]:
+    return {"jsonrpc": "2.0", "id": msg_id, "error": err.to_json()}
+
+
+def encode(obj: Any) -> bytes:
+    return json.dumps(obj, separators=(",", ":"), default=str).encode() + b"\n"
+
+
+def encode_notification(method: str, params: dict[str, Any]) -> bytes:
+    return encode({"jsonrpc": "2.0", "method": method, "params": params})

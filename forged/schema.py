@@ -1,0 +1,309 @@
+"""The pydantic models that cross the socket: every method's params and result, and events.
+
+The daemon validates each request's params against these before doing anything; the TUI parses
+results with them. The CLI reads plain JSON, to start fast. Field names are the wire names.
+"""
+
+from __future__ import annotations
+
+from typing import Any, Literal
+
+from pydantic import BaseModel, ConfigDict, Field
+
+JobKind = Literal["prepare-model", "train", "eval", "merge", "deploy", "infer"]
+JobStatus = Literal["queued", "running", "completed", "failed", "cancelled"]
+MissionStatus = Literal["proposed", "approved", "rejected", "superseded", "expired"]
+ModelKind = Literal["base", "adapter", "merged", "ollama"]
+
+TERMINAL_JOB_STATUSES: frozenset[str] = frozenset({"completed", "failed", "cancelled"})
+
+
+class Params(BaseModel):
+    """Base of every params model: unknown params are an error, not silently ignored."""
+
+    model_config = ConfigDict(extra="forbid")
+
+
+class Record(BaseModel):
+    """Base of every result model."""
+
+    model_config = ConfigDict(extra="ignore")
+
+
+class NoParams(Params):
+    pass
+
+
+class IdParams(Params):
+    id: str = Field(min_length=1, max_length=200)
+
+
+# ---- jobs -------------------------------------------------------------------------------------
+
+
+class Progress(Record):
+    step: int = 0
+    total: int | None = None
+    stage: str | None = None
+    tokens_per_s: float | None = None
+    eta_s: float | None = None
+
+
+class Job(Record):
+    id: str
+    kind: JobKind
+    status: JobStatus
+    name: str
+    params: dict[str, Any]
+    created_at: float
+    started_at: float | None = None
+    finished_at: float | None = None
+    attempt: int = 0
+    exit_code: int | None = None
+    error: str | None = None
+    progress: Progress | None = None
+    checkpoint: str | None = None
+    artifacts: list[dict[str, Any]] = []
+    mission_id: str | None = None
+    run_dir: str
+
+
+class JobsListParams(Params):
+    status: list[JobStatus] | None = None
+    kind: list[JobKind] | None = None
+    text: str | None = Field(None, max_length=200, description="substring of the name or id")
+    limit: int = Field(100, ge=1, le=10_000)
+    offset: int = Field(0, ge=0)
+
+
+class JobsListResult(Record):
+    jobs: list[Job]
+    total: int
+
+
+class JobsSubmitParams(Params):
+    kind: JobKind
+    params: dict[str, Any] = {}
+    name: str | None = Field(None, max_length=200)
+
+
+class JobsLogsParams(Params):
+    id: str = Field(min_length=1, max_length=200)
+    after_seq: int = Field(0, ge=0, description="only lines with a larger seq")
+    tail: int | None = Field(None, ge=1, le=100_000, description="only the last N lines")
+    limit: int = Field(10_000, ge=1, le=100_000)
+
+
+class LogLine(Record):
+    seq: int
+    ts: float
+    line: str
+
+
+class JobsLogsResult(Record):
+    lines: list[LogLine]
+    last_seq: int
+
+
+class JobsMetricsParams(Params):
+    id: str = Field(min_length=1, max_length=200)
+    names: list[str] | None = None
+
+
+class Metric(Record):
+    step: int
+    name: str
+    value: float
+    ts: float
+
+
+class JobsMetricsResult(Record):
+    metrics: list[Metric]
+
+
+# ---- missions ---------------------------------------------------------------------------------
+
+
+class Mission(Record):
+    id: str
+    source_id: str | None
+    status: MissionStatus
+    title: str
+    created_at: float
+    decided_at: float | None = None
+    reason: str | None = None
+    data: dict[str, Any] = {}
+
+
+class MissionsListParams(Params):
+    status: list[MissionStatus] | None = None
+    source_id: str | None = None
+    limit: int = Field(100, ge=1, le=10_000)
+
+
+class MissionsListResult(Record):
+    missions: list[Mission]
+
+
+class MissionApproveParams(IdParams):
+    pass
+
+
+class MissionRejectParams(IdParams):
+    reason: str = Field(min_length=1, max_length=2000)
+
+
+# ---- sources and datasets ---------------------------------------------------------------------
+
+
+class Source(Record):
+    id: str
+    path: str
+    name: str
+    added_at: float
+    last_commit: str | None = None
+    config: dict[str, Any] = {}
+
+
+class SourcesListResult(Record):
+    sources: list[Source]
+
+
+class SourcesAddParams(Params):
+    path: str = Field(min_length=1, max_length=4096)
+    name: str | None = Field(None, max_length=200)
+    include: list[str] = []
+    exclude: list[str] = []
+
+
+class Dataset(Record):
+    id: str
+    name: str
+    source_id: str | None
+    path: str
+    created_at: float
+    examples: int
+    card: dict[str, Any] = {}
+
+
+class DatasetsListParams(Params):
+    source_id: str | None = None
+
+
+class DatasetsListResult(Record):
+    datasets: list[Dataset]
+
+
+class DatasetsPreviewParams(IdParams):
+    limit: int = Field(20, ge=1, le=1000)
+
+
+class DatasetsPreviewResult(Record):
+    examples: list[dict[str, Any]]
+    total: int
+
+
+class DatasetsImportParams(Params):
+    path: str = Field(min_length=1, max_length=4096)
+    name: str | None = Field(None, max_length=200)
+
+
+# ---- models -----------------------------------------------------------------------------------
+
+
+class Model(Record):
+    id: str
+    kind: ModelKind
+    name: str
+    path: str | None
+    base: str | None = None
+    job_id: str | None = None
+    created_at: float
+    data: dict[str, Any] = {}
+
+
+class ModelsListParams(Params):
+    kind: list[ModelKind] | None = None
+
+
+class ModelsListResult(Record):
+    models: list[Model]
+
+
+class ModelsDeployParams(IdParams):
+    tag: str | None = Field(None, max_length=200)
+
+
+class ModelsRollbackParams(Params):
+    source_id: str = Field(min_length=1, max_length=200)
+
+
+# ---- system -----------------------------------------------------------------------------------
+
+
+class Accelerator(Record):
+    kind: Literal["cuda", "mps", "cpu"]
+    name: str
+    memory_bytes: int | None = None
+
+
+class QueueState(Record):
+    queued: int
+    running: int
+    max_parallel: int
+
+
+class SystemStatus(Record):
+    version: str
+    pid: int
+    uptime_s: float
+    socket: str
+    data_dir: str
+    accelerator: Accelerator
+    memory_total_bytes: int | None
+    memory_available_bytes: int | None
+    queue: QueueState
+    running: list[Job]
+    subscribers: int
+    last_seq: int
+
+
+class SystemHealth(Record):
+    ok: bool
+    checks: dict[str, str]
+
+
+# ---- events -----------------------------------------------------------------------------------
+
+
+class EventsSubscribeParams(Params):
+    since: int | None = Field(
+        None, ge=0, description="replay stored events with a larger seq before live ones"
+    )
+    types: list[str] | None = Field(
+        None, description="event types or prefixes ending in '.', e.g. 'job.' or 'mission.proposed'"
+    )
+    job_id: str | None = None
+
+
+class EventsSubscribeResult(Record):
+    subscription: int
+    last_seq: int
+
+
+class EventsUnsubscribeParams(Params):
+    subscription: int
+
+
+class Event(Record):
+    """What `event` notifications carry; `seq` increases by one per stored event."""
+
+    seq: int
+    ts: float
+    type: str
+    job_id: str | None = None
+    data: dict[str, Any] = {}
+
+
+class Ok(Record):
+    ok: bool = True

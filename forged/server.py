@@ -1,0 +1,190 @@
+"""The daemon's socket: a Unix stream socket speaking JSON-RPC 2.0, one JSON object per line.
+
+It owns what is about the socket and not about any method: the 0700 folder and 0600 socket,
+the single-instance lock, the stale-socket probe, the peer-uid check, the 1 MiB line cap, and
+one `Connection` per client with a write lock shared by replies and event notifications.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import errno
+import fcntl
+import logging
+import os
+import socket
+from collections.abc import Callable
+from pathlib import Path
+from typing import IO, Any
+
+from forged.peercred import peer_uid
+from forged.rpc import INVALID_REQUEST, MAX_MESSAGE_BYTES, RpcError, encode, error_reply
+
+log = logging.getLogger(__name__)
+
+
+class AlreadyRunning(RuntimeError):
+    """Another daemon holds this socket."""
+
+
+class Connection:
+    """One client; replies and notifications go out through `send`, one whole line at a time."""
+
+    def __init__(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+        self.reader = reader
+        self.writer = writer
+        self.lock = asyncio.Lock()
+        self.subscriptions: set[int] = set()
+        self.closed = False
+
+    async def send(self, data: bytes) -> None:
+        if self.closed:
+            raise ConnectionResetError("connection closed")
+        async with self.lock:
+            self.writer.write(data)
+            await self.writer.drain()
+
+    def abort(self) -> None:
+        """Close at once, without waiting for buffered output (a subscriber that fell behind)."""
+        self.closed = True
+        self.writer.transport.abort()
+
+
+def acquire_lock(lock_path: Path) -> IO[str]:
+    """An exclusive lock for this daemon's lifetime; a second daemon finds it held and stops."""
+    handle = open(lock_path, "a+")  # noqa: SIM115 - held until the process exits
+    try:
+        fcntl.flock(handle, fcntl.LOCK_EX | fcntl.LOCK_NB)
+    except OSError as exc:
+        handle.close()
+        if exc.errno in (errno.EAGAIN, errno.EACCES):
+            raise AlreadyRunning(
+                f"another forged is already running for {lock_path.parent} "
+                f"(it holds {lock_path}); stop it with `forge daemon stop` first"
+            ) from exc
+        raise
+    handle.seek(0)
+    handle.truncate()
+    handle.write(str(os.getpid()))
+    handle.flush()
+    return handle
+
+
+def clear_stale_socket(path: Path) -> None:
+    """Remove a socket left by a dead daemon; refuse if something still answers on it."""
+    if not path.exists() and not path.is_symlink():
+        return
+    probe = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
+    probe.settimeout(1.0)
+    try:
+        probe.connect(str(path))
+    except (ConnectionRefusedError, FileNotFoundError):
+        log.info("removing stale socket %s", path)
+        path.unlink(missing_ok=True)
+        return
+    except OSError as exc:
+        if exc.errno in (errno.ENOTSOCK, errno.ECONNREFUSED):
+            path.unlink(missing_ok=True)
+            return
+        raise
+    finally:
+        probe.close()
+    raise AlreadyRunning(f"a daemon is already listening on {path}; not starting a second one")
+
+
+class RpcServer:
+    """Accepts connections and hands each line to `on_line`, writing back what it returns."""
+
+    def __init__(
+        self,
+        path: Path,
+        on_line: Callable[[bytes, Connection], Any],
+        on_close: Callable[[Connection], None],
+    ) -> None:
+        self.path = path
+        self.on_line = on_line
+        self.on_close = on_close
+        self.uid = os.getuid()
+        self.connections: set[Connection] = set()
+        self._server: asyncio.AbstractServer | None = None
+
+    async def start(self) -> None:
+        if len(os.fsencode(self.path)) > 103:
+            raise OSError(
+                f"socket path {self.path} is longer than a Unix socket allows (103 bytes); "
+                "set FORGE_HOME or FORGE_SOCKET to a shorter path"
+            )
+        clear_stale_socket(self.path)
+        old_umask = os.umask(0o177)
+        try:
+            self._server = await asyncio.start_unix_server(
+                self._serve, path=str(self.path), limit=MAX_MESSAGE_BYTES + 1
+            )
+        finally:
+            os.umask(old_umask)
+        os.chmod(self.path, 0o600)
+
+    async def stop_accepting(self) -> None:
+        if self._server is not None:
+            self._server.close()
+            with contextlib.suppress(Exception):
+                await asyncio.wait_for(self._server.wait_closed(), 0.1)
+        with contextlib.suppress(FileNotFoundError):
+            self.path.unlink()
+
+    def close_all(self) -> None:
+        for conn in list(self.connections):
+            conn.abort()
+
+    async def _serve(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+        conn = Connection(reader, writer)
+        sock = writer.get_extra_info("socket")
+        uid = peer_uid(sock) if sock is not None else None
+        if uid is not None and uid != self.uid:
+            log.warning("refused a connection from uid %s", uid)
+            with contextlib.suppress(Exception):
+                writer.write(
+                    encode(error_reply(None, RpcError(INVALID_REQUEST, "forbidden: not the daemon's user")))
+                )
+                await writer.drain()
+            writer.close()
+            return
+        self.connections.add(conn)
+        try:
+            while not conn.closed:
+                try:
+                    line = await reader.readuntil(b"\n")
+                except asyncio.IncompleteReadError as exc:
+                    if exc.partial.strip():
+                        await self._reply(conn, exc.partial)
+                    break
+                except asyncio.LimitOverrunError:
+                    await conn.send(
+                        encode(
+                            error_reply(
+                                None,
+                                RpcError(
+                                    INVALID_REQUEST,
+                                    f"message too large: the limit is {MAX_MESSAGE_BYTES} bytes "
+                                    "per line; closing the connection",
+                                ),
+                            )
+                        )
+                    )
+                    break
+                if line.strip():
+                    await self._reply(conn, line)
+        except (ConnectionError, BrokenPipeError):
+            pass
+        finally:
+            conn.closed = True
+            self.connections.discard(conn)
+            self.on_close(conn)
+            with contextlib.suppress(Exception):
+                writer.close()
+
+    async def _reply(self, conn: Connection, line: bytes) -> None:
+        reply = await self.on_line(line, conn)
+        if reply is not None:
+            await conn.send(reply)

@@ -1,0 +1,500 @@
+"""The daemon's persistent state: SQLite in WAL mode, schema versioned with `PRAGMA user_version`.
+
+Only the daemon opens the database, through one connection on its event-loop thread, so
+concurrent clients never meet "database is locked": they are serialised by the loop, and each
+change is one short `BEGIN IMMEDIATE` transaction. Every change that others should hear of
+writes its event row in the same transaction, so the event log and the state never disagree.
+"""
+
+from __future__ import annotations
+
+import json
+import sqlite3
+import time
+import uuid
+from collections.abc import Iterator, Sequence
+from contextlib import contextmanager
+from pathlib import Path
+from typing import Any
+
+from forged.schema import (
+    Dataset,
+    Event,
+    Job,
+    LogLine,
+    Metric,
+    Mission,
+    Model,
+    Source,
+)
+
+# Each entry migrates the schema from version i to i+1; never edit one that has shipped.
+MIGRATIONS: list[str] = [
+    """
+    CREATE TABLE jobs (
+        id TEXT PRIMARY KEY,
+        kind TEXT NOT NULL,
+        status TEXT NOT NULL,
+        name TEXT NOT NULL,
+        params TEXT NOT NULL,
+        created_at REAL NOT NULL,
+        started_at REAL,
+        finished_at REAL,
+        attempt INTEGER NOT NULL DEFAULT 0,
+        pid INTEGER,
+        exit_code INTEGER,
+        error TEXT,
+        progress TEXT,
+        checkpoint TEXT,
+        artifacts TEXT NOT NULL DEFAULT '[]',
+        mission_id TEXT,
+        cancel_requested INTEGER NOT NULL DEFAULT 0
+    );
+    CREATE INDEX jobs_by_status ON jobs(status, created_at);
+    CREATE INDEX jobs_by_created ON jobs(created_at);
+    CREATE TABLE events (
+        seq INTEGER PRIMARY KEY AUTOINCREMENT,
+        ts REAL NOT NULL,
+        type TEXT NOT NULL,
+        job_id TEXT,
+        data TEXT NOT NULL
+    );
+    CREATE INDEX events_by_job ON events(job_id, type, seq);
+    CREATE TABLE metrics (
+        job_id TEXT NOT NULL,
+        step INTEGER NOT NULL,
+        name TEXT NOT NULL,
+        value REAL NOT NULL,
+        ts REAL NOT NULL
+    );
+    CREATE INDEX metrics_by_job ON metrics(job_id, name, step);
+    CREATE TABLE missions (
+        id TEXT PRIMARY KEY,
+        source_id TEXT,
+        status TEXT NOT NULL,
+        title TEXT NOT NULL,
+        created_at REAL NOT NULL,
+        decided_at REAL,
+        reason TEXT,
+        data TEXT NOT NULL DEFAULT '{}'
+    );
+    CREATE INDEX missions_by_status ON missions(status, created_at);
+    CREATE TABLE sources (
+        id TEXT PRIMARY KEY,
+        path TEXT NOT NULL UNIQUE,
+        name TEXT NOT NULL,
+        added_at REAL NOT NULL,
+        last_commit TEXT,
+        config TEXT NOT NULL DEFAULT '{}'
+    );
+    CREATE TABLE datasets (
+        id TEXT PRIMARY KEY,
+        name TEXT NOT NULL,
+        source_id TEXT,
+        path TEXT NOT NULL,
+        created_at REAL NOT NULL,
+        examples INTEGER NOT NULL,
+        card TEXT NOT NULL DEFAULT '{}'
+    );
+    CREATE TABLE models (
+        id TEXT PRIMARY KEY,
+        kind TEXT NOT NULL,
+        name TEXT NOT NULL,
+        path TEXT,
+        base TEXT,
+        job_id TEXT,
+        created_at REAL NOT NULL,
+        data TEXT NOT NULL DEFAULT '{}'
+    );
+    CREATE UNIQUE INDEX models_by_path ON models(kind, path);
+    """,
+]
+
+SCHEMA_VERSION = len(MIGRATIONS)
+
+_JSON_COLUMNS = {"params", "progress", "artifacts", "data", "config", "card"}
+
+
+class StoreError(RuntimeError):
+    """The database cannot be used as it is (for example: written by a newer forge)."""
+
+
+def new_id(prefix: str) -> str:
+    """A short random id; the prefix tells a person what kind of thing it names."""
+    return f"{prefix}-{uuid.uuid4().hex[:10]}"
+
+
+def _row(row: sqlite3.Row) -> dict[str, Any]:
+    out: dict[str, Any] = {}
+    for key in row.keys():  # noqa: SIM118 - sqlite3.Row is not a mapping
+        value = row[key]
+        out[key] = json.loads(value) if key in _JSON_COLUMNS and value is not None else value
+    return out
+
+
+class Store:
+    """All reads and writes of `forge.db`."""
+
+    def __init__(self, path: Path, runs_dir: Path) -> None:
+        self.path = path
+        self.runs_dir = runs_dir
+        self.db = sqlite3.connect(path, isolation_level=None, check_same_thread=False)
+        self.db.row_factory = sqlite3.Row
+        self.db.execute("PRAGMA journal_mode=WAL")
+        self.db.execute("PRAGMA synchronous=NORMAL")
+        self.db.execute("PRAGMA foreign_keys=ON")
+        self.db.execute("PRAGMA busy_timeout=5000")
+        self._migrate()
+
+    def close(self) -> None:
+        self.db.close()
+
+    def _migrate(self) -> None:
+        version = self.db.execute("PRAGMA user_version").fetchone()[0]
+        if version > SCHEMA_VERSION:
+            raise StoreError(
+                f"{self.path} has schema version {version}, newer than this forge knows "
+                f"({SCHEMA_VERSION}); upgrade forge or point FORGE_HOME elsewhere"
+            )
+        for target in range(version + 1, SCHEMA_VERSION + 1):
+            with self.tx():
+                for statement in MIGRATIONS[target - 1].split(";"):
+                    if statement.strip():
+                        self.db.execute(statement)
+                self.db.execute(f"PRAGMA user_version={target}")
+
+    @contextmanager
+    def tx(self) -> Iterator[sqlite3.Connection]:
+        """One write transaction; rolled back whole if anything in it fails."""
+        self.db.execute("BEGIN IMMEDIATE")
+        try:
+            yield self.db
+        except BaseException:
+            self.db.execute("ROLLBACK")
+            raise
+        self.db.execute("COMMIT")
+
+    # ---- events -----------------------------------------------------------------------------
+
+    def _insert_event(self, type_: str, job_id: str | None, data: dict[str, Any]) -> Event:
+        ts = time.time()
+        cur = self.db.execute(
+            "INSERT INTO events(ts, type, job_id, data) VALUES (?, ?, ?, ?)",
+            (ts, type_, job_id, json.dumps(data)),
+        )
+        assert cur.lastrowid is not None
+        return Event(seq=cur.lastrowid, ts=ts, type=type_, job_id=job_id, data=data)
+
+    def append_events(self, items: Sequence[tuple[str, str | None, dict[str, Any]]]) -> list[Event]:
+        """Store several events in one transaction (log lines arrive in bursts)."""
+        with self.tx():
+            return [self._insert_event(t, j, d) for t, j, d in items]
+
+    def append_event(self, type_: str, job_id: str | None, data: dict[str, Any]) -> Event:
+        return self.append_events([(type_, job_id, data)])[0]
+
+    def last_seq(self) -> int:
+        row = self.db.execute("SELECT MAX(seq) FROM events").fetchone()
+        return int(row[0] or 0)
+
+    def events_after(
+        self,
+        seq: int,
+        *,
+        limit: int,
+        job_id: str | None = None,
+        types: Sequence[str] | None = None,
+    ) -> list[Event]:
+        sql = "SELECT * FROM events WHERE seq > ?"
+        args: list[Any] = [seq]
+        if job_id is not None:
+            sql += " AND job_id = ?"
+            args.append(job_id)
+        if types:
+            clauses = []
+            for t in types:
+                if t.endswith("."):
+                    clauses.append("type LIKE ?")
+                    args.append(t.replace("%", r"\%") + "%")
+                else:
+                    clauses.append("type = ?")
+                    args.append(t)
+            sql += " AND (" + " OR ".join(clauses) + ")"
+        sql += " ORDER BY seq LIMIT ?"
+        args.append(limit)
+        return [Event.model_validate(_row(r)) for r in self.db.execute(sql, args)]
+
+    # ---- jobs -------------------------------------------------------------------------------
+
+    def _job(self, row: sqlite3.Row) -> Job:
+        d = _row(row)
+        return Job.model_validate(d | {"run_dir": str(self.runs_dir / d["id"])})
+
+    def create_job(
+        self, kind: str, name: str, params: dict[str, Any], mission_id: str | None = None
+    ) -> tuple[Job, Event]:
+        job_id = new_id("job")
+        with self.tx() as db:
+            db.execute(
+                "INSERT INTO jobs(id, kind, status, name, params, created_at, mission_id)"
+                " VALUES (?, ?, 'queued', ?, ?, ?, ?)",
+                (job_id, kind, name, json.dumps(params), time.time(), mission_id),
+            )
+            event = self._insert_event("job.status", job_id, {"status": "queued", "kind": kind})
+        return self.get_job(job_id), event
+
+    def get_job(self, job_id: str) -> Job:
+        row = self.db.execute("SELECT * FROM jobs WHERE id = ?", (job_id,)).fetchone()
+        if row is None:
+            raise KeyError(job_id)
+        return self._job(row)
+
+    def resolve_job_id(self, ref: str) -> str | None:
+        """The job whose id is `ref`, or the one job whose id starts with it (≥ 4 characters)."""
+        if self.db.execute("SELECT 1 FROM jobs WHERE id = ?", (ref,)).fetchone():
+            return ref
+        if len(ref) < 4:
+            return None
+        pattern = ref.replace("%", "").replace("_", r"\_") + "%"
+        rows = self.db.execute(
+            r"SELECT id FROM jobs WHERE id LIKE ? ESCAPE '\' OR id LIKE ? ESCAPE '\' LIMIT 2",
+            (pattern, "job-" + pattern),
+        ).fetchall()
+        return rows[0]["id"] if len(rows) == 1 else None
+
+    def list_jobs(
+        self,
+        *,
+        status: Sequence[str] | None = None,
+        kind: Sequence[str] | None = None,
+        text: str | None = None,
+        limit: int = 100,
+        offset: int = 0,
+    ) -> tuple[list[Job], int]:
+        where: list[str] = []
+        args: list[Any] = []
+        if status:
+            where.append(f"status IN ({','.join('?' * len(status))})")
+            args += list(status)
+        if kind:
+            where.append(f"kind IN ({','.join('?' * len(kind))})")
+            args += list(kind)
+        if text:
+            where.append(r"(name LIKE ? ESCAPE '\' OR id LIKE ? ESCAPE '\')")
+            needle = "%" + text.replace("\\", "\\\\").replace("%", r"\%").replace("_", r"\_") + "%"
+            args += [needle, needle]
+        clause = (" WHERE " + " AND ".join(where)) if where else ""
+        total = self.db.execute(f"SELECT COUNT(*) FROM jobs{clause}", args).fetchone()[0]
+        rows = self.db.execute(
+            f"SELECT * FROM jobs{clause} ORDER BY created_at DESC, rowid DESC LIMIT ? OFFSET ?",
+            [*args, limit, offset],
+        ).fetchall()
+        return [self._job(r) for r in rows], int(total)
+
+    def count_jobs(self, status: str) -> int:
+        row = self.db.execute("SELECT COUNT(*) FROM jobs WHERE status = ?", (status,)).fetchone()
+        return int(row[0])
+
+    def queued_jobs(self) -> list[Job]:
+        rows = self.db.execute(
+            "SELECT * FROM jobs WHERE status = 'queued' ORDER BY created_at, rowid"
+        ).fetchall()
+        return [self._job(r) for r in rows]
+
+    def update_job(
+        self,
+        job_id: str,
+        fields: dict[str, Any],
+        event: tuple[str, dict[str, Any]] | None = None,
+    ) -> tuple[Job, Event | None]:
+        """Change columns of one job and, in the same transaction, log what changed."""
+        sets = []
+        args: list[Any] = []
+        for key, value in fields.items():
+            sets.append(f"{key} = ?")
+            args.append(json.dumps(value) if key in _JSON_COLUMNS else value)
+        with self.tx() as db:
+            if sets:
+                db.execute(f"UPDATE jobs SET {', '.join(sets)} WHERE id = ?", [*args, job_id])
+            stored = self._insert_event(event[0], job_id, event[1]) if event else None
+        return self.get_job(job_id), stored
+
+    def job_pid(self, job_id: str) -> int | None:
+        row = self.db.execute("SELECT pid FROM jobs WHERE id = ?", (job_id,)).fetchone()
+        return None if row is None else row["pid"]
+
+    def add_artifact(self, job_id: str, artifact: dict[str, Any]) -> Event:
+        with self.tx() as db:
+            row = db.execute("SELECT artifacts FROM jobs WHERE id = ?", (job_id,)).fetchone()
+            artifacts = [*json.loads(row["artifacts"]), artifact]
+            db.execute(
+                "UPDATE jobs SET artifacts = ? WHERE id = ?", (json.dumps(artifacts), job_id)
+            )
+            return self._insert_event("job.artifact", job_id, artifact)
+
+    def add_metrics(self, job_id: str, step: int, values: dict[str, float]) -> Event:
+        now = time.time()
+        with self.tx() as db:
+            db.executemany(
+                "INSERT INTO metrics(job_id, step, name, value, ts) VALUES (?, ?, ?, ?, ?)",
+                [(job_id, step, name, float(v), now) for name, v in values.items()],
+            )
+            return self._insert_event("job.metric", job_id, {"step": step, "values": values})
+
+    def metrics(self, job_id: str, names: Sequence[str] | None = None) -> list[Metric]:
+        sql = "SELECT step, name, value, ts FROM metrics WHERE job_id = ?"
+        args: list[Any] = [job_id]
+        if names:
+            sql += f" AND name IN ({','.join('?' * len(names))})"
+            args += list(names)
+        rows = self.db.execute(sql + " ORDER BY step, rowid", args).fetchall()
+        return [Metric.model_validate(_row(r)) for r in rows]
+
+    def log_lines(
+        self, job_id: str, *, after_seq: int, tail: int | None, limit: int
+    ) -> list[LogLine]:
+        if tail is not None:
+            rows = self.db.execute(
+                "SELECT seq, ts, data FROM events WHERE job_id = ? AND type = 'job.log'"
+                " AND seq > ? ORDER BY seq DESC LIMIT ?",
+                (job_id, after_seq, min(tail, limit)),
+            ).fetchall()[::-1]
+        else:
+            rows = self.db.execute(
+                "SELECT seq, ts, data FROM events WHERE job_id = ? AND type = 'job.log'"
+                " AND seq > ? ORDER BY seq LIMIT ?",
+                (job_id, after_seq, limit),
+            ).fetchall()
+        return [
+            LogLine(seq=r["seq"], ts=r["ts"], line=json.loads(r["data"])["line"]) for r in rows
+        ]
+
+    # ---- missions, sources, datasets, models --------------------------------------------------
+
+    def list_missions(
+        self, status: Sequence[str] | None, source_id: str | None, limit: int
+    ) -> list[Mission]:
+        where, args = [], []  # type: ignore[var-annotated]
+        if status:
+            where.append(f"status IN ({','.join('?' * len(status))})")
+            args += list(status)
+        if source_id:
+            where.append("source_id = ?")
+            args.append(source_id)
+        clause = (" WHERE " + " AND ".join(where)) if where else ""
+        rows = self.db.execute(
+            f"SELECT * FROM missions{clause} ORDER BY created_at DESC LIMIT ?", [*args, limit]
+        )
+        return [Mission.model_validate(_row(r)) for r in rows]
+
+    def get_mission(self, mission_id: str) -> Mission:
+        row = self.db.execute("SELECT * FROM missions WHERE id = ?", (mission_id,)).fetchone()
+        if row is None:
+            raise KeyError(mission_id)
+        return Mission.model_validate(_row(row))
+
+    def decide_mission(self, mission_id: str, status: str, reason: str | None) -> Event:
+        with self.tx() as db:
+            db.execute(
+                "UPDATE missions SET status = ?, decided_at = ?, reason = ? WHERE id = ?",
+                (status, time.time(), reason, mission_id),
+            )
+            return self._insert_event(
+                "mission.status", None, {"id": mission_id, "status": status, "reason": reason}
+            )
+
+    def list_sources(self) -> list[Source]:
+        rows = self.db.execute("SELECT * FROM sources ORDER BY added_at")
+        return [Source.model_validate(_row(r)) for r in rows]
+
+    def source_by_path(self, path: str) -> Source | None:
+        row = self.db.execute("SELECT * FROM sources WHERE path = ?", (path,)).fetchone()
+        return None if row is None else Source.model_validate(_row(row))
+
+    def add_source(self, path: str, name: str, config: dict[str, Any]) -> tuple[Source, Event]:
+        source_id = new_id("src")
+        with self.tx() as db:
+            db.execute(
+                "INSERT INTO sources(id, path, name, added_at, config) VALUES (?, ?, ?, ?, ?)",
+                (source_id, path, name, time.time(), json.dumps(config)),
+            )
+            event = self._insert_event("source.added", None, {"id": source_id, "path": path})
+        row = self.db.execute("SELECT * FROM sources WHERE id = ?", (source_id,)).fetchone()
+        return Source.model_validate(_row(row)), event
+
+    def remove_source(self, source_id: str) -> Event | None:
+        with self.tx() as db:
+            cur = db.execute("DELETE FROM sources WHERE id = ?", (source_id,))
+            if cur.rowcount == 0:
+                return None
+            return self._insert_event("source.removed", None, {"id": source_id})
+
+    def list_datasets(self, source_id: str | None) -> list[Dataset]:
+        if source_id:
+            rows = self.db.execute(
+                "SELECT * FROM datasets WHERE source_id = ? ORDER BY created_at DESC", (source_id,)
+            )
+        else:
+            rows = self.db.execute("SELECT * FROM datasets ORDER BY created_at DESC")
+        return [Dataset.model_validate(_row(r)) for r in rows]
+
+    def get_dataset(self, dataset_id: str) -> Dataset:
+        row = self.db.execute("SELECT * FROM datasets WHERE id = ?", (dataset_id,)).fetchone()
+        if row is None:
+            raise KeyError(dataset_id)
+        return Dataset.model_validate(_row(row))
+
+    def add_dataset(
+        self, name: str, path: str, examples: int, card: dict[str, Any], source_id: str | None
+    ) -> tuple[Dataset, Event]:
+        dataset_id = new_id("ds")
+        with self.tx() as db:
+            db.execute(
+                "INSERT INTO datasets(id, name, source_id, path, created_at, examples, card)"
+                " VALUES (?, ?, ?, ?, ?, ?, ?)",
+                (dataset_id, name, source_id, path, time.time(), examples, json.dumps(card)),
+            )
+            event = self._insert_event("dataset.added", None, {"id": dataset_id, "name": name})
+        return self.get_dataset(dataset_id), event
+
+    def list_models(self, kind: Sequence[str] | None) -> list[Model]:
+        if kind:
+            rows = self.db.execute(
+                f"SELECT * FROM models WHERE kind IN ({','.join('?' * len(kind))})"
+                " ORDER BY created_at DESC",
+                list(kind),
+            )
+        else:
+            rows = self.db.execute("SELECT * FROM models ORDER BY created_at DESC")
+        return [Model.model_validate(_row(r)) for r in rows]
+
+    def get_model(self, model_id: str) -> Model:
+        row = self.db.execute("SELECT * FROM models WHERE id = ?", (model_id,)).fetchone()
+        if row is None:
+            raise KeyError(model_id)
+        return Model.model_validate(_row(row))
+
+    def upsert_model(
+        self,
+        kind: str,
+        name: str,
+        path: str,
+        *,
+        base: str | None,
+        job_id: str | None,
+        data: dict[str, Any],
+    ) -> Event:
+        """Register a model by (kind, path); a rebuilt one replaces the old record's details."""
+        with self.tx() as db:
+            row = db.execute(
+                "SELECT id FROM models WHERE kind = ? AND path = ?", (kind, path)
+            ).fetchone()
+            model_id = row["id"] if row else new_id("mdl")
+            db.execute(
+                "INSERT INTO models(id, kind, name, path, base, job_id, created_at, data)"
+                " VALUES (?, ?, ?, ?, ?, ?, ?, ?) ON CONFLICT(id) DO UPDATE SET"
+                " name = excluded.name, base = excluded.base, job_id = excluded.job_id,"
+                " created_at = excluded.created_at, data = excluded.data",
+                (model_id, kind, name, path, base, job_id, time.time(), json.dumps(data)),
+            )
+            return self._insert_event("model.added", job_id, {"id": model_id, "name": name})
