@@ -12,8 +12,9 @@ from pydantic import BaseModel, ConfigDict, Field
 
 from forged.schema import JobKind
 
-# Jobs that hold the accelerator; the runner runs at most `jobs.max_parallel` of these at once.
-ACCELERATOR_KINDS: frozenset[str] = frozenset({"train", "eval", "merge", "infer"})
+# Jobs that load a model with torch and hold the accelerator (or the CPU, where that is all there
+# is); the runner runs at most `jobs.max_parallel` of these at once. `deploy` only talks to Ollama.
+ACCELERATOR_KINDS: frozenset[str] = frozenset({"prepare-model", "train", "eval", "merge", "infer"})
 
 
 class KindParams(BaseModel):

@@ -24,7 +24,7 @@ class DaemonConfig(_Section):
 
 class JobsConfig(_Section):
     max_parallel: int = Field(
-        1, ge=1, le=64, description="accelerator-bound jobs (train, eval, merge, infer) at once"
+        1, ge=1, le=64, description="model-loading jobs (prepare-model, train, eval, merge, infer) at once"
     )
     cancel_grace_s: float = Field(
         10.0, gt=0, le=600, description="seconds between SIGTERM and SIGKILL on cancel"

@@ -39,6 +39,7 @@ class Subscription:
         self.queue: asyncio.Queue[Event] = asyncio.Queue(maxsize)
         self.on_overflow = on_overflow
         self.task: asyncio.Task[None] | None = None
+        self.cursor = 0
 
     def matches(self, event: Event) -> bool:
         if self.job_id is not None and event.job_id != self.job_id:
@@ -84,16 +85,22 @@ class EventBus:
         since: int | None,
         types: Sequence[str] | None,
         job_id: str | None,
-        send: Callable[[Event], Awaitable[None]],
         on_overflow: Callable[[], None],
     ) -> tuple[Subscription, int]:
-        """Register first, then replay: live events queue up while the store is replayed."""
+        """Register now, so live events queue up from this moment; `start` sends them.
+
+        Returns the subscription and the last stored seq at this moment.
+        """
         sub = Subscription(next(self._ids), types, job_id, self.queue_size, on_overflow)
         self.subscriptions[sub.id] = sub
         last = self.store.last_seq()
-        start = last if since is None else since
-        sub.task = asyncio.create_task(self._forward(sub, start, send), name=f"sub-{sub.id}")
+        sub.cursor = last if since is None else since
         return sub, last
+
+    def start(self, sub: Subscription, send: Callable[[Event], Awaitable[None]]) -> None:
+        """Replay what is stored after the subscription's cursor, then forward live events."""
+        if sub.id in self.subscriptions:
+            sub.task = asyncio.create_task(self._forward(sub, send), name=f"sub-{sub.id}")
 
     def unsubscribe(self, sid: int) -> bool:
         sub = self.subscriptions.pop(sid, None)
@@ -103,9 +110,8 @@ class EventBus:
             sub.task.cancel()
         return True
 
-    async def _forward(
-        self, sub: Subscription, cursor: int, send: Callable[[Event], Awaitable[None]]
-    ) -> None:
+    async def _forward(self, sub: Subscription, send: Callable[[Event], Awaitable[None]]) -> None:
+        cursor = sub.cursor
         try:
             while True:
                 page = self.store.events_after(

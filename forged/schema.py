@@ -59,6 +59,7 @@ class Job(Record):
     started_at: float | None = None
     finished_at: float | None = None
     attempt: int = 0
+    pid: int | None = None
     exit_code: int | None = None
     error: str | None = None
     progress: Progress | None = None

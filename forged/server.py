@@ -37,6 +37,8 @@ class Connection:
         self.lock = asyncio.Lock()
         self.subscriptions: set[int] = set()
         self.closed = False
+        # Run once the current reply is written (a subscription starts streaming after it).
+        self.after_reply: list[Callable[[], None]] = []
 
     async def send(self, data: bytes) -> None:
         if self.closed:
@@ -188,3 +190,6 @@ class RpcServer:
         reply = await self.on_line(line, conn)
         if reply is not None:
             await conn.send(reply)
+        callbacks, conn.after_reply = conn.after_reply, []
+        for callback in callbacks:
+            callback()

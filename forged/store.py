@@ -319,6 +319,10 @@ class Store:
             stored = self._insert_event(event[0], job_id, event[1]) if event else None
         return self.get_job(job_id), stored
 
+    def cancel_requested(self, job_id: str) -> bool:
+        row = self.db.execute("SELECT cancel_requested FROM jobs WHERE id = ?", (job_id,)).fetchone()
+        return bool(row and row[0])
+
     def job_pid(self, job_id: str) -> int | None:
         row = self.db.execute("SELECT pid FROM jobs WHERE id = ?", (job_id,)).fetchone()
         return None if row is None else row["pid"]

@@ -1,0 +1,103 @@
+"""datasets.*: the JSONL datasets the agent built or the person imported."""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import os
+import shutil
+from pathlib import Path
+from typing import Any
+
+from forged.context import Session
+from forged.rpc import INVALID_PARAMS, Registry, RpcError, not_found
+from forged.schema import (
+    Dataset,
+    DatasetsImportParams,
+    DatasetsListParams,
+    DatasetsListResult,
+    DatasetsPreviewParams,
+    DatasetsPreviewResult,
+)
+
+
+def _get(s: Session, dataset_id: str) -> Dataset:
+    try:
+        return s.services.store.get_dataset(dataset_id)
+    except KeyError:
+        raise not_found("dataset", dataset_id) from None
+
+
+def scan_jsonl(path: Path) -> int:
+    """Count the examples of a JSONL file; the first bad line is an error naming file:line."""
+    count = 0
+    with path.open("rb") as fh:
+        for number, raw in enumerate(fh, start=1):
+            if not raw.strip():
+                continue
+            try:
+                value = json.loads(raw)
+            except (UnicodeDecodeError, json.JSONDecodeError) as exc:
+                raise ValueError(f"{path}:{number}: not valid JSON: {exc}") from exc
+            if not isinstance(value, dict):
+                raise ValueError(f"{path}:{number}: each line must be a JSON object")
+            count += 1
+    if count == 0:
+        raise ValueError(f"{path}: no examples (the file is empty)")
+    return count
+
+
+def _copy_in(src: Path, dest: Path) -> None:
+    tmp = dest.with_name(dest.name + ".partial")
+    shutil.copyfile(src, tmp)
+    os.replace(tmp, dest)
+
+
+def _head(path: Path, limit: int) -> list[dict[str, Any]]:
+    examples: list[dict[str, Any]] = []
+    with path.open("rb") as fh:
+        for raw in fh:
+            if raw.strip():
+                examples.append(json.loads(raw))
+                if len(examples) >= limit:
+                    break
+    return examples
+
+
+def register(reg: Registry[Session]) -> None:
+    @reg.method("datasets.list", DatasetsListParams)
+    async def datasets_list(p: DatasetsListParams, s: Session) -> DatasetsListResult:
+        """Datasets, newest first, optionally of one source."""
+        return DatasetsListResult(datasets=s.services.store.list_datasets(p.source_id))
+
+    @reg.method("datasets.preview", DatasetsPreviewParams)
+    async def datasets_preview(p: DatasetsPreviewParams, s: Session) -> DatasetsPreviewResult:
+        """The first examples of a dataset."""
+        dataset = _get(s, p.id)
+        try:
+            examples = await asyncio.to_thread(_head, Path(dataset.path), p.limit)
+        except FileNotFoundError:
+            raise RpcError(
+                INVALID_PARAMS, f"dataset {p.id}: its file {dataset.path} is gone"
+            ) from None
+        return DatasetsPreviewResult(examples=examples, total=dataset.examples)
+
+    @reg.method("datasets.import", DatasetsImportParams)
+    async def datasets_import(p: DatasetsImportParams, s: Session) -> Dataset:
+        """Copy a JSONL file into the data dir as a dataset, after checking every line."""
+        src = Path(p.path).expanduser()
+        if not src.is_absolute() or not src.is_file():
+            raise RpcError(
+                INVALID_PARAMS, f"not an absolute path to a file: {p.path}", {"param": "path"}
+            )
+        try:
+            count = await asyncio.to_thread(scan_jsonl, src)
+        except (OSError, ValueError) as exc:
+            raise RpcError(INVALID_PARAMS, str(exc), {"param": "path"}) from exc
+        name = p.name or src.stem
+        dest = s.services.paths.datasets_dir / f"{name}-{os.urandom(3).hex()}.jsonl"
+        await asyncio.to_thread(_copy_in, src, dest)
+        card = {"imported_from": str(src), "bytes": dest.stat().st_size}
+        dataset, event = s.services.store.add_dataset(name, str(dest), count, card, None)
+        s.services.bus.publish(event)
+        return dataset

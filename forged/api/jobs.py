@@ -1,0 +1,93 @@
+"""jobs.*: list, get, submit, cancel, logs and metrics of jobs."""
+
+from __future__ import annotations
+
+from pydantic import ValidationError
+
+from engine.spec import UnknownKind, parse_params
+from forged.context import Session
+from forged.rpc import INVALID_PARAMS, UNSUPPORTED, Registry, RpcError, invalid_state, not_found
+from forged.schema import (
+    TERMINAL_JOB_STATUSES,
+    IdParams,
+    Job,
+    JobsListParams,
+    JobsListResult,
+    JobsLogsParams,
+    JobsLogsResult,
+    JobsMetricsParams,
+    JobsMetricsResult,
+    JobsSubmitParams,
+)
+
+
+def resolve_job(s: Session, ref: str) -> str:
+    """A job id from a full id or a unique prefix of one; -32001 otherwise."""
+    job_id = s.services.store.resolve_job_id(ref)
+    if job_id is None:
+        raise not_found("job", ref)
+    return job_id
+
+
+def register(reg: Registry[Session]) -> None:
+    @reg.method("jobs.list", JobsListParams)
+    async def jobs_list(p: JobsListParams, s: Session) -> JobsListResult:
+        """Jobs, newest first, filtered by status, kind and a text in the name or id."""
+        jobs, total = s.services.store.list_jobs(
+            status=p.status, kind=p.kind, text=p.text, limit=p.limit, offset=p.offset
+        )
+        return JobsListResult(jobs=jobs, total=total)
+
+    @reg.method("jobs.get", IdParams)
+    async def jobs_get(p: IdParams, s: Session) -> Job:
+        """One job by id (or a unique prefix of its id)."""
+        return s.services.store.get_job(resolve_job(s, p.id))
+
+    @reg.method("jobs.submit", JobsSubmitParams)
+    async def jobs_submit(p: JobsSubmitParams, s: Session) -> Job:
+        """Queue a job; its params are validated for its kind before anything is stored."""
+        try:
+            params = parse_params(p.kind, p.params)
+        except UnknownKind as exc:
+            raise RpcError(UNSUPPORTED, str(exc), {"param": "kind", "value": p.kind}) from exc
+        except ValidationError as exc:
+            problems = [
+                {
+                    "param": ".".join(["params", *(str(x) for x in err["loc"])]),
+                    "error": "unknown param" if err["type"] == "extra_forbidden" else err["msg"],
+                }
+                for err in exc.errors()
+            ]
+            summary = "; ".join(f"{x['param']}: {x['error']}" for x in problems)
+            raise RpcError(INVALID_PARAMS, f"invalid params: {summary}", problems) from exc
+        name = p.name or _default_name(p.kind, params.model_dump())
+        return s.services.runner.submit(p.kind, name, params.model_dump(mode="json"))
+
+    @reg.method("jobs.cancel", IdParams)
+    async def jobs_cancel(p: IdParams, s: Session) -> Job:
+        """Cancel a queued job now, or a running one by SIGTERM (SIGKILL after the grace period)."""
+        job_id = resolve_job(s, p.id)
+        job = s.services.store.get_job(job_id)
+        if job.status in TERMINAL_JOB_STATUSES:
+            raise invalid_state(f"job {job_id} is already {job.status}", status=job.status)
+        return await s.services.runner.cancel(job_id)
+
+    @reg.method("jobs.logs", JobsLogsParams)
+    async def jobs_logs(p: JobsLogsParams, s: Session) -> JobsLogsResult:
+        """Stored log lines; follow new ones with events.subscribe(job_id, types=["job.log"])."""
+        job_id = resolve_job(s, p.id)
+        lines = s.services.store.log_lines(job_id, after_seq=p.after_seq, tail=p.tail, limit=p.limit)
+        last = lines[-1].seq if lines else p.after_seq
+        return JobsLogsResult(lines=lines, last_seq=last)
+
+    @reg.method("jobs.metrics", JobsMetricsParams)
+    async def jobs_metrics(p: JobsMetricsParams, s: Session) -> JobsMetricsResult:
+        """Every metric a job reported, by step (loss, lr, eval loss, ...)."""
+        job_id = resolve_job(s, p.id)
+        return JobsMetricsResult(metrics=s.services.store.metrics(job_id, p.names))
+
+
+def _default_name(kind: str, params: dict[str, object]) -> str:
+    if kind == "prepare-model":
+        return f"prepare {params.get('path') or params.get('name')}"
+    return kind

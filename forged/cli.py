@@ -1,0 +1,520 @@
+"""`forge`: the command line, one subcommand per socket method.
+
+Output is a short human table or, with `--json`, the method's result as JSON for scripts. With
+no daemon running, every command that needs it says so in one line and exits 3. Imports stay
+light (no pydantic on the client path) so a command answers fast.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import signal
+import sys
+import time
+from collections.abc import Callable, Sequence
+from pathlib import Path
+from typing import Any
+
+from forged.client import Client, DaemonNotRunning, RemoteError
+from forged.paths import ForgePaths, resolve_paths
+
+EXIT_ERROR = 1
+EXIT_USAGE = 2
+EXIT_NO_DAEMON = 3
+TERMINAL = {"completed", "failed", "cancelled"}
+
+
+class Cli:
+    def __init__(self, args: argparse.Namespace) -> None:
+        self.args = args
+        self.paths: ForgePaths = resolve_paths()
+        self._client: Client | None = None
+
+    @property
+    def client(self) -> Client:
+        if self._client is None:
+            self._client = Client(self.paths.socket_file, timeout=None)
+        return self._client
+
+    def call(self, method: str, **params: Any) -> Any:
+        return self.client.call(method, **params)
+
+    def out(self, result: Any, human: Callable[[Any], None]) -> None:
+        if self.args.json:
+            print(json.dumps(result, indent=2))
+        else:
+            human(result)
+
+
+# ---- formatting -----------------------------------------------------------------------------
+
+
+def _age(ts: float | None) -> str:
+    if not ts:
+        return "-"
+    delta = max(0.0, time.time() - ts)
+    for unit, size in (("d", 86400), ("h", 3600), ("m", 60)):
+        if delta >= size:
+            return f"{int(delta // size)}{unit} ago"
+    return f"{int(delta)}s ago"
+
+
+def _table(rows: Sequence[Sequence[str]], header: Sequence[str]) -> None:
+    if not rows:
+        print("(none)")
+        return
+    widths = [max(len(str(r[i])) for r in [header, *rows]) for i in range(len(header))]
+    for row in [header, *rows]:
+        print("  ".join(str(c).ljust(w) for c, w in zip(row, widths, strict=True)).rstrip())
+
+
+def _progress(job: dict[str, Any]) -> str:
+    p = job.get("progress") or {}
+    if not p:
+        return ""
+    text = f"{p.get('step', 0)}/{p.get('total') or '?'}"
+    if p.get("stage"):
+        text += f" {p['stage']}"
+    return text
+
+
+def _bytes(n: int | None) -> str:
+    if n is None:
+        return "?"
+    return f"{n / 1024**3:.1f} GiB"
+
+
+# ---- commands ---------------------------------------------------------------------------------
+
+
+def cmd_status(cli: Cli) -> int:
+    def show(s: dict[str, Any]) -> None:
+        acc = s["accelerator"]
+        print(f"forged {s['version']} (pid {s['pid']}), up {int(s['uptime_s'])} s")
+        print(f"socket       {s['socket']}")
+        print(f"data         {s['data_dir']}")
+        mem = f" ({_bytes(acc['memory_bytes'])})" if acc.get("memory_bytes") else ""
+        print(f"accelerator  {acc['kind']}: {acc['name']}{mem}")
+        print(
+            f"memory       {_bytes(s['memory_available_bytes'])} free of "
+            f"{_bytes(s['memory_total_bytes'])}"
+        )
+        q = s["queue"]
+        print(f"queue        {q['queued']} queued, {q['running']} running (max {q['max_parallel']})")
+        for job in s["running"]:
+            print(f"running      {job['id']} {job['kind']} {job['name']} {_progress(job)}")
+
+    cli.out(cli.call("system.status"), show)
+    return 0
+
+
+def cmd_jobs_ls(cli: Cli) -> int:
+    a = cli.args
+    params: dict[str, Any] = {"limit": a.limit}
+    if a.status:
+        params["status"] = a.status
+    if a.kind:
+        params["kind"] = a.kind
+    if a.text:
+        params["text"] = a.text
+
+    def show(r: dict[str, Any]) -> None:
+        rows = [
+            [j["id"], j["kind"], j["status"], _progress(j), _age(j["created_at"]), j["name"]]
+            for j in r["jobs"]
+        ]
+        _table(rows, ["ID", "KIND", "STATUS", "PROGRESS", "CREATED", "NAME"])
+        if r["total"] > len(r["jobs"]):
+            print(f"({len(r['jobs'])} of {r['total']}; --limit for more)")
+
+    cli.out(cli.call("jobs.list", **params), show)
+    return 0
+
+
+def cmd_jobs_show(cli: Cli) -> int:
+    def show(j: dict[str, Any]) -> None:
+        for key in ("id", "name", "kind", "status", "attempt", "exit_code", "error", "checkpoint"):
+            if j.get(key) not in (None, ""):
+                print(f"{key:<11}{j[key]}")
+        print(f"{'created':<11}{_age(j['created_at'])}")
+        if j.get("started_at"):
+            end = j.get("finished_at") or time.time()
+            print(f"{'ran':<11}{end - j['started_at']:.1f} s")
+        if j.get("progress"):
+            print(f"{'progress':<11}{_progress(j)}")
+        print(f"{'run dir':<11}{j['run_dir']}")
+        print(f"{'params':<11}{json.dumps(j['params'])}")
+        for art in j.get("artifacts") or []:
+            print(f"{'artifact':<11}{art.get('kind')}: {art.get('path')}")
+
+    cli.out(cli.call("jobs.get", id=cli.args.id), show)
+    return 0
+
+
+def _parse_param(text: str) -> tuple[str, Any]:
+    if "=" not in text:
+        raise ValueError(f"--param wants key=value, got {text!r}")
+    key, raw = text.split("=", 1)
+    try:
+        return key, json.loads(raw)
+    except json.JSONDecodeError:
+        return key, raw
+
+
+def cmd_jobs_submit(cli: Cli) -> int:
+    a = cli.args
+    params: dict[str, Any] = json.loads(a.params_json) if a.params_json else {}
+    for item in a.param or []:
+        key, value = _parse_param(item)
+        params[key] = value
+    extra = {"name": a.name} if a.name else {}
+    job = cli.call("jobs.submit", kind=a.kind, params=params, **extra)
+    if a.follow:
+        if not a.json:
+            print(f"submitted {job['id']}; following its log (Ctrl-C stops following, not the job)")
+        return _follow(cli, job["id"], tail=None)
+    cli.out(job, lambda j: print(f"submitted {j['id']} ({j['kind']}), {j['status']}"))
+    return 0
+
+
+def cmd_jobs_cancel(cli: Cli) -> int:
+    job = cli.call("jobs.cancel", id=cli.args.id)
+    cli.out(job, lambda j: print(f"{j['id']}: cancel sent ({j['status']})"))
+    return 0
+
+
+def _print_log(line: str) -> None:
+    print(line, flush=True)
+
+
+def _follow(cli: Cli, job_ref: str, tail: int | None) -> int:
+    """Print the stored lines, then the live ones until the job ends; exit 0 if it completed."""
+    job = cli.call("jobs.get", id=job_ref)
+    job_id = job["id"]
+    params: dict[str, Any] = {"id": job_id}
+    if tail:
+        params["tail"] = tail
+    logs = cli.call("jobs.logs", **params)
+    for line in logs["lines"]:
+        _print_log(line["line"])
+    job = cli.call("jobs.get", id=job_id)
+    if job["status"] not in TERMINAL:
+        cli.call(
+            "events.subscribe",
+            since=logs["last_seq"],
+            job_id=job_id,
+            types=["job.log", "job.status"],
+        )
+        for event in cli.client.events():
+            if event["type"] == "job.log":
+                _print_log(event["data"]["line"])
+            elif event["data"].get("status") in TERMINAL:
+                job = cli.call("jobs.get", id=job_id)
+                break
+    tail_note = f": {job['error']}" if job.get("error") else ""
+    print(f"[{job_id} {job['status']}{tail_note}]", file=sys.stderr)
+    return 0 if job["status"] == "completed" else EXIT_ERROR
+
+
+def cmd_jobs_logs(cli: Cli) -> int:
+    a = cli.args
+    if a.follow:
+        return _follow(cli, a.id, a.tail)
+    params: dict[str, Any] = {"id": a.id}
+    if a.tail:
+        params["tail"] = a.tail
+    cli.out(
+        cli.call("jobs.logs", **params),
+        lambda r: [_print_log(x["line"]) for x in r["lines"]] and None,
+    )
+    return 0
+
+
+def cmd_missions_ls(cli: Cli) -> int:
+    params: dict[str, Any] = {"status": cli.args.status} if cli.args.status else {}
+
+    def show(r: dict[str, Any]) -> None:
+        rows = [[m["id"], m["status"], _age(m["created_at"]), m["title"]] for m in r["missions"]]
+        _table(rows, ["ID", "STATUS", "PROPOSED", "TITLE"])
+
+    cli.out(cli.call("missions.list", **params), show)
+    return 0
+
+
+def _show_mission(m: dict[str, Any]) -> None:
+    for key in ("id", "title", "status", "source_id", "reason"):
+        if m.get(key):
+            print(f"{key:<10}{m[key]}")
+    print(f"{'proposed':<10}{_age(m['created_at'])}")
+    for key, value in (m.get("data") or {}).items():
+        print(f"{key:<10}{json.dumps(value) if not isinstance(value, str) else value}")
+
+
+def cmd_missions_show(cli: Cli) -> int:
+    cli.out(cli.call("missions.get", id=cli.args.id), _show_mission)
+    return 0
+
+
+def cmd_missions_approve(cli: Cli) -> int:
+    cli.out(cli.call("missions.approve", id=cli.args.id), _show_mission)
+    return 0
+
+
+def cmd_missions_reject(cli: Cli) -> int:
+    cli.out(cli.call("missions.reject", id=cli.args.id, reason=cli.args.reason), _show_mission)
+    return 0
+
+
+def cmd_sources_ls(cli: Cli) -> int:
+    def show(r: dict[str, Any]) -> None:
+        rows = [
+            [s["id"], s["name"], (s.get("last_commit") or "-")[:10], s["path"]]
+            for s in r["sources"]
+        ]
+        _table(rows, ["ID", "NAME", "LAST COMMIT", "PATH"])
+
+    cli.out(cli.call("sources.list"), show)
+    return 0
+
+
+def cmd_sources_add(cli: Cli) -> int:
+    a = cli.args
+    params: dict[str, Any] = {"path": str(Path(a.path).expanduser().resolve())}
+    if a.name:
+        params["name"] = a.name
+    params["include"] = a.include or []
+    params["exclude"] = a.exclude or []
+    cli.out(cli.call("sources.add", **params), lambda s: print(f"added {s['id']}: {s['path']}"))
+    return 0
+
+
+def cmd_sources_rm(cli: Cli) -> int:
+    cli.out(cli.call("sources.remove", id=cli.args.id), lambda r: print("removed"))
+    return 0
+
+
+def cmd_models_ls(cli: Cli) -> int:
+    def show(r: dict[str, Any]) -> None:
+        rows = []
+        for m in r["models"]:
+            params = (m.get("data") or {}).get("parameters")
+            size = f"{params / 1e6:.1f}M" if params else "-"
+            rows.append([m["id"], m["kind"], m["name"], size, m.get("path") or "-"])
+        _table(rows, ["ID", "KIND", "NAME", "PARAMS", "PATH"])
+
+    cli.out(cli.call("models.list"), show)
+    return 0
+
+
+def cmd_datasets_ls(cli: Cli) -> int:
+    def show(r: dict[str, Any]) -> None:
+        rows = [[d["id"], d["name"], str(d["examples"]), d["path"]] for d in r["datasets"]]
+        _table(rows, ["ID", "NAME", "EXAMPLES", "PATH"])
+
+    cli.out(cli.call("datasets.list"), show)
+    return 0
+
+
+def cmd_datasets_import(cli: Cli) -> int:
+    params: dict[str, Any] = {"path": str(Path(cli.args.path).expanduser().resolve())}
+    if cli.args.name:
+        params["name"] = cli.args.name
+    cli.out(
+        cli.call("datasets.import", **params),
+        lambda d: print(f"imported {d['id']}: {d['examples']} examples"),
+    )
+    return 0
+
+
+def cmd_daemon(cli: Cli) -> int:
+    from forged.config import ConfigError, load_config
+    from forged.daemon import run_daemon
+
+    try:
+        config = load_config(cli.paths.config_file)
+    except ConfigError as exc:
+        print(f"forged: {exc}", file=sys.stderr)
+        return EXIT_USAGE
+    return run_daemon(cli.paths, config)
+
+
+def cmd_daemon_stop(cli: Cli) -> int:
+    """SIGTERM to the pid in the instance lock file, then wait for the socket to go."""
+    import fcntl
+
+    try:
+        with open(cli.paths.lock_file) as lock:
+            fcntl.flock(lock, fcntl.LOCK_EX | fcntl.LOCK_NB)  # we got it: nobody holds it
+        print(f"forge: no daemon is running for {cli.paths.runtime_dir}", file=sys.stderr)
+        return EXIT_NO_DAEMON
+    except BlockingIOError:
+        pid = int(cli.paths.lock_file.read_text().strip())
+    except OSError:
+        print(f"forge: no daemon is running for {cli.paths.runtime_dir}", file=sys.stderr)
+        return EXIT_NO_DAEMON
+    os.kill(pid, signal.SIGTERM)
+    for _ in range(600):
+        try:
+            os.kill(pid, 0)
+        except ProcessLookupError:
+            print(f"stopped forged (pid {pid})")
+            return 0
+        time.sleep(0.1)
+    print(f"forge: forged (pid {pid}) is still stopping", file=sys.stderr)
+    return EXIT_ERROR
+
+
+def cmd_config(cli: Cli) -> int:
+    from forged.config import ConfigError, default_config_text, load_config
+
+    path = cli.paths.config_file
+    if cli.args.action == "path":
+        print(path)
+    elif cli.args.action == "init":
+        if path.exists():
+            print(f"forge: {path} exists; not overwriting it", file=sys.stderr)
+            return EXIT_ERROR
+        path.parent.mkdir(parents=True, exist_ok=True)
+        path.write_text(default_config_text())
+        print(f"wrote {path}")
+    else:
+        try:
+            config = load_config(path)
+        except ConfigError as exc:
+            print(f"forge: {exc}", file=sys.stderr)
+            return EXIT_USAGE
+        where = path if path.exists() else f"{path} (absent: defaults)"
+        print(f"# {where}: valid")
+        print(json.dumps(config.model_dump(), indent=2))
+    return 0
+
+
+def cmd_service(cli: Cli) -> int:
+    from forged import service
+
+    return service.run(cli.args.action, cli.args.platform, cli.paths)
+
+
+# ---- argument parsing -------------------------------------------------------------------------
+
+JOB_STATUSES = ["queued", "running", "completed", "failed", "cancelled"]
+JOB_KINDS = ["prepare-model", "train", "eval", "merge", "deploy", "infer"]
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(
+        prog="forge", description="AI Forge: fine-tune local LLMs on your own repositories."
+    )
+    common = argparse.ArgumentParser(add_help=False)
+    common.add_argument("--json", action="store_true", help="print the raw result as JSON")
+    sub = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
+
+    def add(parent: Any, name: str, fn: Callable[[Cli], int], help_: str) -> argparse.ArgumentParser:
+        p: argparse.ArgumentParser = parent.add_parser(name, parents=[common], help=help_)
+        p.set_defaults(fn=fn)
+        return p
+
+    add(sub, "status", cmd_status, "what the daemon and the machine are doing")
+
+    daemon = sub.add_parser("daemon", help="run the daemon in the foreground, or stop it")
+    daemon.set_defaults(fn=cmd_daemon, json=False)
+    dsub = daemon.add_subparsers(dest="daemon_action")
+    add(dsub, "run", cmd_daemon, "run in the foreground (what the service runs)")
+    add(dsub, "stop", cmd_daemon_stop, "stop the running daemon (SIGTERM) and wait")
+
+    jobs = sub.add_parser("jobs", help="list, inspect, follow, submit and cancel jobs")
+    jsub = jobs.add_subparsers(dest="jobs_action", required=True, metavar="ACTION")
+    p = add(jsub, "ls", cmd_jobs_ls, "list jobs, newest first")
+    p.add_argument("--status", action="append", choices=JOB_STATUSES)
+    p.add_argument("--kind", action="append", choices=JOB_KINDS)
+    p.add_argument("--text", help="a substring of the name or id")
+    p.add_argument("--limit", type=int, default=50)
+    p = add(jsub, "show", cmd_jobs_show, "one job in full")
+    p.add_argument("id", help="job id, or a unique prefix of it")
+    p = add(jsub, "logs", cmd_jobs_logs, "a job's log")
+    p.add_argument("id")
+    p.add_argument("-f", "--follow", action="store_true", help="keep printing until the job ends")
+    p.add_argument("--tail", type=int, help="only the last N lines")
+    p = add(jsub, "cancel", cmd_jobs_cancel, "cancel a queued or running job")
+    p.add_argument("id")
+    p = add(jsub, "submit", cmd_jobs_submit, "queue a job, e.g. `forge jobs submit prepare-model`")
+    p.add_argument("kind", choices=JOB_KINDS)
+    p.add_argument("--param", "-p", action="append", metavar="KEY=VALUE", help="a job param")
+    p.add_argument("--params-json", help="all params as one JSON object")
+    p.add_argument("--name")
+    p.add_argument("-f", "--follow", action="store_true", help="follow its log until it ends")
+
+    missions = sub.add_parser("missions", help="training proposals: list, show, approve, reject")
+    msub = missions.add_subparsers(dest="missions_action", required=True, metavar="ACTION")
+    p = add(msub, "ls", cmd_missions_ls, "list missions")
+    p.add_argument("--status", action="append")
+    for name, fn in (("show", cmd_missions_show), ("approve", cmd_missions_approve)):
+        p = add(msub, name, fn, f"{name} a mission")
+        p.add_argument("id")
+    p = add(msub, "reject", cmd_missions_reject, "reject a mission, with a reason")
+    p.add_argument("id")
+    p.add_argument("--reason", "-r", required=True)
+
+    sources = sub.add_parser("sources", help="the git repositories the agent watches")
+    ssub = sources.add_subparsers(dest="sources_action", required=True, metavar="ACTION")
+    add(ssub, "ls", cmd_sources_ls, "list sources")
+    p = add(ssub, "add", cmd_sources_add, "watch a git repository")
+    p.add_argument("path")
+    p.add_argument("--name")
+    p.add_argument("--include", action="append", metavar="GLOB")
+    p.add_argument("--exclude", action="append", metavar="GLOB")
+    p = add(ssub, "rm", cmd_sources_rm, "stop watching a source")
+    p.add_argument("id")
+
+    models = sub.add_parser("models", help="the model registry")
+    msub2 = models.add_subparsers(dest="models_action", required=True, metavar="ACTION")
+    add(msub2, "ls", cmd_models_ls, "list models")
+
+    datasets = sub.add_parser("datasets", help="datasets built or imported")
+    dsub2 = datasets.add_subparsers(dest="datasets_action", required=True, metavar="ACTION")
+    add(dsub2, "ls", cmd_datasets_ls, "list datasets")
+    p = add(dsub2, "import", cmd_datasets_import, "import a JSONL file")
+    p.add_argument("path")
+    p.add_argument("--name")
+
+    config = sub.add_parser("config", help="the config file: path, check, init")
+    config.add_argument("action", choices=["path", "check", "init"], nargs="?", default="check")
+    config.set_defaults(fn=cmd_config, json=False)
+
+    service = sub.add_parser("service", help="run the daemon as a systemd user service or launchd agent")
+    service.add_argument("action", choices=["install", "uninstall", "status"])
+    service.add_argument(
+        "--platform", choices=["systemd", "launchd"], help="default: this machine's"
+    )
+    service.set_defaults(fn=cmd_service, json=False)
+    return parser
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    args = build_parser().parse_args(argv)
+    cli = Cli(args)
+    try:
+        code: int = args.fn(cli)
+        return code
+    except DaemonNotRunning as exc:
+        print(f"forge: {exc}", file=sys.stderr)
+        return EXIT_NO_DAEMON
+    except RemoteError as exc:
+        print(f"forge: {exc.message}", file=sys.stderr)
+        return EXIT_ERROR
+    except (ValueError, json.JSONDecodeError) as exc:
+        print(f"forge: {exc}", file=sys.stderr)
+        return EXIT_USAGE
+    except KeyboardInterrupt:
+        return 130
+    except BrokenPipeError:
+        return 0
+    finally:
+        if cli._client is not None:
+            cli._client.close()
+
+
+if __name__ == "__main__":
+    sys.exit(main())

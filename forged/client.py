@@ -1,0 +1,163 @@
+"""Talking to the daemon: a JSON-RPC 2.0 client over the Unix socket.
+
+Standard library only, so `forge status` starts in a few tens of milliseconds. `Client` is the
+blocking one (CLI, tests, scripts); `AsyncClient` is for asyncio programs such as the TUI.
+Notifications that arrive while waiting for a reply are kept and handed out by `events()`.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import collections
+import itertools
+import json
+import socket
+from collections.abc import AsyncIterator, Iterator
+from pathlib import Path
+from typing import Any
+
+MAX_LINE = 1024 * 1024 + 1
+
+
+class DaemonNotRunning(ConnectionError):
+    """Nothing answers on the socket."""
+
+    def __init__(self, path: Path) -> None:
+        super().__init__(
+            f"the forge daemon is not running (nothing answers on {path}); "
+            "start it with `forge daemon`, or `forge service install` to run it as a service"
+        )
+        self.path = path
+
+
+class RemoteError(Exception):
+    """The daemon answered with a JSON-RPC error."""
+
+    def __init__(self, code: int, message: str, data: Any = None) -> None:
+        super().__init__(message)
+        self.code = code
+        self.message = message
+        self.data = data
+
+
+def _result(reply: dict[str, Any]) -> Any:
+    if "error" in reply:
+        err = reply["error"]
+        raise RemoteError(err.get("code", 0), err.get("message", ""), err.get("data"))
+    return reply.get("result")
+
+
+class Client:
+    """A blocking connection to the daemon."""
+
+    def __init__(self, path: Path, timeout: float | None = 30.0) -> None:
+        self.path = path
+        self.sock = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
+        self.sock.settimeout(timeout)
+        try:
+            self.sock.connect(str(path))
+        except (FileNotFoundError, ConnectionRefusedError) as exc:
+            self.sock.close()
+            raise DaemonNotRunning(path) from exc
+        self.reader = self.sock.makefile("rb")
+        self.ids = itertools.count(1)
+        self.pending: collections.deque[dict[str, Any]] = collections.deque()
+
+    def __enter__(self) -> Client:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
+
+    def close(self) -> None:
+        self.reader.close()
+        self.sock.close()
+
+    def _read(self) -> dict[str, Any]:
+        line = self.reader.readline(MAX_LINE)
+        if not line:
+            raise ConnectionResetError("the daemon closed the connection")
+        message: dict[str, Any] = json.loads(line)
+        return message
+
+    def call(self, method: str, **params: Any) -> Any:
+        msg_id = next(self.ids)
+        request = {"jsonrpc": "2.0", "id": msg_id, "method": method, "params": params}
+        self.sock.sendall(json.dumps(request).encode() + b"\n")
+        while True:
+            message = self._read()
+            if message.get("id") == msg_id and ("result" in message or "error" in message):
+                return _result(message)
+            if "method" in message:
+                self.pending.append(message)
+
+    def events(self) -> Iterator[dict[str, Any]]:
+        """The `event` notifications of this connection's subscriptions, as they arrive."""
+        while True:
+            message = self.pending.popleft() if self.pending else self._read()
+            if message.get("method") == "event":
+                yield message["params"]
+
+
+class AsyncClient:
+    """An asyncio connection to the daemon; replies and events are demultiplexed by a reader task."""
+
+    def __init__(self, path: Path) -> None:
+        self.path = path
+        self.ids = itertools.count(1)
+        self.waiting: dict[int, asyncio.Future[Any]] = {}
+        self.event_queue: asyncio.Queue[dict[str, Any] | None] = asyncio.Queue()
+        self.reader: asyncio.StreamReader | None = None
+        self.writer: asyncio.StreamWriter | None = None
+        self._task: asyncio.Task[None] | None = None
+
+    async def connect(self) -> AsyncClient:
+        try:
+            self.reader, self.writer = await asyncio.open_unix_connection(
+                str(self.path), limit=MAX_LINE
+            )
+        except (FileNotFoundError, ConnectionRefusedError) as exc:
+            raise DaemonNotRunning(self.path) from exc
+        self._task = asyncio.create_task(self._read_loop())
+        return self
+
+    async def close(self) -> None:
+        if self.writer is not None:
+            self.writer.close()
+        if self._task is not None:
+            self._task.cancel()
+
+    async def _read_loop(self) -> None:
+        assert self.reader is not None
+        error: BaseException = ConnectionResetError("the daemon closed the connection")
+        try:
+            while line := await self.reader.readline():
+                message = json.loads(line)
+                if message.get("method") == "event":
+                    self.event_queue.put_nowait(message["params"])
+                elif (future := self.waiting.pop(message.get("id"), None)) is not None:
+                    if not future.done():
+                        future.set_result(message)
+        except (ConnectionError, ValueError) as exc:
+            error = exc
+        finally:
+            for future in self.waiting.values():
+                if not future.done():
+                    future.set_exception(error)
+            self.waiting.clear()
+            self.event_queue.put_nowait(None)
+
+    async def call(self, method: str, **params: Any) -> Any:
+        assert self.writer is not None
+        msg_id = next(self.ids)
+        future: asyncio.Future[Any] = asyncio.get_running_loop().create_future()
+        self.waiting[msg_id] = future
+        request = {"jsonrpc": "2.0", "id": msg_id, "method": method, "params": params}
+        self.writer.write(json.dumps(request).encode() + b"\n")
+        await self.writer.drain()
+        return _result(await future)
+
+    async def events(self) -> AsyncIterator[dict[str, Any]]:
+        """Events until the connection closes."""
+        while (event := await self.event_queue.get()) is not None:
+            yield event

@@ -1,0 +1,33 @@
+"""What a method handler can reach: the daemon's services and the client's connection."""
+
+from __future__ import annotations
+
+import time
+from dataclasses import dataclass, field
+
+from forged.config import Config
+from forged.events import EventBus
+from forged.hardware import Hardware
+from forged.paths import ForgePaths
+from forged.runner import JobRunner
+from forged.server import Connection
+from forged.store import Store
+
+
+@dataclass
+class Services:
+    paths: ForgePaths
+    config: Config
+    store: Store
+    bus: EventBus
+    runner: JobRunner
+    hardware: Hardware
+    started_at: float = field(default_factory=time.time)
+
+
+@dataclass
+class Session:
+    """One request's view: the services, and the connection it came on (for subscriptions)."""
+
+    services: Services
+    conn: Connection

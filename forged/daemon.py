@@ -1,0 +1,95 @@
+"""`forge daemon`: the one asyncio process that owns the store, the queue and the socket.
+
+Start-up order: take the instance lock, open the store, settle jobs a dead daemon left running,
+then listen, then tell systemd READY=1. Shut-down (SIGTERM/SIGINT): stop accepting, let running
+jobs checkpoint within the grace period, close clients, tell systemd STOPPING=1, exit 0.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import signal
+import sys
+
+from forged.api import build_registry
+from forged.config import Config
+from forged.context import Services, Session
+from forged.events import EventBus
+from forged.hardware import Hardware
+from forged.paths import ForgePaths
+from forged.runner import JobRunner
+from forged.sdnotify import notify
+from forged.server import AlreadyRunning, Connection, RpcServer, acquire_lock
+from forged.store import Store, StoreError
+
+log = logging.getLogger("forged")
+
+
+async def serve(paths: ForgePaths, config: Config) -> int:
+    paths.ensure()
+    try:
+        lock = acquire_lock(paths.lock_file)
+    except AlreadyRunning as exc:
+        print(f"forged: {exc}", file=sys.stderr)
+        return 1
+    try:
+        store = Store(paths.db_file, paths.runs_dir)
+    except StoreError as exc:
+        print(f"forged: {exc}", file=sys.stderr)
+        return 1
+    bus = EventBus(store, config.events.subscriber_queue)
+    runner = JobRunner(store, bus, paths, config.jobs)
+    services = Services(
+        paths=paths,
+        config=config,
+        store=store,
+        bus=bus,
+        runner=runner,
+        hardware=await Hardware.detect(),
+    )
+    registry = build_registry()
+
+    async def on_line(line: bytes, conn: Connection) -> bytes | None:
+        return await registry.handle_line(line, Session(services, conn))
+
+    def on_close(conn: Connection) -> None:
+        for sid in conn.subscriptions:
+            bus.unsubscribe(sid)
+
+    server = RpcServer(paths.socket_file, on_line, on_close)
+    await runner.recover()
+    try:
+        await server.start()
+    except (AlreadyRunning, OSError) as exc:
+        print(f"forged: {exc}", file=sys.stderr)
+        return 1
+    runner.start()
+
+    stop = asyncio.Event()
+    loop = asyncio.get_running_loop()
+    for sig in (signal.SIGTERM, signal.SIGINT):
+        loop.add_signal_handler(sig, stop.set)
+    log.info("forged listening on %s (data in %s)", paths.socket_file, paths.data_dir)
+    notify("READY=1")
+    await stop.wait()
+
+    log.info("stopping: no new connections; running jobs get %.0f s to checkpoint",
+             config.jobs.shutdown_grace_s)
+    notify("STOPPING=1")
+    await server.stop_accepting()
+    await runner.shutdown()
+    server.close_all()
+    store.close()
+    lock.close()
+    log.info("stopped")
+    return 0
+
+
+def run_daemon(paths: ForgePaths, config: Config) -> int:
+    logging.basicConfig(
+        level=config.daemon.log_level.upper(),
+        format="%(asctime)s %(levelname)s %(name)s: %(message)s",
+        stream=sys.stderr,
+    )
+    return asyncio.run(serve(paths, config))

@@ -1,0 +1,422 @@
+"""The job queue and runner: jobs become `python -m engine <run-dir>/spec.json` child processes.
+
+Each job runs in its own process group so a cancel reaches everything it started. Its stdout
+(stderr merged) is read line by line: JSON events are stored and fanned out, anything else is
+a log line, and every line is kept in `<run-dir>/events.jsonl`. At most `jobs.max_parallel`
+accelerator-bound jobs run at once; the rest wait in the persistent queue (the jobs table).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import json
+import logging
+import os
+import signal
+import sys
+import time
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from engine.spec import ACCELERATOR_KINDS, RESUMABLE_KINDS, JobSpec
+from forged.config import JobsConfig
+from forged.events import EventBus
+from forged.paths import ForgePaths
+from forged.schema import Job
+from forged.store import Store
+
+log = logging.getLogger(__name__)
+
+MAX_LINE = 1024 * 1024
+LOG_LINE_CAP = 8192
+
+
+@dataclass
+class Running:
+    job: Job
+    proc: asyncio.subprocess.Process
+    task: asyncio.Task[None] | None = None
+    cancel_requested: bool = False
+    last_error: str | None = None
+    last_output: str | None = None
+    done: bool = False
+    kill_timer: asyncio.TimerHandle | None = None
+
+
+class JobRunner:
+    """Starts queued jobs, supervises their processes and records what they report."""
+
+    def __init__(
+        self,
+        store: Store,
+        bus: EventBus,
+        paths: ForgePaths,
+        config: JobsConfig,
+        python: str = sys.executable,
+    ) -> None:
+        self.store = store
+        self.bus = bus
+        self.paths = paths
+        self.config = config
+        self.python = python
+        self.running: dict[str, Running] = {}
+        self.stopping = False
+        self._wake = asyncio.Event()
+        self._loop_task: asyncio.Task[None] | None = None
+
+    # ---- lifecycle ----------------------------------------------------------------------------
+
+    def start(self) -> None:
+        self._loop_task = asyncio.create_task(self._loop(), name="job-runner")
+        self.wake()
+
+    def wake(self) -> None:
+        self._wake.set()
+
+    async def _loop(self) -> None:
+        while not self.stopping:
+            await self._wake.wait()
+            self._wake.clear()
+            if self.stopping:
+                break
+            try:
+                await self._start_ready_jobs()
+            except Exception:
+                log.exception("the job runner failed to start a job")
+
+    async def _start_ready_jobs(self) -> None:
+        busy = sum(1 for r in self.running.values() if r.job.kind in ACCELERATOR_KINDS)
+        for job in self.store.queued_jobs():
+            if job.id in self.running:
+                continue
+            if job.kind in ACCELERATOR_KINDS:
+                if busy >= self.config.max_parallel:
+                    continue
+                busy += 1
+            await self._launch(job)
+
+    async def shutdown(self) -> None:
+        """Daemon stop: SIGTERM every job (they checkpoint), wait the grace period, then kill.
+
+        Their rows stay `running`; the next start resumes or fails them, as after a crash.
+        """
+        self.stopping = True
+        self._wake.set()
+        for r in self.running.values():
+            _signal_group(r.proc.pid, signal.SIGTERM)
+        tasks = [r.task for r in self.running.values() if r.task is not None]
+        if tasks:
+            _done, pending = await asyncio.wait(tasks, timeout=self.config.shutdown_grace_s)
+            for r in self.running.values():
+                _signal_group(r.proc.pid, signal.SIGKILL)
+            if pending:
+                await asyncio.wait(pending, timeout=5)
+        if self._loop_task is not None:
+            self._loop_task.cancel()
+
+    # ---- recovery ------------------------------------------------------------------------------
+
+    async def recover(self) -> None:
+        """Jobs a dead daemon left `running`: stop any leftover process, then resume or fail.
+
+        A resumable kind with a checkpoint goes back to the queue and continues from it; any
+        other job is marked failed with the reason. Either way no job runs twice at once.
+        """
+        jobs, _ = self.store.list_jobs(status=["running"], limit=10_000)
+        for job in jobs:
+            pid = self.store.job_pid(job.id)
+            if pid is not None:
+                await _reap_orphan(pid, Path(job.run_dir))
+            if self.store.cancel_requested(job.id):
+                self._finish(job.id, "cancelled", error="cancelled (the daemon restarted)")
+            elif job.kind in RESUMABLE_KINDS and job.checkpoint:
+                reason = f"the daemon restarted; resuming from checkpoint {job.checkpoint}"
+                _, ev = self.store.update_job(
+                    job.id,
+                    {"status": "queued", "pid": None},
+                    ("job.status", {"status": "queued", "reason": reason}),
+                )
+                self.bus.publish(ev, self._log_event(job.id, reason))
+            else:
+                why = (
+                    "before its first checkpoint"
+                    if job.kind in RESUMABLE_KINDS
+                    else f"and {job.kind} jobs cannot resume"
+                )
+                self._finish(
+                    job.id,
+                    "failed",
+                    error=f"interrupted: the daemon stopped while the job was running, {why}",
+                )
+        self.wake()
+
+    # ---- submit and cancel --------------------------------------------------------------------
+
+    def submit(
+        self, kind: str, name: str, params: dict[str, Any], mission_id: str | None = None
+    ) -> Job:
+        job, event = self.store.create_job(kind, name, params, mission_id)
+        self.bus.publish(event)
+        self.wake()
+        return job
+
+    async def cancel(self, job_id: str) -> Job:
+        """Queued: cancelled now. Running: SIGTERM to its group, SIGKILL after the grace period."""
+        job = self.store.get_job(job_id)
+        if job.status == "queued":
+            return self._finish(job_id, "cancelled", error="cancelled before it started")
+        running = self.running.get(job_id)
+        if running is None:
+            return job
+        running.cancel_requested = True
+        job, ev = self.store.update_job(
+            job_id, {"cancel_requested": 1}, ("job.log", {"line": "cancel requested", "level": "warning"})
+        )
+        self.bus.publish(ev)
+        _signal_group(running.proc.pid, signal.SIGTERM)
+        loop = asyncio.get_running_loop()
+        running.kill_timer = loop.call_later(
+            self.config.cancel_grace_s, _signal_group, running.proc.pid, signal.SIGKILL
+        )
+        return job
+
+    # ---- one job ------------------------------------------------------------------------------
+
+    async def _launch(self, job: Job) -> None:
+        run_dir = Path(job.run_dir)
+        run_dir.mkdir(parents=True, exist_ok=True)
+        spec = JobSpec(
+            job_id=job.id,
+            kind=job.kind,
+            params=job.params,
+            run_dir=str(run_dir),
+            models_dir=str(self.paths.models_dir),
+            datasets_dir=str(self.paths.datasets_dir),
+            attempt=job.attempt + 1,
+            resume_from=job.checkpoint,
+        )
+        spec_file = run_dir / "spec.json"
+        _write_atomic(spec_file, spec.model_dump_json(indent=2))
+        env = dict(os.environ, FORGE_PARENT_PID=str(os.getpid()), PYTHONUNBUFFERED="1")
+        try:
+            proc = await asyncio.create_subprocess_exec(
+                self.python,
+                "-m",
+                "engine",
+                str(spec_file),
+                stdin=asyncio.subprocess.DEVNULL,
+                stdout=asyncio.subprocess.PIPE,
+                stderr=asyncio.subprocess.STDOUT,
+                cwd=run_dir,
+                env=env,
+                start_new_session=True,
+                limit=MAX_LINE,
+            )
+        except OSError as exc:
+            self._finish(job.id, "failed", error=f"could not start the engine: {exc}")
+            return
+        job, ev = self.store.update_job(
+            job.id,
+            {
+                "status": "running",
+                "pid": proc.pid,
+                "started_at": job.started_at or time.time(),
+                "attempt": job.attempt + 1,
+                "exit_code": None,
+                "error": None,
+            },
+            ("job.status", {"status": "running", "pid": proc.pid, "attempt": job.attempt + 1}),
+        )
+        self.bus.publish(ev)
+        running = Running(job=job, proc=proc)
+        self.running[job.id] = running
+        running.task = asyncio.create_task(self._supervise(running), name=f"job-{job.id}")
+
+    async def _supervise(self, r: Running) -> None:
+        job_id = r.job.id
+        assert r.proc.stdout is not None
+        with open(Path(r.job.run_dir) / "events.jsonl", "a", encoding="utf-8") as record:
+            while True:
+                try:
+                    raw = await r.proc.stdout.readuntil(b"\n")
+                except asyncio.IncompleteReadError as exc:
+                    if exc.partial:
+                        self._ingest(r, exc.partial, record)
+                    break
+                except asyncio.LimitOverrunError as exc:
+                    raw = await r.proc.stdout.readexactly(exc.consumed)
+                self._ingest(r, raw, record)
+        code = await r.proc.wait()
+        if r.kill_timer is not None:
+            r.kill_timer.cancel()
+        self.running.pop(job_id, None)
+        if r.done:
+            # Recorded as completed when it said `done`; only note an unclean exit after that.
+            self.store.update_job(job_id, {"exit_code": code})
+            if code != 0:
+                self.bus.publish(
+                    self._log_event(job_id, f"the engine exited with code {code} after finishing")
+                )
+        elif r.cancel_requested:
+            self._finish(job_id, "cancelled", exit_code=code, error="cancelled by request")
+        elif self.stopping:
+            log.info("job %s stopped with the daemon; it is resumed or failed at next start", job_id)
+            return
+        else:
+            self._finish(job_id, "failed", exit_code=code, error=_failure_reason(code, r))
+        self.wake()
+
+    def _ingest(self, r: Running, raw: bytes, record: Any) -> None:
+        """One line of the child's output: store it, apply it to the job, fan it out."""
+        text = raw.decode("utf-8", errors="replace").rstrip("\r\n")
+        if not text.strip():
+            return
+        event: dict[str, Any] | None = None
+        if text.startswith("{"):
+            with contextlib.suppress(json.JSONDecodeError):
+                parsed = json.loads(text)
+                if isinstance(parsed, dict) and isinstance(parsed.get("type"), str):
+                    event = parsed
+        if event is None:
+            # tqdm redraws with \r: only the last state of the line is worth keeping.
+            text = text.rsplit("\r", 1)[-1][:LOG_LINE_CAP]
+            event = {"type": "log", "level": "output", "message": text, "ts": time.time()}
+            r.last_output = text
+        record.write(json.dumps(event) + "\n")
+        record.flush()
+        self.bus.publish(*self._apply(r, event))
+
+    def _apply(self, r: Running, ev: dict[str, Any]) -> list[Any]:
+        job_id = r.job.id
+        kind = ev.get("type")
+        if kind == "log":
+            message = str(ev.get("message", ""))[:LOG_LINE_CAP]
+            return [self._log_event(job_id, message, str(ev.get("level", "info")))]
+        if kind == "progress":
+            progress = {k: ev.get(k) for k in ("step", "total", "stage", "tokens_per_s", "eta_s")}
+            _, stored = self.store.update_job(job_id, {"progress": progress}, ("job.progress", progress))
+            return [stored]
+        if kind == "metric":
+            values = {k: float(v) for k, v in (ev.get("values") or {}).items() if _is_number(v)}
+            return [self.store.add_metrics(job_id, int(ev.get("step", 0)), values)]
+        if kind == "checkpoint":
+            info = {k: v for k, v in ev.items() if k not in ("type", "ts")}
+            _, stored = self.store.update_job(
+                job_id, {"checkpoint": ev.get("path")}, ("job.checkpoint", info)
+            )
+            return [stored]
+        if kind == "artifact":
+            info = {k: v for k, v in ev.items() if k not in ("type", "ts")}
+            events = [self.store.add_artifact(job_id, info)]
+            if info.get("kind") == "base-model" and info.get("path"):
+                events.append(
+                    self.store.upsert_model(
+                        "base",
+                        str(info.get("name") or Path(str(info["path"])).name),
+                        str(info["path"]),
+                        base=None,
+                        job_id=job_id,
+                        data={k: v for k, v in info.items() if k not in ("kind", "path", "name")},
+                    )
+                )
+            return events
+        if kind == "done":
+            # Completed from this moment: a daemon killed before the process exits must not
+            # find it `running` and run it again.
+            r.done = True
+            summary = ev.get("summary") if isinstance(ev.get("summary"), dict) else {}
+            done_log = self._log_event(job_id, "done", "info")
+            job, stored = self.store.update_job(
+                job_id,
+                {"status": "completed", "finished_at": time.time(), "pid": None},
+                ("job.status", {"status": "completed", "summary": summary}),
+            )
+            return [done_log, stored]
+        if kind == "error":
+            r.last_error = str(ev.get("message", ""))
+            return [self._log_event(job_id, f"error: {r.last_error}", "error")]
+        return [self._log_event(job_id, json.dumps(ev), "info")]
+
+    def _log_event(self, job_id: str, line: str, level: str = "info") -> Any:
+        return self.store.append_event("job.log", job_id, {"line": line, "level": level})
+
+    def _finish(
+        self, job_id: str, status: str, *, exit_code: int | None = None, error: str | None = None
+    ) -> Job:
+        fields: dict[str, Any] = {"status": status, "finished_at": time.time(), "pid": None}
+        if exit_code is not None:
+            fields["exit_code"] = exit_code
+        if error is not None:
+            fields["error"] = error
+        data: dict[str, Any] = {"status": status}
+        if error:
+            data["error"] = error
+        if exit_code is not None:
+            data["exit_code"] = exit_code
+        job, ev = self.store.update_job(job_id, fields, ("job.status", data))
+        self.bus.publish(ev)
+        return job
+
+
+def _failure_reason(code: int, r: Running) -> str:
+    if code < 0:
+        try:
+            name = signal.Signals(-code).name
+        except ValueError:
+            name = f"signal {-code}"
+        how = f"the engine was killed by {name}"
+    else:
+        how = f"the engine exited with code {code}"
+    last = r.last_error or r.last_output
+    return f"{how}: {last}" if last else how
+
+
+def _is_number(value: Any) -> bool:
+    return isinstance(value, int | float) and not isinstance(value, bool)
+
+
+def _signal_group(pgid: int, sig: signal.Signals) -> None:
+    with contextlib.suppress(ProcessLookupError, PermissionError):
+        os.killpg(pgid, sig)
+
+
+def _group_alive(pgid: int) -> bool:
+    try:
+        os.killpg(pgid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:
+        return False
+    return True
+
+
+async def _reap_orphan(pgid: int, run_dir: Path) -> None:
+    """Kill what is left of a job's process group from a previous daemon, and wait for it."""
+    if not _group_alive(pgid):
+        return
+    cmdline = Path(f"/proc/{pgid}/cmdline")
+    if cmdline.exists():
+        try:
+            if str(run_dir).encode() not in cmdline.read_bytes():
+                return  # the pid was reused by something that is not our job
+        except OSError:
+            return
+    log.warning("stopping the leftover process group %d of %s", pgid, run_dir.name)
+    _signal_group(pgid, signal.SIGTERM)
+    for _ in range(50):
+        if not _group_alive(pgid):
+            return
+        await asyncio.sleep(0.1)
+    _signal_group(pgid, signal.SIGKILL)
+    for _ in range(50):
+        if not _group_alive(pgid):
+            return
+        await asyncio.sleep(0.1)
+
+
+def _write_atomic(path: Path, text: str) -> None:
+    tmp = path.with_name(path.name + ".tmp")
+    tmp.write_text(text, encoding="utf-8")
+    os.replace(tmp, path)

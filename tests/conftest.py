@@ -1,0 +1,83 @@
+"""Shared fixtures: a real daemon in a temporary FORGE_HOME, and the tiny model built once."""
+
+from __future__ import annotations
+
+import json
+import os
+import shutil
+import subprocess
+import sys
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+
+from tests.daemon_harness import Daemon, short_tmp
+
+
+@pytest.fixture(autouse=True)
+def _isolated_home(monkeypatch: pytest.MonkeyPatch) -> Iterator[None]:
+    """No test may touch the user's real config, data or socket."""
+    home = short_tmp("fh")
+    monkeypatch.setenv("FORGE_HOME", str(home))
+    monkeypatch.delenv("FORGE_SOCKET", raising=False)
+    monkeypatch.delenv("NOTIFY_SOCKET", raising=False)
+    yield
+    shutil.rmtree(home, ignore_errors=True)
+
+
+@pytest.fixture
+def make_daemon() -> Iterator[type[Daemon]]:
+    """Daemons created through this are killed and their folders removed after the test."""
+    made: list[Daemon] = []
+
+    class Tracked(Daemon):
+        def __init__(self, home: Path | None = None, config: str | None = None) -> None:
+            super().__init__(home or short_tmp("fd"), config)
+            made.append(self)
+
+    yield Tracked
+    for daemon in made:
+        daemon.cleanup()
+
+
+@pytest.fixture
+def daemon(make_daemon: type[Daemon]) -> Daemon:
+    return make_daemon().start()
+
+
+def run_engine(spec: dict[str, object], run_dir: Path) -> list[dict[str, object]]:
+    """Run `python -m engine` on a spec, as the daemon does; returns its JSON events."""
+    run_dir.mkdir(parents=True, exist_ok=True)
+    spec_file = run_dir / "spec.json"
+    spec_file.write_text(json.dumps(spec))
+    out = subprocess.run(
+        [sys.executable, "-m", "engine", str(spec_file)],
+        capture_output=True,
+        text=True,
+        timeout=300,
+        env=dict(os.environ),
+    )
+    events = []
+    for line in out.stdout.splitlines():
+        if line.startswith("{"):
+            events.append(json.loads(line))
+    events.append({"type": "exit", "code": out.returncode, "stderr": out.stderr})
+    return events
+
+
+@pytest.fixture(scope="session")
+def tiny_model(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """The tiny Llama, built once per session by the engine's prepare-model job."""
+    root = tmp_path_factory.mktemp("tiny")
+    spec = {
+        "job_id": "tiny",
+        "kind": "prepare-model",
+        "params": {},
+        "run_dir": str(root / "run"),
+        "models_dir": str(root / "models"),
+        "datasets_dir": str(root / "datasets"),
+    }
+    events = run_engine(spec, root / "run")
+    assert events[-1]["code"] == 0, events
+    return root / "models" / "tiny-llama"
