@@ -20,11 +20,11 @@ $(STAMP): pyproject.toml
 test: lint typecheck pytest
 
 lint: $(STAMP)
-	$(BIN)/ruff check forged agent engine tui tests bench
-	$(BIN)/ruff format --check forged agent engine tui tests bench
+	$(BIN)/ruff check forged agent engine tui tests
+	$(BIN)/ruff format --check forged agent engine tui tests
 
 typecheck: $(STAMP)
-	$(BIN)/mypy
+	$(BIN)/mypy forged agent engine tui tests
 
 pytest: $(STAMP)
 	$(BIN)/pytest -q

@@ -37,9 +37,9 @@ def inspect_model_folder(path: Path) -> dict[str, Any]:
     tc_file = path / "tokenizer_config.json"
     if tc_file.exists():
         tokenizer_config = json.loads(tc_file.read_text(encoding="utf-8"))
-    has_template = bool(tokenizer_config.get("chat_template")) or (
-        path / "chat_template.jinja"
-    ).exists()
+    has_template = (
+        bool(tokenizer_config.get("chat_template")) or (path / "chat_template.jinja").exists()
+    )
     return {
         "architecture": (config.get("architectures") or [config.get("model_type", "unknown")])[0],
         "model_type": config.get("model_type"),
@@ -76,7 +76,7 @@ def _count_safetensors(file: Path) -> int:
 def weights_digest(path: Path) -> str:
     """sha256 over the weight and tokenizer files: equal digests mean identical models."""
     digest = hashlib.sha256()
-    for file in sorted(path.glob("*.safetensors")) + [path / "tokenizer.json"]:
+    for file in [*sorted(path.glob("*.safetensors")), path / "tokenizer.json"]:
         digest.update(file.name.encode())
         with file.open("rb") as fh:
             for block in iter(lambda: fh.read(1 << 20), b""):

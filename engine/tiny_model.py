@@ -37,9 +37,12 @@ CHAT_TEMPLATE = (
 
 def corpus_lines(extra: list[str]) -> Iterator[str]:
     """The bundled corpus, then any extra files the person named (errors name the file)."""
-    yield from resources.files("engine").joinpath("assets/tiny_corpus.txt").read_text(
-        encoding="utf-8"
-    ).splitlines()
+    yield from (
+        resources.files("engine")
+        .joinpath("assets/tiny_corpus.txt")
+        .read_text(encoding="utf-8")
+        .splitlines()
+    )
     for name in extra:
         path = Path(name).expanduser()
         try:

@@ -102,7 +102,9 @@ def cmd_status(cli: Cli) -> int:
             f"{_bytes(s['memory_total_bytes'])}"
         )
         q = s["queue"]
-        print(f"queue        {q['queued']} queued, {q['running']} running (max {q['max_parallel']})")
+        print(
+            f"queue        {q['queued']} queued, {q['running']} running (max {q['max_parallel']})"
+        )
         for job in s["running"]:
             print(f"running      {job['id']} {job['kind']} {job['name']} {_progress(job)}")
 
@@ -225,10 +227,12 @@ def cmd_jobs_logs(cli: Cli) -> int:
     params: dict[str, Any] = {"id": a.id}
     if a.tail:
         params["tail"] = a.tail
-    cli.out(
-        cli.call("jobs.logs", **params),
-        lambda r: [_print_log(x["line"]) for x in r["lines"]] and None,
-    )
+
+    def show(r: dict[str, Any]) -> None:
+        for x in r["lines"]:
+            _print_log(x["line"])
+
+    cli.out(cli.call("jobs.logs", **params), show)
     return 0
 
 
@@ -340,25 +344,29 @@ def cmd_daemon(cli: Cli) -> int:
     return run_daemon(cli.paths, config)
 
 
-def cmd_daemon_stop(cli: Cli) -> int:
-    """SIGTERM to the pid in the instance lock file, then wait for the socket to go."""
+def _lock_holder(lock_file: Path) -> int | None:
+    """The pid of the daemon holding the instance lock, or None when nobody holds it."""
     import fcntl
 
     try:
-        with open(cli.paths.lock_file) as lock:
-            fcntl.flock(lock, fcntl.LOCK_EX | fcntl.LOCK_NB)  # we got it: nobody holds it
-        print(f"forge: no daemon is running for {cli.paths.runtime_dir}", file=sys.stderr)
-        return EXIT_NO_DAEMON
+        with open(lock_file) as lock:
+            fcntl.flock(lock, fcntl.LOCK_EX | fcntl.LOCK_NB)
+            return None  # we could take it: no daemon holds it
     except BlockingIOError:
-        pid = int(cli.paths.lock_file.read_text().strip())
-    except OSError:
+        return int(lock_file.read_text().strip())
+    except (OSError, ValueError):
+        return None
+
+
+def cmd_daemon_stop(cli: Cli) -> int:
+    """SIGTERM to the daemon holding the instance lock; done when it lets go of the lock."""
+    pid = _lock_holder(cli.paths.lock_file)
+    if pid is None:
         print(f"forge: no daemon is running for {cli.paths.runtime_dir}", file=sys.stderr)
         return EXIT_NO_DAEMON
     os.kill(pid, signal.SIGTERM)
-    for _ in range(600):
-        try:
-            os.kill(pid, 0)
-        except ProcessLookupError:
+    for _ in range(1200):
+        if _lock_holder(cli.paths.lock_file) is None:
             print(f"stopped forged (pid {pid})")
             return 0
         time.sleep(0.1)
@@ -411,7 +419,9 @@ def build_parser() -> argparse.ArgumentParser:
     common.add_argument("--json", action="store_true", help="print the raw result as JSON")
     sub = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
 
-    def add(parent: Any, name: str, fn: Callable[[Cli], int], help_: str) -> argparse.ArgumentParser:
+    def add(
+        parent: Any, name: str, fn: Callable[[Cli], int], help_: str
+    ) -> argparse.ArgumentParser:
         p: argparse.ArgumentParser = parent.add_parser(name, parents=[common], help=help_)
         p.set_defaults(fn=fn)
         return p
@@ -483,7 +493,9 @@ def build_parser() -> argparse.ArgumentParser:
     config.add_argument("action", choices=["path", "check", "init"], nargs="?", default="check")
     config.set_defaults(fn=cmd_config, json=False)
 
-    service = sub.add_parser("service", help="run the daemon as a systemd user service or launchd agent")
+    service = sub.add_parser(
+        "service", help="run the daemon as a systemd user service or launchd agent"
+    )
     service.add_argument("action", choices=["install", "uninstall", "status"])
     service.add_argument(
         "--platform", choices=["systemd", "launchd"], help="default: this machine's"

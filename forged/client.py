@@ -100,7 +100,7 @@ class Client:
 
 
 class AsyncClient:
-    """An asyncio connection to the daemon; replies and events are demultiplexed by a reader task."""
+    """An asyncio connection; a reader task sorts what arrives into replies and events."""
 
     def __init__(self, path: Path) -> None:
         self.path = path
@@ -135,9 +135,8 @@ class AsyncClient:
                 message = json.loads(line)
                 if message.get("method") == "event":
                     self.event_queue.put_nowait(message["params"])
-                elif (future := self.waiting.pop(message.get("id"), None)) is not None:
-                    if not future.done():
-                        future.set_result(message)
+                elif (future := self.waiting.pop(message.get("id"), None)) and not future.done():
+                    future.set_result(message)
         except (ConnectionError, ValueError) as exc:
             error = exc
         finally:

@@ -19,24 +19,35 @@ class _Section(BaseModel):
 
 
 class DaemonConfig(_Section):
-    log_level: Literal["debug", "info", "warning", "error"] = "info"
+    log_level: Literal["debug", "info", "warning", "error"] = Field(
+        "info", description="how much the daemon logs: debug, info, warning or error"
+    )
 
 
 class JobsConfig(_Section):
     max_parallel: int = Field(
-        1, ge=1, le=64, description="model-loading jobs (prepare-model, train, eval, merge, infer) at once"
+        1,
+        ge=1,
+        le=64,
+        description="model-loading jobs (prepare-model, train, eval, merge, infer) at once",
     )
     cancel_grace_s: float = Field(
         10.0, gt=0, le=600, description="seconds between SIGTERM and SIGKILL on cancel"
     )
     shutdown_grace_s: float = Field(
-        20.0, gt=0, le=600, description="seconds running jobs get to checkpoint when the daemon stops"
+        20.0,
+        gt=0,
+        le=600,
+        description="seconds running jobs get to checkpoint when the daemon stops",
     )
 
 
 class EventsConfig(_Section):
     subscriber_queue: int = Field(
-        10_000, ge=100, le=1_000_000, description="events buffered per subscriber before it is dropped"
+        10_000,
+        ge=100,
+        le=1_000_000,
+        description="events buffered per subscriber before it is dropped",
     )
 
 

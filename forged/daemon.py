@@ -74,8 +74,10 @@ async def serve(paths: ForgePaths, config: Config) -> int:
     notify("READY=1")
     await stop.wait()
 
-    log.info("stopping: no new connections; running jobs get %.0f s to checkpoint",
-             config.jobs.shutdown_grace_s)
+    log.info(
+        "stopping: no new connections; running jobs get %.0f s to checkpoint",
+        config.jobs.shutdown_grace_s,
+    )
     notify("STOPPING=1")
     await server.stop_accepting()
     await runner.shutdown()

@@ -75,7 +75,9 @@ class EventBus:
                 try:
                     sub.queue.put_nowait(event)
                 except asyncio.QueueFull:
-                    log.warning("subscription %d fell %d events behind; dropped", sub.id, sub.queue.qsize())
+                    log.warning(
+                        "subscription %d fell %d events behind; dropped", sub.id, sub.queue.qsize()
+                    )
                     self.unsubscribe(sub.id)
                     sub.on_overflow()
 

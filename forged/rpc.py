@@ -73,9 +73,7 @@ class Registry(Generic[C]):
     def __init__(self) -> None:
         self.methods: dict[str, Method[Any, C]] = {}
 
-    def method(
-        self, name: str, params: type[P]
-    ) -> Callable[[Handler[P, C]], Handler[P, C]]:
+    def method(self, name: str, params: type[P]) -> Callable[[Handler[P, C]], Handler[P, C]]:
         def register(fn: Handler[P, C]) -> Handler[P, C]:
             if name in self.methods:
                 raise ValueError(f"method {name} registered twice")
@@ -105,7 +103,9 @@ class Registry(Generic[C]):
         has_id = "id" in message
         msg_id = message.get("id")
         if isinstance(msg_id, bool) or not (msg_id is None or isinstance(msg_id, str | int)):
-            return error_reply(None, RpcError(INVALID_REQUEST, "id must be a string, number or null"))
+            return error_reply(
+                None, RpcError(INVALID_REQUEST, "id must be a string, number or null")
+            )
         problem = _request_problem(message)
         if problem:
             return error_reply(msg_id, RpcError(INVALID_REQUEST, problem))
@@ -123,7 +123,9 @@ class Registry(Generic[C]):
             return reply if has_id else None
         raw = message.get("params", {})
         if isinstance(raw, list):
-            reply = error_reply(msg_id, RpcError(INVALID_PARAMS, "params must be an object (by name)"))
+            reply = error_reply(
+                msg_id, RpcError(INVALID_PARAMS, "params must be an object (by name)")
+            )
             return reply if has_id else None
         try:
             params = method.params.model_validate(raw)

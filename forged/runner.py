@@ -172,7 +172,9 @@ class JobRunner:
             return job
         running.cancel_requested = True
         job, ev = self.store.update_job(
-            job_id, {"cancel_requested": 1}, ("job.log", {"line": "cancel requested", "level": "warning"})
+            job_id,
+            {"cancel_requested": 1},
+            ("job.log", {"line": "cancel requested", "level": "warning"}),
         )
         self.bus.publish(ev)
         _signal_group(running.proc.pid, signal.SIGTERM)
@@ -262,7 +264,9 @@ class JobRunner:
         elif r.cancel_requested:
             self._finish(job_id, "cancelled", exit_code=code, error="cancelled by request")
         elif self.stopping:
-            log.info("job %s stopped with the daemon; it is resumed or failed at next start", job_id)
+            log.info(
+                "job %s stopped with the daemon; it is resumed or failed at next start", job_id
+            )
             return
         else:
             self._finish(job_id, "failed", exit_code=code, error=_failure_reason(code, r))
@@ -296,7 +300,9 @@ class JobRunner:
             return [self._log_event(job_id, message, str(ev.get("level", "info")))]
         if kind == "progress":
             progress = {k: ev.get(k) for k in ("step", "total", "stage", "tokens_per_s", "eta_s")}
-            _, stored = self.store.update_job(job_id, {"progress": progress}, ("job.progress", progress))
+            _, stored = self.store.update_job(
+                job_id, {"progress": progress}, ("job.progress", progress)
+            )
             return [stored]
         if kind == "metric":
             values = {k: float(v) for k, v in (ev.get("values") or {}).items() if _is_number(v)}
@@ -328,7 +334,7 @@ class JobRunner:
             r.done = True
             summary = ev.get("summary") if isinstance(ev.get("summary"), dict) else {}
             done_log = self._log_event(job_id, "done", "info")
-            job, stored = self.store.update_job(
+            _, stored = self.store.update_job(
                 job_id,
                 {"status": "completed", "finished_at": time.time(), "pid": None},
                 ("job.status", {"status": "completed", "summary": summary}),

@@ -147,7 +147,11 @@ class RpcServer:
             log.warning("refused a connection from uid %s", uid)
             with contextlib.suppress(Exception):
                 writer.write(
-                    encode(error_reply(None, RpcError(INVALID_REQUEST, "forbidden: not the daemon's user")))
+                    encode(
+                        error_reply(
+                            None, RpcError(INVALID_REQUEST, "forbidden: not the daemon's user")
+                        )
+                    )
                 )
                 await writer.drain()
             writer.close()

@@ -139,5 +139,7 @@ def run(action: str, platform: str | None, paths: ForgePaths) -> int:
             check=False,
         )
         print(f"systemd   {state.stdout.strip() or state.stderr.strip()}")
-    print(f"socket    {paths.socket_file} ({'present' if paths.socket_file.exists() else 'absent'})")
+    print(
+        f"socket    {paths.socket_file} ({'present' if paths.socket_file.exists() else 'absent'})"
+    )
     return 0 if installed else 1

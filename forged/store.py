@@ -124,6 +124,11 @@ def new_id(prefix: str) -> str:
     return f"{prefix}-{uuid.uuid4().hex[:10]}"
 
 
+def like_prefix(text: str) -> str:
+    """A LIKE pattern (with ESCAPE '\\') that matches strings starting with `text` literally."""
+    return text.replace("\\", "\\\\").replace("%", r"\%").replace("_", r"\_") + "%"
+
+
 def _row(row: sqlite3.Row) -> dict[str, Any]:
     out: dict[str, Any] = {}
     for key in row.keys():  # noqa: SIM118 - sqlite3.Row is not a mapping
@@ -214,8 +219,8 @@ class Store:
             clauses = []
             for t in types:
                 if t.endswith("."):
-                    clauses.append("type LIKE ?")
-                    args.append(t.replace("%", r"\%") + "%")
+                    clauses.append(r"type LIKE ? ESCAPE '\'")
+                    args.append(like_prefix(t))
                 else:
                     clauses.append("type = ?")
                     args.append(t)
@@ -255,10 +260,9 @@ class Store:
             return ref
         if len(ref) < 4:
             return None
-        pattern = ref.replace("%", "").replace("_", r"\_") + "%"
         rows = self.db.execute(
             r"SELECT id FROM jobs WHERE id LIKE ? ESCAPE '\' OR id LIKE ? ESCAPE '\' LIMIT 2",
-            (pattern, "job-" + pattern),
+            (like_prefix(ref), like_prefix("job-" + ref)),
         ).fetchall()
         return rows[0]["id"] if len(rows) == 1 else None
 
@@ -281,7 +285,7 @@ class Store:
             args += list(kind)
         if text:
             where.append(r"(name LIKE ? ESCAPE '\' OR id LIKE ? ESCAPE '\')")
-            needle = "%" + text.replace("\\", "\\\\").replace("%", r"\%").replace("_", r"\_") + "%"
+            needle = "%" + like_prefix(text)
             args += [needle, needle]
         clause = (" WHERE " + " AND ".join(where)) if where else ""
         total = self.db.execute(f"SELECT COUNT(*) FROM jobs{clause}", args).fetchone()[0]
@@ -320,7 +324,9 @@ class Store:
         return self.get_job(job_id), stored
 
     def cancel_requested(self, job_id: str) -> bool:
-        row = self.db.execute("SELECT cancel_requested FROM jobs WHERE id = ?", (job_id,)).fetchone()
+        row = self.db.execute(
+            "SELECT cancel_requested FROM jobs WHERE id = ?", (job_id,)
+        ).fetchone()
         return bool(row and row[0])
 
     def job_pid(self, job_id: str) -> int | None:
@@ -369,16 +375,15 @@ class Store:
                 " AND seq > ? ORDER BY seq LIMIT ?",
                 (job_id, after_seq, limit),
             ).fetchall()
-        return [
-            LogLine(seq=r["seq"], ts=r["ts"], line=json.loads(r["data"])["line"]) for r in rows
-        ]
+        return [LogLine(seq=r["seq"], ts=r["ts"], line=json.loads(r["data"])["line"]) for r in rows]
 
     # ---- missions, sources, datasets, models --------------------------------------------------
 
     def list_missions(
         self, status: Sequence[str] | None, source_id: str | None, limit: int
     ) -> list[Mission]:
-        where, args = [], []  # type: ignore[var-annotated]
+        where: list[str] = []
+        args: list[Any] = []
         if status:
             where.append(f"status IN ({','.join('?' * len(status))})")
             args += list(status)

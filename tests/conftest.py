@@ -7,12 +7,13 @@ import os
 import shutil
 import subprocess
 import sys
-from collections.abc import Iterator
+from collections.abc import Iterator, Mapping
 from pathlib import Path
+from typing import Any
 
 import pytest
 
-from tests.daemon_harness import Daemon, short_tmp
+from tests.daemon_harness import Daemon, DaemonFactory, short_tmp
 
 
 @pytest.fixture(autouse=True)
@@ -27,7 +28,7 @@ def _isolated_home(monkeypatch: pytest.MonkeyPatch) -> Iterator[None]:
 
 
 @pytest.fixture
-def make_daemon() -> Iterator[type[Daemon]]:
+def make_daemon() -> Iterator[DaemonFactory]:
     """Daemons created through this are killed and their folders removed after the test."""
     made: list[Daemon] = []
 
@@ -42,11 +43,11 @@ def make_daemon() -> Iterator[type[Daemon]]:
 
 
 @pytest.fixture
-def daemon(make_daemon: type[Daemon]) -> Daemon:
+def daemon(make_daemon: DaemonFactory) -> Daemon:
     return make_daemon().start()
 
 
-def run_engine(spec: dict[str, object], run_dir: Path) -> list[dict[str, object]]:
+def run_engine(spec: Mapping[str, object], run_dir: Path) -> list[dict[str, Any]]:
     """Run `python -m engine` on a spec, as the daemon does; returns its JSON events."""
     run_dir.mkdir(parents=True, exist_ok=True)
     spec_file = run_dir / "spec.json"

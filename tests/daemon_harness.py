@@ -16,7 +16,7 @@ import tempfile
 import time
 from collections.abc import Callable
 from pathlib import Path
-from typing import Any
+from typing import Any, Protocol
 
 from forged.client import Client
 from forged.paths import resolve_paths
@@ -36,6 +36,12 @@ def wait_for(predicate: Callable[[], Any], timeout: float = 30.0, interval: floa
         if time.monotonic() > deadline:
             raise TimeoutError(f"condition not met within {timeout} s")
         time.sleep(interval)
+
+
+class DaemonFactory(Protocol):
+    """The `make_daemon` fixture: a daemon (not yet started) in a fresh or given home."""
+
+    def __call__(self, home: Path | None = None, config: str | None = None) -> Daemon: ...
 
 
 class Daemon:
@@ -116,7 +122,7 @@ class Daemon:
             self.proc.kill()
             self.proc.wait(10)
         # Engine children are in their own process groups; make sure none outlives the test.
-        for run in (self.paths.runs_dir.glob("*") if self.paths.runs_dir.exists() else []):
+        for run in self.paths.runs_dir.glob("*") if self.paths.runs_dir.exists() else []:
             _kill_group_of(run)
         shutil.rmtree(self.home, ignore_errors=True)
 

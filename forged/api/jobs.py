@@ -76,7 +76,9 @@ def register(reg: Registry[Session]) -> None:
     async def jobs_logs(p: JobsLogsParams, s: Session) -> JobsLogsResult:
         """Stored log lines; follow new ones with events.subscribe(job_id, types=["job.log"])."""
         job_id = resolve_job(s, p.id)
-        lines = s.services.store.log_lines(job_id, after_seq=p.after_seq, tail=p.tail, limit=p.limit)
+        lines = s.services.store.log_lines(
+            job_id, after_seq=p.after_seq, tail=p.tail, limit=p.limit
+        )
         last = lines[-1].seq if lines else p.after_seq
         return JobsLogsResult(lines=lines, last_seq=last)
 

@@ -34,6 +34,8 @@ def register(reg: Registry[Session]) -> None:
         """Point a source's Ollama alias back at its previous tag."""
         if not any(src.id == p.source_id for src in s.services.store.list_sources()):
             raise RpcError(
-                NOT_FOUND, f"no source {p.source_id!r}", {"param": "source_id", "value": p.source_id}
+                NOT_FOUND,
+                f"no source {p.source_id!r}",
+                {"param": "source_id", "value": p.source_id},
             )
         raise RpcError(UNSUPPORTED, NO_DEPLOY, {"method": "models.rollback"})

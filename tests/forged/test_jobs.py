@@ -10,7 +10,7 @@ import time
 from pathlib import Path
 from typing import Any
 
-from tests.daemon_harness import Daemon, wait_for
+from tests.daemon_harness import Daemon, DaemonFactory, wait_for
 
 
 def collect_until_status(
@@ -46,7 +46,9 @@ def test_prepare_model_job_builds_the_tiny_model(daemon: Daemon) -> None:
     assert all(e["seq"] > sub["last_seq"] for e in events)
 
     # `completed` is recorded when the engine says done; its exit code follows when it exits.
-    done = wait_for(lambda: (j := daemon.call("jobs.get", id=job["id"]))["exit_code"] is not None and j)
+    done = wait_for(
+        lambda: (j := daemon.call("jobs.get", id=job["id"]))["exit_code"] is not None and j
+    )
     assert done["status"] == "completed"
     assert done["exit_code"] == 0 and done["error"] is None
     assert done["progress"]["step"] == done["progress"]["total"] == 3
@@ -63,7 +65,9 @@ def test_prepare_model_job_builds_the_tiny_model(daemon: Daemon) -> None:
     assert 1_000_000 < models[0]["data"]["parameters"] < 5_000_000
 
     # Every line the engine wrote is kept in the run dir too.
-    recorded = [json.loads(x) for x in (Path(done["run_dir"]) / "events.jsonl").read_text().splitlines()]
+    recorded = [
+        json.loads(x) for x in (Path(done["run_dir"]) / "events.jsonl").read_text().splitlines()
+    ]
     assert recorded[-1]["type"] == "done"
     assert any(r["type"] == "artifact" for r in recorded)
     logs = daemon.call("jobs.logs", id=job["id"])["lines"]
@@ -82,7 +86,9 @@ def test_job_that_fails_reports_exit_code_and_last_error(daemon: Daemon, tmp_pat
     assert f"{broken}/config.json:2: not valid JSON" in failed["error"]
 
 
-def test_job_killed_by_a_signal_fails_with_the_signal(make_daemon: type[Daemon], tiny_model: Path) -> None:
+def test_job_killed_by_a_signal_fails_with_the_signal(
+    make_daemon: DaemonFactory, tiny_model: Path
+) -> None:
     daemon = make_daemon().start()
     job = daemon.call("jobs.submit", kind="prepare-model", params={"name": "k"})
     running = daemon.wait_job(job["id"], {"running"})
@@ -95,7 +101,7 @@ def test_job_killed_by_a_signal_fails_with_the_signal(make_daemon: type[Daemon],
     assert daemon.wait_job(nxt["id"], {"completed", "failed"})["status"] == "completed"
 
 
-def test_cancel_queued_and_running(make_daemon: type[Daemon]) -> None:
+def test_cancel_queued_and_running(make_daemon: DaemonFactory) -> None:
     daemon = make_daemon(config="[jobs]\ncancel_grace_s = 2\n").start()
     first = daemon.call("jobs.submit", kind="prepare-model", params={"name": "a"})
     second = daemon.call("jobs.submit", kind="prepare-model", params={"name": "b"})
@@ -124,7 +130,7 @@ def test_cancel_queued_and_running(make_daemon: type[Daemon]) -> None:
             raise AssertionError("cancelling a cancelled job must be refused")
 
 
-def test_max_parallel_is_configurable(make_daemon: type[Daemon], tiny_model: Path) -> None:
+def test_max_parallel_is_configurable(make_daemon: DaemonFactory, tiny_model: Path) -> None:
     daemon = make_daemon(config="[jobs]\nmax_parallel = 2\n").start()
     jobs = [
         daemon.call("jobs.submit", kind="prepare-model", params={"name": f"p{i}"}) for i in range(3)
@@ -147,7 +153,8 @@ def test_jobs_list_filters(daemon: Daemon) -> None:
     daemon.wait_job(b["id"], {"failed"})
     c = daemon.call("jobs.submit", kind="prepare-model", params={"path": "/none/c"}, name="gamma")
     daemon.call("jobs.cancel", id=c["id"]) if daemon.call("jobs.get", id=c["id"])[
-        "status"] == "queued" else daemon.wait_job(c["id"], {"failed"})
+        "status"
+    ] == "queued" else daemon.wait_job(c["id"], {"failed"})
     names = [j["name"] for j in daemon.call("jobs.list")["jobs"]]
     assert names == ["gamma", "beta", "alpha"]
     assert [j["name"] for j in daemon.call("jobs.list", text="ph")["jobs"]] == ["alpha"]

@@ -1,0 +1,140 @@
+"""`make demo`: the product on its embedded defaults, in a folder of its own, with no download.
+
+It sets up `FORGE_HOME=.demo`, starts the daemon, makes a small demo git repository and adds it
+as a source, builds the tiny local model with a real `prepare-model` job while printing its
+log, and shows what the daemon holds. In a terminal it then keeps the daemon up until Enter
+(or Ctrl-C) so you can try the `forge` commands it prints; without one it stops at once.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import os
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+from forged.cli import main as forge
+from forged.client import Client, DaemonNotRunning
+from forged.config import default_config_text
+from forged.paths import resolve_paths
+
+DEMO_FILES = {
+    "README.md": "# Demo project\n\nA tiny service used to show AI Forge at work.\n\n"
+    "## Usage\n\nRun `python app.py` and open the printed address.\n",
+    "app.py": 'def greet(name: str) -> str:\n    """Say hello."""\n    return f"hello {name}"\n\n\n'
+    'if __name__ == "__main__":\n    print(greet("forge"))\n',
+}
+
+
+def _git(repo: Path, *args: str) -> None:
+    subprocess.run(
+        ["git", "-C", str(repo), *args],
+        check=True,
+        capture_output=True,
+        env=dict(
+            os.environ,
+            GIT_AUTHOR_NAME="Forge Demo",
+            GIT_AUTHOR_EMAIL="demo@example.invalid",
+            GIT_COMMITTER_NAME="Forge Demo",
+            GIT_COMMITTER_EMAIL="demo@example.invalid",
+        ),
+    )
+
+
+def make_demo_repo(repo: Path) -> Path:
+    """A git repository with a couple of commits, made once."""
+    if (repo / ".git").exists():
+        return repo
+    repo.mkdir(parents=True, exist_ok=True)
+    _git(repo, "init", "-q", "-b", "main")
+    for name, text in DEMO_FILES.items():
+        (repo / name).write_text(text)
+        _git(repo, "add", name)
+        _git(repo, "commit", "-q", "-m", f"Add {name}")
+    return repo
+
+
+def _wait_for_socket(path: Path, proc: subprocess.Popen[bytes], log: Path) -> None:
+    for _ in range(300):
+        if proc.poll() is not None:
+            raise SystemExit(f"the daemon exited ({proc.returncode}); see {log}")
+        try:
+            with Client(path, timeout=5) as client:
+                client.call("system.health")
+                return
+        except (DaemonNotRunning, OSError):
+            time.sleep(0.1)
+    raise SystemExit(f"the daemon did not come up; see {log}")
+
+
+def _step(text: str) -> None:
+    print(f"\n\033[1m== {text}\033[0m", flush=True)
+
+
+def main() -> int:
+    home = Path(os.environ.get("FORGE_DEMO_HOME", ".demo")).resolve()
+    os.environ["FORGE_HOME"] = str(home)
+    paths = resolve_paths()
+    paths.ensure()
+    if not paths.config_file.exists():
+        paths.config_file.write_text(default_config_text())
+    shell = f"FORGE_HOME={home} {Path(sys.executable).parent / 'forge'}"
+
+    _step(f"starting the daemon (FORGE_HOME={home})")
+    log = paths.state_dir / "forged.log"
+    proc: subprocess.Popen[bytes] | None = None
+    try:
+        Client(paths.socket_file, timeout=5).close()
+        print("a demo daemon is already running; using it")
+    except (DaemonNotRunning, OSError):
+        with open(log, "ab") as out:
+            proc = subprocess.Popen(
+                [sys.executable, "-m", "forged.cli", "daemon"],
+                stdout=out,
+                stderr=subprocess.STDOUT,
+                start_new_session=True,
+            )
+        _wait_for_socket(paths.socket_file, proc, log)
+        print(f"forged is up (pid {proc.pid}); its log: {log}")
+
+    try:
+        forge(["status"])
+
+        _step("adding a demo repository as a source")
+        repo = make_demo_repo(home / "repos" / "demo-project")
+        with Client(paths.socket_file) as client:
+            if not any(s["path"] == str(repo) for s in client.call("sources.list")["sources"]):
+                client.call("sources.add", path=str(repo))
+        forge(["sources", "ls"])
+
+        _step("building the tiny local model: forge jobs submit prepare-model -f")
+        code = forge(["jobs", "submit", "prepare-model", "--follow"])
+        if code != 0:
+            print(f"the prepare-model job did not complete; see `{shell} jobs ls`")
+            return code
+
+        _step("what the daemon holds now")
+        forge(["jobs", "ls"])
+        print()
+        forge(["models", "ls"])
+
+        print(f"\nTry it yourself, in another terminal:\n  {shell} status\n  {shell} jobs ls")
+        print(f"  {shell} jobs submit prepare-model -p name=another -f")
+        if proc is None:
+            return 0
+        if sys.stdin.isatty():
+            print("\nPress Enter (or Ctrl-C) to stop the demo daemon.")
+            with contextlib.suppress(KeyboardInterrupt, EOFError):
+                input()
+        return 0
+    finally:
+        if proc is not None:
+            proc.terminate()
+            proc.wait(60)
+            print("demo daemon stopped")
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,146 @@
+"""The `forge` command as a person runs it: real subprocesses against a real daemon."""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+from tests.daemon_harness import Daemon
+
+
+def forge(
+    *args: str, home: Path, env: dict[str, str] | None = None
+) -> subprocess.CompletedProcess[str]:
+    return subprocess.run(
+        [sys.executable, "-m", "forged.cli", *args],
+        env=dict(os.environ, FORGE_HOME=str(home), **(env or {})),
+        capture_output=True,
+        text=True,
+        timeout=180,
+    )
+
+
+def test_no_daemon_is_one_line_and_exit_3(tmp_path: Path) -> None:
+    for args in (["status"], ["jobs", "ls"], ["missions", "ls"], ["models", "ls"]):
+        out = forge(*args, home=tmp_path)
+        assert out.returncode == 3
+        lines = out.stderr.strip().splitlines()
+        assert len(lines) == 1 and "the forge daemon is not running" in lines[0]
+        assert "forge daemon" in lines[0]
+
+
+def test_status_and_json(daemon: Daemon) -> None:
+    out = forge("status", home=daemon.home)
+    assert out.returncode == 0, out.stderr
+    assert "accelerator" in out.stdout and str(daemon.socket) in out.stdout
+    data = json.loads(forge("status", "--json", home=daemon.home).stdout)
+    assert data["socket"] == str(daemon.socket)
+
+
+def test_submit_follow_show_and_list(daemon: Daemon, tiny_model: Path) -> None:
+    out = forge(
+        "jobs", "submit", "prepare-model", "-p", f"path={tiny_model}", "-f", home=daemon.home
+    )
+    assert out.returncode == 0, out.stderr
+    assert f"verifying the model folder {tiny_model}" in out.stdout
+    assert "completed]" in out.stderr
+    listed = json.loads(forge("jobs", "ls", "--json", home=daemon.home).stdout)
+    job_id = listed["jobs"][0]["id"]
+    shown = forge("jobs", "show", job_id, home=daemon.home)
+    assert "status     completed" in shown.stdout and "artifact   base-model" in shown.stdout
+    table = forge("jobs", "ls", "--status", "completed", home=daemon.home).stdout
+    assert job_id in table and "prepare-model" in table
+    logs = forge("jobs", "logs", job_id, "--tail", "1", home=daemon.home)
+    assert logs.stdout.strip() == "done"
+    models = forge("models", "ls", home=daemon.home).stdout
+    assert "tiny-llama" in models and "1.3M" in models
+
+
+def test_follow_a_failing_job_exits_nonzero(daemon: Daemon) -> None:
+    out = forge(
+        "jobs", "submit", "prepare-model", "-p", "path=/no/such/model", "-f", home=daemon.home
+    )
+    assert out.returncode == 1
+    assert "/no/such/model: not a folder" in out.stdout
+    assert "failed" in out.stderr
+
+
+def test_errors_are_one_clear_line(daemon: Daemon) -> None:
+    out = forge("jobs", "show", "job-nope", home=daemon.home)
+    assert out.returncode == 1 and out.stderr.strip() == "forge: no job 'job-nope'"
+    out = forge("jobs", "submit", "prepare-model", "-p", "layers=0", home=daemon.home)
+    assert out.returncode == 1 and "params.layers" in out.stderr
+    out = forge("missions", "reject", "m-1", "-r", "not useful", home=daemon.home)
+    assert out.returncode == 1 and "no mission" in out.stderr
+
+
+def test_sources_add_ls_rm(daemon: Daemon, tmp_path: Path) -> None:
+    repo = tmp_path / "repo"
+    subprocess.run(["git", "init", "-q", str(repo)], check=True)
+    added = json.loads(forge("sources", "add", str(repo), "--json", home=daemon.home).stdout)
+    assert added["path"] == str(repo.resolve())
+    assert str(repo.resolve()) in forge("sources", "ls", home=daemon.home).stdout
+    again = forge("sources", "add", str(repo), home=daemon.home)
+    assert again.returncode == 1 and "already a source" in again.stderr
+    plain = forge("sources", "add", str(tmp_path), home=daemon.home)
+    assert plain.returncode == 1 and "not a git work tree" in plain.stderr
+    assert forge("sources", "rm", added["id"], home=daemon.home).returncode == 0
+    assert "(none)" in forge("sources", "ls", home=daemon.home).stdout
+
+
+def test_datasets_import_checks_every_line(daemon: Daemon, tmp_path: Path) -> None:
+    good = tmp_path / "good.jsonl"
+    good.write_text('{"text": "a"}\n\n{"text": "b"}\n')
+    bad = tmp_path / "bad.jsonl"
+    bad.write_text('{"text": "a"}\n{"text": \n')
+    out = forge("datasets", "import", str(bad), home=daemon.home)
+    assert out.returncode == 1 and f"{bad}:2: not valid JSON" in out.stderr
+    imported = json.loads(forge("datasets", "import", str(good), "--json", home=daemon.home).stdout)
+    assert imported["examples"] == 2
+    preview = daemon.call("datasets.preview", id=imported["id"])
+    assert preview["examples"] == [{"text": "a"}, {"text": "b"}]
+
+
+def test_daemon_stop(daemon: Daemon) -> None:
+    out = forge("daemon", "stop", home=daemon.home)
+    assert out.returncode == 0 and "stopped forged" in out.stdout
+    assert daemon.proc is not None and daemon.proc.wait(10) == 0
+    again = forge("daemon", "stop", home=daemon.home)
+    assert again.returncode == 3
+
+
+def test_config_check_and_init(tmp_path: Path) -> None:
+    out = forge("config", "init", home=tmp_path)
+    assert out.returncode == 0
+    assert forge("config", "check", home=tmp_path).returncode == 0
+    (tmp_path / "config.toml").write_text("[jobs]\ncancel_grace_s = -1\n")
+    out = forge("config", "check", home=tmp_path)
+    assert out.returncode == 2 and "config.toml:2: jobs.cancel_grace_s" in out.stderr
+
+
+def test_service_units(tmp_path: Path) -> None:
+    env = {"XDG_CONFIG_HOME": str(tmp_path / "cfg"), "HOME": str(tmp_path / "home")}
+    out = forge("service", "install", home=tmp_path, env=env)
+    assert out.returncode == 0, out.stderr
+    unit = (tmp_path / "cfg" / "systemd" / "user" / "forged.service").read_text()
+    assert "Type=notify" in unit and "Restart=on-failure" in unit
+    assert f"ExecStart={sys.executable} -m forged.cli daemon" in unit
+    assert f'Environment="FORGE_HOME={tmp_path}"' in unit
+    assert "systemctl --user enable --now forged.service" in out.stdout
+    assert "loginctl enable-linger" in out.stdout
+    assert forge("service", "status", home=tmp_path, env=env).returncode == 0
+    assert forge("service", "uninstall", home=tmp_path, env=env).returncode == 0
+    assert not (tmp_path / "cfg" / "systemd" / "user" / "forged.service").exists()
+
+    out = forge("service", "install", "--platform", "launchd", home=tmp_path, env=env)
+    plist = tmp_path / "home" / "Library" / "LaunchAgents" / "dev.aiforge.forged.plist"
+    import plistlib
+
+    parsed = plistlib.loads(plist.read_bytes())
+    assert parsed["ProgramArguments"] == [sys.executable, "-m", "forged.cli", "daemon"]
+    assert parsed["KeepAlive"] == {"SuccessfulExit": False}
+    assert parsed["EnvironmentVariables"]["FORGE_HOME"] == str(tmp_path)
+    assert "launchctl bootstrap" in out.stdout

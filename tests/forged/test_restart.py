@@ -1,0 +1,116 @@
+"""Kill the daemon at any moment: on restart every job is still there, and a job that was
+running resumes from its checkpoint or fails with the reason. Nothing runs twice."""
+
+from __future__ import annotations
+
+import os
+import signal
+from pathlib import Path
+
+from tests.daemon_harness import DaemonFactory, wait_for
+
+
+def engine_processes(run_dir: str) -> list[int]:
+    pids = []
+    for proc in Path("/proc").glob("[0-9]*"):
+        try:
+            cmd = (proc / "cmdline").read_bytes()
+        except OSError:
+            continue
+        if b"engine" in cmd and run_dir.encode() in cmd:
+            pids.append(int(proc.name))
+    return pids
+
+
+def test_kill_9_after_a_checkpoint_resumes_from_it(make_daemon: DaemonFactory) -> None:
+    daemon = make_daemon().start()
+    job = daemon.call("jobs.submit", kind="prepare-model", params={"name": "resumed"})
+    with daemon.client() as c:
+        c.call("events.subscribe", job_id=job["id"], types=["job.checkpoint"])
+        checkpoint = next(c.events())
+    daemon.kill()
+
+    # The engine dies with its daemon (parent-death signal): no orphan keeps training.
+    wait_for(lambda: not engine_processes(job["run_dir"]), timeout=20)
+
+    daemon.start()
+    done = daemon.wait_job(job["id"], {"completed", "failed"})
+    assert done["status"] == "completed", done
+    assert done["attempt"] == 2
+    lines = [x["line"] for x in daemon.call("jobs.logs", id=job["id"])["lines"]]
+    assert any(line.startswith("the daemon restarted; resuming from checkpoint") for line in lines)
+    assert any(
+        line.startswith(f"resuming from checkpoint {checkpoint['data']['path']}") for line in lines
+    )
+    # The tokenizer was trained once, in the first attempt, never again.
+    assert sum("training a 2048-token BPE tokenizer" in line for line in lines) == 1
+    assert (daemon.paths.models_dir / "resumed" / "model.safetensors").exists()
+
+
+def test_kill_9_before_any_checkpoint_fails_with_the_reason(
+    make_daemon: DaemonFactory, tiny_model: Path
+) -> None:
+    daemon = make_daemon().start()
+    # Verifying a folder writes no checkpoint: there is nothing to resume from.
+    job = daemon.call("jobs.submit", kind="prepare-model", params={"path": str(tiny_model)})
+    queued = daemon.call("jobs.submit", kind="prepare-model", params={"path": str(tiny_model)})
+    daemon.wait_job(job["id"], {"running"}, timeout=30)
+    daemon.kill()
+    daemon.start()
+    failed = daemon.wait_job(job["id"], {"failed", "completed"})
+    if failed["status"] == "completed":  # it finished in the instant before the kill
+        return
+    assert failed["error"].startswith("interrupted: the daemon stopped while the job was running")
+    assert "before its first checkpoint" in failed["error"]
+    # The queued job was kept and runs after the restart.
+    assert daemon.wait_job(queued["id"], {"completed", "failed"})["status"] == "completed"
+
+
+def test_sigterm_stops_jobs_and_exits_zero_then_resumes(make_daemon: DaemonFactory) -> None:
+    daemon = make_daemon().start()
+    job = daemon.call("jobs.submit", kind="prepare-model", params={"name": "graceful"})
+    with daemon.client() as c:
+        c.call("events.subscribe", job_id=job["id"], types=["job.checkpoint"])
+        next(c.events())
+    assert daemon.stop() == 0
+    assert not engine_processes(job["run_dir"])
+    assert not daemon.socket.exists()
+    daemon.start()
+    done = daemon.wait_job(job["id"], {"completed", "failed"})
+    assert done["status"] == "completed" and done["attempt"] == 2
+
+
+def test_every_job_survives_a_restart(make_daemon: DaemonFactory) -> None:
+    daemon = make_daemon(config="[jobs]\nmax_parallel = 1\n").start()
+    ids = [
+        daemon.call("jobs.submit", kind="prepare-model", params={"path": f"/none/{i}"})["id"]
+        for i in range(10)
+    ]
+    daemon.kill()
+    daemon.start()
+    listed = {j["id"] for j in daemon.call("jobs.list", limit=100)["jobs"]}
+    assert set(ids) <= listed
+    for job_id in ids:
+        assert daemon.wait_job(job_id, {"failed"})["error"]
+
+
+def test_a_leftover_engine_from_a_dead_daemon_is_stopped_before_resuming(
+    make_daemon: DaemonFactory,
+) -> None:
+    """If an engine outlives its daemon (no parent-death signal, e.g. macOS), the restarted
+    daemon stops it before it resumes the job, so the job never runs twice at once."""
+    daemon = make_daemon().start()
+    job = daemon.call("jobs.submit", kind="prepare-model", params={"name": "orphan"})
+    with daemon.client() as c:
+        c.call("events.subscribe", job_id=job["id"], types=["job.checkpoint"])
+        next(c.events())
+    pid = daemon.call("jobs.get", id=job["id"])["pid"]
+    # Stop the daemon without letting the child notice: freeze the child, kill the daemon.
+    os.killpg(pid, signal.SIGSTOP)
+    daemon.kill()
+    assert engine_processes(job["run_dir"]) == [pid]
+    daemon.start()
+    done = daemon.wait_job(job["id"], {"completed", "failed"})
+    assert done["status"] == "completed"
+    assert done["attempt"] == 2
+    assert pid not in engine_processes(job["run_dir"])
