@@ -187,6 +187,33 @@ class JobRunner:
     # ---- one job ------------------------------------------------------------------------------
 
     async def _launch(self, job: Job) -> None:
+        try:
+            spec_file = self._write_spec(job)
+        except OSError as exc:
+            self._finish(job.id, "failed", error=f"could not write the job's run dir: {exc}")
+            return
+        env = dict(os.environ, FORGE_PARENT_PID=str(os.getpid()), PYTHONUNBUFFERED="1")
+        try:
+            proc = await asyncio.create_subprocess_exec(
+                self.python,
+                "-m",
+                "engine",
+                str(spec_file),
+                stdin=asyncio.subprocess.DEVNULL,
+                stdout=asyncio.subprocess.PIPE,
+                stderr=asyncio.subprocess.STDOUT,
+                cwd=spec_file.parent,
+                env=env,
+                start_new_session=True,
+                limit=MAX_LINE,
+            )
+        except OSError as exc:
+            self._finish(job.id, "failed", error=f"could not start the engine: {exc}")
+            return
+        self._mark_running(job, proc)
+
+    def _write_spec(self, job: Job) -> Path:
+        """The run dir and its spec.json: everything the engine needs, nothing to ask back."""
         run_dir = Path(job.run_dir)
         run_dir.mkdir(parents=True, exist_ok=True)
         spec = JobSpec(
@@ -201,24 +228,9 @@ class JobRunner:
         )
         spec_file = run_dir / "spec.json"
         _write_atomic(spec_file, spec.model_dump_json(indent=2))
-        env = dict(os.environ, FORGE_PARENT_PID=str(os.getpid()), PYTHONUNBUFFERED="1")
-        try:
-            proc = await asyncio.create_subprocess_exec(
-                self.python,
-                "-m",
-                "engine",
-                str(spec_file),
-                stdin=asyncio.subprocess.DEVNULL,
-                stdout=asyncio.subprocess.PIPE,
-                stderr=asyncio.subprocess.STDOUT,
-                cwd=run_dir,
-                env=env,
-                start_new_session=True,
-                limit=MAX_LINE,
-            )
-        except OSError as exc:
-            self._finish(job.id, "failed", error=f"could not start the engine: {exc}")
-            return
+        return spec_file
+
+    def _mark_running(self, job: Job, proc: asyncio.subprocess.Process) -> None:
         job, ev = self.store.update_job(
             job.id,
             {
