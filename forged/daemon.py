@@ -1,8 +1,11 @@
 """`forge daemon`: the one asyncio process that owns the store, the queue and the socket.
 
-Start-up order: take the instance lock, open the store, settle jobs a dead daemon left running,
-then listen, then tell systemd READY=1. Shut-down (SIGTERM/SIGINT): stop accepting, let running
-jobs checkpoint within the grace period, close clients, tell systemd STOPPING=1, exit 0.
+Start-up order: take the instance lock, open the store, listen, tell systemd READY=1, then settle
+the jobs a dead daemon left running (stopping any leftover engine, which can take seconds) and
+only then start the runner. Clients are answered from the first moment.
+
+Shut-down (SIGTERM/SIGINT): stop accepting, let running jobs checkpoint within the grace
+period, close clients, tell systemd STOPPING=1, exit 0.
 """
 
 from __future__ import annotations
@@ -58,13 +61,11 @@ async def serve(paths: ForgePaths, config: Config) -> int:
             bus.unsubscribe(sid)
 
     server = RpcServer(paths.socket_file, on_line, on_close)
-    await runner.recover()
     try:
         await server.start()
     except (AlreadyRunning, OSError) as exc:
         print(f"forged: {exc}", file=sys.stderr)
         return 1
-    runner.start()
 
     stop = asyncio.Event()
     loop = asyncio.get_running_loop()
@@ -72,7 +73,16 @@ async def serve(paths: ForgePaths, config: Config) -> int:
         loop.add_signal_handler(sig, stop.set)
     log.info("forged listening on %s (data in %s)", paths.socket_file, paths.data_dir)
     notify("READY=1")
+
+    async def recover_then_run() -> None:
+        await runner.recover()
+        if not stop.is_set():
+            runner.start()
+
+    starting = asyncio.create_task(recover_then_run(), name="recover")
     await stop.wait()
+    if not starting.done():
+        starting.cancel()
 
     log.info(
         "stopping: no new connections; running jobs get %.0f s to checkpoint",

@@ -110,6 +110,10 @@ def test_a_leftover_engine_from_a_dead_daemon_is_stopped_before_resuming(
     daemon.kill()
     assert engine_processes(job["run_dir"]) == [pid]
     daemon.start()
+    # The frozen orphan ignores SIGTERM, so recovery is still waiting on it: the daemon already
+    # answers meanwhile, and shows the job as it last knew it.
+    assert daemon.call("system.health")["ok"]
+    assert daemon.call("jobs.get", id=job["id"])["status"] == "running"
     done = daemon.wait_job(job["id"], {"completed", "failed"})
     assert done["status"] == "completed"
     assert done["attempt"] == 2
