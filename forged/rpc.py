@@ -50,6 +50,17 @@ def not_found(what: str, ref: str) -> RpcError:
     return RpcError(NOT_FOUND, f"no {what} {ref!r}", {"param": "id", "value": ref})
 
 
+T = TypeVar("T")
+
+
+def lookup(get: Callable[[str], T], what: str, ref: str) -> T:
+    """`get(ref)` from the store, its KeyError turned into -32001 naming what was not found."""
+    try:
+        return get(ref)
+    except KeyError:
+        raise not_found(what, ref) from None
+
+
 def invalid_state(message: str, **data: Any) -> RpcError:
     return RpcError(INVALID_STATE, message, data or None)
 

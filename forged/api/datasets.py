@@ -10,7 +10,7 @@ from pathlib import Path
 from typing import Any
 
 from forged.context import Session
-from forged.rpc import INVALID_PARAMS, Registry, RpcError, not_found
+from forged.rpc import INVALID_PARAMS, Registry, RpcError, lookup
 from forged.schema import (
     Dataset,
     DatasetsImportParams,
@@ -19,13 +19,6 @@ from forged.schema import (
     DatasetsPreviewParams,
     DatasetsPreviewResult,
 )
-
-
-def _get(s: Session, dataset_id: str) -> Dataset:
-    try:
-        return s.services.store.get_dataset(dataset_id)
-    except KeyError:
-        raise not_found("dataset", dataset_id) from None
 
 
 def scan_jsonl(path: Path) -> int:
@@ -73,7 +66,7 @@ def register(reg: Registry[Session]) -> None:
     @reg.method("datasets.preview", DatasetsPreviewParams)
     async def datasets_preview(p: DatasetsPreviewParams, s: Session) -> DatasetsPreviewResult:
         """The first examples of a dataset."""
-        dataset = _get(s, p.id)
+        dataset = lookup(s.services.store.get_dataset, "dataset", p.id)
         try:
             examples = await asyncio.to_thread(_head, Path(dataset.path), p.limit)
         except FileNotFoundError:

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from forged.context import Session
-from forged.rpc import Registry, invalid_state, not_found
+from forged.rpc import Registry, invalid_state, lookup
 from forged.schema import (
     IdParams,
     Mission,
@@ -15,10 +15,7 @@ from forged.schema import (
 
 
 def _get(s: Session, mission_id: str) -> Mission:
-    try:
-        return s.services.store.get_mission(mission_id)
-    except KeyError:
-        raise not_found("mission", mission_id) from None
+    return lookup(s.services.store.get_mission, "mission", mission_id)
 
 
 def _decide(s: Session, mission_id: str, status: str, reason: str | None) -> Mission:

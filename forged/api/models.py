@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from forged.context import Session
-from forged.rpc import NOT_FOUND, UNSUPPORTED, Registry, RpcError, not_found
+from forged.rpc import NOT_FOUND, UNSUPPORTED, Registry, RpcError, lookup
 from forged.schema import (
     ModelsDeployParams,
     ModelsListParams,
@@ -23,10 +23,7 @@ def register(reg: Registry[Session]) -> None:
     @reg.method("models.deploy", ModelsDeployParams)
     async def models_deploy(p: ModelsDeployParams, s: Session) -> ModelsListResult:
         """Deploy an adapter or merged model to Ollama."""
-        try:
-            s.services.store.get_model(p.id)
-        except KeyError:
-            raise not_found("model", p.id) from None
+        lookup(s.services.store.get_model, "model", p.id)
         raise RpcError(UNSUPPORTED, NO_DEPLOY, {"method": "models.deploy"})
 
     @reg.method("models.rollback", ModelsRollbackParams)
