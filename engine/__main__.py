@@ -32,6 +32,18 @@ def _runner(kind: str) -> Callable[[JobSpec, Emitter], dict[str, object]]:
         from engine.prepare_model import run
 
         return run
+    if kind == "train":
+        from engine.train import run as train
+
+        return train
+    if kind == "eval":
+        from engine.evaluate import run as evaluate
+
+        return evaluate
+    if kind == "merge":
+        from engine.merge import run as merge
+
+        return merge
     raise EngineError(f"this engine cannot run job kind {kind!r}")
 
 

@@ -6,7 +6,7 @@ anything is spawned, with the same models the engine runs with. No heavy imports
 
 from __future__ import annotations
 
-from typing import Any
+from typing import Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field
 
@@ -40,14 +40,73 @@ class PrepareModelParams(KindParams):
     )
 
 
+Backend = Literal["auto", "peft", "unsloth", "mlx"]
+Method = Literal["lora", "dora", "pissa", "qlora"]
+
+
+class TrainParams(KindParams):
+    """A fine-tuning run. `None` means: sized by the engine to this machine and model (logged)."""
+
+    base_model: str = Field(
+        "tiny-llama", description="a model folder, a name under the models dir, or a HF cache id"
+    )
+    dataset: str = Field(description="a JSONL file or a folder of them (or a dataset id)")
+    backend: Backend = "auto"
+    method: Method = "lora"
+    rank: int = Field(16, ge=1, le=1024)
+    alpha: float | None = Field(None, gt=0, description="default: 2 × rank")
+    dropout: float = Field(0.0, ge=0, lt=1)
+    target_modules: list[str] | Literal["auto"] = "auto"
+    learning_rate: float = Field(2e-3, gt=0, le=1)
+    lr_schedule: Literal["cosine", "linear", "constant"] = "cosine"
+    warmup_steps: int | None = Field(None, ge=0)
+    epochs: float = Field(1.0, gt=0, le=1000)
+    max_steps: int | None = Field(None, ge=1)
+    batch_size: int | None = Field(None, ge=1, le=4096)
+    grad_accum: int = Field(1, ge=1, le=1024)
+    max_seq_len: int = Field(512, ge=16, le=131072)
+    packing: bool = True
+    seed: int = Field(0, ge=0)
+    val_fraction: float = Field(0.1, ge=0, lt=1)
+    eval_every: int = Field(0, ge=0, description="steps between evaluations; 0: at the end")
+    checkpoint_every: int = Field(50, ge=1)
+    early_stopping_patience: int | None = Field(None, ge=1)
+    skip_bad_examples: bool = False
+    pissa_niter: int = Field(4, ge=0, le=64)
+
+
+class EvalParams(KindParams):
+    """Held-out loss and perplexity of the base, an adapter and a previous adapter."""
+
+    base_model: str = "tiny-llama"
+    dataset: str
+    adapter: str | None = Field(None, description="adapter folder (a train job's run dir works)")
+    previous_adapter: str | None = None
+    max_seq_len: int = Field(512, ge=16, le=131072)
+    val_fraction: float = Field(0.1, ge=0, lt=1, description="0: evaluate on every example")
+    generations: int = Field(8, ge=0, le=1000, description="answers to generate and score")
+    max_new_tokens: int = Field(64, ge=1, le=4096)
+
+
+class MergeParams(KindParams):
+    """Fold an adapter into its base and save a standalone model folder."""
+
+    base_model: str = "tiny-llama"
+    adapter: str
+    name: str = Field(pattern=r"^[A-Za-z0-9][A-Za-z0-9._-]{0,63}$")
+
+
 # The job kinds this engine runs, with the params each takes. A kind that is missing here is
 # refused at submit with a message that says so.
 KIND_PARAMS: dict[str, type[KindParams]] = {
     "prepare-model": PrepareModelParams,
+    "train": TrainParams,
+    "eval": EvalParams,
+    "merge": MergeParams,
 }
 
 # Kinds that write checkpoints and can continue from one after an interruption.
-RESUMABLE_KINDS: frozenset[str] = frozenset({"prepare-model"})
+RESUMABLE_KINDS: frozenset[str] = frozenset({"prepare-model", "train"})
 
 
 class UnknownKind(ValueError):

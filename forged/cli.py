@@ -187,6 +187,12 @@ def cmd_jobs_cancel(cli: Cli) -> int:
     return 0
 
 
+def cmd_jobs_resume(cli: Cli) -> int:
+    job = cli.call("jobs.resume", id=cli.args.id)
+    cli.out(job, lambda j: print(f"{j['id']}: queued again, resuming from {j['checkpoint']}"))
+    return 0
+
+
 def _print_log(line: str) -> None:
     print(line, flush=True)
 
@@ -448,6 +454,10 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("-f", "--follow", action="store_true", help="keep printing until the job ends")
     p.add_argument("--tail", type=int, help="only the last N lines")
     p = add(jsub, "cancel", cmd_jobs_cancel, "cancel a queued or running job")
+    p.add_argument("id")
+    p = add(
+        jsub, "resume", cmd_jobs_resume, "continue a cancelled or failed job from its checkpoint"
+    )
     p.add_argument("id")
     p = add(jsub, "submit", cmd_jobs_submit, "queue a job, e.g. `forge jobs submit prepare-model`")
     p.add_argument("kind", choices=JOB_KINDS)

@@ -30,6 +30,8 @@ from forged.store import Store
 log = logging.getLogger(__name__)
 
 MAX_LINE = 1024 * 1024
+# Artifacts that are models, and the registry kind each becomes.
+MODEL_ARTIFACTS = {"base-model": "base", "adapter": "adapter", "merged-model": "merged"}
 LOG_LINE_CAP = 8192
 
 
@@ -159,6 +161,17 @@ class JobRunner:
     ) -> Job:
         job, event = self.store.create_job(kind, name, params, mission_id)
         self.bus.publish(event)
+        self.wake()
+        return job
+
+    def resume(self, job_id: str) -> Job:
+        """Back to the queue; the engine continues from the job's checkpoint."""
+        job, ev = self.store.update_job(
+            job_id,
+            {"status": "queued", "cancel_requested": 0, "finished_at": None, "error": None},
+            ("job.status", {"status": "queued", "reason": "resumed on request"}),
+        )
+        self.bus.publish(ev)
         self.wake()
         return job
 
@@ -328,15 +341,20 @@ class JobRunner:
         if kind == "artifact":
             info = {k: v for k, v in ev.items() if k not in ("type", "ts")}
             events = [self.store.add_artifact(job_id, info)]
-            if info.get("kind") == "base-model" and info.get("path"):
+            model_kind = MODEL_ARTIFACTS.get(str(info.get("kind")))
+            if model_kind and info.get("path"):
                 events.append(
                     self.store.upsert_model(
-                        "base",
+                        model_kind,
                         str(info.get("name") or Path(str(info["path"])).name),
                         str(info["path"]),
-                        base=None,
+                        base=str(info["base"]) if info.get("base") else None,
                         job_id=job_id,
-                        data={k: v for k, v in info.items() if k not in ("kind", "path", "name")},
+                        data={
+                            k: v
+                            for k, v in info.items()
+                            if k not in ("kind", "path", "name", "base")
+                        },
                     )
                 )
             return events

@@ -2,11 +2,23 @@
 
 from __future__ import annotations
 
+from pathlib import Path
+from typing import Any
+
 from pydantic import ValidationError
 
-from engine.spec import UnknownKind, parse_params
+from engine.spec import RESUMABLE_KINDS, UnknownKind, parse_params
 from forged.context import Session
-from forged.rpc import INVALID_PARAMS, UNSUPPORTED, Registry, RpcError, invalid_state, not_found
+from forged.rpc import (
+    INVALID_PARAMS,
+    NOT_FOUND,
+    UNSUPPORTED,
+    Registry,
+    RpcError,
+    invalid_state,
+    lookup,
+    not_found,
+)
 from forged.schema import (
     TERMINAL_JOB_STATUSES,
     IdParams,
@@ -60,8 +72,10 @@ def register(reg: Registry[Session]) -> None:
             ]
             summary = "; ".join(f"{x['param']}: {x['error']}" for x in problems)
             raise RpcError(INVALID_PARAMS, f"invalid params: {summary}", problems) from exc
-        name = p.name or _default_name(p.kind, params.model_dump())
-        return s.services.runner.submit(p.kind, name, params.model_dump(mode="json"))
+        values = params.model_dump(mode="json")
+        _resolve_refs(s, values)
+        name = p.name or _default_name(p.kind, values)
+        return s.services.runner.submit(p.kind, name, values)
 
     @reg.method("jobs.cancel", IdParams)
     async def jobs_cancel(p: IdParams, s: Session) -> Job:
@@ -71,6 +85,22 @@ def register(reg: Registry[Session]) -> None:
         if job.status in TERMINAL_JOB_STATUSES:
             raise invalid_state(f"job {job_id} is already {job.status}", status=job.status)
         return await s.services.runner.cancel(job_id)
+
+    @reg.method("jobs.resume", IdParams)
+    async def jobs_resume(p: IdParams, s: Session) -> Job:
+        """Queue a cancelled or failed job again, to continue from its last checkpoint."""
+        job_id = resolve_job(s, p.id)
+        job = s.services.store.get_job(job_id)
+        if job.status not in ("cancelled", "failed"):
+            raise invalid_state(
+                f"job {job_id} is {job.status}; only a cancelled or failed job can be resumed",
+                status=job.status,
+            )
+        if job.kind not in RESUMABLE_KINDS or not job.checkpoint:
+            raise invalid_state(
+                f"job {job_id} has no checkpoint to resume from; submit it again", kind=job.kind
+            )
+        return s.services.runner.resume(job_id)
 
     @reg.method("jobs.logs", JobsLogsParams)
     async def jobs_logs(p: JobsLogsParams, s: Session) -> JobsLogsResult:
@@ -89,7 +119,25 @@ def register(reg: Registry[Session]) -> None:
         return JobsMetricsResult(metrics=s.services.store.metrics(job_id, p.names))
 
 
-def _default_name(kind: str, params: dict[str, object]) -> str:
+def _resolve_refs(s: Session, values: dict[str, Any]) -> None:
+    """Ids a person may pass instead of paths: a dataset id, or a train job for its adapter."""
+    store = s.services.store
+    if isinstance(values.get("dataset"), str) and values["dataset"].startswith("ds-"):
+        values["dataset"] = lookup(store.get_dataset, "dataset", values["dataset"]).path
+    for key in ("adapter", "previous_adapter"):
+        ref = values.get(key)
+        if isinstance(ref, str) and ref.startswith("job-"):
+            job_id = store.resolve_job_id(ref)
+            if job_id is None:
+                raise RpcError(NOT_FOUND, f"no job {ref!r}", {"param": f"params.{key}"})
+            values[key] = str(Path(store.get_job(job_id).run_dir) / "adapter")
+
+
+def _default_name(kind: str, params: dict[str, Any]) -> str:
     if kind == "prepare-model":
         return f"prepare {params.get('path') or params.get('name')}"
-    return kind
+    if kind == "train":
+        return f"train {params['method']} on {Path(str(params['dataset'])).name}"
+    if kind == "merge":
+        return f"merge into {params['name']}"
+    return f"{kind} {Path(str(params.get('adapter') or params.get('base_model'))).name}"

@@ -1,0 +1,50 @@
+"""Training checkpoints: the adapter, optimizer, scheduler, position in the data and RNG state.
+
+Written to `step-N.partial` and renamed into place, so a crash mid-write never leaves a torn
+checkpoint that looks good; the newest two are kept.
+"""
+
+from __future__ import annotations
+
+import json
+import shutil
+from pathlib import Path
+from typing import Any
+
+KEEP = 2
+
+
+def save(
+    root: Path, step: int, model: Any, optimizer: Any, scheduler: Any, state: dict[str, Any]
+) -> Path:
+    import torch
+
+    final = root / f"step-{step:08d}"
+    partial = root / f"step-{step:08d}.partial"
+    shutil.rmtree(partial, ignore_errors=True)
+    partial.mkdir(parents=True)
+    model.save_pretrained(partial)
+    torch.save(optimizer.state_dict(), partial / "optimizer.pt")
+    torch.save(scheduler.state_dict(), partial / "scheduler.pt")
+    torch.save({"torch": torch.get_rng_state()}, partial / "rng.pt")
+    (partial / "state.json").write_text(json.dumps(state | {"step": step}))
+    shutil.rmtree(final, ignore_errors=True)
+    partial.rename(final)
+    for old in sorted(root.glob("step-*"))[:-KEEP]:
+        if not old.name.endswith(".partial"):
+            shutil.rmtree(old, ignore_errors=True)
+    return final
+
+
+def load(path: Path, model: Any, optimizer: Any, scheduler: Any) -> dict[str, Any]:
+    """Restore everything `save` wrote into the live objects; returns the saved state."""
+    import torch
+    from peft import set_peft_model_state_dict
+    from safetensors.torch import load_file
+
+    set_peft_model_state_dict(model, load_file(str(path / "adapter_model.safetensors")))
+    optimizer.load_state_dict(torch.load(path / "optimizer.pt", weights_only=True))
+    scheduler.load_state_dict(torch.load(path / "scheduler.pt", weights_only=True))
+    torch.set_rng_state(torch.load(path / "rng.pt", weights_only=True)["torch"])
+    state: dict[str, Any] = json.loads((path / "state.json").read_text())
+    return state

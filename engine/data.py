@@ -1,0 +1,321 @@
+"""Training data: JSONL in four formats, checked line by line, tokenised, split and packed.
+
+Formats, detected per file from its first example: chat `{"messages": [...]}`, instruction
+`{"instruction", "input"?, "output"}`, completion `{"prompt", "completion"}`, raw `{"text"}`.
+Every problem names file:line before any training starts; with `skip_bad` a bad example is
+counted and reported instead. The loss is masked to the answer tokens; the train/validation
+split is by a hash of each example's content, so it is stable as a dataset grows.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+from collections import Counter
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, Literal
+
+from engine.errors import EngineError
+
+Format = Literal["chat", "instruction", "completion", "text"]
+ROLES = {"system", "user", "assistant"}
+IGNORE = -100
+
+
+class DataError(EngineError):
+    """A dataset problem; the message starts with file:line."""
+
+
+@dataclass
+class Example:
+    format: Format
+    record: dict[str, Any]
+    where: str  # file:line
+
+    def messages(self) -> list[dict[str, str]]:
+        if self.format == "chat":
+            return list(self.record["messages"])
+        if self.format == "instruction":
+            prompt = self.record["instruction"]
+            if self.record.get("input"):
+                prompt += "\n\n" + self.record["input"]
+            return [
+                {"role": "user", "content": prompt},
+                {"role": "assistant", "content": self.record["output"]},
+            ]
+        raise ValueError(f"{self.format} examples have no messages")
+
+    def key(self) -> str:
+        return json.dumps(self.record, sort_keys=True, ensure_ascii=False)
+
+
+@dataclass
+class DataReport:
+    """What was read: examples per format and per file, and what was skipped and why."""
+
+    examples: int = 0
+    formats: Counter[str] = field(default_factory=Counter)
+    skipped: Counter[str] = field(default_factory=Counter)
+    skipped_at: list[str] = field(default_factory=list)
+
+    def skip(self, where: str, reason: str) -> None:
+        self.skipped[reason] += 1
+        if len(self.skipped_at) < 20:
+            self.skipped_at.append(f"{where}: {reason}")
+
+    def as_dict(self) -> dict[str, Any]:
+        return {
+            "examples": self.examples,
+            "formats": dict(self.formats),
+            "skipped": dict(self.skipped),
+            "skipped_at": self.skipped_at,
+        }
+
+
+def detect_format(record: dict[str, Any]) -> Format | None:
+    if "messages" in record:
+        return "chat"
+    if "instruction" in record or "output" in record:
+        return "instruction"
+    if "prompt" in record or "completion" in record:
+        return "completion"
+    if "text" in record:
+        return "text"
+    return None
+
+
+def _problem(fmt: Format, record: dict[str, Any]) -> str | None:
+    """What is wrong with one record of a known format, or None."""
+
+    def is_text(key: str) -> bool:
+        return isinstance(record.get(key), str) and bool(record[key].strip())
+
+    if fmt == "chat":
+        messages = record["messages"]
+        if not isinstance(messages, list) or not messages:
+            return "messages must be a non-empty list"
+        for i, m in enumerate(messages):
+            if not isinstance(m, dict) or m.get("role") not in ROLES:
+                return f"messages[{i}].role must be one of {sorted(ROLES)}"
+            if not isinstance(m.get("content"), str):
+                return f"messages[{i}].content must be a string"
+        if not any(m["role"] == "assistant" and m["content"].strip() for m in messages):
+            return "no assistant message to learn from"
+        return None
+    if fmt == "instruction":
+        for key in ("instruction", "output"):
+            if not is_text(key):
+                return f"missing or empty field {key!r}"
+        if "input" in record and not isinstance(record["input"], str):
+            return "field 'input' must be a string"
+        return None
+    if fmt == "completion":
+        for key in ("prompt", "completion"):
+            if not isinstance(record.get(key), str):
+                return f"missing field {key!r}"
+        return None if record["completion"].strip() else "empty 'completion'"
+    return None if is_text("text") else "missing or empty field 'text'"
+
+
+def dataset_files(path: Path) -> list[Path]:
+    if path.is_dir():
+        files = sorted(path.rglob("*.jsonl"))
+        if not files:
+            raise DataError(f"{path}: no .jsonl files in this folder")
+        return files
+    if not path.exists():
+        raise DataError(f"{path}: no such file")
+    return [path]
+
+
+def load_examples(path: Path, *, skip_bad: bool = False) -> tuple[list[Example], DataReport]:
+    """Every example of a JSONL file (or a folder of them), checked; raises DataError."""
+    report = DataReport()
+    examples: list[Example] = []
+    for file in dataset_files(path):
+        fmt: Format | None = None
+        with file.open("rb") as fh:
+            for number, raw in enumerate(fh, start=1):
+                where = f"{file}:{number}"
+                if not raw.strip():
+                    continue
+                try:
+                    record = json.loads(raw)
+                    if not isinstance(record, dict):
+                        raise ValueError("each line must be a JSON object")
+                    found = detect_format(record)
+                    if found is None:
+                        raise ValueError(
+                            "unknown format: expected messages, instruction/output, "
+                            "prompt/completion or text"
+                        )
+                    if fmt is None:
+                        fmt = found
+                    elif found != fmt:
+                        raise ValueError(f"a {found} example in a {fmt} file")
+                    problem = _problem(found, record)
+                    if problem:
+                        raise ValueError(problem)
+                except (UnicodeDecodeError, json.JSONDecodeError) as exc:
+                    if not skip_bad:
+                        raise DataError(f"{where}: not valid JSON: {exc}") from exc
+                    report.skip(where, "not valid JSON")
+                    continue
+                except ValueError as exc:
+                    if not skip_bad:
+                        raise DataError(f"{where}: {exc}") from exc
+                    report.skip(where, str(exc))
+                    continue
+                examples.append(Example(found, record, where))
+                report.formats[found] += 1
+        if fmt is None and not skip_bad:
+            raise DataError(f"{file}: no examples (the file is empty)")
+    if not examples:
+        raise DataError(f"{path}: no usable examples")
+    report.examples = len(examples)
+    return examples, report
+
+
+def split(examples: list[Example], val_fraction: float) -> tuple[list[Example], list[Example]]:
+    """Validation = examples whose content hash falls under `val_fraction`; stable as data grows.
+
+    With at least two examples, each side gets at least one.
+    """
+
+    def bucket(ex: Example) -> float:
+        digest = hashlib.sha256(ex.key().encode()).digest()
+        return int.from_bytes(digest[:8], "big") / 2**64
+
+    scored = sorted(((bucket(ex), i) for i, ex in enumerate(examples)))
+    val_idx = {i for score, i in scored if score < val_fraction}
+    if val_fraction > 0 and len(examples) >= 2:
+        if not val_idx:
+            val_idx = {scored[0][1]}
+        if len(val_idx) == len(examples):
+            val_idx.discard(scored[-1][1])
+    train = [ex for i, ex in enumerate(examples) if i not in val_idx]
+    val = [ex for i, ex in enumerate(examples) if i in val_idx]
+    return train, val
+
+
+@dataclass
+class Tokenized:
+    input_ids: list[int]
+    labels: list[int]
+    where: str
+
+    @property
+    def trained_tokens(self) -> int:
+        return sum(1 for t in self.labels if t != IGNORE)
+
+
+def tokenize(ex: Example, tokenizer: Any) -> Tokenized:
+    """Token ids and labels; labels are IGNORE everywhere but the answer."""
+    if ex.format in ("chat", "instruction"):
+        return _tokenize_chat(ex, tokenizer)
+    eos = [tokenizer.eos_token_id] if tokenizer.eos_token_id is not None else []
+    if ex.format == "completion":
+        prompt = tokenizer(ex.record["prompt"], add_special_tokens=False)["input_ids"]
+        answer = tokenizer(ex.record["completion"], add_special_tokens=False)["input_ids"] + eos
+        return Tokenized(prompt + answer, [IGNORE] * len(prompt) + answer, ex.where)
+    ids = tokenizer(ex.record["text"], add_special_tokens=False)["input_ids"] + eos
+    return Tokenized(ids, list(ids), ex.where)
+
+
+def _render(tokenizer: Any, messages: list[dict[str, str]], generation_prompt: bool) -> list[int]:
+    text = tokenizer.apply_chat_template(
+        messages, tokenize=False, add_generation_prompt=generation_prompt
+    )
+    ids: list[int] = tokenizer(text, add_special_tokens=False)["input_ids"]
+    return ids
+
+
+def _tokenize_chat(ex: Example, tokenizer: Any) -> Tokenized:
+    """Render the conversation with the tokenizer's chat template; learn each assistant turn.
+
+    Each assistant turn's tokens are those between the rendering of the conversation up to
+    its prompt and the rendering through the turn, which works with any template.
+    """
+    if not getattr(tokenizer, "chat_template", None):
+        raise DataError(f"{ex.where}: chat data needs a tokenizer with a chat template")
+    messages = ex.messages()
+    full = _render(tokenizer, messages, generation_prompt=False)
+    labels = [IGNORE] * len(full)
+    for i, message in enumerate(messages):
+        if message["role"] != "assistant":
+            continue
+        start = len(_render(tokenizer, messages[:i], generation_prompt=True))
+        end = len(_render(tokenizer, messages[: i + 1], generation_prompt=False))
+        labels[start:end] = full[start:end]
+    return Tokenized(full, labels, ex.where)
+
+
+def tokenize_all(
+    examples: list[Example], tokenizer: Any, max_len: int, report: DataReport, skip_bad: bool
+) -> list[Tokenized]:
+    out = []
+    for ex in examples:
+        tok = tokenize(ex, tokenizer)
+        if len(tok.input_ids) > max_len:
+            reason = f"{len(tok.input_ids)} tokens, longer than max_seq_len {max_len}"
+            if not skip_bad:
+                raise DataError(f"{ex.where}: {reason} (raise max_seq_len or skip_bad_examples)")
+            report.skip(ex.where, "longer than max_seq_len")
+            continue
+        if tok.trained_tokens == 0:
+            report.skip(ex.where, "no answer tokens")
+            continue
+        out.append(tok)
+    if not out:
+        raise DataError("no example fits; raise max_seq_len")
+    return out
+
+
+@dataclass
+class Row:
+    """One packed row: several examples back to back, each with positions from 0."""
+
+    input_ids: list[int]
+    labels: list[int]
+    position_ids: list[int]
+
+    @property
+    def tokens(self) -> int:
+        return len(self.input_ids)
+
+
+def pack(items: list[Tokenized], max_len: int) -> list[Row]:
+    """First-fit-decreasing into rows of at most max_len tokens (no padding inside a row).
+
+    Positions restart at 0 for each example, so attention never crosses examples, and the
+    first label of each example is ignored (it would be predicted from the one before).
+    """
+    rows: list[list[Tokenized]] = []
+    space: list[int] = []
+    for item in sorted(items, key=lambda t: len(t.input_ids), reverse=True):
+        n = len(item.input_ids)
+        for r, free in enumerate(space):
+            if free >= n:
+                rows[r].append(item)
+                space[r] -= n
+                break
+        else:
+            rows.append([item])
+            space.append(max_len - n)
+    packed = []
+    for row in rows:
+        ids: list[int] = []
+        labels: list[int] = []
+        positions: list[int] = []
+        for item in row:
+            ids += item.input_ids
+            labels += [IGNORE, *item.labels[1:]]
+            positions += list(range(len(item.input_ids)))
+        packed.append(Row(ids, labels, positions))
+    return packed
+
+
+def unpacked(items: list[Tokenized]) -> list[Row]:
+    """One example per row (packing off)."""
+    return [Row(t.input_ids, [IGNORE, *t.labels[1:]], list(range(len(t.input_ids)))) for t in items]

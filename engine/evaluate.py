@@ -1,0 +1,120 @@
+"""The `eval` job: held-out loss and perplexity of the base, the new adapter and a previous
+adapter on the same validation rows, plus, for chat and instruction data, generated answers
+scored against the references with chrF. Each figure is a job metric the UI can compare."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+from typing import Any
+
+from engine.backends import device_name
+from engine.batching import evaluate, perplexity
+from engine.data import Example, load_examples, split
+from engine.events import Emitter
+from engine.model_source import resolve_adapter, resolve_base
+from engine.spec import EvalParams, JobSpec
+from engine.train import prepare_data
+
+EVAL_BATCH = 8
+
+
+def generate_answers(
+    model: Any, tokenizer: Any, examples: list[Example], max_new: int, device: str
+) -> list[str]:
+    import torch
+
+    answers = []
+    model.eval()
+    for ex in examples:
+        prompt = [m for m in ex.messages() if m["role"] != "assistant"][:1]
+        ids = tokenizer.apply_chat_template(
+            prompt, add_generation_prompt=True, return_tensors="pt", return_dict=True
+        )["input_ids"].to(device)
+        with torch.no_grad():
+            out = model.generate(
+                input_ids=ids,
+                attention_mask=torch.ones_like(ids),
+                max_new_tokens=max_new,
+                do_sample=False,
+                pad_token_id=tokenizer.pad_token_id,
+            )
+        answers.append(tokenizer.decode(out[0, ids.shape[1] :], skip_special_tokens=True).strip())
+    return answers
+
+
+def chrf(hypotheses: list[str], references: list[str]) -> float:
+    import sacrebleu
+
+    return float(sacrebleu.corpus_chrf(hypotheses, [references]).score)
+
+
+def run(spec: JobSpec, events: Emitter) -> dict[str, Any]:
+    from peft import PeftModel
+    from transformers import AutoModelForCausalLM, AutoTokenizer
+
+    p = spec.typed_params()
+    assert isinstance(p, EvalParams)
+    device = device_name()
+    base_dir = resolve_base(p.base_model, spec.models_dir)
+    tokenizer = AutoTokenizer.from_pretrained(base_dir, local_files_only=True)
+    pad_id = tokenizer.pad_token_id if tokenizer.pad_token_id is not None else 0
+    data = prepare_data(p.dataset, tokenizer, p.max_seq_len, p.val_fraction, True, True)
+    rows = data.val or data.train
+    examples, _ = load_examples(Path(p.dataset).expanduser(), skip_bad=True)
+    _, val_examples = split(examples, p.val_fraction)
+    held_out = val_examples or examples
+    chat = [e for e in held_out if e.format in ("chat", "instruction")][: p.generations]
+    references = [
+        next(m["content"] for m in e.messages() if m["role"] == "assistant") for e in chat
+    ]
+    events.log(f"evaluating on {len(rows)} rows of held-out data, {len(chat)} generations")
+
+    model = AutoModelForCausalLM.from_pretrained(base_dir, local_files_only=True).to(device)
+    candidates: list[tuple[str, Path | None]] = [("base", None)]
+    if p.adapter:
+        candidates.append(("adapter", resolve_adapter(p.adapter)))
+    if p.previous_adapter:
+        candidates.append(("previous", resolve_adapter(p.previous_adapter, "previous_adapter")))
+    peft_model: Any = None
+    results: dict[str, dict[str, float]] = {}
+    for step, (name, adapter) in enumerate(candidates):
+        if adapter is None:
+            current = model
+        elif peft_model is None:
+            peft_model = PeftModel.from_pretrained(model, adapter, adapter_name=name)
+            current = peft_model
+        else:
+            peft_model.load_adapter(adapter, adapter_name=name)
+            peft_model.set_adapter(name)
+            current = peft_model
+        if adapter is None and peft_model is not None:
+            raise AssertionError("the base is evaluated first, before any adapter is loaded")
+        loss = evaluate(current, rows, EVAL_BATCH, pad_id, device)
+        scores = {f"{name}_eval_loss": loss, f"{name}_perplexity": perplexity(loss)}
+        if chat:
+            answers = generate_answers(current, tokenizer, chat, p.max_new_tokens, device)
+            scores[f"{name}_chrf"] = chrf(answers, references)
+            events.log(f"{name}: first answer {answers[0][:120]!r}")
+        events.metric(step, **scores)
+        events.log(
+            f"{name}: eval loss {loss:.4f}, perplexity {perplexity(loss):.1f}"
+            + (f", chrF {scores[f'{name}_chrf']:.1f}" if chat else "")
+        )
+        results[name] = scores
+        events.progress(step + 1, len(candidates), stage=name)
+    report = Path(spec.run_dir) / "eval.json"
+    report.write_text(json.dumps(results, indent=2))
+    better = None
+    if "adapter" in results:
+        rival = results.get("previous", results["base"])
+        better = results["adapter"]["adapter_eval_loss"] < next(
+            v for k, v in rival.items() if k.endswith("_eval_loss")
+        )
+        events.log(
+            "the new adapter "
+            + ("beats" if better else "does not beat")
+            + (" the previous adapter" if "previous" in results else " the base")
+        )
+    events.artifact("eval-report", str(report), adapter_is_better=better)
+    return {"results": results, "adapter_is_better": better}

@@ -1,0 +1,80 @@
+"""The `merge` job: fold an adapter into its base and save a standalone model folder.
+
+The merged folder is checked before it is kept: reloaded from disk, it must give the same
+logits as base + adapter on a probe batch.
+"""
+
+from __future__ import annotations
+
+import shutil
+from pathlib import Path
+from typing import Any
+
+from engine.errors import EngineError
+from engine.events import Emitter
+from engine.model_folder import inspect_model_folder
+from engine.model_source import resolve_adapter, resolve_base
+from engine.spec import JobSpec, MergeParams
+
+PROBE = [
+    [{"role": "user", "content": "What does the forge daemon do?"}],
+    [{"role": "user", "content": "Say adapter 3 times."}],
+]
+TOLERANCE = 1e-4
+
+
+def probe_logits(model: Any, tokenizer: Any) -> Any:
+    import torch
+
+    texts = [
+        tokenizer.apply_chat_template(m, tokenize=False, add_generation_prompt=True) for m in PROBE
+    ]
+    batch = tokenizer(texts, return_tensors="pt", padding=True, add_special_tokens=False)
+    with torch.no_grad():
+        return model(**batch).logits
+
+
+def run(spec: JobSpec, events: Emitter) -> dict[str, Any]:
+    import torch
+    from peft import PeftModel
+    from transformers import AutoModelForCausalLM, AutoTokenizer
+
+    p = spec.typed_params()
+    assert isinstance(p, MergeParams)
+    base_dir = resolve_base(p.base_model, spec.models_dir)
+    adapter = resolve_adapter(p.adapter)
+    tokenizer = AutoTokenizer.from_pretrained(base_dir, local_files_only=True)
+    base = AutoModelForCausalLM.from_pretrained(
+        base_dir, local_files_only=True, dtype=torch.float32
+    )
+    model = PeftModel.from_pretrained(base, adapter)
+    expected = probe_logits(model, tokenizer)
+    events.progress(1, 3, stage="merge")
+    merged = model.merge_and_unload()
+    work = Path(spec.run_dir) / "merged.partial"
+    shutil.rmtree(work, ignore_errors=True)
+    merged.save_pretrained(work, safe_serialization=True)
+    tokenizer.save_pretrained(work)
+    events.progress(2, 3, stage="verify")
+    reloaded = AutoModelForCausalLM.from_pretrained(work, local_files_only=True)
+    diff = float((probe_logits(reloaded, tokenizer) - expected).abs().max())
+    if diff > TOLERANCE:
+        raise EngineError(f"the merged model's logits differ from base + adapter by {diff:.2e}")
+    events.log(f"merged model matches base + adapter (max logit difference {diff:.2e})")
+    final = Path(spec.models_dir) / p.name
+    if final.exists():
+        raise EngineError(f"params.name: {final} already exists; choose another name")
+    final.parent.mkdir(parents=True, exist_ok=True)
+    work.rename(final)
+    info = inspect_model_folder(final)
+    events.progress(3, 3, stage="done")
+    events.artifact(
+        "merged-model",
+        str(final),
+        name=p.name,
+        base=str(base_dir),
+        adapter=str(adapter),
+        max_logit_diff=diff,
+        **info,
+    )
+    return {"model": str(final), "max_logit_diff": diff}

@@ -1,0 +1,297 @@
+"""The `train` job: a LoRA-family adapter trained on a dataset, on this machine's accelerator.
+
+One loop serves every backend that runs through PyTorch: the backend only decides how the model
+is loaded and wrapped (PEFT, or Unsloth's FastLanguageModel on CUDA). Examples are packed into
+full rows, so no step is spent on padding; that is where most of the speed over a padded
+Trainer comes from on every device.
+"""
+
+from __future__ import annotations
+
+import math
+import random
+import time
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from engine import checkpoint, control
+from engine.backends import choose_backend, device_name
+from engine.batching import collate, evaluate, loss_sum, perplexity
+from engine.data import DataReport, Row, load_examples, pack, split, tokenize_all, unpacked
+from engine.errors import EngineError
+from engine.events import Emitter
+from engine.model_source import resolve_base
+from engine.spec import JobSpec, TrainParams
+
+# Projection names LoRA targets, by architecture family; `auto` picks the first family present.
+TARGETS = [
+    ["q_proj", "k_proj", "v_proj", "o_proj", "gate_proj", "up_proj", "down_proj"],
+    ["c_attn", "c_proj", "c_fc"],
+    ["query_key_value", "dense", "dense_h_to_4h", "dense_4h_to_h"],
+    ["qkv_proj", "o_proj", "gate_up_proj", "down_proj"],
+]
+
+
+@dataclass
+class Data:
+    tokenizer: Any
+    train: list[Row]
+    val: list[Row]
+    report: DataReport
+    train_tokens: int
+
+
+def prepare_data(
+    dataset: str, tokenizer: Any, max_len: int, val_fraction: float, packing: bool, skip: bool
+) -> Data:
+    examples, report = load_examples(Path(dataset).expanduser(), skip_bad=skip)
+    train_ex, val_ex = split(examples, val_fraction)
+    train_tok = tokenize_all(train_ex, tokenizer, max_len, report, skip)
+    val_tok = tokenize_all(val_ex, tokenizer, max_len, report, skip) if val_ex else []
+    rows = pack if packing else lambda items, _n: unpacked(items)
+    return Data(
+        tokenizer,
+        rows(train_tok, max_len),
+        rows(val_tok, max_len),
+        report,
+        sum(len(t.input_ids) for t in train_tok),
+    )
+
+
+def target_modules(model: Any, asked: list[str] | str) -> list[str]:
+    if asked != "auto":
+        return list(asked)
+    names = {name.rsplit(".", 1)[-1] for name, _ in model.named_modules()}
+    for family in TARGETS:
+        found = [n for n in family if n in names]
+        if found:
+            return found
+    raise EngineError("params.target_modules: no known projection layers; name them explicitly")
+
+
+def size_batch(p: TrainParams, n_params: int, device: str) -> tuple[int, str]:
+    """Rows per micro-batch, with the reason the person is shown."""
+    if p.batch_size:
+        return p.batch_size, "asked for"
+    if device == "cpu":
+        rows = max(1, min(8, 4096 // p.max_seq_len))
+        return rows, f"CPU: about 4k tokens per step ({rows} × {p.max_seq_len})"
+    import torch
+
+    free = torch.cuda.mem_get_info()[0] if device == "cuda" else 8 * 1024**3
+    per_row = p.max_seq_len * max(n_params, 1) ** 0.5 * 64  # activations grow ~ width per token
+    rows = int(max(1, min(64, (free * 0.5 - n_params * 4) // per_row)))
+    return rows, f"{free / 1024**3:.0f} GiB free on {device}, {n_params / 1e6:.0f} M parameters"
+
+
+def load_model(p: TrainParams, base: Path, backend: str, device: str, events: Emitter) -> Any:
+    import torch
+    from peft import LoraConfig, get_peft_model
+
+    alpha = p.alpha or 2 * p.rank
+    if backend == "unsloth":
+        from unsloth import FastLanguageModel  # CUDA only, imported only here
+
+        model, _ = FastLanguageModel.from_pretrained(
+            str(base), max_seq_length=p.max_seq_len, load_in_4bit=p.method == "qlora"
+        )
+        modules = target_modules(model, p.target_modules)
+        return FastLanguageModel.get_peft_model(
+            model,
+            r=p.rank,
+            lora_alpha=alpha,
+            lora_dropout=p.dropout,
+            target_modules=modules,
+            random_state=p.seed,
+        )
+    from transformers import AutoModelForCausalLM
+
+    kwargs: dict[str, Any] = {}
+    if device == "cuda":
+        kwargs["dtype"] = torch.bfloat16 if torch.cuda.is_bf16_supported() else torch.float16
+    if p.method == "qlora":
+        from transformers import BitsAndBytesConfig
+
+        kwargs["quantization_config"] = BitsAndBytesConfig(
+            load_in_4bit=True, bnb_4bit_quant_type="nf4", bnb_4bit_compute_dtype=torch.bfloat16
+        )
+    model = AutoModelForCausalLM.from_pretrained(base, local_files_only=True, **kwargs)
+    if p.method != "qlora":
+        model.to(device)
+    modules = target_modules(model, p.target_modules)
+    init: bool | str = f"pissa_niter_{p.pissa_niter}" if p.method == "pissa" else True
+    config = LoraConfig(
+        r=p.rank,
+        lora_alpha=alpha,
+        lora_dropout=p.dropout,
+        target_modules=modules,
+        use_dora=p.method == "dora",
+        init_lora_weights=init,
+        task_type="CAUSAL_LM",
+    )
+    events.log(f"{p.method}: rank {p.rank}, alpha {alpha:g}, on {', '.join(modules)}")
+    return get_peft_model(model, config)
+
+
+def _schedule(p: TrainParams, optimizer: Any, total: int) -> Any:
+    from transformers import get_scheduler
+
+    warmup = p.warmup_steps if p.warmup_steps is not None else max(1, total * 3 // 100)
+    name = {"cosine": "cosine", "linear": "linear", "constant": "constant_with_warmup"}
+    return get_scheduler(name[p.lr_schedule], optimizer, warmup, total)
+
+
+def run(spec: JobSpec, events: Emitter) -> dict[str, Any]:
+    import torch
+    from transformers import AutoTokenizer
+
+    p = spec.typed_params()
+    assert isinstance(p, TrainParams)
+    backend, why = choose_backend(p)
+    device = device_name()
+    events.log(f"backend {backend} on {device}: {why}")
+    base = resolve_base(p.base_model, spec.models_dir)
+    tokenizer = AutoTokenizer.from_pretrained(base, local_files_only=True)
+    pad_id = tokenizer.pad_token_id if tokenizer.pad_token_id is not None else 0
+    data = prepare_data(
+        p.dataset, tokenizer, p.max_seq_len, p.val_fraction, p.packing, p.skip_bad_examples
+    )
+    skipped = sum(data.report.skipped.values())
+    events.log(
+        f"data: {data.report.examples} examples ({dict(data.report.formats)}), "
+        f"{skipped} skipped, {len(data.train)} train rows, {len(data.val)} validation rows"
+    )
+    for line in data.report.skipped_at:
+        events.log(f"skipped {line}", level="warning")
+
+    random.seed(p.seed)
+    torch.manual_seed(p.seed)
+    model = load_model(p, base, backend, device, events)
+    run_dir = Path(spec.run_dir)
+    pissa_init = run_dir / "pissa-init"
+    if p.method == "pissa" and not pissa_init.exists():
+        # Kept to turn the trained PiSSA adapter into a plain LoRA one for the untouched base.
+        cfg = model.peft_config["default"]
+        cfg.init_lora_weights, saved = True, cfg.init_lora_weights
+        model.save_pretrained(pissa_init)
+        cfg.init_lora_weights = saved
+    n_params = sum(t.numel() for t in model.parameters())
+    trainable = sum(t.numel() for t in model.parameters() if t.requires_grad)
+    batch, reason = size_batch(p, n_params, device)
+    events.log(f"batch size {batch} rows of up to {p.max_seq_len} tokens: {reason}")
+    per_epoch = max(1, math.ceil(len(data.train) / batch / p.grad_accum))
+    total = p.max_steps or max(1, math.ceil(p.epochs * per_epoch))
+    events.log(
+        f"{total} steps ({per_epoch} per epoch × grad_accum {p.grad_accum}), "
+        f"{trainable:,} trainable of {n_params:,} parameters"
+    )
+
+    optimizer = torch.optim.AdamW(
+        [t for t in model.parameters() if t.requires_grad], lr=p.learning_rate, weight_decay=0.0
+    )
+    scheduler = _schedule(p, optimizer, total)
+    state: dict[str, Any] = {"best_eval": None, "bad_evals": 0}
+    start = 0
+    if spec.resume_from and Path(spec.resume_from).is_dir():
+        state = checkpoint.load(Path(spec.resume_from), model, optimizer, scheduler)
+        start = int(state["step"])
+        events.log(f"resuming from checkpoint {spec.resume_from} at step {start}")
+
+    micro_per_epoch = math.ceil(len(data.train) / batch)
+    orders: dict[int, list[int]] = {}
+
+    def micro_batch(m: int) -> list[Row]:
+        epoch, index = divmod(m, micro_per_epoch)
+        if epoch not in orders:
+            g = torch.Generator().manual_seed(p.seed * 1000 + epoch)
+            orders[epoch] = torch.randperm(len(data.train), generator=g).tolist()
+        chosen = orders[epoch][index * batch : (index + 1) * batch]
+        return [data.train[i] for i in chosen]
+
+    def run_eval(step: int) -> float | None:
+        if not data.val:
+            return None
+        loss = evaluate(model, data.val, batch, pad_id, device)
+        events.metric(step, eval_loss=loss, perplexity=perplexity(loss))
+        return loss
+
+    if start == 0:
+        run_eval(0)  # the starting point, so the improvement is visible
+    model.train()
+    ckpt_root = run_dir / "checkpoints"
+    started, tokens_done = time.monotonic(), 0
+    stopped_early = False
+    step = start
+    try:
+        for step in range(start, total):
+            batches = [micro_batch(step * p.grad_accum + a) for a in range(p.grad_accum)]
+            n_tokens = sum(sum(1 for t in r.labels if t != -100) for b in batches for r in b)
+            step_loss = 0.0
+            for rows in batches:
+                s, _ = loss_sum(model, collate(rows, pad_id, device))
+                (s / max(n_tokens, 1)).backward()
+                step_loss += float(s) / max(n_tokens, 1)
+                tokens_done += sum(r.tokens for r in rows)
+            grad_norm = torch.nn.utils.clip_grad_norm_(
+                [t for t in model.parameters() if t.requires_grad], 1.0
+            )
+            optimizer.step()
+            scheduler.step()
+            optimizer.zero_grad(set_to_none=True)
+            done = step + 1
+            rate = tokens_done / max(time.monotonic() - started, 1e-9)
+            events.metric(
+                done, loss=step_loss, lr=scheduler.get_last_lr()[0], grad_norm=float(grad_norm)
+            )
+            events.progress(done, total, stage="train", tokens_per_s=round(rate, 1))
+            if p.eval_every and done % p.eval_every == 0 and done < total:
+                loss = run_eval(done)
+                if loss is not None and p.early_stopping_patience:
+                    if state["best_eval"] is None or loss < state["best_eval"]:
+                        state["best_eval"], state["bad_evals"] = loss, 0
+                    else:
+                        state["bad_evals"] += 1
+                        if state["bad_evals"] >= p.early_stopping_patience:
+                            events.log(f"early stop at step {done}: eval loss stopped improving")
+                            stopped_early = True
+                            break
+            if done % p.checkpoint_every == 0 and done < total:
+                path = checkpoint.save(ckpt_root, done, model, optimizer, scheduler, state)
+                events.checkpoint(str(path), done)
+            control.check()
+    except control.StopRequested:
+        path = checkpoint.save(ckpt_root, step + 1, model, optimizer, scheduler, state)
+        events.checkpoint(str(path), step + 1)
+        raise
+
+    final_eval = run_eval(step + 1)
+    adapter = run_dir / "adapter"
+    if p.method == "pissa":
+        model.save_pretrained(adapter, path_initial_model_for_weight_conversion=str(pissa_init))
+    else:
+        model.save_pretrained(adapter)
+    tokenizer.save_pretrained(adapter)
+    seconds = time.monotonic() - started
+    summary = {
+        "adapter": str(adapter),
+        "base_model": str(base),
+        "backend": backend,
+        "method": p.method,
+        "steps": step + 1,
+        "eval_loss": final_eval,
+        "tokens_per_s": round(tokens_done / max(seconds, 1e-9), 1),
+        "stopped_early": stopped_early,
+        "data": data.report.as_dict(),
+    }
+    events.artifact(
+        "adapter",
+        str(adapter),
+        name=f"{base.name}-{p.method}-{spec.job_id}",
+        base=str(base),
+        dataset=p.dataset,
+        method=p.method,
+        rank=p.rank,
+        eval_loss=final_eval,
+    )
+    return summary
