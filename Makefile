@@ -20,17 +20,20 @@ $(STAMP): pyproject.toml
 test: lint typecheck pytest
 
 lint: $(STAMP)
-	$(BIN)/ruff check forged agent engine tui tests
-	$(BIN)/ruff format --check forged agent engine tui tests
+	$(BIN)/ruff check forged agent engine tui tests bench
+	$(BIN)/ruff format --check forged agent engine tui tests bench
 
 typecheck: $(STAMP)
-	$(BIN)/mypy forged agent engine tui tests
+	$(BIN)/mypy forged agent engine tui tests bench
 
 pytest: $(STAMP)
 	$(BIN)/pytest -q
 
 demo: $(STAMP)
 	$(BIN)/python -m forged.demo
+
+bench: $(STAMP)
+	$(BIN)/python bench/train_throughput.py
 
 demo-stop: $(STAMP)
 	FORGE_HOME=$(CURDIR)/.demo $(BIN)/forge daemon stop

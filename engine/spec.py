@@ -57,7 +57,7 @@ class TrainParams(KindParams):
     alpha: float | None = Field(None, gt=0, description="default: 2 × rank")
     dropout: float = Field(0.0, ge=0, lt=1)
     target_modules: list[str] | Literal["auto"] = "auto"
-    learning_rate: float = Field(2e-3, gt=0, le=1)
+    learning_rate: float | None = Field(None, gt=0, le=1)
     lr_schedule: Literal["cosine", "linear", "constant"] = "cosine"
     warmup_steps: int | None = Field(None, ge=0)
     epochs: float = Field(1.0, gt=0, le=1000)

@@ -85,6 +85,14 @@ def size_batch(p: TrainParams, n_params: int, device: str) -> tuple[int, str]:
     return rows, f"{free / 1024**3:.0f} GiB free on {device}, {n_params / 1e6:.0f} M parameters"
 
 
+def size_learning_rate(p: TrainParams, n_params: int) -> tuple[float, str]:
+    if p.learning_rate:
+        return p.learning_rate, "asked for"
+    if n_params < 50_000_000:
+        return 5e-3, f"a small model ({n_params / 1e6:.1f} M parameters) takes a high rate"
+    return 2e-4, "the usual LoRA rate for a model of this size"
+
+
 def load_model(p: TrainParams, base: Path, backend: str, device: str, events: Emitter) -> Any:
     import torch
     from peft import LoraConfig, get_peft_model
@@ -187,8 +195,10 @@ def run(spec: JobSpec, events: Emitter) -> dict[str, Any]:
         f"{trainable:,} trainable of {n_params:,} parameters"
     )
 
+    lr, lr_reason = size_learning_rate(p, n_params)
+    events.log(f"learning rate {lr:g} ({p.lr_schedule}): {lr_reason}")
     optimizer = torch.optim.AdamW(
-        [t for t in model.parameters() if t.requires_grad], lr=p.learning_rate, weight_decay=0.0
+        [t for t in model.parameters() if t.requires_grad], lr=lr, weight_decay=0.0
     )
     scheduler = _schedule(p, optimizer, total)
     state: dict[str, Any] = {"best_eval": None, "bad_evals": 0}
@@ -231,7 +241,7 @@ def run(spec: JobSpec, events: Emitter) -> dict[str, Any]:
             for rows in batches:
                 s, _ = loss_sum(model, collate(rows, pad_id, device))
                 (s / max(n_tokens, 1)).backward()
-                step_loss += float(s) / max(n_tokens, 1)
+                step_loss += float(s.detach()) / max(n_tokens, 1)
                 tokens_done += sum(r.tokens for r in rows)
             grad_norm = torch.nn.utils.clip_grad_norm_(
                 [t for t in model.parameters() if t.requires_grad], 1.0

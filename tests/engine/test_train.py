@@ -1,0 +1,245 @@
+"""Training the tiny model for real on the CPU, through the daemon as a person would."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from engine.backends import choose_backend, cuda_available
+from engine.errors import EngineError
+from engine.spec import TrainParams
+from engine.synthetic import write_dataset
+from tests.conftest import run_engine
+from tests.daemon_harness import Daemon, DaemonFactory
+
+STEPS = 24
+
+
+@pytest.fixture(scope="module")
+def dataset(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    return write_dataset(tmp_path_factory.mktemp("data") / "chat.jsonl", 300, seed=7)
+
+
+def train_params(tiny_model: Path, dataset: Path, **extra: Any) -> dict[str, Any]:
+    return {
+        "base_model": str(tiny_model),
+        "dataset": str(dataset),
+        "max_steps": STEPS,
+        "max_seq_len": 256,
+        "checkpoint_every": 4,
+        "rank": 8,
+        **extra,
+    }
+
+
+def metric(daemon: Daemon, job_id: str, name: str) -> list[tuple[int, float]]:
+    rows = daemon.call("jobs.metrics", id=job_id, names=[name])["metrics"]
+    return [(m["step"], m["value"]) for m in rows]
+
+
+def test_train_lowers_held_out_loss_and_registers_the_adapter(
+    daemon: Daemon, tiny_model: Path, dataset: Path
+) -> None:
+    job = daemon.call("jobs.submit", kind="train", params=train_params(tiny_model, dataset))
+    done = daemon.wait_job(job["id"], {"completed", "failed"}, timeout=240)
+    assert done["status"] == "completed", done["error"]
+    evals = metric(daemon, job["id"], "eval_loss")
+    assert evals[0][0] == 0 and evals[-1][0] == STEPS
+    assert evals[-1][1] < evals[0][1] - 0.5, evals  # measurably better on held-out data
+    losses = metric(daemon, job["id"], "loss")
+    assert len(losses) == STEPS
+    assert done["progress"]["tokens_per_s"] > 0
+    adapter = Path(done["run_dir"]) / "adapter"
+    assert (adapter / "adapter_model.safetensors").exists()
+    assert json.loads((adapter / "adapter_config.json").read_text())["r"] == 8
+    models = daemon.call("models.list", kind=["adapter"])["models"]
+    assert [m["path"] for m in models] == [str(adapter)]
+    assert models[0]["base"] == str(tiny_model)
+    logs = [x["line"] for x in daemon.call("jobs.logs", id=job["id"])["lines"]]
+    assert any(line.startswith("backend peft on cpu: no GPU here") for line in logs)
+    assert any(line.startswith("batch size ") and "CPU" in line for line in logs)
+    assert any(line.startswith("learning rate 0.005") for line in logs)
+
+
+def test_cancel_then_resume_ends_where_an_uninterrupted_run_does(
+    make_daemon: DaemonFactory, tiny_model: Path, dataset: Path
+) -> None:
+    daemon = make_daemon(config="[jobs]\nmax_parallel = 1\n").start()
+    params = train_params(tiny_model, dataset)
+    straight = daemon.call("jobs.submit", kind="train", params=params)
+    assert daemon.wait_job(straight["id"], {"completed", "failed"}, 240)["status"] == "completed"
+
+    job = daemon.call("jobs.submit", kind="train", params=params)
+    with daemon.client() as c:
+        c.call("events.subscribe", since=0, job_id=job["id"], types=["job.checkpoint"])
+        next(c.events())  # the first checkpoint (step 4) is on disk
+    daemon.call("jobs.cancel", id=job["id"])
+    cancelled = daemon.wait_job(job["id"], {"cancelled", "completed", "failed"}, 60)
+    assert cancelled["status"] == "cancelled", cancelled
+    stopped_at = int(Path(cancelled["checkpoint"]).name.split("-")[1])
+    assert 4 <= stopped_at < STEPS
+
+    daemon.call("jobs.resume", id=job["id"])
+    resumed = daemon.wait_job(job["id"], {"completed", "failed"}, 240)
+    assert resumed["status"] == "completed" and resumed["attempt"] == 2
+    logs = [x["line"] for x in daemon.call("jobs.logs", id=job["id"])["lines"]]
+    assert any(f"at step {stopped_at}" in line and "resuming" in line for line in logs)
+    a = metric(daemon, straight["id"], "eval_loss")[-1][1]
+    b = metric(daemon, job["id"], "eval_loss")[-1][1]
+    assert abs(a - b) < 1e-3 * a, (a, b)
+
+
+def test_bad_data_fails_before_training_with_file_and_line(
+    daemon: Daemon, tiny_model: Path, tmp_path: Path
+) -> None:
+    bad = tmp_path / "bad.jsonl"
+    bad.write_text('{"text": "fine"}\n{"text": "also fine"}\n{"txt": "typo"}\n')
+    job = daemon.call("jobs.submit", kind="train", params=train_params(tiny_model, bad))
+    failed = daemon.wait_job(job["id"], {"failed", "completed"}, 120)
+    assert failed["status"] == "failed"
+    assert f"{bad}:3: unknown format" in failed["error"]
+    assert daemon.call("jobs.metrics", id=job["id"])["metrics"] == []  # not one step ran
+
+
+def test_params_are_checked_at_submit(daemon: Daemon) -> None:
+    with daemon.client() as c:
+        for params, where in [
+            ({}, "params.dataset"),
+            ({"dataset": "x", "method": "ia3"}, "params.method"),
+            ({"dataset": "x", "rank": 0}, "params.rank"),
+            ({"dataset": "ds-missing"}, None),
+        ]:
+            try:
+                c.call("jobs.submit", kind="train", params=params)
+            except Exception as exc:
+                if where:
+                    assert where in str(exc), (params, exc)
+                else:
+                    assert "no dataset 'ds-missing'" in str(exc)
+            else:
+                raise AssertionError(f"{params} was accepted")
+
+
+@pytest.mark.parametrize("method", ["dora", "pissa"])
+def test_dora_and_pissa_train_and_evaluate_on_the_untouched_base(
+    method: str, tiny_model: Path, dataset: Path, tmp_path: Path
+) -> None:
+    spec = {
+        "job_id": method,
+        "kind": "train",
+        "params": train_params(tiny_model, dataset, method=method, max_steps=12, rank=4),
+        "run_dir": str(tmp_path / "train"),
+        "models_dir": str(tmp_path / "models"),
+        "datasets_dir": str(tmp_path),
+    }
+    events = run_engine(spec, tmp_path / "train")
+    assert events[-1]["code"] == 0, events[-1]["stderr"][-2000:]
+    config = json.loads((tmp_path / "train" / "adapter" / "adapter_config.json").read_text())
+    if method == "dora":
+        assert config["use_dora"] is True
+    else:  # converted to a plain LoRA adapter for the original base (rank doubles)
+        assert config["r"] == 8 and config["init_lora_weights"] is True
+    evals = run_engine(
+        {
+            "job_id": "e",
+            "kind": "eval",
+            "params": {
+                "base_model": str(tiny_model),
+                "dataset": str(dataset),
+                "adapter": str(tmp_path / "train"),
+                "max_seq_len": 256,
+                "generations": 2,
+                "max_new_tokens": 8,
+            },
+            "run_dir": str(tmp_path / "eval"),
+            "models_dir": str(tmp_path / "models"),
+            "datasets_dir": str(tmp_path),
+        },
+        tmp_path / "eval",
+    )
+    assert evals[-1]["code"] == 0, evals[-1]["stderr"][-2000:]
+    scores = {k: v for e in evals if e["type"] == "metric" for k, v in e["values"].items()}
+    assert scores["adapter_eval_loss"] < scores["base_eval_loss"] - 0.2, scores
+    assert 0 <= scores["adapter_chrf"] <= 100
+
+
+def test_eval_compares_three_and_merge_matches(
+    daemon: Daemon, tiny_model: Path, dataset: Path
+) -> None:
+    first = daemon.call(
+        "jobs.submit", kind="train", params=train_params(tiny_model, dataset, max_steps=6)
+    )
+    second = daemon.call(
+        "jobs.submit", kind="train", params=train_params(tiny_model, dataset, max_steps=18)
+    )
+    for j in (first, second):
+        assert daemon.wait_job(j["id"], {"completed", "failed"}, 240)["status"] == "completed"
+    ev = daemon.call(
+        "jobs.submit",
+        kind="eval",
+        params={
+            "base_model": str(tiny_model),
+            "dataset": str(dataset),
+            "adapter": second["id"],
+            "previous_adapter": first["id"],
+            "max_seq_len": 256,
+            "generations": 3,
+            "max_new_tokens": 16,
+        },
+    )
+    assert daemon.wait_job(ev["id"], {"completed", "failed"}, 240)["status"] == "completed"
+    values = {m["name"]: m["value"] for m in daemon.call("jobs.metrics", id=ev["id"])["metrics"]}
+    assert {
+        "base_eval_loss",
+        "adapter_eval_loss",
+        "previous_eval_loss",
+        "base_chrf",
+        "adapter_chrf",
+        "previous_chrf",
+    } <= set(values)
+    assert values["adapter_eval_loss"] < values["previous_eval_loss"] < values["base_eval_loss"]
+
+    merge = daemon.call(
+        "jobs.submit",
+        kind="merge",
+        params={"base_model": str(tiny_model), "adapter": second["id"], "name": "tiny-merged"},
+    )
+    merged = daemon.wait_job(merge["id"], {"completed", "failed"}, 240)
+    assert merged["status"] == "completed", merged["error"]
+    art = merged["artifacts"][0]
+    assert art["kind"] == "merged-model" and art["max_logit_diff"] < 1e-4
+    folder = daemon.paths.models_dir / "tiny-merged"
+    assert (folder / "model.safetensors").exists() and (folder / "tokenizer.json").exists()
+    assert "lora" not in (folder / "model.safetensors").read_bytes()[:20000].decode(errors="ignore")
+    kinds = {m["kind"] for m in daemon.call("models.list")["models"]}
+    assert {"adapter", "merged"} <= kinds
+
+
+def test_backends_that_cannot_run_here_say_why() -> None:
+    if cuda_available():
+        pytest.skip("this machine has CUDA; the CPU-only refusals do not apply")
+    for params, message in [
+        ({"method": "qlora"}, "needs an NVIDIA GPU with CUDA"),
+        ({"backend": "unsloth"}, "unsloth needs an NVIDIA GPU with CUDA"),
+    ]:
+        with pytest.raises(EngineError, match=message):
+            choose_backend(TrainParams.model_validate({"dataset": "d.jsonl", **params}))
+    backend, why = choose_backend(TrainParams.model_validate({"dataset": "d.jsonl"}))
+    assert backend == "peft" and "no GPU" in why
+
+
+@pytest.mark.cuda
+@pytest.mark.skipif(not cuda_available(), reason="needs an NVIDIA GPU with CUDA (none here)")
+def test_qlora_on_cuda(tiny_model: Path, dataset: Path, tmp_path: Path) -> None:
+    spec = {
+        "job_id": "q",
+        "kind": "train",
+        "params": train_params(tiny_model, dataset, method="qlora", max_steps=4),
+        "run_dir": str(tmp_path / "run"),
+        "models_dir": str(tmp_path),
+        "datasets_dir": str(tmp_path),
+    }
+    assert run_engine(spec, tmp_path / "run")[-1]["code"] == 0
