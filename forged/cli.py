@@ -171,6 +171,11 @@ def cmd_jobs_submit(cli: Cli) -> int:
     for item in a.param or []:
         key, value = _parse_param(item)
         params[key] = value
+    for key in PATH_PARAMS:
+        value = params.get(key)
+        # The engine runs in the job's run dir: a relative path means "from here".
+        if isinstance(value, str) and not os.path.isabs(value) and os.path.exists(value):
+            params[key] = os.path.abspath(value)
     extra = {"name": a.name} if a.name else {}
     job = cli.call("jobs.submit", kind=a.kind, params=params, **extra)
     if a.follow:
@@ -413,6 +418,7 @@ def cmd_service(cli: Cli) -> int:
 
 # ---- argument parsing -------------------------------------------------------------------------
 
+PATH_PARAMS = ("dataset", "base_model", "adapter", "previous_adapter", "path")
 JOB_STATUSES = ["queued", "running", "completed", "failed", "cancelled"]
 JOB_KINDS = ["prepare-model", "train", "eval", "merge", "deploy", "infer"]
 

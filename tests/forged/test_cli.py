@@ -59,6 +59,33 @@ def test_submit_follow_show_and_list(daemon: Daemon, tiny_model: Path) -> None:
     assert "tiny-llama" in models and "1.3M" in models
 
 
+def test_relative_paths_are_made_absolute(daemon: Daemon, tmp_path: Path) -> None:
+    (tmp_path / "data.jsonl").write_text('{"text": "hello"}\n')
+    out = subprocess.run(
+        [
+            sys.executable,
+            "-m",
+            "forged.cli",
+            "jobs",
+            "submit",
+            "train",
+            "--json",
+            "-p",
+            "dataset=data.jsonl",
+            "-p",
+            "base_model=no-such-model",
+        ],
+        env=dict(os.environ, FORGE_HOME=str(daemon.home)),
+        cwd=tmp_path,
+        capture_output=True,
+        text=True,
+        timeout=60,
+    )
+    job = json.loads(out.stdout)
+    assert job["params"]["dataset"] == str(tmp_path / "data.jsonl")
+    assert job["params"]["base_model"] == "no-such-model"  # not a path here: left as typed
+
+
 def test_follow_a_failing_job_exits_nonzero(daemon: Daemon) -> None:
     out = forge(
         "jobs", "submit", "prepare-model", "-p", "path=/no/such/model", "-f", home=daemon.home
