@@ -56,9 +56,9 @@ def choose_backend(p: TrainParams) -> tuple[str, str]:
             raise EngineError(
                 "params.backend: mlx-lm is not installed (pip install 'ai-forge[mlx]')"
             )
-        raise EngineError(
-            "params.backend: the mlx backend is not available in this version of forge; use peft"
-        )
+        if p.method != "lora":
+            raise EngineError(f"params.backend: the mlx backend trains lora, not {p.method}")
+        return "mlx", "asked for"
     if p.backend == "peft":
         return "peft", "asked for"
     if cuda and has_module("unsloth") and p.method in ("lora", "qlora"):
@@ -71,5 +71,7 @@ def choose_backend(p: TrainParams) -> tuple[str, str]:
         )
         return "peft", f"CUDA is here but {why}: transformers + PEFT on the GPU"
     if sys.platform == "darwin" and platform.machine() == "arm64":
+        if has_module("mlx_lm") and p.method == "lora":
+            return "mlx", "Apple silicon with mlx-lm: MLX trains fastest there"
         return "peft", "Apple silicon: transformers + PEFT on MPS"
     return "peft", "no GPU here: transformers + PEFT on the CPU"

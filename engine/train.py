@@ -59,15 +59,19 @@ def prepare_data(
     )
 
 
-def target_modules(model: Any, asked: list[str] | str) -> list[str]:
+def pick_targets(layer_names: set[str], asked: list[str] | str) -> list[str]:
+    """The projection names to adapt: as asked, or the first known family the model has."""
     if asked != "auto":
         return list(asked)
-    names = {name.rsplit(".", 1)[-1] for name, _ in model.named_modules()}
     for family in TARGETS:
-        found = [n for n in family if n in names]
+        found = [n for n in family if n in layer_names]
         if found:
             return found
     raise EngineError("params.target_modules: no known projection layers; name them explicitly")
+
+
+def target_modules(model: Any, asked: list[str] | str) -> list[str]:
+    return pick_targets({name.rsplit(".", 1)[-1] for name, _ in model.named_modules()}, asked)
 
 
 def size_batch(p: TrainParams, n_params: int, device: str) -> tuple[int, str]:
@@ -162,8 +166,10 @@ def run(spec: JobSpec, events: Emitter) -> dict[str, Any]:
     base = resolve_base(p.base_model, spec.models_dir)
     tokenizer = AutoTokenizer.from_pretrained(base, local_files_only=True)
     pad_id = tokenizer.pad_token_id if tokenizer.pad_token_id is not None else 0
+    # mlx-lm batches examples itself: it gets them one per row.
+    packing = p.packing and backend != "mlx"
     data = prepare_data(
-        p.dataset, tokenizer, p.max_seq_len, p.val_fraction, p.packing, p.skip_bad_examples
+        p.dataset, tokenizer, p.max_seq_len, p.val_fraction, packing, p.skip_bad_examples
     )
     skipped = sum(data.report.skipped.values())
     events.log(
@@ -172,6 +178,28 @@ def run(spec: JobSpec, events: Emitter) -> dict[str, Any]:
     )
     for line in data.report.skipped_at:
         events.log(f"skipped {line}", level="warning")
+    if backend == "mlx":
+        from engine.mlx_backend import train_mlx
+
+        result = train_mlx(spec, p, base, data, events)
+        events.artifact(
+            "adapter",
+            result["adapter"],
+            name=f"{base.name}-mlx-{spec.job_id}",
+            base=str(base),
+            dataset=p.dataset,
+            method=p.method,
+            rank=p.rank,
+            eval_loss=result["eval_loss"],
+            backend="mlx",
+        )
+        return {
+            **result,
+            "backend": "mlx",
+            "base_model": str(base),
+            "method": p.method,
+            "data": data.report.as_dict(),
+        }
 
     random.seed(p.seed)
     torch.manual_seed(p.seed)
