@@ -71,6 +71,9 @@ class TrainParams(KindParams):
     eval_every: int = Field(0, ge=0, description="steps between evaluations; 0: at the end")
     checkpoint_every: int = Field(50, ge=1)
     early_stopping_patience: int | None = Field(None, ge=1)
+    early_stopping_min_delta: float = Field(
+        0.0, ge=0, description="eval loss must fall by more than this to count as better"
+    )
     skip_bad_examples: bool = False
     pissa_niter: int = Field(4, ge=0, le=64)
 

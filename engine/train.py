@@ -286,7 +286,8 @@ def run(spec: JobSpec, events: Emitter) -> dict[str, Any]:
             if p.eval_every and done % p.eval_every == 0 and done < total:
                 loss = run_eval(done)
                 if loss is not None and p.early_stopping_patience:
-                    if state["best_eval"] is None or loss < state["best_eval"]:
+                    best = state["best_eval"]
+                    if best is None or loss < best - p.early_stopping_min_delta:
                         state["best_eval"], state["bad_evals"] = loss, 0
                     else:
                         state["bad_evals"] += 1

@@ -303,3 +303,31 @@ def test_mlx_backend_trains_and_saves_a_peft_adapter(tiny_model: Path, tmp_path:
     scores = {k: v for e in evals if e["type"] == "metric" for k, v in e["values"].items()}
     assert abs(scores["adapter_eval_loss"] - mlx_final) < 1e-3 * mlx_final, (scores, mlx_final)
     assert scores["adapter_eval_loss"] != scores["base_eval_loss"]
+
+
+def test_early_stopping_ends_a_run_that_stops_improving(
+    tiny_model: Path, dataset: Path, tmp_path: Path
+) -> None:
+    # A learning rate far too high: held-out loss gets worse, and the run must notice.
+    params = train_params(
+        tiny_model,
+        dataset,
+        max_steps=40,
+        learning_rate=0.5,
+        eval_every=2,
+        early_stopping_patience=2,
+        early_stopping_min_delta=0.01,
+    )
+    spec = {
+        "job_id": "es",
+        "kind": "train",
+        "params": params,
+        "run_dir": str(tmp_path / "run"),
+        "models_dir": str(tmp_path),
+        "datasets_dir": str(tmp_path),
+    }
+    events = run_engine(spec, tmp_path / "run")
+    assert events[-1]["code"] == 0, events[-1]["stderr"][-2000:]
+    done = next(e for e in events if e["type"] == "done")["summary"]
+    assert done["stopped_early"] is True and done["steps"] < 40
+    assert any(e["type"] == "log" and e["message"].startswith("early stop at step") for e in events)
