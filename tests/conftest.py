@@ -67,6 +67,21 @@ def run_engine(spec: Mapping[str, object], run_dir: Path) -> list[dict[str, Any]
     return events
 
 
+def engine_job(kind: str, params: dict[str, Any], root: Path, name: str) -> list[dict[str, Any]]:
+    """One job through `python -m engine` in `root/name`; the test fails unless it exits 0."""
+    spec = {
+        "job_id": name,
+        "kind": kind,
+        "params": params,
+        "run_dir": str(root / name),
+        "models_dir": str(root / "models"),
+        "datasets_dir": str(root),
+    }
+    events = run_engine(spec, root / name)
+    assert events[-1]["code"] == 0, events[-1]["stderr"][-2000:]
+    return events
+
+
 @pytest.fixture(scope="session")
 def tiny_model(tmp_path_factory: pytest.TempPathFactory) -> Path:
     """The tiny Llama, built once per session by the engine's prepare-model job."""

@@ -12,7 +12,7 @@ from engine.backends import choose_backend, cuda_available
 from engine.errors import EngineError
 from engine.spec import TrainParams
 from engine.synthetic import write_dataset
-from tests.conftest import run_engine
+from tests.conftest import engine_job
 from tests.daemon_harness import Daemon, DaemonFactory
 
 STEPS = 24
@@ -33,6 +33,10 @@ def train_params(tiny_model: Path, dataset: Path, **extra: Any) -> dict[str, Any
         "rank": 8,
         **extra,
     }
+
+
+def metrics_of(events: list[dict[str, Any]]) -> dict[str, float]:
+    return {k: v for e in events if e["type"] == "metric" for k, v in e["values"].items()}
 
 
 def metric(daemon: Daemon, job_id: str, name: str) -> list[tuple[int, float]]:
@@ -127,41 +131,27 @@ def test_params_are_checked_at_submit(daemon: Daemon) -> None:
 def test_dora_and_pissa_train_and_evaluate_on_the_untouched_base(
     method: str, tiny_model: Path, dataset: Path, tmp_path: Path
 ) -> None:
-    spec = {
-        "job_id": method,
-        "kind": "train",
-        "params": train_params(tiny_model, dataset, method=method, max_steps=12, rank=4),
-        "run_dir": str(tmp_path / "train"),
-        "models_dir": str(tmp_path / "models"),
-        "datasets_dir": str(tmp_path),
-    }
-    events = run_engine(spec, tmp_path / "train")
-    assert events[-1]["code"] == 0, events[-1]["stderr"][-2000:]
+    params = train_params(tiny_model, dataset, method=method, max_steps=12, rank=4)
+    engine_job("train", params, tmp_path, "train")
     config = json.loads((tmp_path / "train" / "adapter" / "adapter_config.json").read_text())
     if method == "dora":
         assert config["use_dora"] is True
     else:  # converted to a plain LoRA adapter for the original base (rank doubles)
         assert config["r"] == 8 and config["init_lora_weights"] is True
-    evals = run_engine(
+    evals = engine_job(
+        "eval",
         {
-            "job_id": "e",
-            "kind": "eval",
-            "params": {
-                "base_model": str(tiny_model),
-                "dataset": str(dataset),
-                "adapter": str(tmp_path / "train"),
-                "max_seq_len": 256,
-                "generations": 2,
-                "max_new_tokens": 8,
-            },
-            "run_dir": str(tmp_path / "eval"),
-            "models_dir": str(tmp_path / "models"),
-            "datasets_dir": str(tmp_path),
+            "base_model": str(tiny_model),
+            "dataset": str(dataset),
+            "adapter": str(tmp_path / "train"),
+            "max_seq_len": 256,
+            "generations": 2,
+            "max_new_tokens": 8,
         },
-        tmp_path / "eval",
+        tmp_path,
+        "eval",
     )
-    assert evals[-1]["code"] == 0, evals[-1]["stderr"][-2000:]
-    scores = {k: v for e in evals if e["type"] == "metric" for k, v in e["values"].items()}
+    scores = metrics_of(evals)
     assert scores["adapter_eval_loss"] < scores["base_eval_loss"] - 0.2, scores
     assert 0 <= scores["adapter_chrf"] <= 100
 
@@ -234,15 +224,9 @@ def test_backends_that_cannot_run_here_say_why() -> None:
 @pytest.mark.cuda
 @pytest.mark.skipif(not cuda_available(), reason="needs an NVIDIA GPU with CUDA (none here)")
 def test_qlora_on_cuda(tiny_model: Path, dataset: Path, tmp_path: Path) -> None:
-    spec = {
-        "job_id": "q",
-        "kind": "train",
-        "params": train_params(tiny_model, dataset, method="qlora", max_steps=4),
-        "run_dir": str(tmp_path / "run"),
-        "models_dir": str(tmp_path),
-        "datasets_dir": str(tmp_path),
-    }
-    assert run_engine(spec, tmp_path / "run")[-1]["code"] == 0
+    engine_job(
+        "train", train_params(tiny_model, dataset, method="qlora", max_steps=4), tmp_path, "run"
+    )
 
 
 @pytest.mark.mlx
@@ -261,16 +245,7 @@ def test_mlx_backend_trains_and_saves_a_peft_adapter(tiny_model: Path, tmp_path:
         checkpoint_every=2,
         val_fraction=0.15,
     )
-    spec = {
-        "job_id": "mlx",
-        "kind": "train",
-        "params": params,
-        "run_dir": str(tmp_path / "run"),
-        "models_dir": str(tmp_path),
-        "datasets_dir": str(tmp_path),
-    }
-    events = run_engine(spec, tmp_path / "run")
-    assert events[-1]["code"] == 0, events[-1]["stderr"][-2000:]
+    events = engine_job("train", params, tmp_path, "run")
     assert any(e["type"] == "checkpoint" for e in events)
     mlx_final = [
         e["values"]["eval_loss"]
@@ -281,26 +256,20 @@ def test_mlx_backend_trains_and_saves_a_peft_adapter(tiny_model: Path, tmp_path:
     config = json.loads((adapter / "adapter_config.json").read_text())
     assert config["r"] == 8 and config["peft_type"] == "LORA"
     # The converted adapter, applied by PEFT, scores what mlx scored on the same held-out data.
-    evals = run_engine(
+    evals = engine_job(
+        "eval",
         {
-            "job_id": "e",
-            "kind": "eval",
-            "params": {
-                "base_model": str(tiny_model),
-                "dataset": str(small),
-                "adapter": str(adapter),
-                "max_seq_len": 256,
-                "val_fraction": 0.15,
-                "generations": 0,
-            },
-            "run_dir": str(tmp_path / "eval"),
-            "models_dir": str(tmp_path),
-            "datasets_dir": str(tmp_path),
+            "base_model": str(tiny_model),
+            "dataset": str(small),
+            "adapter": str(adapter),
+            "max_seq_len": 256,
+            "val_fraction": 0.15,
+            "generations": 0,
         },
-        tmp_path / "eval",
+        tmp_path,
+        "eval",
     )
-    assert evals[-1]["code"] == 0, evals[-1]["stderr"][-2000:]
-    scores = {k: v for e in evals if e["type"] == "metric" for k, v in e["values"].items()}
+    scores = metrics_of(evals)
     assert abs(scores["adapter_eval_loss"] - mlx_final) < 1e-3 * mlx_final, (scores, mlx_final)
     assert scores["adapter_eval_loss"] != scores["base_eval_loss"]
 
@@ -318,16 +287,7 @@ def test_early_stopping_ends_a_run_that_stops_improving(
         early_stopping_patience=2,
         early_stopping_min_delta=0.01,
     )
-    spec = {
-        "job_id": "es",
-        "kind": "train",
-        "params": params,
-        "run_dir": str(tmp_path / "run"),
-        "models_dir": str(tmp_path),
-        "datasets_dir": str(tmp_path),
-    }
-    events = run_engine(spec, tmp_path / "run")
-    assert events[-1]["code"] == 0, events[-1]["stderr"][-2000:]
+    events = engine_job("train", params, tmp_path, "run")
     done = next(e for e in events if e["type"] == "done")["summary"]
     assert done["stopped_early"] is True and done["steps"] < 40
     assert any(e["type"] == "log" and e["message"].startswith("early stop at step") for e in events)
