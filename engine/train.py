@@ -254,8 +254,8 @@ def run(spec: JobSpec, events: Emitter) -> dict[str, Any]:
         events.metric(step, eval_loss=loss, perplexity=perplexity(loss))
         return loss
 
-    if start == 0:
-        run_eval(0)  # the starting point, so the improvement is visible
+    log_every = max(1, total // 10)
+    first_eval = run_eval(0) if start == 0 else None  # the starting point, to show the gain
     model.train()
     ckpt_root = run_dir / "checkpoints"
     started, tokens_done = time.monotonic(), 0
@@ -283,6 +283,8 @@ def run(spec: JobSpec, events: Emitter) -> dict[str, Any]:
                 done, loss=step_loss, lr=scheduler.get_last_lr()[0], grad_norm=float(grad_norm)
             )
             events.progress(done, total, stage="train", tokens_per_s=round(rate, 1))
+            if done % log_every == 0 or done == total:
+                events.log(f"step {done}/{total}: loss {step_loss:.4f}, {rate:,.0f} tokens/s")
             if p.eval_every and done % p.eval_every == 0 and done < total:
                 loss = run_eval(done)
                 if loss is not None and p.early_stopping_patience:
@@ -311,6 +313,9 @@ def run(spec: JobSpec, events: Emitter) -> dict[str, Any]:
     else:
         model.save_pretrained(adapter)
     tokenizer.save_pretrained(adapter)
+    if final_eval is not None:
+        before = f"{first_eval:.4f} → " if first_eval is not None else ""
+        events.log(f"held-out loss {before}{final_eval:.4f}; adapter saved in {adapter}")
     seconds = time.monotonic() - started
     summary = {
         "adapter": str(adapter),

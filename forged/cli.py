@@ -224,8 +224,11 @@ def _follow(cli: Cli, job_ref: str, tail: int | None) -> int:
             if event["type"] == "job.log":
                 _print_log(event["data"]["line"])
             elif event["data"].get("status") in TERMINAL:
+                # A replayed status can be an earlier attempt's (a resumed job was cancelled
+                # once): only the job's current status says it is over.
                 job = cli.call("jobs.get", id=job_id)
-                break
+                if job["status"] in TERMINAL:
+                    break
     tail_note = f": {job['error']}" if job.get("error") else ""
     print(f"[{job_id} {job['status']}{tail_note}]", file=sys.stderr)
     return 0 if job["status"] == "completed" else EXIT_ERROR

@@ -3,6 +3,9 @@
 from __future__ import annotations
 
 import json
+import os
+import subprocess
+import sys
 from pathlib import Path
 from typing import Any
 
@@ -87,6 +90,16 @@ def test_cancel_then_resume_ends_where_an_uninterrupted_run_does(
     assert 4 <= stopped_at < STEPS
 
     daemon.call("jobs.resume", id=job["id"])
+    # Following the resumed job's log goes on past its earlier `cancelled`, to the real end.
+    follow = subprocess.run(
+        [sys.executable, "-m", "forged.cli", "jobs", "logs", "-f", job["id"]],
+        env=dict(os.environ, FORGE_HOME=str(daemon.home)),
+        capture_output=True,
+        text=True,
+        timeout=300,
+    )
+    assert follow.returncode == 0, follow.stderr
+    assert "held-out loss" in follow.stdout and "completed]" in follow.stderr
     resumed = daemon.wait_job(job["id"], {"completed", "failed"}, 240)
     assert resumed["status"] == "completed" and resumed["attempt"] == 2
     logs = [x["line"] for x in daemon.call("jobs.logs", id=job["id"])["lines"]]
