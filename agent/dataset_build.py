@@ -1,0 +1,146 @@
+"""Building one versioned dataset for a source: run the builders, redact, de-duplicate, write.
+
+Output: `<datasets dir>/<source>/v<N>/` with one `<builder>.jsonl` per builder (the engine takes
+one format per file and a folder of files as one dataset) and `card.json`, written to a `.partial`
+folder and renamed, so a half-written dataset is never taken for one. The card says how many
+examples each builder gave, roughly how many tokens, what was skipped and why, and how many
+secrets were kept out (files skipped, tokens redacted).
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import os
+import re
+import time
+from collections import Counter
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from agent.builders import code_examples, commit_examples, doc_examples
+from agent.repo_files import select_files
+from agent.secrets import redact
+
+BUILDERS = ("code", "docs", "commits")
+
+
+@dataclass
+class Built:
+    path: Path
+    card: dict[str, Any]
+
+
+def _texts(example: dict[str, Any]) -> list[str]:
+    if "messages" in example:
+        return [m["content"] for m in example["messages"]]
+    return [example["text"]]
+
+
+def _redact_example(example: dict[str, Any], found: Counter[str]) -> dict[str, Any]:
+    if "messages" in example:
+        messages = []
+        for m in example["messages"]:
+            text, kinds = redact(m["content"])
+            found.update(kinds)
+            messages.append({**m, "content": text})
+        return {"messages": messages}
+    text, kinds = redact(example["text"])
+    found.update(kinds)
+    return {"text": text}
+
+
+def near_duplicate_key(example: dict[str, Any]) -> str:
+    """Equal for examples that differ only in case, whitespace and punctuation, and for code
+    chunks that differ only in the path heading them (a file copied elsewhere)."""
+    texts = _texts(example)
+    if "text" in example and texts[0].startswith("# "):
+        texts = [texts[0].split("\n", 1)[-1]]
+    joined = " ".join(texts).lower()
+    return hashlib.sha256(re.sub(r"[\W_]+", " ", joined).strip().encode()).hexdigest()
+
+
+def build_dataset(
+    repo_path: Path,
+    out_root: Path,
+    source_name: str,
+    *,
+    since: str | None = None,
+    builders: tuple[str, ...] = BUILDERS,
+    include: list[str] | None = None,
+    exclude: list[str] | None = None,
+) -> Built:
+    """Build the next version of `source_name`'s dataset from `repo_path` (a git work tree).
+
+    With `since` (a commit), only files changed and commits made after it are used.
+    """
+    from git import Repo
+
+    repo = Repo(repo_path)
+    head = repo.head.commit.hexsha
+    changed: set[str] | None = None
+    if since:
+        changed = set(repo.git.diff("--name-only", f"{since}..{head}").splitlines())
+    selection = select_files(repo, head, include=include, exclude=exclude, only=changed)
+    per_builder: dict[str, int] = {}
+    skipped: Counter[str] = Counter(selection.skipped)
+    examples: list[tuple[str, dict[str, Any]]] = []
+    for name in builders:
+        if name == "code":
+            made, dropped = code_examples(selection.files)
+        elif name == "docs":
+            made, dropped = doc_examples(selection.files, repo_path.name)
+        elif name == "commits":
+            made, dropped = commit_examples(repo, f"{since}..{head}" if since else head)
+        else:
+            raise ValueError(f"unknown builder {name!r}; known: {', '.join(BUILDERS)}")
+        per_builder[name] = len(made)
+        skipped.update(dropped)
+        examples += [(name, example) for example in made]
+
+    redactions: Counter[str] = Counter()
+    kept: dict[str, list[dict[str, Any]]] = {}
+    seen: set[str] = set()
+    for builder, example in examples:
+        clean = _redact_example(example, redactions)
+        key = near_duplicate_key(clean)
+        if key in seen:
+            skipped["near-duplicate"] += 1
+            continue
+        seen.add(key)
+        kept.setdefault(builder, []).append(clean)
+    every = [e for made in kept.values() for e in made]
+
+    source_dir = out_root / source_name
+    source_dir.mkdir(parents=True, exist_ok=True)
+    versions = [int(p.name[1:]) for p in source_dir.glob("v[0-9]*") if p.name[1:].isdigit()]
+    version = max(versions, default=0) + 1
+    final = source_dir / f"v{version}"
+    partial = source_dir / f"v{version}.partial"
+    partial.mkdir()
+    for builder, made in kept.items():
+        with (partial / f"{builder}.jsonl").open("w", encoding="utf-8") as fh:
+            for example in made:
+                fh.write(json.dumps(example, ensure_ascii=False) + "\n")
+    card = {
+        "source": source_name,
+        "repository": str(repo_path),
+        "version": version,
+        "commit": head,
+        "since": since,
+        "built_at": time.time(),
+        "examples": len(every),
+        "approx_tokens": sum(len(t) for e in every for t in _texts(e)) // 4,
+        "per_builder": per_builder,
+        "kept_per_builder": {name: len(made) for name, made in kept.items()},
+        "skipped": dict(skipped),
+        "secrets": {
+            "files_skipped": skipped.get("credential file", 0)
+            + skipped.get("diff of a credential file left out", 0),
+            "redacted": dict(redactions),
+        },
+    }
+    (partial / "card.json").write_text(json.dumps(card, indent=2))
+    os.replace(partial, final)
+    return Built(final, card)

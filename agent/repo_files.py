@@ -1,0 +1,107 @@
+"""Which tracked files of a repository are training material, and why the others are not.
+
+Read from the commit (not the working tree), so a dataset is exactly what is committed.
+Skipped: credential files, binaries, vendored and generated files, and oversized ones.
+"""
+
+from __future__ import annotations
+
+import fnmatch
+from collections import Counter
+from dataclasses import dataclass, field
+from typing import Any
+
+from agent.secrets import secret_file_reason
+
+VENDORED = [
+    "vendor/*",
+    "*/vendor/*",
+    "node_modules/*",
+    "*/node_modules/*",
+    "third_party/*",
+    "*/third_party/*",
+    "*.min.js",
+    "*.min.css",
+    "dist/*",
+    "build/*",
+]
+GENERATED = [
+    "*.lock",
+    "package-lock.json",
+    "pnpm-lock.yaml",
+    "poetry.lock",
+    "Cargo.lock",
+    "go.sum",
+    "*_pb2.py",
+    "*_pb2_grpc.py",
+    "*.pb.go",
+    "*.generated.*",
+    "*.svg",
+    "*.map",
+]
+MAX_BYTES = 256 * 1024
+
+
+@dataclass
+class FileText:
+    path: str
+    text: str
+
+
+@dataclass
+class Selection:
+    files: list[FileText] = field(default_factory=list)
+    skipped: Counter[str] = field(default_factory=Counter)
+
+
+def _matches(path: str, patterns: list[str]) -> bool:
+    return any(fnmatch.fnmatch(path, p) for p in patterns)
+
+
+def select_files(
+    repo: Any,
+    commit: str = "HEAD",
+    *,
+    include: list[str] | None = None,
+    exclude: list[str] | None = None,
+    only: set[str] | None = None,
+    max_bytes: int = MAX_BYTES,
+) -> Selection:
+    """Text of every tracked file worth learning from at `commit` (GitPython `repo`)."""
+    sel = Selection()
+    tree = repo.commit(commit).tree
+    for blob in tree.traverse():
+        if blob.type != "blob":
+            continue
+        path = blob.path
+        if only is not None and path not in only:
+            continue
+        if include and not _matches(path, include):
+            continue
+        if exclude and _matches(path, exclude):
+            sel.skipped["excluded by the source's globs"] += 1
+            continue
+        if secret_file_reason(path):
+            sel.skipped["credential file"] += 1
+            continue
+        if _matches(path, VENDORED):
+            sel.skipped["vendored"] += 1
+            continue
+        if _matches(path, GENERATED):
+            sel.skipped["generated"] += 1
+            continue
+        if blob.size > max_bytes:
+            sel.skipped["oversized"] += 1
+            continue
+        data = blob.data_stream.read()
+        if b"\0" in data[:8192]:
+            sel.skipped["binary"] += 1
+            continue
+        try:
+            text = data.decode("utf-8")
+        except UnicodeDecodeError:
+            sel.skipped["not UTF-8"] += 1
+            continue
+        if text.strip():
+            sel.files.append(FileText(path, text))
+    return sel

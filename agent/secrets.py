@@ -1,0 +1,116 @@
+"""Keeping secrets out of datasets: files that hold credentials are skipped whole, and token
+patterns in kept text are replaced by `[REDACTED:<kind>]`. Both are counted for the card.
+
+Conservative by design: a false positive costs one redacted line of training text; a false
+negative puts a credential into model weights.
+"""
+
+from __future__ import annotations
+
+import fnmatch
+import math
+import re
+from collections import Counter
+from pathlib import PurePosixPath
+
+# File names (matched against the base name) whose whole content is a credential store.
+SECRET_FILES = [
+    ".env",
+    ".env.*",
+    "*.env",
+    ".envrc",
+    "*.pem",
+    "*.key",
+    "*.p12",
+    "*.pfx",
+    "*.jks",
+    "*.keystore",
+    "id_rsa",
+    "id_dsa",
+    "id_ecdsa",
+    "id_ed25519",
+    "*.ppk",
+    ".netrc",
+    ".pgpass",
+    ".git-credentials",
+    ".npmrc",
+    ".pypirc",
+    "credentials",
+    "credentials.json",
+    "*.kdbx",
+    "secrets.*",
+    "*.tfstate",
+    "service-account*.json",
+    "*.gpg",
+    "*.asc",
+]
+
+PATTERNS: list[tuple[str, re.Pattern[str]]] = [
+    (
+        "private-key",
+        re.compile(
+            r"-----BEGIN [A-Z0-9 ]*PRIVATE KEY-----.*?(-----END [A-Z0-9 ]*PRIVATE KEY-----|\Z)",
+            re.S,
+        ),
+    ),
+    ("aws-access-key", re.compile(r"\b(AKIA|ASIA)[0-9A-Z]{16}\b")),
+    ("github-token", re.compile(r"\b(gh[pousr]_[A-Za-z0-9]{36,}|github_pat_[A-Za-z0-9_]{40,})\b")),
+    ("gitlab-token", re.compile(r"\bglpat-[A-Za-z0-9_\-]{20,}\b")),
+    ("slack-token", re.compile(r"\bxox[abposr]-[A-Za-z0-9-]{10,}\b")),
+    ("google-api-key", re.compile(r"\bAIza[0-9A-Za-z_\-]{35}\b")),
+    ("stripe-key", re.compile(r"\b[sr]k_(live|test)_[0-9A-Za-z]{16,}\b")),
+    ("openai-key", re.compile(r"\bsk-(proj-|ant-)?[A-Za-z0-9_\-]{20,}\b")),
+    ("jwt", re.compile(r"\beyJ[A-Za-z0-9_\-]{8,}\.eyJ[A-Za-z0-9_\-]{8,}\.[A-Za-z0-9_\-]{8,}")),
+    ("bearer-token", re.compile(r"(?i)\b(bearer|token)\s+[A-Za-z0-9_\-.=]{20,}")),
+    ("url-credentials", re.compile(r"\b[a-z][a-z0-9+.\-]*://[^/\s:@]+:[^/\s@]{3,}@")),
+]
+
+# name = "value" where the name says secret and the value looks random enough.
+ASSIGNMENT = re.compile(
+    r"""(?ix)
+    (?P<name>[a-z0-9_.\-]*(secret|token|passw(or)?d|pwd|api[_\-]?key|access[_\-]?key|
+        private[_\-]?key|client[_\-]?secret|auth)[a-z0-9_.\-]*)
+    (?P<sep>\s*[:=]\s*|\s*=>\s*)
+    (?P<quote>["']?)(?P<value>[^\s"'`,;]{8,})(?P=quote)
+    """
+)
+MIN_ENTROPY = 3.0
+# An unquoted value that reads as code (a call, an index, a lower-case dotted name) is an
+# expression, not a literal secret: `token = compute_token(text)`, `key = settings.api_key`.
+CODE_LIKE = re.compile(r"[()\[\]]|^[a-z_][a-z0-9_.]*$")
+
+
+def secret_file_reason(path: str) -> str | None:
+    """Why this file must not be read at all, or None."""
+    name = PurePosixPath(path).name
+    for pattern in SECRET_FILES:
+        if fnmatch.fnmatch(name, pattern):
+            return f"credential file ({pattern})"
+    return None
+
+
+def entropy(value: str) -> float:
+    counts = Counter(value)
+    return -sum(c / len(value) * math.log2(c / len(value)) for c in counts.values())
+
+
+def redact(text: str) -> tuple[str, Counter[str]]:
+    """The text with every secret-looking token replaced, and how many of each kind."""
+    found: Counter[str] = Counter()
+    for kind, pattern in PATTERNS:
+        text, n = pattern.subn(f"[REDACTED:{kind}]", text)
+        if n:
+            found[kind] += n
+
+    def assignment(m: re.Match[str]) -> str:
+        value = m.group("value")
+        if value.startswith("[REDACTED") or entropy(value) < MIN_ENTROPY:
+            return m.group(0)
+        if not m.group("quote") and CODE_LIKE.search(value):
+            return m.group(0)
+        found["secret-assignment"] += 1
+        q = m.group("quote")
+        return f"{m.group('name')}{m.group('sep')}{q}[REDACTED:secret-assignment]{q}"
+
+    text = ASSIGNMENT.sub(assignment, text)
+    return text, found
