@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import fnmatch
 from collections import Counter
+from collections.abc import Iterator
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -54,6 +55,13 @@ class Selection:
     skipped: Counter[str] = field(default_factory=Counter)
 
 
+def tracked_blobs(tree: Any) -> Iterator[Any]:
+    """Every file (blob) of a GitPython tree, at any depth."""
+    for item in tree.traverse():
+        if getattr(item, "type", None) == "blob":
+            yield item
+
+
 def _matches(path: str, patterns: list[str]) -> bool:
     return any(fnmatch.fnmatch(path, p) for p in patterns)
 
@@ -70,9 +78,7 @@ def select_files(
     """Text of every tracked file worth learning from at `commit` (GitPython `repo`)."""
     sel = Selection()
     tree = repo.commit(commit).tree
-    for blob in tree.traverse():
-        if blob.type != "blob":
-            continue
+    for blob in tracked_blobs(tree):
         path = blob.path
         if only is not None and path not in only:
             continue

@@ -313,6 +313,15 @@ def cmd_sources_rm(cli: Cli) -> int:
     return 0
 
 
+def cmd_sources_scan(cli: Cli) -> int:
+    def show(r: dict[str, Any]) -> None:
+        m = r["mission"]
+        print(f"proposed {m['id']}: {m['title']}" if m else "nothing new enough to propose")
+
+    cli.out(cli.call("sources.scan", id=cli.args.id), show)
+    return 0
+
+
 def cmd_models_ls(cli: Cli) -> int:
     def show(r: dict[str, Any]) -> None:
         rows = []
@@ -495,6 +504,8 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--include", action="append", metavar="GLOB")
     p.add_argument("--exclude", action="append", metavar="GLOB")
     p = add(ssub, "rm", cmd_sources_rm, "stop watching a source")
+    p.add_argument("id")
+    p = add(ssub, "scan", cmd_sources_scan, "look at a source now; propose a mission if due")
     p.add_argument("id")
 
     models = sub.add_parser("models", help="the model registry")

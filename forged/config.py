@@ -51,10 +51,27 @@ class EventsConfig(_Section):
     )
 
 
+class AgentConfig(_Section):
+    allowed_roots: list[str] = Field(
+        default_factory=lambda: ["~"], description="sources must lie inside one of these folders"
+    )
+    rescan_interval_s: float = Field(
+        300.0, ge=1, le=86_400, description="seconds between rescans of every source"
+    )
+    min_commits: int = Field(
+        3, ge=1, description="new commits a source needs before a mission is proposed"
+    )
+    min_tokens: int = Field(
+        2000, ge=0, description="new material (approximate tokens) a mission needs"
+    )
+    base_model: str = Field("tiny-llama", description="the base model missions train")
+
+
 class Config(_Section):
     daemon: DaemonConfig = DaemonConfig()
     jobs: JobsConfig = JobsConfig()
     events: EventsConfig = EventsConfig()
+    agent: AgentConfig = AgentConfig()
 
 
 class ConfigError(ValueError):
@@ -118,7 +135,12 @@ def default_config_text() -> str:
             if sub.description:
                 out.append(f"# {sub.description}")
             value = getattr(model, name)
-            rendered = f'"{value}"' if isinstance(value, str) else str(value).lower()
+            if isinstance(value, str):
+                rendered = f'"{value}"'
+            elif isinstance(value, list):
+                rendered = "[" + ", ".join(f'"{v}"' for v in value) + "]"
+            else:
+                rendered = str(value).lower()
             out.append(f"{name} = {rendered}")
         out.append("")
     return "\n".join(out)

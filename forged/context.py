@@ -5,6 +5,7 @@ from __future__ import annotations
 import time
 from dataclasses import dataclass, field
 
+from forged.agent_service import AgentService
 from forged.config import Config
 from forged.events import EventBus
 from forged.hardware import Hardware
@@ -22,6 +23,7 @@ class Services:
     bus: EventBus
     runner: JobRunner
     hardware: Hardware
+    agent: AgentService
     started_at: float = field(default_factory=time.time)
 
 

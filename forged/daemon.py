@@ -15,6 +15,7 @@ import logging
 import signal
 import sys
 
+from forged.agent_service import AgentService
 from forged.api import build_registry
 from forged.config import Config
 from forged.context import Services, Session
@@ -43,6 +44,7 @@ async def serve(paths: ForgePaths, config: Config) -> int:
         return 1
     bus = EventBus(store, config.events.subscriber_queue)
     runner = JobRunner(store, bus, paths, config.jobs)
+    agent = AgentService(store, bus, runner, paths, config.agent)
     services = Services(
         paths=paths,
         config=config,
@@ -50,6 +52,7 @@ async def serve(paths: ForgePaths, config: Config) -> int:
         bus=bus,
         runner=runner,
         hardware=await Hardware.detect(),
+        agent=agent,
     )
     registry = build_registry()
 
@@ -78,6 +81,7 @@ async def serve(paths: ForgePaths, config: Config) -> int:
         await runner.recover()
         if not stop.is_set():
             runner.start()
+            agent.start()
 
     starting = asyncio.create_task(recover_then_run(), name="recover")
     await stop.wait()
@@ -89,6 +93,7 @@ async def serve(paths: ForgePaths, config: Config) -> int:
         config.jobs.shutdown_grace_s,
     )
     notify("STOPPING=1")
+    agent.stop()
     await server.stop_accepting()
     await runner.shutdown()
     server.close_all()

@@ -79,7 +79,14 @@ def main() -> int:
     paths = resolve_paths()
     paths.ensure()
     if not paths.config_file.exists():
-        paths.config_file.write_text(default_config_text())
+        # The demo repository lives in the demo folder, and is small: allow it, and propose
+        # a mission for it at demo-sized thresholds.
+        paths.config_file.write_text(
+            default_config_text()
+            .replace('allowed_roots = ["~"]', f'allowed_roots = ["~", "{home}"]')
+            .replace("min_commits = 3", "min_commits = 2")
+            .replace("min_tokens = 2000", "min_tokens = 20")
+        )
     shell = f"FORGE_HOME={home} {Path(sys.executable).parent / 'forge'}"
 
     _step(f"starting the daemon (FORGE_HOME={home})")
@@ -102,18 +109,25 @@ def main() -> int:
     try:
         forge(["status"])
 
+        _step("building the tiny local model: forge jobs submit prepare-model -f")
+        code = forge(["jobs", "submit", "prepare-model", "--follow"])
+        if code != 0:
+            print(f"the prepare-model job did not complete; see `{shell} jobs ls`")
+            return code
+
         _step("adding a demo repository as a source")
         repo = make_demo_repo(home / "repos" / "demo-project")
         with Client(paths.socket_file) as client:
             if not any(s["path"] == str(repo) for s in client.call("sources.list")["sources"]):
                 client.call("sources.add", path=str(repo))
         forge(["sources", "ls"])
-
-        _step("building the tiny local model: forge jobs submit prepare-model -f")
-        code = forge(["jobs", "submit", "prepare-model", "--follow"])
-        if code != 0:
-            print(f"the prepare-model job did not complete; see `{shell} jobs ls`")
-            return code
+        _step("the agent looked at it: forge missions ls")
+        for _ in range(100):
+            with Client(paths.socket_file) as client:
+                if client.call("missions.list")["missions"]:
+                    break
+            time.sleep(0.1)
+        forge(["missions", "ls"])
 
         _step("what the daemon holds now")
         forge(["jobs", "ls"])
@@ -121,6 +135,7 @@ def main() -> int:
         forge(["models", "ls"])
 
         print(f"\nTry it yourself, in another terminal:\n  {shell} status\n  {shell} jobs ls")
+        print(f"  {shell} missions ls        # then: missions approve ID, and jobs logs -f")
         print(f"  {shell} jobs submit prepare-model -p name=another -f")
         if proc is None:
             return 0

@@ -16,6 +16,7 @@ import os
 import signal
 import sys
 import time
+from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -64,6 +65,8 @@ class JobRunner:
         self.config = config
         self.python = python
         self.running: dict[str, Running] = {}
+        # Told of every job that reaches a final status (the agent chains mission jobs).
+        self.listeners: list[Callable[[Job], None]] = []
         self.stopping = False
         self._wake = asyncio.Event()
         self._loop_task: asyncio.Task[None] | None = None
@@ -364,12 +367,14 @@ class JobRunner:
             r.done = True
             summary = ev.get("summary") if isinstance(ev.get("summary"), dict) else {}
             done_log = self._log_event(job_id, "done", "info")
-            _, stored = self.store.update_job(
+            job, stored = self.store.update_job(
                 job_id,
                 {"status": "completed", "finished_at": time.time(), "pid": None},
                 ("job.status", {"status": "completed", "summary": summary}),
             )
-            return [done_log, stored]
+            self.bus.publish(done_log, stored)
+            self._tell(job)
+            return []
         if kind == "error":
             r.last_error = str(ev.get("message", ""))
             return [self._log_event(job_id, f"error: {r.last_error}", "error")]
@@ -393,7 +398,15 @@ class JobRunner:
             data["exit_code"] = exit_code
         job, ev = self.store.update_job(job_id, fields, ("job.status", data))
         self.bus.publish(ev)
+        self._tell(job)
         return job
+
+    def _tell(self, job: Job) -> None:
+        for listener in self.listeners:
+            try:
+                listener(job)
+            except Exception:
+                log.exception("a job listener failed on %s", job.id)
 
 
 def _failure_reason(code: int, r: Running) -> str:

@@ -163,6 +163,7 @@ class Source(Record):
     name: str
     added_at: float
     last_commit: str | None = None
+    trained_commit: str | None = None
     config: dict[str, Any] = {}
 
 
@@ -175,6 +176,10 @@ class SourcesAddParams(Params):
     name: str | None = Field(None, max_length=200)
     include: list[str] = []
     exclude: list[str] = []
+
+
+class ScanResult(Record):
+    mission: Mission | None
 
 
 class Dataset(Record):

@@ -108,6 +108,10 @@ MIGRATIONS: list[str] = [
     );
     CREATE UNIQUE INDEX models_by_path ON models(kind, path);
     """,
+    # 2: the commit a source's latest adapter was trained on: new material is counted from it.
+    """
+    ALTER TABLE sources ADD COLUMN trained_commit TEXT;
+    """,
 ]
 
 SCHEMA_VERSION = len(MIGRATIONS)
@@ -412,6 +416,73 @@ class Store:
                 "mission.status", None, {"id": mission_id, "status": status, "reason": reason}
             )
 
+    def propose_mission(
+        self, source_id: str, title: str, data: dict[str, Any]
+    ) -> tuple[Mission, list[Event]]:
+        """A new proposal for a source; any older open proposal for it is superseded."""
+        mission_id = new_id("msn")
+        events = []
+        with self.tx() as db:
+            older = db.execute(
+                "SELECT id FROM missions WHERE source_id = ? AND status = 'proposed'", (source_id,)
+            ).fetchall()
+            for row in older:
+                db.execute(
+                    "UPDATE missions SET status = 'superseded', decided_at = ? WHERE id = ?",
+                    (time.time(), row["id"]),
+                )
+                events.append(
+                    self._insert_event(
+                        "mission.status",
+                        None,
+                        {"id": row["id"], "status": "superseded", "by": mission_id},
+                    )
+                )
+            db.execute(
+                "INSERT INTO missions(id, source_id, status, title, created_at, data)"
+                " VALUES (?, ?, 'proposed', ?, ?, ?)",
+                (mission_id, source_id, title, time.time(), json.dumps(data)),
+            )
+            events.append(
+                self._insert_event(
+                    "mission.proposed",
+                    None,
+                    {"id": mission_id, "source_id": source_id, "title": title},
+                )
+            )
+        return self.get_mission(mission_id), events
+
+    def missions_for_head(self, source_id: str, head: str) -> list[Mission]:
+        """Missions of a source that covered material up to this head commit."""
+        rows = self.db.execute(
+            "SELECT * FROM missions WHERE source_id = ? AND json_extract(data, '$.head') = ?",
+            (source_id, head),
+        )
+        return [Mission.model_validate(_row(r)) for r in rows]
+
+    def update_mission_data(self, mission_id: str, extra: dict[str, Any]) -> None:
+        with self.tx() as db:
+            row = db.execute("SELECT data FROM missions WHERE id = ?", (mission_id,)).fetchone()
+            data = json.loads(row["data"]) | extra
+            db.execute("UPDATE missions SET data = ? WHERE id = ?", (json.dumps(data), mission_id))
+
+    def get_source(self, source_id: str) -> Source:
+        row = self.db.execute("SELECT * FROM sources WHERE id = ?", (source_id,)).fetchone()
+        if row is None:
+            raise KeyError(source_id)
+        return Source.model_validate(_row(row))
+
+    def set_source_commits(
+        self, source_id: str, *, last: str | None = None, trained: str | None = None
+    ) -> None:
+        with self.tx() as db:
+            if last is not None:
+                db.execute("UPDATE sources SET last_commit = ? WHERE id = ?", (last, source_id))
+            if trained is not None:
+                db.execute(
+                    "UPDATE sources SET trained_commit = ? WHERE id = ?", (trained, source_id)
+                )
+
     def list_sources(self) -> list[Source]:
         rows = self.db.execute("SELECT * FROM sources ORDER BY added_at")
         return [Source.model_validate(_row(r)) for r in rows]
@@ -428,8 +499,7 @@ class Store:
                 (source_id, path, name, time.time(), json.dumps(config)),
             )
             event = self._insert_event("source.added", None, {"id": source_id, "path": path})
-        row = self.db.execute("SELECT * FROM sources WHERE id = ?", (source_id,)).fetchone()
-        return Source.model_validate(_row(row)), event
+        return self.get_source(source_id), event
 
     def remove_source(self, source_id: str) -> Event | None:
         with self.tx() as db:

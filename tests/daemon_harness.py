@@ -49,9 +49,12 @@ class Daemon:
 
     def __init__(self, home: Path, config: str | None = None) -> None:
         self.home = home
-        if config is not None:
-            home.mkdir(parents=True, exist_ok=True)
-            (home / "config.toml").write_text(config)
+        config = config or ""
+        if "[agent]" not in config:
+            # Test repositories live under /tmp, outside the default allowed root (~).
+            config += '\n[agent]\nallowed_roots = ["/tmp"]\n'
+        home.mkdir(parents=True, exist_ok=True)
+        (home / "config.toml").write_text(config)
         self.env = dict(os.environ, FORGE_HOME=str(home), PYTHONUNBUFFERED="1")
         self.env.pop("FORGE_SOCKET", None)
         self.env.pop("NOTIFY_SOCKET", None)

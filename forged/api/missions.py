@@ -44,8 +44,10 @@ def register(reg: Registry[Session]) -> None:
 
     @reg.method("missions.approve", MissionApproveParams)
     async def missions_approve(p: MissionApproveParams, s: Session) -> Mission:
-        """Approve a proposed mission."""
-        return _decide(s, p.id, "approved", None)
+        """Approve a proposed mission: its train job starts, and its eval follows."""
+        mission = _decide(s, p.id, "approved", None)
+        s.services.agent.approve(mission)
+        return _get(s, p.id)
 
     @reg.method("missions.reject", MissionRejectParams)
     async def missions_reject(p: MissionRejectParams, s: Session) -> Mission:

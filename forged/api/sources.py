@@ -2,15 +2,34 @@
 
 from __future__ import annotations
 
+import asyncio
+import os
 from pathlib import Path
 
 from forged.context import Session
-from forged.rpc import INVALID_PARAMS, Registry, RpcError, invalid_state, not_found
-from forged.schema import IdParams, NoParams, Ok, Source, SourcesAddParams, SourcesListResult
+from forged.rpc import INVALID_PARAMS, Registry, RpcError, invalid_state, lookup, not_found
+from forged.schema import (
+    IdParams,
+    NoParams,
+    Ok,
+    ScanResult,
+    Source,
+    SourcesAddParams,
+    SourcesListResult,
+)
 
 
 def _bad_path(message: str, path: str) -> RpcError:
     return RpcError(INVALID_PARAMS, message, {"param": "path", "value": path})
+
+
+def _is_work_tree(path: Path) -> bool:
+    from git import InvalidGitRepositoryError, NoSuchPathError, Repo
+
+    try:
+        return not Repo(path).bare
+    except (InvalidGitRepositoryError, NoSuchPathError):
+        return False
 
 
 def register(reg: Registry[Session]) -> None:
@@ -28,8 +47,18 @@ def register(reg: Registry[Session]) -> None:
         path = path.resolve()
         if not path.is_dir():
             raise _bad_path(f"no such folder: {path}", p.path)
-        if not (path / ".git").exists():
-            raise _bad_path(f"not a git work tree (no .git): {path}", p.path)
+        roots = [Path(r).expanduser().resolve() for r in s.services.config.agent.allowed_roots]
+        if not any(path == root or root in path.parents for root in roots):
+            allowed = ", ".join(map(str, roots))
+            raise _bad_path(
+                f"{path} is outside the allowed roots ({allowed}); add its folder to "
+                "agent.allowed_roots in the config",
+                p.path,
+            )
+        if not os.access(path, os.R_OK | os.X_OK):
+            raise _bad_path(f"{path} is not readable by the daemon's user", p.path)
+        if not await asyncio.to_thread(_is_work_tree, path):
+            raise _bad_path(f"not a git work tree: {path}", p.path)
         existing = s.services.store.source_by_path(str(path))
         if existing is not None:
             raise invalid_state(f"{path} is already a source ({existing.id})", id=existing.id)
@@ -37,7 +66,14 @@ def register(reg: Registry[Session]) -> None:
             str(path), p.name or path.name, {"include": p.include, "exclude": p.exclude}
         )
         s.services.bus.publish(event)
+        asyncio.get_running_loop().create_task(s.services.agent.scan(source.id))
         return source
+
+    @reg.method("sources.scan", IdParams)
+    async def sources_scan(p: IdParams, s: Session) -> ScanResult:
+        """Look at a source now; the mission it proposed, if its new material was enough."""
+        lookup(s.services.store.get_source, "source", p.id)
+        return ScanResult(mission=await s.services.agent.scan(p.id))
 
     @reg.method("sources.remove", IdParams)
     async def sources_remove(p: IdParams, s: Session) -> Ok:

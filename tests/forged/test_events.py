@@ -3,6 +3,7 @@ and a slow subscriber dropped without stalling anyone else."""
 
 from __future__ import annotations
 
+import subprocess
 from pathlib import Path
 
 from forged.client import Client
@@ -12,7 +13,7 @@ from tests.rawsock import Raw
 
 def make_repo(root: Path, name: str) -> Path:
     repo = root / name
-    (repo / ".git").mkdir(parents=True)
+    subprocess.run(["git", "init", "-q", str(repo)], check=True)
     return repo
 
 

@@ -1,0 +1,94 @@
+"""When a source has grown enough to be worth a training run, and what that run would be.
+
+Pure decisions over counts from git: no daemon state here, so the rules are easy to read and
+to test. The rationale is a template; an LLM advisor may later write a better one.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from agent.repo_files import MAX_BYTES, tracked_blobs
+
+
+@dataclass(frozen=True)
+class Material:
+    """What is new in a repository since a commit (or in all of it, when never trained)."""
+
+    head: str
+    since: str | None
+    commits: int
+    files: int
+    approx_tokens: int
+
+
+def pending_material(repo_path: Path, since: str | None) -> Material:
+    from git import Repo
+
+    repo = Repo(repo_path)
+    if not repo.head.is_valid():  # a repository with no commit yet
+        return Material("", since, 0, 0, 0)
+    head = repo.head.commit
+    rev = f"{since}..{head.hexsha}" if since else head.hexsha
+    commits = sum(1 for c in repo.iter_commits(rev) if len(c.parents) <= 1)
+    if since:
+        names = set(repo.git.diff("--name-only", f"{since}..{head.hexsha}").splitlines())
+    else:
+        names = {b.path for b in tracked_blobs(head.tree)}
+    size = sum(b.size for b in tracked_blobs(head.tree) if b.path in names and b.size <= MAX_BYTES)
+    return Material(head.hexsha, since, commits, len(names), size // 4)
+
+
+def decide(material: Material, min_commits: int, min_tokens: int) -> tuple[bool, str]:
+    if material.commits < min_commits:
+        return False, f"{material.commits} new commits, fewer than {min_commits}"
+    if material.approx_tokens < min_tokens:
+        return False, f"about {material.approx_tokens} new tokens, fewer than {min_tokens}"
+    return True, (
+        f"{material.commits} new commits and about {material.approx_tokens:,} tokens of new "
+        f"material, past the thresholds ({min_commits} commits, {min_tokens:,} tokens)"
+    )
+
+
+def training_plan(base_model: str, dataset: Path, examples: int) -> dict[str, Any]:
+    """Train params for a mission: one epoch of LoRA, small enough to run on any machine."""
+    return {
+        "kind": "train",
+        "params": {
+            "base_model": base_model,
+            "dataset": str(dataset),
+            "method": "lora",
+            "epochs": 1.0,
+            "max_seq_len": 512,
+            "skip_bad_examples": True,
+        },
+        "examples": examples,
+    }
+
+
+def eta_seconds(approx_tokens: int, tokens_per_s: float | None) -> float | None:
+    """One epoch at this machine's measured training throughput; None before any run."""
+    if not tokens_per_s:
+        return None
+    return round(approx_tokens / tokens_per_s, 1)
+
+
+def rationale(source: str, material: Material, card: dict[str, Any], eta: float | None) -> str:
+    builders = ", ".join(f"{n} {k}" for k, n in card.get("per_builder", {}).items())
+    when = (
+        f"about {eta / 60:.0f} min on this machine"
+        if eta and eta >= 60
+        else f"about {eta:.0f} s on this machine"
+        if eta
+        else "no training throughput measured on this machine yet"
+    )
+    since = f"since {material.since[:10]}" if material.since else "(never trained before)"
+    secrets = card.get("secrets", {})
+    return (
+        f"{source} has {material.commits} new commits {since}. The dataset holds "
+        f"{card.get('examples', 0)} examples ({builders}), about {card.get('approx_tokens', 0):,} "
+        f"tokens; {secrets.get('files_skipped', 0)} credential files were left out and "
+        f"{sum(secrets.get('redacted', {}).values())} secrets redacted. Training: {when}."
+    )

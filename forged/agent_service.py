@@ -1,0 +1,187 @@
+"""The Antigravity agent inside the daemon: rescans sources, proposes missions, runs the chain
+of an approved one (train → eval; deploy arrives with the models issue).
+
+The git work and dataset building run in worker threads so the event loop never waits on
+them; one scan runs at a time, so two triggers never propose the same material twice.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+from pathlib import Path
+from typing import Any
+
+from agent.dataset_build import build_dataset
+from agent.policy import decide, eta_seconds, pending_material, rationale, training_plan
+from engine.spec import parse_params
+from forged.config import AgentConfig
+from forged.events import EventBus
+from forged.paths import ForgePaths
+from forged.runner import JobRunner
+from forged.schema import Job, Mission, Source
+from forged.store import Store
+
+log = logging.getLogger(__name__)
+
+
+class AgentService:
+    def __init__(
+        self, store: Store, bus: EventBus, runner: JobRunner, paths: ForgePaths, config: AgentConfig
+    ) -> None:
+        self.store = store
+        self.bus = bus
+        self.runner = runner
+        self.paths = paths
+        self.config = config
+        self.lock = asyncio.Lock()
+        self.scheduler: Any = None
+        runner.listeners.append(self.on_job_finished)
+
+    def start(self) -> None:
+        from apscheduler.schedulers.asyncio import AsyncIOScheduler
+
+        self.scheduler = AsyncIOScheduler()
+        self.scheduler.add_job(
+            self.scan_all,
+            "interval",
+            seconds=self.config.rescan_interval_s,
+            max_instances=1,
+            coalesce=True,
+            id="rescan",
+        )
+        self.scheduler.start()
+        asyncio.get_running_loop().create_task(self.scan_all())
+
+    def stop(self) -> None:
+        if self.scheduler is not None:
+            self.scheduler.shutdown(wait=False)
+
+    async def scan_all(self) -> None:
+        for source in self.store.list_sources():
+            try:
+                await self.scan(source.id)
+            except Exception:
+                log.exception("scanning %s failed", source.path)
+
+    async def scan(self, source_id: str) -> Mission | None:
+        """Look at one source now; propose a mission when its new material is enough."""
+        async with self.lock:
+            try:
+                source = self.store.get_source(source_id)
+            except KeyError:
+                return None  # removed since the scan was asked for
+            material = await asyncio.to_thread(
+                pending_material, Path(source.path), source.trained_commit
+            )
+            if material.head:
+                self.store.set_source_commits(source.id, last=material.head)
+            thresholds = source.config.get("thresholds", {})
+            ok, why = decide(
+                material,
+                int(thresholds.get("min_commits", self.config.min_commits)),
+                int(thresholds.get("min_tokens", self.config.min_tokens)),
+            )
+            if not ok:
+                log.info("%s: no mission yet: %s", source.name, why)
+                return None
+            covered = self.store.missions_for_head(source.id, material.head)
+            if any(m.status in ("proposed", "approved", "rejected") for m in covered):
+                return None  # already proposed, running, or rejected for exactly this material
+            return await self._propose(source, material, why)
+
+    async def _propose(self, source: Source, material: Any, why: str) -> Mission:
+        built = await asyncio.to_thread(
+            build_dataset,
+            Path(source.path),
+            self.paths.datasets_dir,
+            source.name,
+            since=source.trained_commit,
+            include=source.config.get("include") or None,
+            exclude=source.config.get("exclude") or None,
+        )
+        dataset, ev = self.store.add_dataset(
+            f"{source.name} v{built.card['version']}",
+            str(built.path),
+            built.card["examples"],
+            built.card,
+            source.id,
+        )
+        self.bus.publish(ev)
+        plan = training_plan(self.config.base_model, built.path, built.card["examples"])
+        eta = eta_seconds(built.card["approx_tokens"], self._measured_throughput())
+        data = {
+            "head": material.head,
+            "trigger": {
+                "commits": material.commits,
+                "files": material.files,
+                "approx_tokens": material.approx_tokens,
+                "since": material.since,
+                "why": why,
+            },
+            "dataset_id": dataset.id,
+            "card": built.card,
+            "base_model": self.config.base_model,
+            "plan": plan,
+            "eta_s": eta,
+            "rationale": rationale(source.name, material, built.card, eta),
+            "previous_adapter": self._previous_adapter(source.id),
+        }
+        title = (
+            f"Fine-tune {self.config.base_model} on {material.commits} new commits of {source.name}"
+        )
+        mission, events = self.store.propose_mission(source.id, title, data)
+        self.bus.publish(*events)
+        log.info("proposed %s: %s", mission.id, title)
+        return mission
+
+    def _measured_throughput(self) -> float | None:
+        jobs, _ = self.store.list_jobs(status=["completed"], kind=["train"], limit=1)
+        if jobs and jobs[0].progress and jobs[0].progress.tokens_per_s:
+            return jobs[0].progress.tokens_per_s
+        return None
+
+    def _previous_adapter(self, source_id: str) -> str | None:
+        for m in self.store.list_missions(["approved"], source_id, 50):
+            if m.data.get("adapter"):
+                return str(m.data["adapter"])
+        return None
+
+    def approve(self, mission: Mission) -> Job:
+        """Start the chain: the train job now; eval follows it (see on_job_finished)."""
+        plan = mission.data["plan"]
+        params = parse_params("train", plan["params"]).model_dump(mode="json")
+        job = self.runner.submit("train", f"mission {mission.id}: train", params, mission.id)
+        self.store.update_mission_data(mission.id, {"train_job": job.id})
+        return job
+
+    def on_job_finished(self, job: Job) -> None:
+        if job.mission_id is None:
+            return
+        mission = self.store.get_mission(job.mission_id)
+        if job.status != "completed":
+            self.store.update_mission_data(
+                mission.id, {"stopped": f"{job.kind} job {job.id} {job.status}: {job.error}"}
+            )
+        elif job.kind == "train":
+            params = {
+                "base_model": mission.data["base_model"],
+                "dataset": mission.data["plan"]["params"]["dataset"],
+                "adapter": str(Path(job.run_dir) / "adapter"),
+                "previous_adapter": mission.data.get("previous_adapter"),
+                "generations": 4,
+            }
+            values = parse_params("eval", params).model_dump(mode="json")
+            ev_job = self.runner.submit("eval", f"mission {mission.id}: eval", values, mission.id)
+            self.store.update_mission_data(
+                mission.id, {"adapter": values["adapter"], "eval_job": ev_job.id}
+            )
+        elif job.kind == "eval" and mission.source_id:
+            # The source's new baseline: later missions count material from this commit.
+            self.store.set_source_commits(mission.source_id, trained=mission.data["head"])
+            self.store.update_mission_data(mission.id, {"completed": True})
+        self.bus.emit(
+            "mission.updated",
+            None,
+            {"id": mission.id, "job": job.id, "kind": job.kind, "status": job.status},
+        )

@@ -1,0 +1,158 @@
+"""Missions end to end against a real daemon: commits land, a mission is proposed and streamed,
+approving it trains and evaluates the tiny model, rejecting it stops re-proposal."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+
+from tests.agent.test_dataset_build import commit, git
+from tests.daemon_harness import Daemon, DaemonFactory, wait_for
+
+
+def agent_config(tiny_model: Path) -> str:
+    return (
+        '[agent]\nallowed_roots = ["/tmp"]\nmin_commits = 2\nmin_tokens = 20\n'
+        f'base_model = "{tiny_model}"\nrescan_interval_s = 3600\n'
+    )
+
+
+def make_repo(root: Path) -> Path:
+    repo = root / "widgets"
+    repo.mkdir()
+    git(repo, "init", "-q", "-b", "main")
+    commit(
+        repo,
+        {
+            "README.md": "# Widgets\n\n## Usage\n\nCall `make_widget(size)` to get a "
+            "widget of that size; sizes run from 1 to 10.\n"
+        },
+        "Describe the widgets",
+    )
+    commit(
+        repo,
+        {
+            "widgets.py": "def make_widget(size: int) -> str:\n"
+            '    """A widget of the given size."""\n    return \'#\' * size\n'
+        },
+        "Add make_widget with sizes",
+    )
+    commit(
+        repo,
+        {
+            "widgets.py": "def make_widget(size: int) -> str:\n"
+            '    """A widget of the given size, 1 to 10."""\n'
+            "    if not 1 <= size <= 10:\n        raise ValueError(size)\n"
+            "    return '#' * size\n"
+        },
+        "Refuse widget sizes out of range",
+    )
+    return repo
+
+
+def next_proposal(daemon: Daemon, since: int) -> dict[str, Any]:
+    with daemon.client() as c:
+        c.call("events.subscribe", since=since, types=["mission.proposed"])
+        event = next(c.events())
+    mission: dict[str, Any] = daemon.call("missions.get", id=event["data"]["id"])
+    return mission
+
+
+def test_commits_to_proposal_to_trained_and_evaluated(
+    make_daemon: DaemonFactory, tiny_model: Path, tmp_path: Path
+) -> None:
+    daemon = make_daemon(config=agent_config(tiny_model)).start()
+    repo = make_repo(tmp_path)
+    start = daemon.call("system.status")["last_seq"]
+    source = daemon.call("sources.add", path=str(repo))
+    mission = next_proposal(daemon, start)
+
+    assert mission["status"] == "proposed" and mission["source_id"] == source["id"]
+    data = mission["data"]
+    assert data["head"] == git(repo, "rev-parse", "HEAD")
+    assert data["trigger"]["commits"] == 3
+    assert data["card"]["examples"] > 0 and data["card"]["per_builder"]["commits"] == 3
+    assert "widgets has 3 new commits" in data["rationale"]
+    assert "no training throughput measured" in data["rationale"]
+    datasets = daemon.call("datasets.list", source_id=source["id"])["datasets"]
+    assert [d["id"] for d in datasets] == [data["dataset_id"]]
+    assert data["plan"]["params"]["dataset"] == datasets[0]["path"]
+    assert Path(datasets[0]["path"], "card.json").exists()
+
+    # The same material is not proposed twice.
+    assert daemon.call("sources.scan", id=source["id"])["mission"] is None
+
+    daemon.call("missions.approve", id=mission["id"])
+    train_id = wait_for(
+        lambda: daemon.call("missions.get", id=mission["id"])["data"].get("train_job"), timeout=10
+    )
+    assert daemon.wait_job(train_id, {"completed", "failed"}, 240)["status"] == "completed"
+    eval_id = wait_for(
+        lambda: daemon.call("missions.get", id=mission["id"])["data"].get("eval_job"), timeout=30
+    )
+    assert daemon.wait_job(eval_id, {"completed", "failed"}, 240)["status"] == "completed"
+    wait_for(
+        lambda: daemon.call("missions.get", id=mission["id"])["data"].get("completed"), timeout=30
+    )
+    metrics = {m["name"] for m in daemon.call("jobs.metrics", id=eval_id)["metrics"]}
+    assert {"base_eval_loss", "adapter_eval_loss"} <= metrics
+    head = git(repo, "rev-parse", "HEAD")
+    src = next(s for s in daemon.call("sources.list")["sources"] if s["id"] == source["id"])
+    assert src["trained_commit"] == head and src["last_commit"] == head
+
+    # New material is counted from the trained commit: two more commits propose again.
+    commit(repo, {"shapes.py": "def square(n: int) -> int:\n    return n * n\n"}, "Add squares")
+    commit(
+        repo,
+        {
+            "shapes.py": 'def square(n: int) -> int:\n    """n squared."""\n'
+            "    return n * n\n\n\ndef cube(n: int) -> int:\n    return n ** 3\n"
+        },
+        "Add cubes next to squares",
+    )
+    again = daemon.call("sources.scan", id=source["id"])["mission"]
+    assert again is not None and again["data"]["trigger"]["commits"] == 2
+    assert (
+        again["data"]["previous_adapter"]
+        == daemon.call("missions.get", id=mission["id"])["data"]["adapter"]
+    )
+
+
+def test_rejection_is_remembered_and_newer_material_supersedes(
+    make_daemon: DaemonFactory, tiny_model: Path, tmp_path: Path
+) -> None:
+    daemon = make_daemon(config=agent_config(tiny_model)).start()
+    repo = make_repo(tmp_path)
+    start = daemon.call("system.status")["last_seq"]
+    source = daemon.call("sources.add", path=str(repo))
+    first = next_proposal(daemon, start)
+    daemon.call("missions.reject", id=first["id"], reason="not this week")
+    assert daemon.call("sources.scan", id=source["id"])["mission"] is None
+    assert daemon.call("missions.get", id=first["id"])["reason"] == "not this week"
+
+    commit(repo, {"extra.py": "def extra() -> int:\n    return 42\n"}, "Add the extra helper")
+    second = daemon.call("sources.scan", id=source["id"])["mission"]
+    assert second is not None and second["data"]["trigger"]["commits"] == 4
+    commit(repo, {"more.py": "def more() -> int:\n    return 43\n"}, "Add one more helper")
+    third = daemon.call("sources.scan", id=source["id"])["mission"]
+    assert daemon.call("missions.get", id=second["id"])["status"] == "superseded"
+    assert daemon.call("missions.list", status=["proposed"])["missions"][0]["id"] == third["id"]
+
+
+def test_sources_outside_allowed_roots_or_not_repos_are_refused(
+    daemon: Daemon, tmp_path: Path
+) -> None:
+    with daemon.client() as c:
+        for path, expected in [
+            ("/etc", "outside the allowed roots"),
+            (str(tmp_path), "not a git work tree"),
+            (str(tmp_path / "missing"), "no such folder"),
+            ("relative/path", "must be absolute"),
+        ]:
+            try:
+                c.call("sources.add", path=path)
+            except Exception as exc:
+                assert expected in str(exc), (path, exc)
+                assert getattr(exc, "code", None) == -32602
+            else:
+                raise AssertionError(f"{path} was accepted")
