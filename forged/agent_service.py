@@ -36,10 +36,20 @@ class AgentService:
         self.config = config
         self.lock = asyncio.Lock()
         self.scheduler: Any = None
+        self.watcher: Any = None
+        self.pending: dict[str, asyncio.TimerHandle] = {}
+        self.loop: asyncio.AbstractEventLoop | None = None
         runner.listeners.append(self.on_job_finished)
 
     def start(self) -> None:
         from apscheduler.schedulers.asyncio import AsyncIOScheduler
+
+        from agent.watcher import RepoWatcher
+
+        self.loop = asyncio.get_running_loop()
+        self.watcher = RepoWatcher(self._changed_from_thread)
+        for source in self.store.list_sources():
+            self.watcher.watch(source.id, Path(source.path))
 
         self.scheduler = AsyncIOScheduler()
         self.scheduler.add_job(
@@ -56,6 +66,43 @@ class AgentService:
     def stop(self) -> None:
         if self.scheduler is not None:
             self.scheduler.shutdown(wait=False)
+        if self.watcher is not None:
+            self.watcher.stop()
+        for timer in self.pending.values():
+            timer.cancel()
+
+    def added(self, source: Source) -> None:
+        """A new source: watch it, and look at it now."""
+        if self.watcher is not None:
+            self.watcher.watch(source.id, Path(source.path))
+        asyncio.get_running_loop().create_task(self.scan(source.id))
+
+    def removed(self, source_id: str) -> None:
+        if self.watcher is not None:
+            self.watcher.unwatch(source_id)
+
+    def _changed_from_thread(self, source_id: str) -> None:
+        if self.loop is not None and not self.loop.is_closed():
+            self.loop.call_soon_threadsafe(self._debounce, source_id)
+
+    def _debounce(self, source_id: str) -> None:
+        """Scan once the refs have been quiet for debounce_s (a rebase moves many at once)."""
+        if (timer := self.pending.pop(source_id, None)) is not None:
+            timer.cancel()
+        assert self.loop is not None
+        self.pending[source_id] = self.loop.call_later(
+            self.config.debounce_s, self._start_scan, source_id
+        )
+
+    def _start_scan(self, source_id: str) -> None:
+        asyncio.get_running_loop().create_task(self._scan_logged(source_id))
+
+    async def _scan_logged(self, source_id: str) -> None:
+        self.pending.pop(source_id, None)
+        try:
+            await self.scan(source_id)
+        except Exception:
+            log.exception("scanning source %s failed", source_id)
 
     async def scan_all(self) -> None:
         for source in self.store.list_sources():

@@ -65,6 +65,9 @@ class AgentConfig(_Section):
         2000, ge=0, description="new material (approximate tokens) a mission needs"
     )
     base_model: str = Field("tiny-llama", description="the base model missions train")
+    debounce_s: float = Field(
+        5.0, ge=0, le=3600, description="quiet seconds after a commit before the source is scanned"
+    )
 
 
 class Config(_Section):

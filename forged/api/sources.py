@@ -66,7 +66,7 @@ def register(reg: Registry[Session]) -> None:
             str(path), p.name or path.name, {"include": p.include, "exclude": p.exclude}
         )
         s.services.bus.publish(event)
-        asyncio.get_running_loop().create_task(s.services.agent.scan(source.id))
+        s.services.agent.added(source)
         return source
 
     @reg.method("sources.scan", IdParams)
@@ -81,5 +81,6 @@ def register(reg: Registry[Session]) -> None:
         event = s.services.store.remove_source(p.id)
         if event is None:
             raise not_found("source", p.id)
+        s.services.agent.removed(p.id)
         s.services.bus.publish(event)
         return Ok()

@@ -156,3 +156,25 @@ def test_sources_outside_allowed_roots_or_not_repos_are_refused(
                 assert getattr(exc, "code", None) == -32602
             else:
                 raise AssertionError(f"{path} was accepted")
+
+
+def test_a_commit_landing_proposes_a_mission_without_being_asked(
+    make_daemon: DaemonFactory, tiny_model: Path, tmp_path: Path
+) -> None:
+    config = agent_config(tiny_model).replace("rescan_interval_s = 3600", "debounce_s = 0.5")
+    daemon = make_daemon(config=config).start()
+    repo = tmp_path / "quiet"
+    repo.mkdir()
+    git(repo, "init", "-q", "-b", "main")
+    commit(repo, {"a.py": "def a() -> int:\n    return 1\n" * 3}, "Add the first helper")
+    source = daemon.call("sources.add", path=str(repo))
+    wait_for(lambda: daemon.call("sources.list")["sources"][0]["last_commit"], timeout=10)
+    assert daemon.call("missions.list")["missions"] == []  # one commit: below the threshold
+    start = daemon.call("system.status")["last_seq"]
+    with daemon.client() as c:
+        c.call("events.subscribe", since=start, types=["mission.proposed"])
+        commit(repo, {"b.py": "def b() -> int:\n    return 2\n" * 3}, "Add the second helper")
+        event = next(c.events())  # no scan asked for: the watcher saw the commit
+    mission = daemon.call("missions.get", id=event["data"]["id"])
+    assert mission["source_id"] == source["id"]
+    assert mission["data"]["head"] == git(repo, "rev-parse", "HEAD")
