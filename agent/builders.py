@@ -3,6 +3,7 @@
 * `code`: tracked text files as raw text, in chunks of whole lines, each headed by its path.
 * `docs`: Markdown split by heading into question/answer chat pairs.
 * `commits`: each commit's diff → its message, as chat pairs; merges and trivial messages dropped.
+* `jsonl`: datasets kept in the repository, line by line through the engine's format checks.
 
 Each returns examples in the engine's formats and a count of what it dropped and why; redaction
 and de-duplication happen after, once for all builders.
@@ -10,12 +11,14 @@ and de-duplication happen after, once for all builders.
 
 from __future__ import annotations
 
+import json
 import re
 from collections import Counter
 from typing import Any
 
 from agent.repo_files import FileText
 from agent.secrets import secret_file_reason
+from forged.schema import detect_format, record_problem
 
 CHUNK_CHARS = 2000
 MAX_DIFF_CHARS = 6000
@@ -81,6 +84,38 @@ def doc_examples(files: list[FileText], repo_name: str) -> tuple[list[Example], 
                     ]
                 }
             )
+    return out, dropped
+
+
+def jsonl_examples(files: list[FileText]) -> tuple[list[Example], Counter[str]]:
+    out: list[Example] = []
+    dropped: Counter[str] = Counter()
+    for f in files:
+        if not f.path.lower().endswith(".jsonl"):
+            continue
+        fmt = None
+        for line in f.text.splitlines():
+            if not line.strip():
+                continue
+            try:
+                record = json.loads(line)
+            except json.JSONDecodeError:
+                dropped["jsonl: not valid JSON"] += 1
+                continue
+            found = detect_format(record) if isinstance(record, dict) else None
+            if found is None:
+                dropped["jsonl: unknown format"] += 1
+                continue
+            fmt = fmt or found
+            problem = (
+                "a different format in the same file"
+                if found != fmt
+                else record_problem(found, record)
+            )
+            if problem:
+                dropped[f"jsonl: {problem}"] += 1
+                continue
+            out.append(record)
     return out, dropped
 
 

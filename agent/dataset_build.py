@@ -19,11 +19,12 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from agent.builders import code_examples, commit_examples, doc_examples
+from agent.builders import code_examples, commit_examples, doc_examples, jsonl_examples
 from agent.repo_files import select_files
 from agent.secrets import redact
+from forged.schema import detect_format
 
-BUILDERS = ("code", "docs", "commits")
+BUILDERS = ("code", "docs", "commits", "jsonl")
 
 
 @dataclass
@@ -35,7 +36,8 @@ class Built:
 def _texts(example: dict[str, Any]) -> list[str]:
     if "messages" in example:
         return [m["content"] for m in example["messages"]]
-    return [example["text"]]
+    keys = ("text", "prompt", "completion", "instruction", "input", "output")
+    return [example[k] for k in keys if isinstance(example.get(k), str)]
 
 
 def _redact_example(example: dict[str, Any], found: Counter[str]) -> dict[str, Any]:
@@ -45,10 +47,13 @@ def _redact_example(example: dict[str, Any], found: Counter[str]) -> dict[str, A
             text, kinds = redact(m["content"])
             found.update(kinds)
             messages.append({**m, "content": text})
-        return {"messages": messages}
-    text, kinds = redact(example["text"])
-    found.update(kinds)
-    return {"text": text}
+        return {**example, "messages": messages}
+    clean = dict(example)
+    for key in ("text", "prompt", "completion", "instruction", "input", "output"):
+        if isinstance(clean.get(key), str):
+            clean[key], kinds = redact(clean[key])
+            found.update(kinds)
+    return clean
 
 
 def near_duplicate_key(example: dict[str, Any]) -> str:
@@ -91,6 +96,8 @@ def build_dataset(
             made, dropped = code_examples(selection.files)
         elif name == "docs":
             made, dropped = doc_examples(selection.files, repo_path.name)
+        elif name == "jsonl":
+            made, dropped = jsonl_examples(selection.files)
         elif name == "commits":
             made, dropped = commit_examples(repo, f"{since}..{head}" if since else head)
         else:
@@ -109,7 +116,9 @@ def build_dataset(
             skipped["near-duplicate"] += 1
             continue
         seen.add(key)
-        kept.setdefault(builder, []).append(clean)
+        # One file per format: the jsonl builder passes through whatever formats it found.
+        name = builder if builder != "jsonl" else f"jsonl-{detect_format(clean)}"
+        kept.setdefault(name, []).append(clean)
     every = [e for made in kept.values() for e in made]
 
     source_dir = out_root / source_name

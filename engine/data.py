@@ -14,12 +14,12 @@ import json
 from collections import Counter
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Literal
+from typing import Any
 
 from engine.errors import EngineError
+from forged.schema import ExampleFormat as Format
+from forged.schema import detect_format, record_problem
 
-Format = Literal["chat", "instruction", "completion", "text"]
-ROLES = {"system", "user", "assistant"}
 IGNORE = -100
 
 
@@ -73,51 +73,6 @@ class DataReport:
         }
 
 
-def detect_format(record: dict[str, Any]) -> Format | None:
-    if "messages" in record:
-        return "chat"
-    if "instruction" in record or "output" in record:
-        return "instruction"
-    if "prompt" in record or "completion" in record:
-        return "completion"
-    if "text" in record:
-        return "text"
-    return None
-
-
-def _problem(fmt: Format, record: dict[str, Any]) -> str | None:
-    """What is wrong with one record of a known format, or None."""
-
-    def is_text(key: str) -> bool:
-        return isinstance(record.get(key), str) and bool(record[key].strip())
-
-    if fmt == "chat":
-        messages = record["messages"]
-        if not isinstance(messages, list) or not messages:
-            return "messages must be a non-empty list"
-        for i, m in enumerate(messages):
-            if not isinstance(m, dict) or m.get("role") not in ROLES:
-                return f"messages[{i}].role must be one of {sorted(ROLES)}"
-            if not isinstance(m.get("content"), str):
-                return f"messages[{i}].content must be a string"
-        if not any(m["role"] == "assistant" and m["content"].strip() for m in messages):
-            return "no assistant message to learn from"
-        return None
-    if fmt == "instruction":
-        for key in ("instruction", "output"):
-            if not is_text(key):
-                return f"missing or empty field {key!r}"
-        if "input" in record and not isinstance(record["input"], str):
-            return "field 'input' must be a string"
-        return None
-    if fmt == "completion":
-        for key in ("prompt", "completion"):
-            if not isinstance(record.get(key), str):
-                return f"missing field {key!r}"
-        return None if record["completion"].strip() else "empty 'completion'"
-    return None if is_text("text") else "missing or empty field 'text'"
-
-
 def dataset_files(path: Path) -> list[Path]:
     if path.is_dir():
         files = sorted(path.rglob("*.jsonl"))
@@ -154,7 +109,7 @@ def load_examples(path: Path, *, skip_bad: bool = False) -> tuple[list[Example],
                         fmt = found
                     elif found != fmt:
                         raise ValueError(f"a {found} example in a {fmt} file")
-                    problem = _problem(found, record)
+                    problem = record_problem(found, record)
                     if problem:
                         raise ValueError(problem)
                 except (UnicodeDecodeError, json.JSONDecodeError) as exc:

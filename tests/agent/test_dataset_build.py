@@ -91,6 +91,19 @@ def repo(tmp_path: Path) -> Path:
         },
         "wip",
     )
+    commit(
+        repo,
+        {
+            "data/qa.jsonl": json.dumps({"instruction": "Name the API.", "output": "The Acme API."})
+            + "\n{broken\n"
+            + json.dumps({"instruction": "No answer"})
+            + "\n"
+            + json.dumps({"instruction": "Who serves widgets?", "output": f"Acme, key {OPENAI}"})
+            + "\n",
+            "data/notes.jsonl": json.dumps({"text": "Widgets ship on Tuesdays."}) + "\n",
+        },
+        "Add the question and answer data",
+    )
     git(repo, "checkout", "-q", "-b", "feature")
     commit(
         repo,
@@ -133,8 +146,13 @@ def test_card_counts_builders_and_skips(repo: Path, tmp_path: Path) -> None:
         "code.jsonl",
         "commits.jsonl",
         "docs.jsonl",
+        "jsonl-instruction.jsonl",
+        "jsonl-text.jsonl",
     ]
     assert json.loads((built.path / "card.json").read_text()) == card
+    assert card["per_builder"]["jsonl"] == 3
+    assert card["skipped"]["jsonl: not valid JSON"] == 1
+    assert card["skipped"]["jsonl: missing or empty field 'output'"] == 1
     assert card["per_builder"]["code"] >= 4
     assert card["per_builder"]["docs"] >= 2
     assert card["per_builder"]["commits"] >= 3
