@@ -8,7 +8,9 @@ them; one scan runs at a time, so two triggers never propose the same material t
 from __future__ import annotations
 
 import asyncio
+import datetime as dt
 import logging
+import time
 from pathlib import Path
 from typing import Any
 
@@ -23,6 +25,21 @@ from forged.schema import Job, Mission, Source
 from forged.store import Store
 
 log = logging.getLogger(__name__)
+
+
+def quiet_until(window: str, now: float) -> float | None:
+    """The end of the quiet window `now` falls in (local time), or None outside it."""
+    if not window:
+        return None
+    start_s, end_s = window.split("-")
+    here = dt.datetime.fromtimestamp(now)
+    start = here.replace(hour=int(start_s[:2]), minute=int(start_s[3:]), second=0, microsecond=0)
+    end = here.replace(hour=int(end_s[:2]), minute=int(end_s[3:]), second=0, microsecond=0)
+    if start <= end:  # a window inside one day, e.g. 09:00-18:00
+        return end.timestamp() if start <= here < end else None
+    if here >= start:  # a window across midnight, e.g. 22:00-07:00, evening part
+        return (end + dt.timedelta(days=1)).timestamp()
+    return end.timestamp() if here < end else None
 
 
 class AgentService:
@@ -198,8 +215,15 @@ class AgentService:
         """Start the chain: the train job now; eval follows it (see on_job_finished)."""
         plan = mission.data["plan"]
         params = parse_params("train", plan["params"]).model_dump(mode="json")
-        job = self.runner.submit("train", f"mission {mission.id}: train", params, mission.id)
-        self.store.update_mission_data(mission.id, {"train_job": job.id})
+        hold = quiet_until(self.config.quiet_hours, time.time())
+        job = self.runner.submit(
+            "train", f"mission {mission.id}: train", params, mission.id, not_before=hold
+        )
+        extra: dict[str, Any] = {"train_job": job.id}
+        if hold:
+            extra["held_until"] = hold
+            self.bus.emit("mission.updated", None, {"id": mission.id, "held_until": hold})
+        self.store.update_mission_data(mission.id, extra)
         return job
 
     def on_job_finished(self, job: Job) -> None:

@@ -65,6 +65,11 @@ class AgentConfig(_Section):
         2000, ge=0, description="new material (approximate tokens) a mission needs"
     )
     base_model: str = Field("tiny-llama", description="the base model missions train")
+    quiet_hours: str = Field(
+        "",
+        pattern=r"^$|^([01]\d|2[0-3]):[0-5]\d-([01]\d|2[0-3]):[0-5]\d$",
+        description='approved missions wait out this daily window, e.g. "09:00-18:00"; "" for none',
+    )
     debounce_s: float = Field(
         5.0, ge=0, le=3600, description="quiet seconds after a commit before the source is scanned"
     )

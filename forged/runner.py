@@ -93,8 +93,13 @@ class JobRunner:
 
     async def _start_ready_jobs(self) -> None:
         busy = sum(1 for r in self.running.values() if r.job.kind in ACCELERATOR_KINDS)
+        now = time.time()
         for job in self.store.queued_jobs():
             if job.id in self.running:
+                continue
+            if job.not_before and job.not_before > now:
+                # Held (quiet hours): look again when it may start.
+                asyncio.get_running_loop().call_later(job.not_before - now + 0.05, self.wake)
                 continue
             if job.kind in ACCELERATOR_KINDS:
                 if busy >= self.config.max_parallel:
@@ -160,9 +165,14 @@ class JobRunner:
     # ---- submit and cancel --------------------------------------------------------------------
 
     def submit(
-        self, kind: str, name: str, params: dict[str, Any], mission_id: str | None = None
+        self,
+        kind: str,
+        name: str,
+        params: dict[str, Any],
+        mission_id: str | None = None,
+        not_before: float | None = None,
     ) -> Job:
-        job, event = self.store.create_job(kind, name, params, mission_id)
+        job, event = self.store.create_job(kind, name, params, mission_id, not_before)
         self.bus.publish(event)
         self.wake()
         return job

@@ -66,6 +66,7 @@ class Job(Record):
     checkpoint: str | None = None
     artifacts: list[dict[str, Any]] = []
     mission_id: str | None = None
+    not_before: float | None = None
     run_dir: str
 
 

@@ -112,6 +112,10 @@ MIGRATIONS: list[str] = [
     """
     ALTER TABLE sources ADD COLUMN trained_commit TEXT;
     """,
+    # 3: a queued job may wait for a time (quiet hours) before the runner starts it.
+    """
+    ALTER TABLE jobs ADD COLUMN not_before REAL;
+    """,
 ]
 
 SCHEMA_VERSION = len(MIGRATIONS)
@@ -240,14 +244,19 @@ class Store:
         return Job.model_validate(d | {"run_dir": str(self.runs_dir / d["id"])})
 
     def create_job(
-        self, kind: str, name: str, params: dict[str, Any], mission_id: str | None = None
+        self,
+        kind: str,
+        name: str,
+        params: dict[str, Any],
+        mission_id: str | None = None,
+        not_before: float | None = None,
     ) -> tuple[Job, Event]:
         job_id = new_id("job")
         with self.tx() as db:
             db.execute(
-                "INSERT INTO jobs(id, kind, status, name, params, created_at, mission_id)"
-                " VALUES (?, ?, 'queued', ?, ?, ?, ?)",
-                (job_id, kind, name, json.dumps(params), time.time(), mission_id),
+                "INSERT INTO jobs(id, kind, status, name, params, created_at, mission_id,"
+                " not_before) VALUES (?, ?, 'queued', ?, ?, ?, ?, ?)",
+                (job_id, kind, name, json.dumps(params), time.time(), mission_id, not_before),
             )
             event = self._insert_event("job.status", job_id, {"status": "queued", "kind": kind})
         return self.get_job(job_id), event

@@ -3,6 +3,8 @@ approving it trains and evaluates the tiny model, rejecting it stops re-proposal
 
 from __future__ import annotations
 
+import datetime as dt
+import time
 from pathlib import Path
 from typing import Any
 
@@ -178,3 +180,40 @@ def test_a_commit_landing_proposes_a_mission_without_being_asked(
     mission = daemon.call("missions.get", id=event["data"]["id"])
     assert mission["source_id"] == source["id"]
     assert mission["data"]["head"] == git(repo, "rev-parse", "HEAD")
+
+
+def test_quiet_hours_windows() -> None:
+    from forged.agent_service import quiet_until
+
+    def at(h: int, m: int = 0) -> float:
+        return dt.datetime(2026, 11, 22, h, m).timestamp()
+
+    assert quiet_until("", at(10)) is None
+    assert quiet_until("09:00-18:00", at(10)) == at(18)
+    assert quiet_until("09:00-18:00", at(19)) is None
+    assert quiet_until("22:00-07:00", at(23)) == dt.datetime(2026, 11, 23, 7).timestamp()
+    assert quiet_until("22:00-07:00", at(6, 30)) == at(7)
+    assert quiet_until("22:00-07:00", at(12)) is None
+
+
+def test_an_approved_mission_waits_out_quiet_hours(
+    make_daemon: DaemonFactory, tiny_model: Path, tmp_path: Path
+) -> None:
+    now = dt.datetime.now()
+    window = f"{(now - dt.timedelta(hours=1)):%H:%M}-{(now + dt.timedelta(hours=1)):%H:%M}"
+    config = agent_config(tiny_model) + f'quiet_hours = "{window}"\n'
+    daemon = make_daemon(config=config).start()
+    repo = make_repo(tmp_path)
+    start = daemon.call("system.status")["last_seq"]
+    daemon.call("sources.add", path=str(repo))
+    mission = next_proposal(daemon, start)
+    daemon.call("missions.approve", id=mission["id"])
+    data = daemon.call("missions.get", id=mission["id"])["data"]
+    job = daemon.call("jobs.get", id=data["train_job"])
+    assert data["held_until"] == job["not_before"] > time.time() + 3000
+    time.sleep(2)  # the runner had every chance to start it, and must not
+    assert daemon.call("jobs.get", id=job["id"])["status"] == "queued"
+    # Ordinary jobs are not held.
+    other = daemon.call("jobs.submit", kind="prepare-model", params={"path": str(tiny_model)})
+    assert daemon.wait_job(other["id"], {"completed", "failed"})["status"] == "completed"
+    assert daemon.call("jobs.get", id=job["id"])["status"] == "queued"

@@ -57,6 +57,7 @@ def test_runtime_dir_layout_without_forge_home(tmp_path: Path) -> None:
         ("[jobs]\nmax_paralel = 2\n", "config.toml:2: jobs.max_paralel: unknown key"),
         ("[daemon]\n\nlog_level = 'loud'\n", "config.toml:3: daemon.log_level:"),
         ("[colours]\nx = 1\n", "config.toml:1: colours: unknown key"),
+        ('[agent]\nquiet_hours = "9-5"\n', "config.toml:2: agent.quiet_hours: String should match"),
         ("[jobs\n", "not valid TOML"),
     ],
 )
