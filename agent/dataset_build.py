@@ -20,7 +20,7 @@ from pathlib import Path
 from typing import Any
 
 from agent.builders import code_examples, commit_examples, doc_examples, jsonl_examples
-from agent.repo_files import select_files
+from agent.repo_files import select_files, tracked_blobs
 from agent.secrets import redact
 from forged.schema import detect_format
 
@@ -56,6 +56,10 @@ def _redact_example(example: dict[str, Any], found: Counter[str]) -> dict[str, A
     return clean
 
 
+def _bucket(path: str) -> float:
+    return int.from_bytes(hashlib.sha256(path.encode()).digest()[:8], "big") / 2**64
+
+
 def near_duplicate_key(example: dict[str, Any]) -> str:
     """Equal for examples that differ only in case, whitespace and punctuation, and for code
     chunks that differ only in the path heading them (a file copied elsewhere)."""
@@ -75,19 +79,27 @@ def build_dataset(
     builders: tuple[str, ...] = BUILDERS,
     include: list[str] | None = None,
     exclude: list[str] | None = None,
+    replay_fraction: float = 0.1,
 ) -> Built:
     """Build the next version of `source_name`'s dataset from `repo_path` (a git work tree).
 
-    With `since` (a commit), only files changed and commits made after it are used.
+    With `since` (a commit), the files changed and commits made after it, plus a replay sample:
+    about `replay_fraction` of the unchanged files, chosen by a hash of their path (so the
+    same ones each time), so the new adapter does not forget the rest of the repository.
     """
     from git import Repo
 
     repo = Repo(repo_path)
     head = repo.head.commit.hexsha
-    changed: set[str] | None = None
+    only: set[str] | None = None
+    replayed = 0
     if since:
         changed = set(repo.git.diff("--name-only", f"{since}..{head}").splitlines())
-    selection = select_files(repo, head, include=include, exclude=exclude, only=changed)
+        older = {b.path for b in tracked_blobs(repo.commit(head).tree)} - changed
+        replay = {p for p in older if _bucket(p) < replay_fraction}
+        replayed = len(replay)
+        only = changed | replay
+    selection = select_files(repo, head, include=include, exclude=exclude, only=only)
     per_builder: dict[str, int] = {}
     skipped: Counter[str] = Counter(selection.skipped)
     examples: list[tuple[str, dict[str, Any]]] = []
@@ -142,6 +154,7 @@ def build_dataset(
         "examples": len(every),
         "approx_tokens": sum(len(t) for e in every for t in _texts(e)) // 4,
         "per_builder": per_builder,
+        "replayed_files": replayed,
         "kept_per_builder": {name: len(made) for name, made in kept.items()},
         "skipped": dict(skipped),
         "secrets": {

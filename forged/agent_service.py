@@ -163,6 +163,7 @@ class AgentService:
             since=source.trained_commit,
             include=source.config.get("include") or None,
             exclude=source.config.get("exclude") or None,
+            replay_fraction=self.config.replay_fraction,
         )
         dataset, ev = self.store.add_dataset(
             f"{source.name} v{built.card['version']}",

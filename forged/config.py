@@ -65,6 +65,9 @@ class AgentConfig(_Section):
         2000, ge=0, description="new material (approximate tokens) a mission needs"
     )
     base_model: str = Field("tiny-llama", description="the base model missions train")
+    replay_fraction: float = Field(
+        0.1, ge=0, le=1, description="share of unchanged files replayed in incremental datasets"
+    )
     quiet_hours: str = Field(
         "",
         pattern=r"^$|^([01]\d|2[0-3]):[0-5]\d-([01]\d|2[0-3]):[0-5]\d$",

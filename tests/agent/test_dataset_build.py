@@ -191,9 +191,13 @@ def test_card_counts_builders_and_skips(repo: Path, tmp_path: Path) -> None:
 
 def test_incremental_since_a_commit(repo: Path, tmp_path: Path) -> None:
     first = git(repo, "rev-list", "--max-parents=0", "HEAD")
-    built = build_dataset(repo, tmp_path / "d", "acme-api", since=first)
+    built = build_dataset(repo, tmp_path / "d", "acme-api", since=first, replay_fraction=0.0)
     texts = "".join(p.read_text() for p in built.path.glob("*.jsonl"))
-    assert "def handler(request)" not in texts  # unchanged since `first`
+    assert "def handler(request)" not in texts  # unchanged since `first`, and no replay
+    assert built.card["replayed_files"] == 0
+    everything = build_dataset(repo, tmp_path / "d", "acme-api", since=first, replay_fraction=1.0)
+    assert everything.card["replayed_files"] == 2  # README.md and app/server.py
+    assert "def handler(request)" in "".join(p.read_text() for p in everything.path.glob("*.jsonl"))
     assert "def other()" in texts
     assert "Add the server and the README" not in texts
 
