@@ -14,7 +14,7 @@ $(STAMP): pyproject.toml
 	$(PYTHON) -m venv $(VENV)
 	$(BIN)/pip install -q --upgrade pip
 	$(BIN)/pip install -q "$(TORCH)"
-	$(BIN)/pip install -q -e ".[train,mlx,test]"
+	$(BIN)/pip install -q -e ".[train,mlx,llm,test]"
 	touch $(STAMP)
 
 test: lint typecheck pytest

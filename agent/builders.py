@@ -62,8 +62,9 @@ def code_examples(files: list[FileText]) -> tuple[list[Example], Counter[str]]:
     return out, dropped
 
 
-def doc_examples(files: list[FileText], repo_name: str) -> tuple[list[Example], Counter[str]]:
-    out: list[Example] = []
+def doc_sections(files: list[FileText]) -> tuple[list[tuple[str, str, str]], Counter[str]]:
+    """(path, heading, body) of every Markdown section with something in it."""
+    sections: list[tuple[str, str, str]] = []
     dropped: Counter[str] = Counter()
     for f in files:
         if not f.path.lower().endswith((".md", ".markdown")):
@@ -75,15 +76,25 @@ def doc_examples(files: list[FileText], repo_name: str) -> tuple[list[Example], 
             if len(body) < 20:
                 dropped["doc section too short"] += 1
                 continue
-            question = f'In {repo_name}, what does {f.path} say about "{m.group(2)}"?'
-            out.append(
-                {
-                    "messages": [
-                        {"role": "user", "content": question},
-                        {"role": "assistant", "content": body[:CHUNK_CHARS]},
-                    ]
-                }
-            )
+            sections.append((f.path, m.group(2), body))
+    return sections, dropped
+
+
+def chat(question: str, answer: str) -> Example:
+    return {
+        "messages": [
+            {"role": "user", "content": question},
+            {"role": "assistant", "content": answer[:CHUNK_CHARS]},
+        ]
+    }
+
+
+def doc_examples(files: list[FileText], repo_name: str) -> tuple[list[Example], Counter[str]]:
+    sections, dropped = doc_sections(files)
+    out = [
+        chat(f'In {repo_name}, what does {path} say about "{heading}"?', body)
+        for path, heading, body in sections
+    ]
     return out, dropped
 
 

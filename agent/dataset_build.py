@@ -15,16 +15,26 @@ import os
 import re
 import time
 from collections import Counter
+from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from agent.builders import code_examples, commit_examples, doc_examples, jsonl_examples
+from agent.builders import (
+    chat,
+    code_examples,
+    commit_examples,
+    doc_examples,
+    doc_sections,
+    jsonl_examples,
+)
 from agent.repo_files import select_files, tracked_blobs
 from agent.secrets import redact
 from forged.schema import detect_format
 
 BUILDERS = ("code", "docs", "commits", "jsonl")
+# (heading, section text) → (grounded question/answer pairs, how many were rejected)
+Synthesizer = Callable[[str, str], tuple[list[tuple[str, str]], int]]
 
 
 @dataclass
@@ -80,12 +90,15 @@ def build_dataset(
     include: list[str] | None = None,
     exclude: list[str] | None = None,
     replay_fraction: float = 0.1,
+    synthesize: Synthesizer | None = None,
 ) -> Built:
     """Build the next version of `source_name`'s dataset from `repo_path` (a git work tree).
 
     With `since` (a commit), the files changed and commits made after it, plus a replay sample:
     about `replay_fraction` of the unchanged files, chosen by a hash of their path (so the
     same ones each time), so the new adapter does not forget the rest of the repository.
+    With `synthesize` (the LLM advisor), each documentation section also yields the
+    question/answer pairs it returns (it keeps only grounded ones and counts the rest).
     """
     from git import Repo
 
@@ -117,6 +130,15 @@ def build_dataset(
         per_builder[name] = len(made)
         skipped.update(dropped)
         examples += [(name, example) for example in made]
+    if synthesize is not None:
+        sections, _ = doc_sections(selection.files)
+        pairs = 0
+        for _path, heading, body in sections:
+            grounded_pairs, rejected = synthesize(heading, body)
+            skipped["qa: not grounded in its section"] += rejected
+            examples += [("qa", chat(q, a)) for q, a in grounded_pairs]
+            pairs += len(grounded_pairs)
+        per_builder["qa"] = pairs
 
     redactions: Counter[str] = Counter()
     kept: dict[str, list[dict[str, Any]]] = {}

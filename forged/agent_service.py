@@ -14,6 +14,7 @@ import time
 from pathlib import Path
 from typing import Any
 
+from agent.advisor import Advisor
 from agent.dataset_build import build_dataset
 from agent.policy import decide, eta_seconds, pending_material, rationale, training_plan
 from engine.spec import parse_params
@@ -44,8 +45,15 @@ def quiet_until(window: str, now: float) -> float | None:
 
 class AgentService:
     def __init__(
-        self, store: Store, bus: EventBus, runner: JobRunner, paths: ForgePaths, config: AgentConfig
+        self,
+        store: Store,
+        bus: EventBus,
+        runner: JobRunner,
+        paths: ForgePaths,
+        config: AgentConfig,
+        advisor: Advisor | None = None,
     ) -> None:
+        self.advisor = advisor
         self.store = store
         self.bus = bus
         self.runner = runner
@@ -164,6 +172,9 @@ class AgentService:
             include=source.config.get("include") or None,
             exclude=source.config.get("exclude") or None,
             replay_fraction=self.config.replay_fraction,
+            synthesize=self.advisor.qa_pairs
+            if self.advisor and self.advisor.enabled and self.advisor.settings.qa_pairs
+            else None,
         )
         dataset, ev = self.store.add_dataset(
             f"{source.name} v{built.card['version']}",
@@ -175,6 +186,15 @@ class AgentService:
         self.bus.publish(ev)
         plan = training_plan(self.config.base_model, built.path, built.card["examples"])
         eta = eta_seconds(built.card["approx_tokens"], self._measured_throughput())
+        why_text = rationale(source.name, material, built.card, eta)
+        if self.advisor is not None and self.advisor.enabled:
+            facts = {
+                "source": source.name,
+                "trigger": why,
+                "card": built.card,
+                "eta_s": eta,
+            }
+            why_text = await asyncio.to_thread(self.advisor.rationale, facts, why_text)
         data = {
             "head": material.head,
             "trigger": {
@@ -189,7 +209,7 @@ class AgentService:
             "base_model": self.config.base_model,
             "plan": plan,
             "eta_s": eta,
-            "rationale": rationale(source.name, material, built.card, eta),
+            "rationale": why_text,
             "previous_adapter": self._previous_adapter(source.id),
         }
         title = (

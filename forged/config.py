@@ -78,11 +78,22 @@ class AgentConfig(_Section):
     )
 
 
+class AdvisorConfig(_Section):
+    model: str = Field(
+        "", description='litellm model id ("openai/gpt-4o-mini", "ollama/llama3.2"); "" for none'
+    )
+    api_base: str = Field("", description="the provider's URL, for local or proxied servers")
+    api_key_env: str = Field("", description="name of the environment variable with the key")
+    qa_pairs: int = Field(0, ge=0, le=20, description="Q/A pairs to synthesise per docs section")
+    timeout_s: float = Field(30.0, gt=0, le=600, description="seconds per advisor request")
+
+
 class Config(_Section):
     daemon: DaemonConfig = DaemonConfig()
     jobs: JobsConfig = JobsConfig()
     events: EventsConfig = EventsConfig()
     agent: AgentConfig = AgentConfig()
+    advisor: AdvisorConfig = AdvisorConfig()
 
 
 class ConfigError(ValueError):

@@ -15,6 +15,7 @@ import logging
 import signal
 import sys
 
+from agent.advisor import Advisor, AdvisorSettings
 from forged.agent_service import AgentService
 from forged.api import build_registry
 from forged.config import Config
@@ -44,7 +45,8 @@ async def serve(paths: ForgePaths, config: Config) -> int:
         return 1
     bus = EventBus(store, config.events.subscriber_queue)
     runner = JobRunner(store, bus, paths, config.jobs)
-    agent = AgentService(store, bus, runner, paths, config.agent)
+    advisor = Advisor(AdvisorSettings(**config.advisor.model_dump()))
+    agent = AgentService(store, bus, runner, paths, config.agent, advisor)
     services = Services(
         paths=paths,
         config=config,
