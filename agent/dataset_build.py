@@ -30,9 +30,9 @@ from agent.builders import (
 )
 from agent.repo_files import select_files, tracked_blobs
 from agent.secrets import redact
-from forged.schema import detect_format
+from forged.schema import ALL_BUILDERS, detect_format
 
-BUILDERS = ("code", "docs", "commits", "jsonl")
+BUILDERS = ALL_BUILDERS
 # (heading, section text) → (grounded question/answer pairs, how many were rejected)
 Synthesizer = Callable[[str, str], tuple[list[tuple[str, str]], int]]
 

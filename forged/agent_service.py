@@ -15,7 +15,7 @@ from pathlib import Path
 from typing import Any
 
 from agent.advisor import Advisor
-from agent.dataset_build import build_dataset
+from agent.dataset_build import BUILDERS, build_dataset
 from agent.policy import decide, eta_seconds, pending_material, rationale, training_plan
 from engine.spec import parse_params
 from forged.config import AgentConfig
@@ -62,7 +62,9 @@ class AgentService:
         self.lock = asyncio.Lock()
         self.scheduler: Any = None
         self.watcher: Any = None
-        self.pending: dict[str, asyncio.TimerHandle] = {}
+        self.timers: dict[str, asyncio.TimerHandle] = {}
+        # What each source's last scan found: its new material and the policy's verdict.
+        self.pending: dict[str, dict[str, Any]] = {}
         self.loop: asyncio.AbstractEventLoop | None = None
         runner.listeners.append(self.on_job_finished)
 
@@ -93,7 +95,7 @@ class AgentService:
             self.scheduler.shutdown(wait=False)
         if self.watcher is not None:
             self.watcher.stop()
-        for timer in self.pending.values():
+        for timer in self.timers.values():
             timer.cancel()
 
     def added(self, source: Source) -> None:
@@ -112,10 +114,10 @@ class AgentService:
 
     def _debounce(self, source_id: str) -> None:
         """Scan once the refs have been quiet for debounce_s (a rebase moves many at once)."""
-        if (timer := self.pending.pop(source_id, None)) is not None:
+        if (timer := self.timers.pop(source_id, None)) is not None:
             timer.cancel()
         assert self.loop is not None
-        self.pending[source_id] = self.loop.call_later(
+        self.timers[source_id] = self.loop.call_later(
             self.config.debounce_s, self._start_scan, source_id
         )
 
@@ -123,7 +125,7 @@ class AgentService:
         asyncio.get_running_loop().create_task(self._scan_logged(source_id))
 
     async def _scan_logged(self, source_id: str) -> None:
-        self.pending.pop(source_id, None)
+        self.timers.pop(source_id, None)
         try:
             await self.scan(source_id)
         except Exception:
@@ -154,6 +156,13 @@ class AgentService:
                 int(thresholds.get("min_commits", self.config.min_commits)),
                 int(thresholds.get("min_tokens", self.config.min_tokens)),
             )
+            self.pending[source.id] = {
+                "commits": material.commits,
+                "files": material.files,
+                "approx_tokens": material.approx_tokens,
+                "enough": ok,
+                "why": why,
+            }
             if not ok:
                 log.info("%s: no mission yet: %s", source.name, why)
                 return None
@@ -169,6 +178,7 @@ class AgentService:
             self.paths.datasets_dir,
             source.name,
             since=source.trained_commit,
+            builders=tuple(source.config.get("builders") or BUILDERS),
             include=source.config.get("include") or None,
             exclude=source.config.get("exclude") or None,
             replay_fraction=self.config.replay_fraction,

@@ -287,11 +287,14 @@ def cmd_missions_reject(cli: Cli) -> int:
 
 def cmd_sources_ls(cli: Cli) -> int:
     def show(r: dict[str, Any]) -> None:
-        rows = [
-            [s["id"], s["name"], (s.get("last_commit") or "-")[:10], s["path"]]
-            for s in r["sources"]
-        ]
-        _table(rows, ["ID", "NAME", "LAST COMMIT", "PATH"])
+        rows = []
+        for s in r["sources"]:
+            p = s.get("pending")
+            pending = f"{p['commits']} commits, ~{p['approx_tokens']} tokens" if p else "-"
+            rows.append(
+                [s["id"], s["name"], (s.get("last_commit") or "-")[:10], pending, s["path"]]
+            )
+        _table(rows, ["ID", "NAME", "LAST COMMIT", "PENDING", "PATH"])
 
     cli.out(cli.call("sources.list"), show)
     return 0
@@ -304,6 +307,15 @@ def cmd_sources_add(cli: Cli) -> int:
         params["name"] = a.name
     params["include"] = a.include or []
     params["exclude"] = a.exclude or []
+    if a.builders:
+        params["builders"] = a.builders.split(",")
+    thresholds = {
+        k: v
+        for k, v in (("min_commits", a.min_commits), ("min_tokens", a.min_tokens))
+        if v is not None
+    }
+    if thresholds:
+        params["thresholds"] = thresholds
     cli.out(cli.call("sources.add", **params), lambda s: print(f"added {s['id']}: {s['path']}"))
     return 0
 
@@ -503,6 +515,9 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--name")
     p.add_argument("--include", action="append", metavar="GLOB")
     p.add_argument("--exclude", action="append", metavar="GLOB")
+    p.add_argument("--builders", help="comma-separated: code,docs,commits,jsonl (default: all)")
+    p.add_argument("--min-commits", type=int, help="this source's commit threshold")
+    p.add_argument("--min-tokens", type=int, help="this source's material threshold")
     p = add(ssub, "rm", cmd_sources_rm, "stop watching a source")
     p.add_argument("id")
     p = add(ssub, "scan", cmd_sources_scan, "look at a source now; propose a mission if due")

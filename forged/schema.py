@@ -166,10 +166,22 @@ class Source(Record):
     last_commit: str | None = None
     trained_commit: str | None = None
     config: dict[str, Any] = {}
+    pending: dict[str, Any] | None = Field(
+        None, description="new material at the last scan, and whether it is enough"
+    )
 
 
 class SourcesListResult(Record):
     sources: list[Source]
+
+
+BuilderName = Literal["code", "docs", "commits", "jsonl"]
+ALL_BUILDERS: tuple[BuilderName, ...] = ("code", "docs", "commits", "jsonl")
+
+
+class Thresholds(Params):
+    min_commits: int | None = Field(None, ge=1)
+    min_tokens: int | None = Field(None, ge=0)
 
 
 class SourcesAddParams(Params):
@@ -177,6 +189,8 @@ class SourcesAddParams(Params):
     name: str | None = Field(None, max_length=200)
     include: list[str] = []
     exclude: list[str] = []
+    builders: list[BuilderName] = Field(default_factory=lambda: list(ALL_BUILDERS), min_length=1)
+    thresholds: Thresholds = Thresholds()
 
 
 class ScanResult(Record):

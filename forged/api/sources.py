@@ -35,8 +35,14 @@ def _is_work_tree(path: Path) -> bool:
 def register(reg: Registry[Session]) -> None:
     @reg.method("sources.list", NoParams)
     async def sources_list(p: NoParams, s: Session) -> SourcesListResult:
-        """Every watched repository."""
-        return SourcesListResult(sources=s.services.store.list_sources())
+        """Every watched repository, with what its last scan found pending."""
+        pending = s.services.agent.pending
+        return SourcesListResult(
+            sources=[
+                src.model_copy(update={"pending": pending.get(src.id)})
+                for src in s.services.store.list_sources()
+            ]
+        )
 
     @reg.method("sources.add", SourcesAddParams)
     async def sources_add(p: SourcesAddParams, s: Session) -> Source:
@@ -62,9 +68,13 @@ def register(reg: Registry[Session]) -> None:
         existing = s.services.store.source_by_path(str(path))
         if existing is not None:
             raise invalid_state(f"{path} is already a source ({existing.id})", id=existing.id)
-        source, event = s.services.store.add_source(
-            str(path), p.name or path.name, {"include": p.include, "exclude": p.exclude}
-        )
+        config = {
+            "include": p.include,
+            "exclude": p.exclude,
+            "builders": p.builders,
+            "thresholds": p.thresholds.model_dump(exclude_none=True),
+        }
+        source, event = s.services.store.add_source(str(path), p.name or path.name, config)
         s.services.bus.publish(event)
         s.services.agent.added(source)
         return source

@@ -217,3 +217,28 @@ def test_an_approved_mission_waits_out_quiet_hours(
     other = daemon.call("jobs.submit", kind="prepare-model", params={"path": str(tiny_model)})
     assert daemon.wait_job(other["id"], {"completed", "failed"})["status"] == "completed"
     assert daemon.call("jobs.get", id=job["id"])["status"] == "queued"
+
+
+def test_per_source_builders_thresholds_and_pending(
+    make_daemon: DaemonFactory, tiny_model: Path, tmp_path: Path
+) -> None:
+    daemon = make_daemon(config=agent_config(tiny_model)).start()
+    repo = make_repo(tmp_path)
+    with daemon.client() as c:
+        try:
+            c.call("sources.add", path=str(repo), builders=["poems"])
+        except Exception as exc:
+            assert "builders.0" in str(exc)
+        else:
+            raise AssertionError("an unknown builder was accepted")
+    source = daemon.call(
+        "sources.add", path=str(repo), builders=["commits"], thresholds={"min_commits": 5}
+    )
+    pending = wait_for(lambda: daemon.call("sources.list")["sources"][0]["pending"], timeout=10)
+    assert pending["commits"] == 3 and pending["enough"] is False
+    assert "fewer than 5" in pending["why"]
+    commit(repo, {"d.py": "def d() -> int:\n    return 4\n"}, "Add the fourth helper d")
+    commit(repo, {"e.py": "def e() -> int:\n    return 5\n"}, "Add the fifth helper e")
+    mission = daemon.call("sources.scan", id=source["id"])["mission"]
+    assert mission is not None
+    assert mission["data"]["card"]["per_builder"] == {"commits": 5}
