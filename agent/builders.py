@@ -20,7 +20,8 @@ from agent.repo_files import FileText
 from agent.secrets import secret_file_reason
 from forged.schema import detect_format, record_problem
 
-CHUNK_CHARS = 2000
+# About 300 tokens of code with a usual tokenizer: a chunk fits a 512-token row with room.
+CHUNK_CHARS = 1200
 MAX_DIFF_CHARS = 6000
 TRIVIAL = {
     "wip",

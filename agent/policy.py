@@ -61,7 +61,7 @@ def training_plan(base_model: str, dataset: Path, examples: int) -> dict[str, An
             "dataset": str(dataset),
             "method": "lora",
             "epochs": 1.0,
-            "max_seq_len": 512,
+            "max_seq_len": 1024,
             "skip_bad_examples": True,
         },
         "examples": examples,

@@ -234,3 +234,5 @@ def test_low_entropy_and_ordinary_code_is_kept() -> None:
     assert secret_file_reason("config/.env.production")
     assert secret_file_reason("keys/server.pem")
     assert secret_file_reason("app/settings.py") is None
+    assert secret_file_reason("agent/secrets.py") is None  # code about secrets is code
+    assert secret_file_reason("deploy/secrets.yaml")
