@@ -15,6 +15,9 @@ from typing import Any
 from watchdog.events import FileSystemEvent, FileSystemEventHandler
 from watchdog.observers import Observer
 
+# watchdog also reports reads ("opened", "closed_no_write"); only these are changes.
+CHANGES = {"created", "modified", "moved", "deleted", "closed"}
+
 
 def _is_ref_change(path: str) -> bool:
     p = path.replace("\\", "/")
@@ -29,6 +32,8 @@ class _Handler(FileSystemEventHandler):
         self.on_change = on_change
 
     def on_any_event(self, event: FileSystemEvent) -> None:
+        if event.event_type not in CHANGES:
+            return  # reads (opened, closed without writing): our own scans read HEAD
         paths = [str(event.src_path), str(getattr(event, "dest_path", "") or "")]
         if any(_is_ref_change(p) for p in paths if p):
             self.on_change(self.source_id)

@@ -145,6 +145,7 @@ class AgentService:
                 source = self.store.get_source(source_id)
             except KeyError:
                 return None  # removed since the scan was asked for
+            log.info("scanning %s", source.name)
             material = await asyncio.to_thread(
                 pending_material, Path(source.path), source.trained_commit
             )

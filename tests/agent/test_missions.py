@@ -114,6 +114,9 @@ def test_commits_to_proposal_to_trained_and_evaluated(
     )
     again = daemon.call("sources.scan", id=source["id"])["mission"]
     assert again is not None and again["data"]["trigger"]["commits"] == 2
+    # This machine has now trained once: the ETA comes from its measured throughput.
+    assert again["data"]["eta_s"] > 0
+    assert "on this machine" in again["data"]["rationale"]
     assert (
         again["data"]["previous_adapter"]
         == daemon.call("missions.get", id=mission["id"])["data"]["adapter"]
@@ -180,6 +183,10 @@ def test_a_commit_landing_proposes_a_mission_without_being_asked(
     mission = daemon.call("missions.get", id=event["data"]["id"])
     assert mission["source_id"] == source["id"]
     assert mission["data"]["head"] == git(repo, "rev-parse", "HEAD")
+    # A scan reads the repository; reading must not look like a change and scan again.
+    scans = daemon.log.read_text().count("scanning quiet")
+    time.sleep(3)  # several debounce periods
+    assert daemon.log.read_text().count("scanning quiet") == scans
 
 
 def test_quiet_hours_windows() -> None:
