@@ -14,7 +14,7 @@ import pytest
 
 from agent.advisor import Advisor, AdvisorSettings, grounded
 from tests.agent.openai_server import OpenAIServer
-from tests.agent.test_missions import agent_config, make_repo, next_proposal
+from tests.agent.test_missions import agent_config, widgets_proposal
 from tests.daemon_harness import DaemonFactory
 
 RATIONALE = "These commits define widget sizes; training helps answer questions about them."
@@ -101,11 +101,7 @@ def test_daemon_uses_the_advisor_for_missions(
         f'\n[advisor]\nmodel = "openai/test-model"\napi_base = "{server.url}"\n'
         'api_key_env = "FORGE_TEST_ADVISOR_KEY"\nqa_pairs = 2\n'
     )
-    daemon = make_daemon(config=config).start()
-    repo = make_repo(tmp_path)
-    start = daemon.call("system.status")["last_seq"]
-    daemon.call("sources.add", path=str(repo))
-    mission = next_proposal(daemon, start)
+    daemon, _, _, mission = widgets_proposal(make_daemon, config, tmp_path)
     assert mission["data"]["rationale"] == RATIONALE
     card = mission["data"]["card"]
     assert card["per_builder"]["qa"] == 1

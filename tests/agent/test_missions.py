@@ -60,14 +60,23 @@ def next_proposal(daemon: Daemon, since: int) -> dict[str, Any]:
     return mission
 
 
-def test_commits_to_proposal_to_trained_and_evaluated(
-    make_daemon: DaemonFactory, tiny_model: Path, tmp_path: Path
-) -> None:
-    daemon = make_daemon(config=agent_config(tiny_model)).start()
+def widgets_proposal(
+    make_daemon: DaemonFactory, config: str, tmp_path: Path
+) -> tuple[Daemon, Path, dict[str, Any], dict[str, Any]]:
+    """A daemon watching the widgets repository, and the mission it proposed for it."""
+    daemon = make_daemon(config=config).start()
     repo = make_repo(tmp_path)
     start = daemon.call("system.status")["last_seq"]
     source = daemon.call("sources.add", path=str(repo))
-    mission = next_proposal(daemon, start)
+    return daemon, repo, source, next_proposal(daemon, start)
+
+
+def test_commits_to_proposal_to_trained_and_evaluated(
+    make_daemon: DaemonFactory, tiny_model: Path, tmp_path: Path
+) -> None:
+    daemon, repo, source, mission = widgets_proposal(
+        make_daemon, agent_config(tiny_model), tmp_path
+    )
 
     assert mission["status"] == "proposed" and mission["source_id"] == source["id"]
     data = mission["data"]
@@ -126,11 +135,7 @@ def test_commits_to_proposal_to_trained_and_evaluated(
 def test_rejection_is_remembered_and_newer_material_supersedes(
     make_daemon: DaemonFactory, tiny_model: Path, tmp_path: Path
 ) -> None:
-    daemon = make_daemon(config=agent_config(tiny_model)).start()
-    repo = make_repo(tmp_path)
-    start = daemon.call("system.status")["last_seq"]
-    source = daemon.call("sources.add", path=str(repo))
-    first = next_proposal(daemon, start)
+    daemon, repo, source, first = widgets_proposal(make_daemon, agent_config(tiny_model), tmp_path)
     daemon.call("missions.reject", id=first["id"], reason="not this week")
     assert daemon.call("sources.scan", id=source["id"])["mission"] is None
     assert daemon.call("missions.get", id=first["id"])["reason"] == "not this week"
@@ -209,11 +214,7 @@ def test_an_approved_mission_waits_out_quiet_hours(
     now = dt.datetime.now()
     window = f"{(now - dt.timedelta(hours=1)):%H:%M}-{(now + dt.timedelta(hours=1)):%H:%M}"
     config = agent_config(tiny_model) + f'quiet_hours = "{window}"\n'
-    daemon = make_daemon(config=config).start()
-    repo = make_repo(tmp_path)
-    start = daemon.call("system.status")["last_seq"]
-    daemon.call("sources.add", path=str(repo))
-    mission = next_proposal(daemon, start)
+    daemon, _, _, mission = widgets_proposal(make_daemon, config, tmp_path)
     daemon.call("missions.approve", id=mission["id"])
     data = daemon.call("missions.get", id=mission["id"])["data"]
     job = daemon.call("jobs.get", id=data["train_job"])
