@@ -69,10 +69,13 @@ def training_plan(base_model: str, dataset: Path, examples: int) -> dict[str, An
 
 
 def eta_seconds(approx_tokens: int, tokens_per_s: float | None) -> float | None:
-    """One epoch at this machine's measured training throughput; None before any run."""
+    """One epoch at this machine's measured training throughput; None before any run.
+
+    At least a second: loading the model alone takes that, even for a handful of tokens.
+    """
     if not tokens_per_s:
         return None
-    return round(approx_tokens / tokens_per_s, 1)
+    return max(1.0, round(approx_tokens / tokens_per_s, 1))
 
 
 def rationale(source: str, material: Material, card: dict[str, Any], eta: float | None) -> str:
