@@ -42,10 +42,6 @@ def install(parent_pid: int | None) -> None:
             _on_term(signal.SIGTERM, None)
 
 
-def stop_requested() -> bool:
-    return _stop
-
-
 def check() -> None:
     if _stop:
         raise StopRequested("stop requested")

@@ -39,7 +39,6 @@ class Data:
     train: list[Row]
     val: list[Row]
     report: DataReport
-    train_tokens: int
 
 
 def prepare_data(
@@ -55,7 +54,6 @@ def prepare_data(
         rows(train_tok, max_len),
         rows(val_tok, max_len),
         report,
-        sum(len(t.input_ids) for t in train_tok),
     )
 
 

@@ -25,7 +25,6 @@ INTERNAL_ERROR = -32603
 NOT_FOUND = -32001
 INVALID_STATE = -32002
 UNSUPPORTED = -32003
-OVERLOADED = -32004
 
 MAX_MESSAGE_BYTES = 1024 * 1024
 
@@ -75,7 +74,6 @@ class Method(Generic[P, C]):
     name: str
     params: type[P]
     handler: Handler[P, C]
-    doc: str
 
 
 class Registry(Generic[C]):
@@ -88,7 +86,7 @@ class Registry(Generic[C]):
         def register(fn: Handler[P, C]) -> Handler[P, C]:
             if name in self.methods:
                 raise ValueError(f"method {name} registered twice")
-            self.methods[name] = Method(name, params, fn, (fn.__doc__ or "").strip())
+            self.methods[name] = Method(name, params, fn)
             return fn
 
         return register
@@ -156,11 +154,19 @@ class Registry(Generic[C]):
         return reply if has_id else None
 
 
-def params_error(exc: ValidationError) -> RpcError:
-    """-32602 with each bad param named by its dotted path, what is wrong and what was sent."""
+def params_error(exc: ValidationError, prefix: str = "") -> RpcError:
+    """-32602 with each bad param named by its dotted path, what is wrong and what was sent.
+
+    `prefix` names where the validated object sits (e.g. "params" for a job's own params).
+    """
     problems = []
     for err in exc.errors():
-        where = ".".join(str(p) for p in err["loc"]) or "params"
+        where = (
+            ".".join(
+                [prefix, *(str(p) for p in err["loc"])] if prefix else [str(p) for p in err["loc"]]
+            )
+            or "params"
+        )
         msg = "unknown param" if err["type"] == "extra_forbidden" else err["msg"]
         problems.append({"param": where, "error": msg, "got": _short(err.get("input"))})
     summary = "; ".join(f"{p['param']}: {p['error']}" for p in problems)

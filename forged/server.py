@@ -18,6 +18,7 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import IO, Any
 
+from forged.paths import MAX_SOCKET_PATH
 from forged.peercred import peer_uid
 from forged.rpc import INVALID_REQUEST, MAX_MESSAGE_BYTES, RpcError, encode, error_reply
 
@@ -112,9 +113,10 @@ class RpcServer:
         self._server: asyncio.AbstractServer | None = None
 
     async def start(self) -> None:
-        if len(os.fsencode(self.path)) > 103:
+        if len(os.fsencode(self.path)) > MAX_SOCKET_PATH:
             raise OSError(
-                f"socket path {self.path} is longer than a Unix socket allows (103 bytes); "
+                f"socket path {self.path} is longer than a Unix socket allows "
+                f"({MAX_SOCKET_PATH} bytes); "
                 "set FORGE_HOME or FORGE_SOCKET to a shorter path"
             )
         clear_stale_socket(self.path)

@@ -10,7 +10,6 @@ from pydantic import ValidationError
 from engine.spec import RESUMABLE_KINDS, UnknownKind, parse_params
 from forged.context import Session
 from forged.rpc import (
-    INVALID_PARAMS,
     NOT_FOUND,
     UNSUPPORTED,
     Registry,
@@ -18,6 +17,7 @@ from forged.rpc import (
     invalid_state,
     lookup,
     not_found,
+    params_error,
 )
 from forged.schema import (
     TERMINAL_JOB_STATUSES,
@@ -63,15 +63,7 @@ def register(reg: Registry[Session]) -> None:
         except UnknownKind as exc:
             raise RpcError(UNSUPPORTED, str(exc), {"param": "kind", "value": p.kind}) from exc
         except ValidationError as exc:
-            problems = [
-                {
-                    "param": ".".join(["params", *(str(x) for x in err["loc"])]),
-                    "error": "unknown param" if err["type"] == "extra_forbidden" else err["msg"],
-                }
-                for err in exc.errors()
-            ]
-            summary = "; ".join(f"{x['param']}: {x['error']}" for x in problems)
-            raise RpcError(INVALID_PARAMS, f"invalid params: {summary}", problems) from exc
+            raise params_error(exc, prefix="params") from exc
         values = params.model_dump(mode="json")
         _resolve_refs(s, values)
         name = p.name or _default_name(p.kind, values)

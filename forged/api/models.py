@@ -29,10 +29,12 @@ def register(reg: Registry[Session]) -> None:
     @reg.method("models.rollback", ModelsRollbackParams)
     async def models_rollback(p: ModelsRollbackParams, s: Session) -> ModelsListResult:
         """Point a source's Ollama alias back at its previous tag."""
-        if not any(src.id == p.source_id for src in s.services.store.list_sources()):
+        try:
+            s.services.store.get_source(p.source_id)
+        except KeyError:
             raise RpcError(
                 NOT_FOUND,
                 f"no source {p.source_id!r}",
                 {"param": "source_id", "value": p.source_id},
-            )
+            ) from None
         raise RpcError(UNSUPPORTED, NO_DEPLOY, {"method": "models.rollback"})
