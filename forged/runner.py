@@ -236,6 +236,11 @@ class JobRunner:
         except OSError as exc:
             self._finish(job.id, "failed", error=f"could not start the engine: {exc}")
             return
+        if self.store.get_job(job.id).status != "queued":
+            # Cancelled while the process was being spawned: it must not run after all.
+            _signal_group(proc.pid, signal.SIGKILL)
+            await proc.wait()
+            return
         self._mark_running(job, proc)
 
     def _write_spec(self, job: Job) -> Path:
@@ -385,6 +390,9 @@ class JobRunner:
             self.bus.publish(done_log, stored)
             self._tell(job)
             return []
+        if kind == "token":
+            text = str(ev.get("text", ""))[:LOG_LINE_CAP]
+            return [self.store.append_event("job.token", job_id, {"text": text})]
         if kind == "error":
             r.last_error = str(ev.get("message", ""))
             return [self._log_event(job_id, f"error: {r.last_error}", "error")]

@@ -130,6 +130,21 @@ def test_cancel_queued_and_running(make_daemon: DaemonFactory) -> None:
             raise AssertionError("cancelling a cancelled job must be refused")
 
 
+def test_a_job_cancelled_as_it_is_launched_never_runs(daemon: Daemon) -> None:
+    """Cancel lands while the runner is spawning the engine: the job stays cancelled."""
+    ids = []
+    with daemon.client() as c:
+        for n in range(5):
+            job = c.call("jobs.submit", kind="prepare-model", params={"name": f"race-{n}"})
+            c.call("jobs.cancel", id=job["id"])
+            ids.append(job["id"])
+    time.sleep(2)  # room for a wrongly started job to show itself
+    for job_id in ids:
+        job = daemon.call("jobs.get", id=job_id)
+        assert job["status"] == "cancelled" and job["started_at"] is None, job
+    assert not (daemon.paths.models_dir / "race-0").exists()
+
+
 def test_max_parallel_is_configurable(make_daemon: DaemonFactory, tiny_model: Path) -> None:
     daemon = make_daemon(config="[jobs]\nmax_parallel = 2\n").start()
     jobs = [
