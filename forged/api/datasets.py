@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import itertools
 import json
 import os
 import shutil
@@ -47,14 +48,21 @@ def _copy_in(src: Path, dest: Path) -> None:
 
 
 def _head(path: Path, limit: int) -> list[dict[str, Any]]:
-    examples: list[dict[str, Any]] = []
-    with path.open("rb") as fh:
-        for raw in fh:
-            if raw.strip():
-                examples.append(json.loads(raw))
-                if len(examples) >= limit:
-                    break
-    return examples
+    """The first examples of a file, or of a folder's files taken in turn, so a built dataset's
+    preview shows every builder's kind of example rather than only the first file's."""
+    files = sorted(path.glob("*.jsonl")) if path.is_dir() else [path]
+    per_file: list[list[dict[str, Any]]] = []
+    for file in files:
+        found: list[dict[str, Any]] = []
+        with file.open("rb") as fh:
+            for raw in fh:
+                if raw.strip():
+                    found.append(json.loads(raw))
+                    if len(found) >= limit:
+                        break
+        per_file.append(found)
+    interleaved = [ex for group in itertools.zip_longest(*per_file) for ex in group if ex]
+    return interleaved[:limit]
 
 
 def register(reg: Registry[Session]) -> None:
