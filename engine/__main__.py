@@ -44,6 +44,10 @@ def _runner(kind: str) -> Callable[[JobSpec, Emitter], dict[str, object]]:
         from engine.merge import run as merge
 
         return merge
+    if kind == "infer":
+        from engine.infer import run as infer
+
+        return infer
     raise EngineError(f"this engine cannot run job kind {kind!r}")
 
 

@@ -42,6 +42,11 @@ def install(parent_pid: int | None) -> None:
             _on_term(signal.SIGTERM, None)
 
 
+def stopping() -> bool:
+    """Whether a stop was asked for, for loops that cannot take an exception mid-way."""
+    return _stop
+
+
 def check() -> None:
     if _stop:
         raise StopRequested("stop requested")

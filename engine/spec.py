@@ -50,24 +50,32 @@ class TrainParams(KindParams):
     base_model: str = Field(
         "tiny-llama", description="a model folder, a name under the models dir, or a HF cache id"
     )
-    dataset: str = Field(description="a JSONL file or a folder of them (or a dataset id)")
-    backend: Backend = "auto"
-    method: Method = "lora"
-    rank: int = Field(16, ge=1, le=1024)
+    dataset: str = Field(description="a dataset id (ds-…), a JSONL file, or a folder of them")
+    backend: Backend = Field(
+        "auto", description="auto: unsloth on CUDA when installed, mlx on Apple silicon, else peft"
+    )
+    method: Method = Field("lora", description="lora, dora, pissa, or qlora (4-bit, CUDA only)")
+    rank: int = Field(16, ge=1, le=1024, description="LoRA rank: adapter size and capacity")
     alpha: float | None = Field(None, gt=0, description="default: 2 × rank")
     dropout: float = Field(0.0, ge=0, lt=1)
-    target_modules: list[str] | Literal["auto"] = "auto"
-    learning_rate: float | None = Field(None, gt=0, le=1)
+    target_modules: list[str] | Literal["auto"] = Field(
+        "auto", description="auto: the attention and MLP projections of the architecture"
+    )
+    learning_rate: float | None = Field(
+        None, gt=0, le=1, description="default: 5e-3 under 50 M parameters, else 2e-4"
+    )
     lr_schedule: Literal["cosine", "linear", "constant"] = "cosine"
-    warmup_steps: int | None = Field(None, ge=0)
-    epochs: float = Field(1.0, gt=0, le=1000)
-    max_steps: int | None = Field(None, ge=1)
-    batch_size: int | None = Field(None, ge=1, le=4096)
-    grad_accum: int = Field(1, ge=1, le=1024)
-    max_seq_len: int = Field(512, ge=16, le=131072)
-    packing: bool = True
+    warmup_steps: int | None = Field(None, ge=0, description="default: 3% of the steps")
+    epochs: float = Field(1.0, gt=0, le=1000, description="passes over the training examples")
+    max_steps: int | None = Field(None, ge=1, description="stop after this many steps")
+    batch_size: int | None = Field(
+        None, ge=1, le=4096, description="default: sized to the device's free memory"
+    )
+    grad_accum: int = Field(1, ge=1, le=1024, description="micro-batches per optimizer step")
+    max_seq_len: int = Field(512, ge=16, le=131072, description="longer examples are cut")
+    packing: bool = Field(True, description="several short examples per row: faster")
     seed: int = Field(0, ge=0)
-    val_fraction: float = Field(0.1, ge=0, lt=1)
+    val_fraction: float = Field(0.1, ge=0, lt=1, description="held out to measure the loss")
     eval_every: int = Field(0, ge=0, description="steps between evaluations; 0: at the end")
     checkpoint_every: int = Field(50, ge=1)
     early_stopping_patience: int | None = Field(None, ge=1)
@@ -99,6 +107,18 @@ class MergeParams(KindParams):
     name: str = Field(pattern=r"^[A-Za-z0-9][A-Za-z0-9._-]{0,63}$")
 
 
+class InferParams(KindParams):
+    """Generate an answer from a base model, or a base model with an adapter, streamed as tokens."""
+
+    base_model: str = "tiny-llama"
+    adapter: str | None = Field(None, description="adapter folder (a train job's id works)")
+    prompt: str = Field(min_length=1, max_length=100_000)
+    system: str | None = Field(None, max_length=100_000)
+    max_new_tokens: int = Field(128, ge=1, le=8192)
+    temperature: float = Field(0.0, ge=0, le=5, description="0: always the likeliest token")
+    seed: int = Field(0, ge=0)
+
+
 # The job kinds this engine runs, with the params each takes. A kind that is missing here is
 # refused at submit with a message that says so.
 KIND_PARAMS: dict[str, type[KindParams]] = {
@@ -106,6 +126,7 @@ KIND_PARAMS: dict[str, type[KindParams]] = {
     "train": TrainParams,
     "eval": EvalParams,
     "merge": MergeParams,
+    "infer": InferParams,
 }
 
 # Kinds that write checkpoints and can continue from one after an interruption.

@@ -440,6 +440,14 @@ def cmd_service(cli: Cli) -> int:
     return service.run(cli.args.action, cli.args.platform, cli.paths)
 
 
+def cmd_tui(cli: Cli) -> int:
+    """Textual is imported only here, so the other commands start fast."""
+    from tui.app import run
+
+    run(cli.paths)
+    return 0
+
+
 # ---- argument parsing -------------------------------------------------------------------------
 
 PATH_PARAMS = ("dataset", "base_model", "adapter", "previous_adapter", "path")
@@ -533,6 +541,9 @@ def build_parser() -> argparse.ArgumentParser:
     p = add(dsub2, "import", cmd_datasets_import, "import a JSONL file")
     p.add_argument("path")
     p.add_argument("--name")
+
+    tui = sub.add_parser("tui", help="the terminal UI: jobs, missions, logs, models, playground")
+    tui.set_defaults(fn=cmd_tui, json=False)
 
     config = sub.add_parser("config", help="the config file: path, check, init")
     config.add_argument("action", choices=["path", "check", "init"], nargs="?", default="check")

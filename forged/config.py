@@ -88,12 +88,30 @@ class AdvisorConfig(_Section):
     timeout_s: float = Field(30.0, gt=0, le=600, description="seconds per advisor request")
 
 
+class TuiConfig(_Section):
+    theme: Literal["dark", "light", "ansi"] = Field(
+        "dark",
+        description='colours of `forge tui`: "dark", "light", or "ansi" (the terminal\'s own)',
+    )
+    reduced_motion: bool = Field(False, description="no animations in the TUI")
+    notify_job_finished: bool = Field(True, description="a TUI notification when a job completes")
+    notify_job_failed: bool = Field(True, description="a TUI notification when a job fails")
+    notify_mission_proposed: bool = Field(
+        True, description="a TUI notification when the agent proposes a mission"
+    )
+    keys: dict[str, str] = Field(
+        default_factory=dict,
+        description='TUI keys by binding id, e.g. {"mission.approve" = "A"}; ids in the guide',
+    )
+
+
 class Config(_Section):
     daemon: DaemonConfig = DaemonConfig()
     jobs: JobsConfig = JobsConfig()
     events: EventsConfig = EventsConfig()
     agent: AgentConfig = AgentConfig()
     advisor: AdvisorConfig = AdvisorConfig()
+    tui: TuiConfig = TuiConfig()
 
 
 class ConfigError(ValueError):
@@ -161,6 +179,8 @@ def default_config_text() -> str:
                 rendered = f'"{value}"'
             elif isinstance(value, list):
                 rendered = "[" + ", ".join(f'"{v}"' for v in value) + "]"
+            elif isinstance(value, dict):
+                rendered = "{" + ", ".join(f'"{k}" = "{v}"' for k, v in value.items()) + "}"
             else:
                 rendered = str(value).lower()
             out.append(f"{name} = {rendered}")

@@ -27,6 +27,8 @@ class ForgePaths:
     data_dir: Path
     state_dir: Path
     runtime_dir: Path
+    home: Path | None = None
+    """`$FORGE_HOME` when the paths came from it: a daemon started for them needs it too."""
 
     @property
     def db_file(self) -> Path:
@@ -83,6 +85,7 @@ def resolve_paths(env: dict[str, str] | None = None) -> ForgePaths:
             data_dir=root / "data",
             state_dir=root / "state",
             runtime_dir=root / "run",
+            home=root,
         )
     state = Path(platformdirs.user_state_dir(APP))
     xdg_runtime = env.get("XDG_RUNTIME_DIR")

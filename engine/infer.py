@@ -1,0 +1,75 @@
+"""The `infer` job: one answer from a base model (with an adapter, optionally), streamed.
+
+Text goes out as `token` events as soon as the tokenizer can decode it to whole characters, so
+the playground shows the answer while it is being written. A cancel stops generation at the next
+token.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from engine import control
+from engine.backends import device_name
+from engine.events import Emitter
+from engine.model_source import resolve_adapter, resolve_base
+from engine.spec import InferParams, JobSpec
+
+
+def run(spec: JobSpec, events: Emitter) -> dict[str, Any]:
+    import torch
+    from transformers import (
+        AutoModelForCausalLM,
+        AutoTokenizer,
+        StoppingCriteria,
+        StoppingCriteriaList,
+        TextStreamer,
+    )
+
+    p = spec.typed_params()
+    assert isinstance(p, InferParams)
+    device = device_name()
+    base_dir = resolve_base(p.base_model, spec.models_dir)
+    tokenizer = AutoTokenizer.from_pretrained(base_dir, local_files_only=True)
+    model: Any = AutoModelForCausalLM.from_pretrained(base_dir, local_files_only=True).to(device)
+    if p.adapter:
+        from peft import PeftModel
+
+        model = PeftModel.from_pretrained(model, resolve_adapter(p.adapter))
+    model.eval()
+    events.log(f"generating with {base_dir.name}" + (f" + {p.adapter}" if p.adapter else ""))
+
+    messages = [{"role": "system", "content": p.system}] if p.system else []
+    messages.append({"role": "user", "content": p.prompt})
+    ids = tokenizer.apply_chat_template(
+        messages, add_generation_prompt=True, return_tensors="pt", return_dict=True
+    )["input_ids"].to(device)
+    pieces: list[str] = []
+
+    class ToEvents(TextStreamer):  # type: ignore[misc]
+        def on_finalized_text(self, text: str, stream_end: bool = False) -> None:
+            if text:
+                pieces.append(text)
+                events.emit("token", text=text)
+
+    class OnCancel(StoppingCriteria):  # type: ignore[misc]
+        def __call__(self, input_ids: Any, scores: Any, **kwargs: Any) -> Any:
+            return torch.full((input_ids.shape[0],), control.stopping(), dtype=torch.bool)
+
+    torch.manual_seed(p.seed)
+    sampling: dict[str, Any] = (
+        {"do_sample": True, "temperature": p.temperature} if p.temperature > 0 else {}
+    )
+    with torch.no_grad():
+        out = model.generate(
+            input_ids=ids,
+            attention_mask=torch.ones_like(ids),
+            max_new_tokens=p.max_new_tokens,
+            pad_token_id=tokenizer.pad_token_id,
+            streamer=ToEvents(tokenizer, skip_prompt=True, skip_special_tokens=True),
+            stopping_criteria=StoppingCriteriaList([OnCancel()]),
+            **({"do_sample": False} | sampling),
+        )
+    control.check()
+    new_tokens = int(out.shape[1] - ids.shape[1])
+    return {"text": "".join(pieces), "tokens": new_tokens}

@@ -1,0 +1,49 @@
+"""Driving the TUI in the tests: Textual's pilot against a real daemon, waiting on what shows.
+
+`run_app` runs one async scenario with the app at 80×24, the size the TUI must work at.
+`until` lets the app run until a condition on what it shows holds, or fails naming it.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import time
+from collections.abc import Awaitable, Callable
+from typing import Any
+
+from textual.pilot import Pilot
+
+from forged.paths import ForgePaths
+from tui.app import ForgeApp
+
+Scenario = Callable[[ForgeApp, Pilot[None]], Awaitable[None]]
+
+
+def run_app(paths: ForgePaths, scenario: Scenario, size: tuple[int, int] = (80, 24)) -> None:
+    async def main() -> None:
+        app = ForgeApp(paths)
+        async with app.run_test(size=size) as pilot:
+            await scenario(app, pilot)
+
+    asyncio.run(main())
+
+
+async def until(
+    pilot: Pilot[None], what: str, predicate: Callable[[], Any], timeout: float = 60.0
+) -> Any:
+    deadline = time.monotonic() + timeout
+    while True:
+        value = predicate()
+        if value:
+            return value
+        if time.monotonic() > deadline:
+            shown = "; ".join(notices(pilot.app)) or "none"  # type: ignore[arg-type]
+            raise AssertionError(
+                f"the TUI never showed {what} within {timeout} s (notifications: {shown})"
+            )
+        await pilot.pause(0.1)
+
+
+def notices(app: ForgeApp) -> list[str]:
+    """The messages of the notifications on screen now."""
+    return [n.message for n in app._notifications]  # Textual has no public list

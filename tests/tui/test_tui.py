@@ -1,0 +1,200 @@
+"""The TUI driven by Textual's pilot against a real daemon: what a person does in a day.
+
+Approve a mission and watch its job start; submit through the wizard (a bad value shows its
+error and submits nothing); follow a running job's log and cancel it; keep working across a
+daemon restart, started again from the TUI's own key.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+from textual.pilot import Pilot
+from textual.widgets import DataTable, Input
+
+from engine.synthetic import write_dataset
+from forged.client import Client
+from forged.launch import daemon_answers
+from tests.agent.test_missions import agent_config, widgets_proposal
+from tests.daemon_harness import Daemon, DaemonFactory, wait_for
+from tests.tui.pilot import notices, run_app, until
+from tui.app import ForgeApp
+from tui.screens.job_detail import JobDetailScreen
+from tui.screens.new_job import NewJobScreen
+from tui.widgets.connection_bar import ConnectionBar
+from tui.widgets.log_view import LogView
+
+
+def table_keys(app: ForgeApp, selector: str) -> list[str]:
+    table = app.screen.query_one(selector, DataTable)
+    return [str(row.key.value) for row in table.ordered_rows]
+
+
+def bar_text(app: ForgeApp) -> str:
+    return str(app.screen.query_one(ConnectionBar).render())
+
+
+def test_approving_a_mission_starts_its_job_and_shows_it(
+    make_daemon: DaemonFactory, tiny_model: Path, tmp_path: Path
+) -> None:
+    daemon, _, _, mission = widgets_proposal(make_daemon, agent_config(tiny_model), tmp_path)
+
+    async def scenario(app: ForgeApp, pilot: Pilot[None]) -> None:
+        await until(pilot, "the daemon online", lambda: app.online)
+        await pilot.press("3")
+        await until(pilot, "the mission", lambda: mission["id"] in table_keys(app, "#missions"))
+        markdown = app.screen.query_one("#mission-md").source  # type: ignore[attr-defined]
+        await until(
+            pilot,
+            "the mission's rationale",
+            lambda: "widgets has 3 new commits" in app.screen.query_one("#mission-md").source,  # type: ignore[attr-defined]
+        )
+        assert markdown is not None
+        await pilot.press("a")
+        screen = await until(
+            pilot,
+            "the train job's screen",
+            lambda: app.screen if isinstance(app.screen, JobDetailScreen) else None,
+        )
+        job = daemon.call("missions.get", id=mission["id"])["data"]["train_job"]
+        assert screen.job_id == job
+        await until(
+            pilot,
+            "the job running or done",
+            lambda: screen.job.get("status") in ("running", "completed"),
+        )
+        log = screen.query_one("#job-log", LogView)
+        await until(pilot, "the job's log lines", lambda: log.line_count > 2)
+
+    run_app(daemon.paths, scenario)
+    assert daemon.call("missions.get", id=mission["id"])["status"] == "approved"
+
+
+def test_the_wizard_shows_a_bad_value_submits_nothing_then_submits_a_good_one(
+    daemon: Daemon, tiny_model: Path, tmp_path: Path
+) -> None:
+    data = write_dataset(tmp_path / "chat.jsonl", 40)
+
+    async def scenario(app: ForgeApp, pilot: Pilot[None]) -> None:
+        await until(pilot, "the daemon online", lambda: app.online)
+        await pilot.press("n")
+        wizard = await until(
+            pilot,
+            "the wizard",
+            lambda: app.screen if isinstance(app.screen, NewJobScreen) else None,
+        )
+        wizard.query_one("#f-base_model", Input).value = str(tiny_model)
+        wizard.query_one("#f-dataset", Input).value = str(data)
+        rank = wizard.query_one("#f-rank", Input)
+        rank.focus()
+        await pilot.press("0")
+        help_text = wizard.query_one("#h-rank")
+        await until(pilot, "rank's error", lambda: "✖" in str(help_text.render()))
+        assert "greater than or equal to 1" in str(help_text.render())
+        await pilot.press("ctrl+s")
+        await until(
+            pilot, "a refusal", lambda: any("not submitted: rank" in n for n in notices(app))
+        )
+        assert daemon.call("jobs.list")["total"] == 0
+        assert isinstance(app.screen, NewJobScreen)
+
+        await pilot.press("backspace", "4")
+        wizard.query_one("#f-max_steps", Input).value = "3"
+        await until(pilot, "rank accepted", lambda: "✖" not in str(help_text.render()))
+        await pilot.press("ctrl+s")
+        screen = await until(
+            pilot,
+            "the new job's screen",
+            lambda: app.screen if isinstance(app.screen, JobDetailScreen) else None,
+        )
+        jobs = daemon.call("jobs.list")["jobs"]
+        assert [j["id"] for j in jobs] == [screen.job_id]
+        assert jobs[0]["params"]["rank"] == 4 and jobs[0]["params"]["max_steps"] == 3
+
+    run_app(daemon.paths, scenario)
+
+
+def test_following_a_running_jobs_log_then_cancelling_it(
+    daemon: Daemon, tiny_model: Path, tmp_path: Path
+) -> None:
+    data = write_dataset(tmp_path / "chat.jsonl", 200)
+    job = daemon.call(
+        "jobs.submit",
+        kind="train",
+        params={"base_model": str(tiny_model), "dataset": str(data), "epochs": 1000},
+    )
+
+    async def scenario(app: ForgeApp, pilot: Pilot[None]) -> None:
+        await until(pilot, "the daemon online", lambda: app.online)
+        await pilot.press("2")
+        await until(pilot, "the job in the list", lambda: job["id"] in table_keys(app, "#jobs"))
+        await pilot.press("enter")
+        screen = await until(
+            pilot,
+            "the job's screen",
+            lambda: app.screen if isinstance(app.screen, JobDetailScreen) else None,
+        )
+        log = screen.query_one("#job-log", LogView)
+        await until(pilot, "the job running", lambda: screen.job.get("status") == "running")
+        seen = log.line_count
+        await until(
+            pilot,
+            "a step logged after opening",
+            lambda: log.line_count > seen and any("step " in line for line in log.lines),
+            timeout=120,
+        )
+        await pilot.press("c")
+        await until(pilot, "the job cancelled", lambda: screen.job.get("status") == "cancelled")
+        assert "cancelled" in str(screen.query_one("#job-head").render())
+        await pilot.press("escape")
+        await until(
+            pilot,
+            "cancelled in the list",
+            lambda: "cancelled" in str(app.screen.query_one("#jobs", DataTable).get_row(job["id"])),
+        )
+
+    run_app(daemon.paths, scenario)
+    assert daemon.call("jobs.get", id=job["id"])["status"] == "cancelled"
+
+
+def test_a_daemon_restart_while_open_loses_no_event(
+    daemon: Daemon, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Offline is shown; S starts the daemon; events stored meanwhile arrive, once, in order."""
+    monkeypatch.setenv("FORGE_HOME", str(daemon.home))
+    elsewhere = daemon.home / "elsewhere.sock"
+
+    async def scenario(app: ForgeApp, pilot: Pilot[None]) -> None:
+        await until(pilot, "the daemon online", lambda: app.online)
+        daemon.stop()
+        await until(pilot, "daemon offline", lambda: "daemon offline" in bar_text(app))
+        assert "S" in {b.binding.key for b in app.active_bindings.values()}
+
+        # The daemon runs a while on another socket, out of the TUI's reach, and stores a job.
+        away = daemon.spawn({"FORGE_SOCKET": str(elsewhere)})
+        wait_for(lambda: elsewhere.exists())
+        with Client(elsewhere) as c:
+            queued = c.call("jobs.submit", kind="prepare-model", params={"name": "while-away"})
+            c.call("jobs.cancel", id=queued["id"])
+        away.terminate()
+        assert away.wait(60) == 0
+
+        await pilot.press("S")
+        await until(pilot, "the daemon online again", lambda: app.online, timeout=60)
+        activity = app.screen.query_one("#activity")
+        await until(
+            pilot,
+            "the job stored while away, in the activity",
+            lambda: any(f"job {queued['id']} queued" in line for line in activity.lines),  # type: ignore[attr-defined]
+        )
+        lines = [line for line in activity.lines if queued["id"] in line]  # type: ignore[attr-defined]
+        assert [line.split()[3].rstrip(":") for line in lines] == ["queued", "cancelled"], lines
+
+    try:
+        run_app(daemon.paths, scenario)
+    finally:
+        from forged.cli import main as forge
+
+        forge(["daemon", "stop"])
+    wait_for(lambda: not daemon_answers(daemon.paths), 30)

@@ -1,0 +1,217 @@
+"""`forge tui`: the Textual app that runs a person's day with the daemon.
+
+The app holds the one `DaemonLink`, hands every daemon event to the screens of the current
+mode, turns the events a person cares about into notifications, and owns the single error
+handler (`guarded`) that every call goes through. Settings (theme, notifications, motion, key
+remapping) come from the `[tui]` table of the config file.
+"""
+
+from __future__ import annotations
+
+import importlib
+from collections.abc import Awaitable, Callable, Iterable
+from typing import Any, ClassVar
+
+from textual.app import App, SystemCommand
+from textual.binding import Binding, BindingType
+from textual.reactive import reactive
+from textual.screen import Screen
+
+from forged.client import DaemonNotRunning, RemoteError
+from forged.config import Config, ConfigError, TuiConfig, load_config
+from forged.launch import DaemonStartFailed, spawn_daemon
+from forged.paths import ForgePaths, resolve_paths
+from tui.link import DaemonLink
+from tui.messages import DaemonEvent, LinkChanged
+from tui.modes import SCREENS
+
+THEMES = {"dark": "textual-dark", "light": "textual-light", "ansi": "textual-ansi"}
+SCREENS_GROUP = Binding.Group("screens", compact=True)
+
+
+def _screen_factory(target: str) -> Callable[[], Screen[Any]]:
+    module, _, name = target.partition(":")
+
+    def make() -> Screen[Any]:
+        screen: Screen[Any] = getattr(importlib.import_module(module), name)()
+        return screen
+
+    return make
+
+
+def describe_error(what: str, exc: BaseException) -> str:
+    """The one wording of a failed call: what was being done, and why it failed."""
+    if isinstance(exc, DaemonNotRunning):
+        return f"{what}: the daemon is offline (press S to start it)"
+    if isinstance(exc, RemoteError):
+        return f"{what}: {exc.message}"
+    return f"{what}: {type(exc).__name__}: {exc}"
+
+
+class ForgeApp(App[None]):
+    """The terminal UI; `paths` says which daemon (its socket) and which config file."""
+
+    TITLE = "AI Forge"
+    CSS_PATH = "forge.tcss"
+    MODES: ClassVar[dict[str, str | Callable[[], Screen[Any]]]] = {
+        mode: _screen_factory(target) for mode, _, target in SCREENS
+    }
+    DEFAULT_MODE = "dashboard"
+    BINDINGS: ClassVar[list[BindingType]] = [
+        *(
+            Binding(
+                str(n),
+                f"switch_mode('{mode}')",
+                label,
+                id=f"nav.{mode}",
+                group=SCREENS_GROUP,
+            )
+            for n, (mode, label, _) in enumerate(SCREENS, start=1)
+        ),
+        Binding("n", "new_job", "New job", id="app.new_job"),
+        Binding("S", "start_daemon", "Start daemon", id="app.start_daemon"),
+        Binding("q", "quit", "Quit", id="app.quit"),
+    ]
+
+    online: reactive[bool | None] = reactive(None)
+
+    def __init__(self, paths: ForgePaths | None = None) -> None:
+        super().__init__()
+        self.paths = paths or resolve_paths()
+        self.link = DaemonLink(self.paths.socket_file)
+        self.socket_label = str(self.paths.socket_file)
+        self.config_error: str | None = None
+        try:
+            self.config: Config = load_config(self.paths.config_file)
+        except ConfigError as exc:
+            self.config = Config()
+            self.config_error = str(exc)
+
+    @property
+    def settings(self) -> TuiConfig:
+        return self.config.tui
+
+    def on_mount(self) -> None:
+        self.apply_settings()
+        if self.config_error:
+            self.notify(
+                f"{self.config_error}\nthe TUI runs on its defaults",
+                title="config",
+                severity="error",
+                timeout=15,
+            )
+        self.run_worker(
+            self.link.follow(self._on_event, self._on_state),
+            name="events",
+            group="link",
+            exit_on_error=False,
+        )
+
+    def apply_settings(self) -> None:
+        """Theme, motion and keys from `[tui]`; an unknown binding id is named, not ignored."""
+        self.theme = THEMES[self.settings.theme]
+        self.animation_level = "none" if self.settings.reduced_motion else "full"
+        known = self.binding_ids()
+        unknown = sorted(set(self.settings.keys) - known)
+        if unknown:
+            self.notify(
+                f"tui.keys: no binding with id {', '.join(unknown)}; "
+                f"the ids are listed on the Settings screen",
+                severity="error",
+                timeout=15,
+            )
+        self.set_keymap({k: v for k, v in self.settings.keys.items() if k in known})
+
+    def binding_ids(self) -> set[str]:
+        from tui.keys import all_bindings
+
+        return {b.id for b, _ in all_bindings() if b.id}
+
+    # ---- the daemon link ----------------------------------------------------------------------
+
+    def _on_state(self, online: bool) -> None:
+        self.online = online
+        self.refresh_bindings()
+        for screen in self.screen_stack:
+            screen.post_message(LinkChanged(online))
+
+    def _on_event(self, event: dict[str, Any]) -> None:
+        self._notify_for(event)
+        for screen in self.screen_stack:
+            screen.post_message(DaemonEvent(event))
+
+    def _notify_for(self, event: dict[str, Any]) -> None:
+        data = event.get("data") or {}
+        kind = event.get("type")
+        if kind == "job.status" and data.get("status") == "completed":
+            if self.settings.notify_job_finished:
+                self.notify(f"job {event.get('job_id')} completed", title="job finished")
+        elif kind == "job.status" and data.get("status") == "failed":
+            if self.settings.notify_job_failed:
+                self.notify(
+                    f"job {event.get('job_id')} failed: {data.get('error') or 'see its log'}",
+                    title="job failed",
+                    severity="error",
+                    timeout=10,
+                )
+        elif kind == "mission.proposed" and self.settings.notify_mission_proposed:
+            self.notify(f"{data.get('title')}\npress 3 to review it", title="mission proposed")
+
+    async def guarded(self, work: Callable[[], Awaitable[Any]], what: str) -> Any:
+        """Run `work()`; any failure becomes one notification that says what and why."""
+        try:
+            return await work()
+        except Exception as exc:  # the one place a failure turns into a message, never a freeze
+            self.notify(describe_error(what, exc), severity="error", timeout=10)
+            if not isinstance(exc, (DaemonNotRunning, RemoteError, ConnectionError, OSError)):
+                self.log.error(f"{what} failed", exc_info=exc)
+            return None
+
+    # ---- actions ------------------------------------------------------------------------------
+
+    def action_new_job(self) -> None:
+        from tui.screens.new_job import NewJobScreen
+
+        self.push_screen(NewJobScreen())
+
+    def open_job(self, job_id: str) -> None:
+        from tui.screens.job_detail import JobDetailScreen
+
+        self.push_screen(JobDetailScreen(job_id))
+
+    def check_action(self, action: str, parameters: tuple[object, ...]) -> bool | None:
+        if action == "start_daemon":
+            return self.online is False
+        return True
+
+    async def action_start_daemon(self) -> None:
+        self.notify("starting the daemon…")
+        self.run_worker(self._start_daemon, thread=True, group="daemon", exit_on_error=False)
+
+    def _start_daemon(self) -> None:
+        try:
+            proc = spawn_daemon(self.paths)
+        except (DaemonStartFailed, OSError) as exc:
+            self.call_from_thread(self.notify, str(exc), severity="error", timeout=15)
+            return
+        self.call_from_thread(self.notify, f"the daemon is up (pid {proc.pid})")
+
+    def get_system_commands(self, screen: Screen[Any]) -> Iterable[SystemCommand]:
+        yield from super().get_system_commands(screen)
+        for mode, label, target in SCREENS:
+            name = target.rsplit(":", 1)[1].removesuffix("Screen")
+            yield SystemCommand(
+                f"Open {name}", f"the {label} screen", lambda m=mode: self.switch_mode(m)
+            )
+        yield SystemCommand("New job", "the training wizard", self.action_new_job)
+        if self.online is False:
+            yield SystemCommand(
+                "Start the daemon", "run `forge daemon` in the background", self.action_start_daemon
+            )
+
+    async def on_unmount(self) -> None:
+        await self.link.close()
+
+
+def run(paths: ForgePaths | None = None) -> None:
+    ForgeApp(paths).run()

@@ -1,0 +1,88 @@
+"""How numbers, times and sizes read on screen: short, and the same on every screen."""
+
+from __future__ import annotations
+
+import time
+from typing import Any
+
+
+def ago(ts: float | None, now: float | None = None) -> str:
+    """`12 s ago`, `5 min ago`, `3 h ago`, `2 d ago`; `-` when there is no time."""
+    if not ts:
+        return "-"
+    delta = max(0.0, (now or time.time()) - ts)
+    if delta < 60:
+        return f"{delta:.0f} s ago"
+    if delta < 3600:
+        return f"{delta / 60:.0f} min ago"
+    if delta < 86400:
+        return f"{delta / 3600:.0f} h ago"
+    return f"{delta / 86400:.0f} d ago"
+
+
+def duration(seconds: float | None) -> str:
+    """`45 s`, `3 min 20 s`, `2 h 05 min`; `-` when unknown."""
+    if seconds is None:
+        return "-"
+    s = round(seconds)
+    if s < 60:
+        return f"{s} s"
+    if s < 3600:
+        return f"{s // 60} min {s % 60:02d} s"
+    return f"{s // 3600} h {s % 3600 // 60:02d} min"
+
+
+def size(n: int | None) -> str:
+    """Bytes in binary units: `512 MiB`, `15.6 GiB`."""
+    if n is None:
+        return "-"
+    value = float(n)
+    for unit in ("B", "KiB", "MiB", "GiB"):
+        if value < 1024:
+            return f"{value:.0f} {unit}" if unit in ("B", "KiB", "MiB") else f"{value:.1f} {unit}"
+        value /= 1024
+    return f"{value:.1f} TiB"
+
+
+def progress_text(progress: dict[str, Any] | None) -> str:
+    """`step 40/120 · 8,210 tok/s · ETA 1 min 02 s`, or what is known of it."""
+    if not progress:
+        return ""
+    parts = []
+    total = progress.get("total")
+    step = progress.get("step") or 0
+    parts.append(f"{progress.get('stage') or 'step'} {step}/{total}" if total else f"step {step}")
+    if progress.get("tokens_per_s"):
+        parts.append(f"{progress['tokens_per_s']:,.0f} tok/s")
+    if progress.get("eta_s") is not None:
+        parts.append(f"ETA {duration(progress['eta_s'])}")
+    return " · ".join(parts)
+
+
+def metric(value: Any) -> str:
+    """A metric value in four significant figures; `-` when missing."""
+    if isinstance(value, (int, float)):
+        return f"{value:.4g}"
+    return "-"
+
+
+def describe_event(event: dict[str, Any]) -> str | None:
+    """One line of recent activity for an event, or None for the chatty ones (logs, tokens)."""
+    kind = str(event.get("type", ""))
+    data = event.get("data") or {}
+    job = event.get("job_id")
+    clock = time.strftime("%H:%M:%S", time.localtime(event.get("ts") or time.time()))
+    if kind == "job.status":
+        why = data.get("error") or data.get("reason") or ""
+        return f"{clock} job {job} {data.get('status')}" + (f": {why}" if why else "")
+    if kind == "job.checkpoint":
+        return f"{clock} job {job} checkpoint at step {data.get('step')}"
+    if kind == "mission.proposed":
+        return f"{clock} mission proposed: {data.get('title')}"
+    if kind == "mission.status":
+        return f"{clock} mission {data.get('id')} {data.get('status')}"
+    if kind in ("source.added", "source.removed"):
+        return f"{clock} source {data.get('id')} {kind.split('.')[1]}"
+    if kind in ("dataset.added", "model.added"):
+        return f"{clock} {kind.split('.')[0]} {data.get('name')} added"
+    return None

@@ -1,0 +1,98 @@
+"""What every screen of the TUI shares: the connection bar, the footer, loading, live reloads.
+
+A screen says what it shows in `body()`, how to fetch it in `load()`, and which event types make
+it stale in `RELOAD_ON`; this base runs `load()` in a worker whenever the screen is shown, the
+daemon comes back, or a matching event arrives (coalesced, so a burst of events costs one
+reload). Every call goes through `io()`, so a failure becomes one clear message, never a freeze.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Awaitable, Callable
+from functools import partial
+from typing import TYPE_CHECKING, Any, ClassVar
+
+from textual.app import ComposeResult
+from textual.screen import Screen
+from textual.timer import Timer
+from textual.widgets import Footer
+from textual.worker import Worker
+
+from tui.messages import DaemonEvent, LinkChanged
+from tui.widgets.connection_bar import ConnectionBar
+
+if TYPE_CHECKING:
+    from tui.app import ForgeApp
+
+RELOAD_DELAY_S = 0.25
+
+
+def event_matches(event_type: str, patterns: tuple[str, ...]) -> bool:
+    """`job.` matches every job event; `mission.proposed` only itself."""
+    return any(event_type.startswith(p) if p.endswith(".") else event_type == p for p in patterns)
+
+
+class ForgeScreen(Screen[None]):
+    """A top-level screen: one of the app's modes, or one pushed over them."""
+
+    RELOAD_ON: ClassVar[tuple[str, ...]] = ()
+    _reload_timer: Timer | None = None
+
+    @property
+    def forge(self) -> ForgeApp:
+        from tui.app import ForgeApp
+
+        assert isinstance(self.app, ForgeApp)
+        return self.app
+
+    def compose(self) -> ComposeResult:
+        yield ConnectionBar()
+        yield from self.body()
+        yield Footer()
+
+    def body(self) -> ComposeResult:
+        yield from ()
+
+    async def load(self) -> None:
+        """Fetch what the screen shows and show it."""
+
+    async def call(self, method: str, **params: Any) -> Any:
+        return await self.forge.link.call(method, **params)
+
+    def io(
+        self,
+        work: Callable[[], Awaitable[Any]],
+        what: str,
+        *,
+        group: str = "io",
+        exclusive: bool = False,
+    ) -> Worker[Any]:
+        """Run `work()` in a worker of this screen; a failure is shown as `what: why`."""
+        return self.run_worker(
+            partial(self.forge.guarded, work, what),
+            group=group,
+            exclusive=exclusive,
+            exit_on_error=False,
+        )
+
+    def reload(self) -> None:
+        self.io(self.load, f"loading {self.title or 'screen'}", group="load", exclusive=True)
+
+    def on_screen_resume(self) -> None:
+        self.reload()
+
+    def on_daemon_event(self, message: DaemonEvent) -> None:
+        self.handle_event(message.event)
+        if event_matches(message.type, self.RELOAD_ON) and self._reload_timer is None:
+            self._reload_timer = self.set_timer(RELOAD_DELAY_S, self._timed_reload)
+
+    def _timed_reload(self) -> None:
+        self._reload_timer = None
+        self.reload()
+
+    def handle_event(self, event: dict[str, Any]) -> None:
+        """Apply one event in place (a log line, a progress step); reloads cover the rest."""
+
+    def on_link_changed(self, message: LinkChanged) -> None:
+        if message.online:
+            self.reload()

@@ -1,0 +1,129 @@
+"""The dashboard: the machine, the running job (progress, loss, ETA), missions waiting, activity."""
+
+from __future__ import annotations
+
+from typing import Any, ClassVar
+
+from textual.app import ComposeResult
+from textual.binding import Binding, BindingType
+from textual.containers import Horizontal, Vertical
+from textual.widgets import Button, DataTable, Log, ProgressBar, Sparkline, Static
+
+from tui.format import ago, describe_event, duration, progress_text, size
+from tui.screens.base import ForgeScreen
+
+ACTIVITY_LINES = 200
+
+
+class DashboardScreen(ForgeScreen):
+    TITLE = "Dashboard"
+    RELOAD_ON: ClassVar[tuple[str, ...]] = ("job.status", "mission.")
+    BINDINGS: ClassVar[list[BindingType]] = [
+        Binding("o", "open_running", "Open running job", id="dashboard.open_job")
+    ]
+
+    running_id: str | None = None
+
+    def body(self) -> ComposeResult:
+        with Horizontal(id="dash-top"):
+            yield Static(id="machine", classes="panel")
+            with Vertical(id="running", classes="panel"):
+                yield Static("nothing running", id="running-name")
+                yield ProgressBar(id="running-bar", show_eta=False)
+                yield Static("", id="running-progress")
+                yield Sparkline([], id="running-loss")
+        with Horizontal(id="dash-bottom"):
+            yield DataTable(id="waiting", classes="panel", cursor_type="row")
+            yield Log(id="activity", classes="panel", max_lines=ACTIVITY_LINES)
+        with Horizontal(id="quick"):
+            yield Button("New job (n)", id="quick-new", compact=True)
+            yield Button("Missions (3)", id="quick-missions", compact=True)
+            yield Button("Playground (7)", id="quick-play", compact=True)
+
+    def on_mount(self) -> None:
+        self.query_one("#machine").border_title = "Machine"
+        self.query_one("#running").border_title = "Running"
+        waiting = self.query_one("#waiting", DataTable)
+        waiting.border_title = "Missions waiting (3 to review)"
+        waiting.add_columns("mission", "proposed", "ETA")
+        self.query_one("#activity").border_title = "Recent activity"
+
+    async def load(self) -> None:
+        status = await self.call("system.status")
+        proposed = (await self.call("missions.list", status=["proposed"]))["missions"]
+        self._show_machine(status)
+        running = status["running"][0] if status["running"] else None
+        await self._show_running(running)
+        waiting = self.query_one("#waiting", DataTable)
+        waiting.clear()
+        for m in proposed:
+            waiting.add_row(m["title"], ago(m["created_at"]), duration(m["data"].get("eta_s")))
+        activity = self.query_one("#activity", Log)
+        if activity.line_count == 0:
+            recent = (await self.call("jobs.list", limit=8))["jobs"]
+            for job in reversed(recent):
+                activity.write_line(f"{ago(job['created_at'])}: {job['name']} {job['status']}")
+
+    def _show_machine(self, status: dict[str, Any]) -> None:
+        acc = status["accelerator"]
+        total, free = status["memory_total_bytes"], status["memory_available_bytes"]
+        queue = status["queue"]
+        lines = [
+            f"{acc['kind'].upper()} · {acc['name']}",
+            f"memory {size(total - free) if total and free else '-'} used of {size(total)}",
+            f"queue {queue['queued']} waiting, {queue['running']} running (max "
+            f"{queue['max_parallel']})",
+            f"daemon {status['version']}, up {duration(status['uptime_s'])}",
+        ]
+        self.query_one("#machine", Static).update("\n".join(lines))
+
+    async def _show_running(self, job: dict[str, Any] | None) -> None:
+        name = self.query_one("#running-name", Static)
+        bar = self.query_one("#running-bar", ProgressBar)
+        spark = self.query_one("#running-loss", Sparkline)
+        if job is None:
+            self.running_id = None
+            name.update("nothing running; press n to start a job")
+            bar.update(total=None, progress=0)
+            self.query_one("#running-progress", Static).update("")
+            spark.data = []
+            return
+        if job["id"] != self.running_id:
+            self.running_id = job["id"]
+            metrics = await self.call("jobs.metrics", id=job["id"], names=["loss"])
+            spark.data = [m["value"] for m in metrics["metrics"]]
+        name.update(f"[b]{job['name']}[/b]  {job['id']} (o opens it)")
+        self._show_progress(job.get("progress"))
+
+    def _show_progress(self, progress: dict[str, Any] | None) -> None:
+        bar = self.query_one("#running-bar", ProgressBar)
+        if progress and progress.get("total"):
+            bar.update(total=progress["total"], progress=progress.get("step") or 0)
+        self.query_one("#running-progress", Static).update(progress_text(progress))
+
+    def handle_event(self, event: dict[str, Any]) -> None:
+        line = describe_event(event)
+        if line:
+            self.query_one("#activity", Log).write_line(line)
+        if event.get("job_id") != self.running_id or self.running_id is None:
+            return
+        if event["type"] == "job.progress":
+            self._show_progress(event["data"])
+        elif event["type"] == "job.metric" and "loss" in event["data"].get("values", {}):
+            spark = self.query_one("#running-loss", Sparkline)
+            spark.data = [*(spark.data or []), event["data"]["values"]["loss"]]
+
+    def action_open_running(self) -> None:
+        if self.running_id:
+            self.forge.open_job(self.running_id)
+
+    def on_data_table_row_selected(self) -> None:
+        self.forge.switch_mode("missions")
+
+    def on_button_pressed(self, event: Button.Pressed) -> None:
+        if event.button.id == "quick-new":
+            self.forge.action_new_job()
+        elif event.button.id == "quick-missions":
+            self.forge.switch_mode("missions")
+        elif event.button.id == "quick-play":
+            self.forge.switch_mode("playground")

@@ -1,0 +1,93 @@
+"""Datasets: every one the agent built or a person imported, its card, and sample examples.
+
+`i` imports a JSONL file (or a folder of them) by path; the daemon checks every line and names
+the first bad one by file:line.
+"""
+
+from __future__ import annotations
+
+import json
+from typing import Any, ClassVar
+
+from textual.app import ComposeResult
+from textual.binding import Binding, BindingType
+from textual.containers import VerticalScroll
+from textual.widgets import DataTable, Static
+
+from tui.format import ago
+from tui.screens.base import ForgeScreen
+from tui.widgets.dialogs import AskText
+
+PREVIEW = 5
+
+
+class DatasetsScreen(ForgeScreen):
+    TITLE = "Datasets"
+    RELOAD_ON: ClassVar[tuple[str, ...]] = ("dataset.",)
+    BINDINGS: ClassVar[list[BindingType]] = [
+        Binding("i", "import_dataset", "Import JSONL", id="datasets.import")
+    ]
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.datasets: dict[str, dict[str, Any]] = {}
+
+    def body(self) -> ComposeResult:
+        yield DataTable(id="datasets", cursor_type="row", zebra_stripes=True)
+        with VerticalScroll(id="dataset-detail", classes="panel"):
+            yield Static("Select a dataset to see its card and examples.", id="dataset-card")
+
+    def on_mount(self) -> None:
+        table = self.query_one("#datasets", DataTable)
+        table.add_columns("id", "name", "examples", "source", "created")
+        table.focus()
+
+    async def load(self) -> None:
+        datasets = (await self.call("datasets.list"))["datasets"]
+        self.datasets = {d["id"]: d for d in datasets}
+        table = self.query_one("#datasets", DataTable)
+        table.clear()
+        for d in datasets:
+            table.add_row(
+                d["id"],
+                d["name"],
+                str(d["examples"]),
+                d["source_id"] or "imported",
+                ago(d["created_at"]),
+                key=d["id"],
+            )
+        await self.show_card()
+
+    def current(self) -> str | None:
+        table = self.query_one("#datasets", DataTable)
+        if not table.row_count:
+            return None
+        return table.coordinate_to_cell_key(table.cursor_coordinate).row_key.value
+
+    async def show_card(self) -> None:
+        dataset_id = self.current()
+        if dataset_id is None:
+            return
+        d = self.datasets[dataset_id]
+        preview = await self.call("datasets.preview", id=dataset_id, limit=PREVIEW)
+        card = {k: v for k, v in d["card"].items() if k not in ("per_builder",)}
+        text = [f"[b]{d['name']}[/b]  {d['path']}", json.dumps(card, indent=2), ""]
+        text.append(f"[b]first {len(preview['examples'])} of {preview['total']} examples[/b]")
+        text += [json.dumps(ex, ensure_ascii=False)[:500] for ex in preview["examples"]]
+        self.query_one("#dataset-card", Static).update("\n".join(text))
+
+    def on_data_table_row_highlighted(self) -> None:
+        self.io(lambda: self.show_card(), "loading the dataset", group="detail", exclusive=True)
+
+    def action_import_dataset(self) -> None:
+        def chosen(path: str | None) -> None:
+            if path:
+                self.io(lambda: self._import(path), f"importing {path}")
+
+        self.app.push_screen(
+            AskText("Import which JSONL file or folder?", "/path/to/data.jsonl"), chosen
+        )
+
+    async def _import(self, path: str) -> None:
+        d = await self.call("datasets.import", path=path)
+        self.notify(f"imported {d['id']}: {d['examples']} examples")

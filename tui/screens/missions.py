@@ -1,0 +1,174 @@
+"""Missions the agent proposed: what triggered each, its dataset, plan, ETA and rationale.
+
+`a` approves the highlighted mission (its train job starts and the job's screen opens), `r`
+rejects it with a reason, which the agent keeps so the same material is not proposed again.
+The list reloads when the agent proposes, supersedes or a chain moves on.
+"""
+
+from __future__ import annotations
+
+import json
+from typing import Any, ClassVar
+
+from textual.app import ComposeResult
+from textual.binding import Binding, BindingType
+from textual.containers import VerticalScroll
+from textual.widgets import DataTable, Markdown
+
+from tui.format import ago, duration
+from tui.screens.base import ForgeScreen
+from tui.widgets.dialogs import AskText
+
+SAMPLES = 3
+
+
+def mission_markdown(m: dict[str, Any], samples: list[dict[str, Any]]) -> str:
+    """A mission's detail as Markdown: trigger, dataset card and samples, plan, ETA, rationale."""
+    data = m.get("data") or {}
+    trigger = data.get("trigger") or {}
+    card = data.get("card") or {}
+    plan = (data.get("plan") or {}).get("params") or {}
+    lines = [
+        f"## {m['title']}",
+        f"`{m['id']}` · **{m['status']}** · proposed {ago(m['created_at'])}"
+        + (f" · reason: {m['reason']}" if m.get("reason") else ""),
+        "",
+        "### Why now",
+        str(trigger.get("why") or "-"),
+        f"- {trigger.get('commits', '-')} commits, {trigger.get('files', '-')} files, "
+        f"about {trigger.get('approx_tokens', '-')} tokens since "
+        f"`{str(trigger.get('since') or 'the start')[:12]}`",
+        "",
+        "### Rationale",
+        str(data.get("rationale") or "-"),
+        "",
+        f"### Estimated time: {duration(data.get('eta_s'))}",
+        "",
+        "### Dataset",
+        f"{card.get('examples', '-')} examples, about {card.get('approx_tokens', '-')} tokens"
+        f" (dataset `{data.get('dataset_id', '-')}`, version {card.get('version', '-')})",
+    ]
+    for builder, count in (card.get("kept_per_builder") or {}).items():
+        lines.append(f"- {builder}: {count}")
+    secrets = card.get("secrets") or {}
+    if secrets:
+        lines.append(
+            f"- secrets: {secrets.get('files_skipped', 0)} credential files left out, "
+            f"redacted {json.dumps(secrets.get('redacted') or {})}"
+        )
+    if samples:
+        lines += ["", "### Sample examples"]
+        for ex in samples[:SAMPLES]:
+            lines += ["```json", json.dumps(ex, ensure_ascii=False)[:600], "```"]
+    lines += ["", "### Hyperparameters"]
+    lines += [f"- {k}: `{v}`" for k, v in plan.items() if k != "dataset"]
+    chain = {k: data[k] for k in ("train_job", "eval_job", "stopped", "held_until") if k in data}
+    if chain:
+        lines += ["", "### Progress"] + [f"- {k}: `{v}`" for k, v in chain.items()]
+    return "\n".join(lines)
+
+
+class MissionsScreen(ForgeScreen):
+    TITLE = "Missions"
+    RELOAD_ON: ClassVar[tuple[str, ...]] = ("mission.",)
+    BINDINGS: ClassVar[list[BindingType]] = [
+        Binding("a", "approve", "Approve", id="mission.approve"),
+        Binding("r", "reject", "Reject", id="mission.reject"),
+    ]
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.missions: dict[str, dict[str, Any]] = {}
+        self.shown: str | None = None
+
+    def body(self) -> ComposeResult:
+        yield DataTable(id="missions", cursor_type="row", zebra_stripes=True)
+        with VerticalScroll(id="mission-detail", classes="panel"):
+            yield Markdown("Select a mission to see why it was proposed.", id="mission-md")
+
+    def on_mount(self) -> None:
+        table = self.query_one("#missions", DataTable)
+        table.add_column("status", key="status")
+        table.add_column("title", key="title")
+        table.add_column("proposed", key="proposed")
+        table.add_column("ETA", key="eta")
+        table.focus()
+
+    async def load(self) -> None:
+        missions = (await self.call("missions.list", limit=200))["missions"]
+        self.missions = {m["id"]: m for m in missions}
+        table = self.query_one("#missions", DataTable)
+        current = self.current()
+        table.clear()
+        for m in missions:
+            table.add_row(
+                m["status"],
+                m["title"],
+                ago(m["created_at"]),
+                duration(m["data"].get("eta_s")),
+                key=m["id"],
+            )
+        if current in self.missions:
+            table.move_cursor(row=table.get_row_index(current))
+        self.shown = None
+        await self.show_detail()
+
+    def current(self) -> str | None:
+        table = self.query_one("#missions", DataTable)
+        if not table.row_count:
+            return None
+        return table.coordinate_to_cell_key(table.cursor_coordinate).row_key.value
+
+    async def show_detail(self) -> None:
+        mission_id = self.current()
+        if mission_id is None or mission_id == self.shown:
+            return
+        mission = self.missions[mission_id]
+        samples: list[dict[str, Any]] = []
+        dataset_id = mission["data"].get("dataset_id")
+        if dataset_id:
+            preview = await self.call("datasets.preview", id=dataset_id, limit=SAMPLES)
+            samples = preview["examples"]
+        await self.query_one("#mission-md", Markdown).update(mission_markdown(mission, samples))
+        self.shown = mission_id
+
+    def on_data_table_row_highlighted(self) -> None:
+        self.io(lambda: self.show_detail(), "loading the mission", group="detail", exclusive=True)
+
+    def action_approve(self) -> None:
+        mission_id = self.current()
+        if mission_id:
+            self.io(lambda: self._approve(mission_id), f"approving {mission_id}")
+
+    async def _approve(self, mission_id: str) -> None:
+        mission = await self.call("missions.approve", id=mission_id)
+        job = mission["data"].get("train_job")
+        held = mission["data"].get("held_until")
+        note = f"; held for quiet hours until {held}" if held else ""
+        self.notify(f"approved {mission_id}: train job {job} queued{note}")
+        if job:
+            self.forge.open_job(job)
+
+    def action_reject(self) -> None:
+        mission_id = self.current()
+        if not mission_id:
+            return
+
+        def rejected(reason: str | None) -> None:
+            if reason and mission_id:
+                self.io(lambda: self._reject(mission_id, reason), f"rejecting {mission_id}")
+
+        self.app.push_screen(
+            AskText(f"Why reject {mission_id}?", "the agent remembers it"), rejected
+        )
+
+    async def _reject(self, mission_id: str, reason: str) -> None:
+        await self.call("missions.reject", id=mission_id, reason=reason)
+        self.notify(f"rejected {mission_id}")
+
+    def on_data_table_row_selected(self) -> None:
+        """Enter on an approved mission opens its train job."""
+        mission_id = self.current()
+        job = self.missions.get(mission_id or "", {}).get("data", {}).get("train_job")
+        if job:
+            self.forge.open_job(job)
