@@ -8,7 +8,7 @@ BIN    := $(VENV)/bin
 TORCH  ?= torch==2.13.0
 STAMP  := $(VENV)/.installed
 
-.PHONY: test lint typecheck pytest demo demo-stop bench clean
+.PHONY: test lint typecheck pytest demo demo-stop bench screenshots clean
 
 $(STAMP): pyproject.toml
 	$(PYTHON) -m venv $(VENV)
@@ -20,11 +20,11 @@ $(STAMP): pyproject.toml
 test: lint typecheck pytest
 
 lint: $(STAMP)
-	$(BIN)/ruff check forged agent engine tui tests bench
-	$(BIN)/ruff format --check forged agent engine tui tests bench
+	$(BIN)/ruff check forged agent engine tui tests bench docs
+	$(BIN)/ruff format --check forged agent engine tui tests bench docs
 
 typecheck: $(STAMP)
-	$(BIN)/mypy forged agent engine tui tests bench
+	$(BIN)/mypy forged agent engine tui tests bench docs
 
 pytest: $(STAMP)
 	$(BIN)/pytest -q
@@ -34,6 +34,9 @@ demo: $(STAMP)
 
 bench: $(STAMP)
 	$(BIN)/python bench/train_throughput.py
+
+screenshots: $(STAMP)
+	$(BIN)/python docs/make_screenshots.py
 
 demo-stop: $(STAMP)
 	FORGE_HOME=$(CURDIR)/.demo $(BIN)/forge daemon stop

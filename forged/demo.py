@@ -1,9 +1,10 @@
 """`make demo`: the product on its embedded defaults, in a folder of its own, with no download.
 
-It sets up `FORGE_HOME=.demo`, starts the daemon, makes a small demo git repository and adds it
-as a source, builds the tiny local model with a real `prepare-model` job while printing its
-log, and shows what the daemon holds. In a terminal it then keeps the daemon up until Enter
-(or Ctrl-C) so you can try the `forge` commands it prints; without one it stops at once.
+It sets up `FORGE_HOME=.demo`, starts the daemon, builds the tiny local model with a real
+`prepare-model` job while printing its log, makes a small demo git repository and adds it as a
+source, and waits for the agent's mission for it. In a terminal it then opens `forge tui` on
+that daemon, where the mission waits to be approved, and stops the daemon when the TUI quits;
+without a terminal it prints what the daemon holds and stops at once.
 """
 
 from __future__ import annotations
@@ -16,8 +17,9 @@ import time
 from pathlib import Path
 
 from forged.cli import main as forge
-from forged.client import Client, DaemonNotRunning
+from forged.client import Client
 from forged.config import default_config_text
+from forged.launch import DaemonStartFailed, daemon_answers, spawn_daemon
 from forged.paths import resolve_paths
 
 DEMO_FILES = {
@@ -56,19 +58,6 @@ def make_demo_repo(repo: Path) -> Path:
     return repo
 
 
-def _wait_for_socket(path: Path, proc: subprocess.Popen[bytes], log: Path) -> None:
-    for _ in range(300):
-        if proc.poll() is not None:
-            raise SystemExit(f"the daemon exited ({proc.returncode}); see {log}")
-        try:
-            with Client(path, timeout=5) as client:
-                client.call("system.health")
-                return
-        except (DaemonNotRunning, OSError):
-            time.sleep(0.1)
-    raise SystemExit(f"the daemon did not come up; see {log}")
-
-
 def _step(text: str) -> None:
     print(f"\n\033[1m== {text}\033[0m", flush=True)
 
@@ -90,21 +79,15 @@ def main() -> int:
     shell = f"FORGE_HOME={home} {Path(sys.executable).parent / 'forge'}"
 
     _step(f"starting the daemon (FORGE_HOME={home})")
-    log = paths.state_dir / "forged.log"
     proc: subprocess.Popen[bytes] | None = None
-    try:
-        Client(paths.socket_file, timeout=5).close()
+    if daemon_answers(paths):
         print("a demo daemon is already running; using it")
-    except (DaemonNotRunning, OSError):
-        with open(log, "ab") as out:
-            proc = subprocess.Popen(
-                [sys.executable, "-m", "forged.cli", "daemon"],
-                stdout=out,
-                stderr=subprocess.STDOUT,
-                start_new_session=True,
-            )
-        _wait_for_socket(paths.socket_file, proc, log)
-        print(f"forged is up (pid {proc.pid}); its log: {log}")
+    else:
+        try:
+            proc = spawn_daemon(paths)
+        except DaemonStartFailed as exc:
+            raise SystemExit(str(exc)) from None
+        print(f"forged is up (pid {proc.pid}); its log: {paths.log_file}")
 
     try:
         forge(["status"])
@@ -134,15 +117,15 @@ def main() -> int:
         print()
         forge(["models", "ls"])
 
-        print(f"\nTry it yourself, in another terminal:\n  {shell} status\n  {shell} jobs ls")
+        print(f"\nThe CLI works on it too, in another terminal:\n  {shell} status")
         print(f"  {shell} missions ls        # then: missions approve ID, and jobs logs -f")
-        print(f"  {shell} jobs submit prepare-model -p name=another -f")
-        if proc is None:
-            return 0
-        if sys.stdin.isatty():
-            print("\nPress Enter (or Ctrl-C) to stop the demo daemon.")
-            with contextlib.suppress(KeyboardInterrupt, EOFError):
-                input()
+        if sys.stdin.isatty() and sys.stdout.isatty():
+            _step("opening the TUI: press 3 for missions, a to approve, q to quit")
+            time.sleep(1.5)
+            from tui.app import run as run_tui
+
+            with contextlib.suppress(KeyboardInterrupt):
+                run_tui(paths)
         return 0
     finally:
         if proc is not None:

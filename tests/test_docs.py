@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from pathlib import Path
+from xml.etree import ElementTree
 
 from forged.config import default_config_text
 from forged.rpc import Registry
@@ -22,3 +23,17 @@ def test_guide_lists_every_method() -> None:
     guide = (ROOT / "docs" / "guide.md").read_text()
     missing = [name for name in registry.methods if f"`{name}`" not in guide]
     assert not missing
+
+
+def test_guide_shows_every_tui_screen() -> None:
+    from tui.modes import SCREENS
+
+    guide = (ROOT / "docs" / "guide.md").read_text()
+    shots = ROOT / "docs" / "screenshots"
+    for mode, _, _ in SCREENS:
+        assert f"screenshots/{mode}.svg" in guide, mode
+        assert (shots / f"{mode}.svg").stat().st_size > 1000, mode
+    for svg in shots.glob("*.svg"):
+        ElementTree.parse(svg)  # well-formed: no control character leaked from the screen
+    for extra in ("job-detail-log", "job-detail-chart", "new-job"):
+        assert f"screenshots/{extra}.svg" in guide and (shots / f"{extra}.svg").exists()

@@ -68,8 +68,9 @@ class ForgeApp(App[None]):
             )
             for n, (mode, label, _) in enumerate(SCREENS, start=1)
         ),
-        Binding("n", "new_job", "New job", id="app.new_job"),
+        Binding("n", "new_job", "New", id="app.new_job"),
         Binding("S", "start_daemon", "Start daemon", id="app.start_daemon"),
+        Binding("?", "show_keys", "Keys", id="app.keys"),
         Binding("q", "quit", "Quit", id="app.quit"),
     ]
 
@@ -162,12 +163,23 @@ class ForgeApp(App[None]):
         try:
             return await work()
         except Exception as exc:  # the one place a failure turns into a message, never a freeze
-            self.notify(describe_error(what, exc), severity="error", timeout=10)
-            if not isinstance(exc, (DaemonNotRunning, RemoteError, ConnectionError, OSError)):
-                self.log.error(f"{what} failed", exc_info=exc)
+            self.report(what, exc)
             return None
 
+    def report(self, what: str, exc: Exception) -> None:
+        """Show a failure as `what: why`; our own bugs also go to the Textual log."""
+        self.notify(describe_error(what, exc), severity="error", timeout=10)
+        if not isinstance(exc, (DaemonNotRunning, RemoteError, ConnectionError, OSError)):
+            self.log.error(f"{what} failed", exc_info=exc)
+
     # ---- actions ------------------------------------------------------------------------------
+
+    def action_show_keys(self) -> None:
+        """Textual's key panel: every binding that works here, for when the footer is cut."""
+        if self.screen.query("HelpPanel"):
+            self.action_hide_help_panel()
+        else:
+            self.action_show_help_panel()
 
     def action_new_job(self) -> None:
         from tui.screens.new_job import NewJobScreen

@@ -86,3 +86,9 @@ def describe_event(event: dict[str, Any]) -> str | None:
     if kind in ("dataset.added", "model.added"):
         return f"{clock} {kind.split('.')[0]} {data.get('name')} added"
     return None
+
+
+def printable(text: str) -> str:
+    """Text with control characters dropped (newlines and tabs kept): a model or a log may
+    emit any byte, and a stray escape must not reach the terminal."""
+    return "".join(ch for ch in text if ch.isprintable() or ch in "\n\t")

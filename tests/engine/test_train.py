@@ -220,6 +220,31 @@ def test_eval_compares_three_and_merge_matches(
     kinds = {m["kind"] for m in daemon.call("models.list")["models"]}
     assert {"adapter", "merged"} <= kinds
 
+    # The playground's infer job streams the answer; the merged model writes the same tokens.
+    with_adapter = infer(daemon, {"base_model": str(tiny_model), "adapter": second["id"]})
+    from_merged = infer(daemon, {"base_model": "tiny-merged"})
+    assert with_adapter == from_merged and len(with_adapter) > 0
+
+
+def infer(daemon: Daemon, target: dict[str, Any]) -> str:
+    """The streamed answer of an infer job, checked against the one its summary reports."""
+    job = daemon.call(
+        "jobs.submit",
+        kind="infer",
+        params={**target, "prompt": "How do I use the widget API?", "max_new_tokens": 24},
+    )
+    pieces: list[str] = []
+    with daemon.client() as c:
+        c.call("events.subscribe", since=0, job_id=job["id"], types=["job.token", "job.status"])
+        for event in c.events():
+            if event["type"] == "job.token":
+                pieces.append(event["data"]["text"])
+            elif event["data"].get("status") in ("completed", "failed", "cancelled"):
+                assert event["data"]["status"] == "completed", daemon.call("jobs.get", id=job["id"])
+                assert "".join(pieces) == event["data"]["summary"]["text"]
+                return "".join(pieces)
+    raise AssertionError("the event stream ended")
+
 
 def test_backends_that_cannot_run_here_say_why() -> None:
     if cuda_available():

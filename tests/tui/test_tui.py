@@ -11,10 +11,11 @@ from pathlib import Path
 
 import pytest
 from textual.pilot import Pilot
-from textual.widgets import DataTable, Input
+from textual.widgets import DataTable, Input, Select
 
 from engine.synthetic import write_dataset
 from forged.client import Client
+from forged.config import load_config
 from forged.launch import daemon_answers
 from tests.agent.test_missions import agent_config, widgets_proposal
 from tests.daemon_harness import Daemon, DaemonFactory, wait_for
@@ -144,6 +145,16 @@ def test_following_a_running_jobs_log_then_cancelling_it(
             lambda: log.line_count > seen and any("step " in line for line in log.lines),
             timeout=120,
         )
+        metrics = screen.query_one("#job-metrics", DataTable)
+        await until(
+            pilot,
+            "a loss pushed into the metrics table",
+            lambda: (
+                "loss" in metrics.rows
+                and metrics.get_cell("loss", "latest") == f"{screen.latest['loss']:.4g}"
+                and int(metrics.get_cell("loss", "step")) > 1
+            ),
+        )
         await pilot.press("c")
         await until(pilot, "the job cancelled", lambda: screen.job.get("status") == "cancelled")
         assert "cancelled" in str(screen.query_one("#job-head").render())
@@ -198,3 +209,70 @@ def test_a_daemon_restart_while_open_loses_no_event(
 
         forge(["daemon", "stop"])
     wait_for(lambda: not daemon_answers(daemon.paths), 30)
+
+
+def test_the_playground_streams_an_answer(daemon: Daemon, tiny_model: Path) -> None:
+    prepared = daemon.call("jobs.submit", kind="prepare-model", params={"path": str(tiny_model)})
+    assert daemon.wait_job(prepared["id"], {"completed", "failed"})["status"] == "completed"
+
+    async def scenario(app: ForgeApp, pilot: Pilot[None]) -> None:
+        await until(pilot, "the daemon online", lambda: app.online)
+        await pilot.press("7")
+        screen = await until(
+            pilot,
+            "the playground's models",
+            lambda: app.screen if getattr(app.screen, "targets", None) else None,
+        )
+        prompt = screen.query_one("#play-prompt", Input)
+        prompt.focus()
+        prompt.value = "How do I use the widget API?"
+        await pilot.press("enter")
+        answer = screen.query_one("#play-answer")
+        state = screen.query_one("#play-state")
+        await until(pilot, "the answer finished", lambda: "completed" in str(state.render()))
+        job_id = str(state.render()).split(":")[0]
+        tokens = [e for e in daemon_events(daemon, job_id) if e["type"] == "job.token"]
+        assert len(tokens) > 1  # streamed in pieces, not at once
+        assert str(answer.render()).strip()
+
+    run_app(daemon.paths, scenario)
+
+
+def daemon_events(daemon: Daemon, job_id: str) -> list[dict[str, object]]:
+    with daemon.client() as c:
+        last = c.call("system.status")["last_seq"]
+        c.call("events.subscribe", since=0, job_id=job_id)
+        events = []
+        for event in c.events():
+            events.append(event)
+            if event["seq"] >= last or event["data"].get("status") == "completed":
+                break
+    return events
+
+
+def test_settings_apply_save_and_keys_remap(make_daemon: DaemonFactory) -> None:
+    config = (
+        '[agent]\nallowed_roots = ["/tmp"]  # kept as written\n\n'
+        '[tui]\nkeys = {"nav.jobs" = "J", "no.such" = "x"}\n'
+    )
+    daemon = make_daemon(config=config).start()
+
+    async def scenario(app: ForgeApp, pilot: Pilot[None]) -> None:
+        await until(pilot, "the daemon online", lambda: app.online)
+        assert any("tui.keys: no binding with id no.such" in n for n in notices(app))
+        await pilot.press("J")
+        await until(
+            pilot, "the jobs screen by the remapped key", lambda: app.current_mode == "jobs"
+        )
+        await pilot.press("8")
+        await until(pilot, "settings", lambda: app.current_mode == "settings")
+        app.screen.query_one("#set-theme", Select).value = "light"
+        await until(pilot, "the light theme", lambda: app.theme == "textual-light")
+        await pilot.press("ctrl+s")
+        await until(pilot, "saved", lambda: any("saved to" in n for n in notices(app)))
+
+    run_app(daemon.paths, scenario)
+    saved = daemon.paths.config_file.read_text()
+    assert 'allowed_roots = ["/tmp"]  # kept as written' in saved
+    assert 'theme = "light"' in saved and '"nav.jobs" = "J"' in saved
+    assert load_config(daemon.paths.config_file).tui.theme == "light"

@@ -82,7 +82,10 @@ class ForgeScreen(Screen[None]):
         self.reload()
 
     def on_daemon_event(self, message: DaemonEvent) -> None:
-        self.handle_event(message.event)
+        try:
+            self.handle_event(message.event)
+        except Exception as exc:  # a bad event must not take the app down: say it, go on
+            self.forge.report(f"showing a {message.type} event", exc)
         if event_matches(message.type, self.RELOAD_ON) and self._reload_timer is None:
             self._reload_timer = self.set_timer(RELOAD_DELAY_S, self._timed_reload)
 

@@ -84,7 +84,7 @@ class DashboardScreen(ForgeScreen):
         if job is None:
             self.running_id = None
             name.update("nothing running; press n to start a job")
-            bar.update(total=None, progress=0)
+            bar.display = False
             self.query_one("#running-progress", Static).update("")
             spark.data = []
             return
@@ -93,6 +93,7 @@ class DashboardScreen(ForgeScreen):
             metrics = await self.call("jobs.metrics", id=job["id"], names=["loss"])
             spark.data = [m["value"] for m in metrics["metrics"]]
         name.update(f"[b]{job['name']}[/b]  {job['id']} (o opens it)")
+        bar.display = True
         self._show_progress(job.get("progress"))
 
     def _show_progress(self, progress: dict[str, Any] | None) -> None:

@@ -23,6 +23,7 @@ from tui.widgets.log_view import MAX_LINES, LogView
 from tui.widgets.loss_chart import SERIES, LossChart
 
 TAIL = 500
+TABS = Binding.Group("tabs", compact=True)
 PUSHED_KEPT = 2000
 
 
@@ -34,9 +35,11 @@ class JobDetailScreen(ForgeScreen):
         Binding("c", "cancel_job", "Cancel", id="job.cancel"),
         Binding("r", "resume_job", "Resume", id="job.resume"),
         Binding("f", "toggle_follow", "Follow", id="job.follow"),
-        Binding("g", "from_start", "From start", id="job.from_start"),
-        Binding("l", "tab('log')", "Log", id="job.tab_log"),
-        Binding("x", "tab('chart')", "Chart", id="job.tab_chart"),
+        Binding("g", "from_start", "Top", id="job.from_start"),
+        Binding("l", "tab('log')", "Log", id="job.tab_log", group=TABS),
+        Binding("x", "tab('chart')", "Chart", id="job.tab_chart", group=TABS),
+        Binding("m", "tab('metrics')", "Metrics", id="job.tab_metrics", group=TABS),
+        Binding("p", "tab('params')", "Params", id="job.tab_params", group=TABS),
     ]
 
     def __init__(self, job_id: str) -> None:
@@ -63,7 +66,9 @@ class JobDetailScreen(ForgeScreen):
                 yield Static(id="job-params")
 
     def on_mount(self) -> None:
-        self.query_one("#job-metrics", DataTable).add_columns("metric", "latest", "step")
+        table = self.query_one("#job-metrics", DataTable)
+        for column in ("metric", "latest", "step"):
+            table.add_column(column, key=column)
         self.query_one("#job-log", LogView).focus()
 
     async def load(self) -> None:

@@ -29,6 +29,9 @@ def mission_markdown(m: dict[str, Any], samples: list[dict[str, Any]]) -> str:
     card = data.get("card") or {}
     plan = (data.get("plan") or {}).get("params") or {}
     lines = [
+        "**Press `a` to approve (its training starts), `r` to reject.**"
+        if m["status"] == "proposed"
+        else "",
         f"## {m['title']}",
         f"`{m['id']}` · **{m['status']}** · proposed {ago(m['created_at'])}"
         + (f" · reason: {m['reason']}" if m.get("reason") else ""),

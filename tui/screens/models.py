@@ -6,6 +6,7 @@ deployed model's and the base's, then a tag to deploy it under.
 
 from __future__ import annotations
 
+from pathlib import Path
 from typing import Any, ClassVar
 
 from textual.app import ComposeResult
@@ -96,7 +97,7 @@ class ModelsScreen(ForgeScreen):
             table.add_row(
                 m["kind"],
                 m["name"],
-                m.get("base") or "-",
+                Path(m["base"]).name if m.get("base") else "-",
                 m.get("job_id") or "-",
                 ago(m["created_at"]),
                 key=m["id"],

@@ -8,6 +8,7 @@ the submit reply is read loses nothing.
 from __future__ import annotations
 
 from collections import defaultdict
+from pathlib import Path
 from typing import Any, ClassVar
 
 from textual.app import ComposeResult
@@ -16,6 +17,7 @@ from textual.containers import Horizontal, VerticalScroll
 from textual.widgets import Button, Input, Label, Select, Static
 
 from forged.schema import TERMINAL_JOB_STATUSES
+from tui.format import printable
 from tui.screens.base import ForgeScreen
 
 MAX_NEW_TOKENS = 128
@@ -58,7 +60,8 @@ class PlaygroundScreen(ForgeScreen):
         for m in models:
             if m["kind"] == "adapter":
                 target = {"base_model": m.get("base") or "tiny-llama", "adapter": m["path"]}
-                label = f"adapter {m['name']} ({m.get('job_id') or '-'}) on {m.get('base')}"
+                base = Path(m["base"]).name if m.get("base") else "tiny-llama"
+                label = f"adapter {m['name']} on {base}"
             else:
                 target = {"base_model": m["path"] or m["name"]}
                 label = f"{m['kind']} {m['name']}"
@@ -115,7 +118,7 @@ class PlaygroundScreen(ForgeScreen):
         if not job_id:
             return
         if event["type"] == "job.token":
-            self.tokens[job_id].append(str(event["data"].get("text", "")))
+            self.tokens[job_id].append(printable(str(event["data"].get("text", ""))))
             if job_id == self.job_id:
                 self._state(f"{job_id}: answering…")
                 self._show_answer()

@@ -10,6 +10,8 @@ from __future__ import annotations
 from textual.timer import Timer
 from textual.widgets import Log
 
+from tui.format import printable
+
 MAX_LINES = 5000
 LINE_CAP = 1000
 FLUSH_S = 0.1
@@ -17,7 +19,7 @@ FLUSH_S = 0.1
 
 def clean_line(line: str) -> str:
     """The last redraw of a `\\r` line, without its newline, cut to LINE_CAP characters."""
-    text = line.rstrip("\n").rsplit("\r", 1)[-1]
+    text = printable(line.rstrip("\n").rsplit("\r", 1)[-1])
     return text if len(text) <= LINE_CAP else text[: LINE_CAP - 1] + "…"
 
 
