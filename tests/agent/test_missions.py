@@ -91,9 +91,9 @@ def test_commits_to_proposal_to_trained_and_evaluated(
     assert Path(datasets[0]["path"], "card.json").exists()
     # A built dataset is a folder of one file per builder; its preview takes from each in turn.
     preview = daemon.call("datasets.preview", id=data["dataset_id"], limit=4)
-    kinds = {"commits" if "diff" in str(ex) else "other" for ex in preview["examples"]}
+    kinds = {next(iter(ex)) for ex in preview["examples"]}  # "text" (code), "messages" …
     assert len(preview["examples"]) == 4 and preview["total"] == data["card"]["examples"]
-    assert len(kinds) == 2, preview["examples"]
+    assert len(kinds) >= 2, preview["examples"]
 
     # The same material is not proposed twice.
     assert daemon.call("sources.scan", id=source["id"])["mission"] is None
