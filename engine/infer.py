@@ -58,7 +58,9 @@ def run(spec: JobSpec, events: Emitter) -> dict[str, Any]:
 
     torch.manual_seed(p.seed)
     sampling: dict[str, Any] = (
-        {"do_sample": True, "temperature": p.temperature} if p.temperature > 0 else {}
+        {"do_sample": True, "temperature": p.temperature}
+        if p.temperature > 0
+        else {"do_sample": False}
     )
     with torch.no_grad():
         out = model.generate(
@@ -68,7 +70,7 @@ def run(spec: JobSpec, events: Emitter) -> dict[str, Any]:
             pad_token_id=tokenizer.pad_token_id,
             streamer=ToEvents(tokenizer, skip_prompt=True, skip_special_tokens=True),
             stopping_criteria=StoppingCriteriaList([OnCancel()]),
-            **({"do_sample": False} | sampling),
+            **sampling,
         )
     control.check()
     new_tokens = int(out.shape[1] - ids.shape[1])

@@ -132,6 +132,4 @@ def _default_name(kind: str, params: dict[str, Any]) -> str:
         return f"train {params['method']} on {Path(str(params['dataset'])).name}"
     if kind == "merge":
         return f"merge into {params['name']}"
-    if kind == "infer":
-        return f"infer {Path(str(params.get('adapter') or params['base_model'])).name}"
     return f"{kind} {Path(str(params.get('adapter') or params.get('base_model'))).name}"

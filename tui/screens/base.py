@@ -15,7 +15,7 @@ from typing import TYPE_CHECKING, Any, ClassVar
 from textual.app import ComposeResult
 from textual.screen import Screen
 from textual.timer import Timer
-from textual.widgets import Footer
+from textual.widgets import DataTable, Footer
 from textual.worker import Worker
 
 from tui.messages import DaemonEvent, LinkChanged
@@ -55,6 +55,13 @@ class ForgeScreen(Screen[None]):
 
     async def load(self) -> None:
         """Fetch what the screen shows and show it."""
+
+    def cursor_key(self, table_id: str) -> str | None:
+        """The key of the row under a table's cursor: the id of what the screen acts on."""
+        table = self.query_one(f"#{table_id}", DataTable)
+        if not table.row_count:
+            return None
+        return table.coordinate_to_cell_key(table.cursor_coordinate).row_key.value
 
     async def call(self, method: str, **params: Any) -> Any:
         return await self.forge.link.call(method, **params)

@@ -58,14 +58,8 @@ class DatasetsScreen(ForgeScreen):
             )
         await self.show_card()
 
-    def current(self) -> str | None:
-        table = self.query_one("#datasets", DataTable)
-        if not table.row_count:
-            return None
-        return table.coordinate_to_cell_key(table.cursor_coordinate).row_key.value
-
     async def show_card(self) -> None:
-        dataset_id = self.current()
+        dataset_id = self.cursor_key("datasets")
         if dataset_id is None:
             return
         d = self.datasets[dataset_id]

@@ -47,7 +47,6 @@ class JobDetailScreen(ForgeScreen):
         self.job_id = job_id
         self.job: dict[str, Any] = {}
         self.last_log_seq = 0
-        self.latest: dict[str, float] = {}
         self.pushed: deque[tuple[int, str]] = deque(maxlen=PUSHED_KEPT)
 
     def body(self) -> ComposeResult:
@@ -125,7 +124,6 @@ class JobDetailScreen(ForgeScreen):
         self.query_one("#job-progress", Static).update(progress_text(progress))
 
     def _take_metric(self, name: str, step: int, value: float) -> None:
-        self.latest[name] = value
         table = self.query_one("#job-metrics", DataTable)
         if name in table.rows:
             table.update_cell(name, "latest", metric(value), update_width=True)

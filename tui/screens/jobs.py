@@ -114,15 +114,8 @@ class JobsScreen(ForgeScreen):
         if event.row_key.value:
             self.forge.open_job(event.row_key.value)
 
-    def selected_job(self) -> str | None:
-        table = self.query_one("#jobs", DataTable)
-        if not table.row_count:
-            return None
-        key = table.coordinate_to_cell_key(table.cursor_coordinate).row_key
-        return key.value
-
     def action_cancel_job(self) -> None:
-        job_id = self.selected_job()
+        job_id = self.cursor_key("jobs")
         if job_id:
             self.io(lambda: self._cancel(job_id), f"cancelling {job_id}")
 

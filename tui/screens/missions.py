@@ -101,7 +101,7 @@ class MissionsScreen(ForgeScreen):
         missions = (await self.call("missions.list", limit=200))["missions"]
         self.missions = {m["id"]: m for m in missions}
         table = self.query_one("#missions", DataTable)
-        current = self.current()
+        current = self.cursor_key("missions")
         table.clear()
         for m in missions:
             table.add_row(
@@ -116,14 +116,8 @@ class MissionsScreen(ForgeScreen):
         self.shown = None
         await self.show_detail()
 
-    def current(self) -> str | None:
-        table = self.query_one("#missions", DataTable)
-        if not table.row_count:
-            return None
-        return table.coordinate_to_cell_key(table.cursor_coordinate).row_key.value
-
     async def show_detail(self) -> None:
-        mission_id = self.current()
+        mission_id = self.cursor_key("missions")
         if mission_id is None or mission_id == self.shown:
             return
         mission = self.missions[mission_id]
@@ -139,7 +133,7 @@ class MissionsScreen(ForgeScreen):
         self.io(lambda: self.show_detail(), "loading the mission", group="detail", exclusive=True)
 
     def action_approve(self) -> None:
-        mission_id = self.current()
+        mission_id = self.cursor_key("missions")
         if mission_id:
             self.io(lambda: self._approve(mission_id), f"approving {mission_id}")
 
@@ -153,7 +147,7 @@ class MissionsScreen(ForgeScreen):
             self.forge.open_job(job)
 
     def action_reject(self) -> None:
-        mission_id = self.current()
+        mission_id = self.cursor_key("missions")
         if not mission_id:
             return
 
@@ -171,7 +165,7 @@ class MissionsScreen(ForgeScreen):
 
     def on_data_table_row_selected(self) -> None:
         """Enter on an approved mission opens its train job."""
-        mission_id = self.current()
+        mission_id = self.cursor_key("missions")
         job = self.missions.get(mission_id or "", {}).get("data", {}).get("train_job")
         if job:
             self.forge.open_job(job)

@@ -105,11 +105,7 @@ class ModelsScreen(ForgeScreen):
         await self.show_detail()
 
     def current(self) -> dict[str, Any] | None:
-        table = self.query_one("#models", DataTable)
-        if not table.row_count:
-            return None
-        key = table.coordinate_to_cell_key(table.cursor_coordinate).row_key.value
-        return self.models.get(key or "")
+        return self.models.get(self.cursor_key("models") or "")
 
     async def show_detail(self) -> None:
         model = self.current()

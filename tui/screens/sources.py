@@ -61,12 +61,6 @@ class SourcesScreen(ForgeScreen):
                 "\n".join(f"{s['id']}: {s['path']} (added {ago(s['added_at'])})" for s in sources)
             )
 
-    def current(self) -> str | None:
-        table = self.query_one("#sources", DataTable)
-        if not table.row_count:
-            return None
-        return table.coordinate_to_cell_key(table.cursor_coordinate).row_key.value
-
     def action_add_source(self) -> None:
         def chosen(path: str | None) -> None:
             if path:
@@ -79,7 +73,7 @@ class SourcesScreen(ForgeScreen):
         self.notify(f"watching {source['name']} ({source['id']})")
 
     def action_remove_source(self) -> None:
-        source_id = self.current()
+        source_id = self.cursor_key("sources")
         if not source_id:
             return
 
@@ -90,7 +84,7 @@ class SourcesScreen(ForgeScreen):
         self.app.push_screen(Confirm(f"Stop watching {source_id}? Its datasets stay."), answered)
 
     def action_scan_source(self) -> None:
-        source_id = self.current()
+        source_id = self.cursor_key("sources")
         if source_id:
             self.io(lambda: self._scan(source_id), f"scanning {source_id}")
 
