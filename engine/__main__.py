@@ -48,6 +48,10 @@ def _runner(kind: str) -> Callable[[JobSpec, Emitter], dict[str, object]]:
         from engine.infer import run as infer
 
         return infer
+    if kind == "deploy":
+        from engine.deploy import run as deploy
+
+        return deploy
     raise EngineError(f"this engine cannot run job kind {kind!r}")
 
 

@@ -1,4 +1,5 @@
-"""The `infer` job: one answer from a base model (with an adapter, optionally), streamed.
+"""The `infer` job: one answer from a base model (with an adapter, optionally) or from a deployed
+Ollama model, streamed.
 
 Text goes out as `token` events as soon as the tokenizer can decode it to whole characters, so
 the playground shows the answer while it is being written. A cancel stops generation at the next
@@ -9,14 +10,59 @@ from __future__ import annotations
 
 from typing import Any
 
-from engine import control
+from engine import control, ollama_api
 from engine.backends import device_name
 from engine.events import Emitter
 from engine.model_source import resolve_adapter, resolve_base
 from engine.spec import InferParams, JobSpec
 
 
+def chat_messages(p: InferParams) -> list[dict[str, str]]:
+    messages = [{"role": "system", "content": p.system}] if p.system else []
+    messages.append({"role": "user", "content": p.prompt})
+    return messages
+
+
+def run_ollama(p: InferParams, events: Emitter) -> dict[str, Any]:
+    """Ask a deployed Ollama model; its streamed chunks become `token` events as they come."""
+    assert p.ollama_model
+    api = ollama_api.client(p.host)
+    events.log(f"asking {p.ollama_model} at {ollama_api.shown_host(p.host)}")
+    pieces: list[str] = []
+    tokens = 0
+    with ollama_api.talking_to(p.host, f"asking {p.ollama_model}"):
+        stream = api.chat(
+            model=p.ollama_model,
+            messages=chat_messages(p),
+            stream=True,
+            options={
+                "temperature": p.temperature,
+                "seed": p.seed,
+                "num_predict": p.max_new_tokens,
+            },
+        )
+        for chunk in stream:
+            if control.stopping():
+                stream.close()  # closes the response: Ollama stops generating
+                break
+            if chunk.message.content:
+                pieces.append(chunk.message.content)
+                events.emit("token", text=chunk.message.content)
+            if chunk.done:
+                tokens = chunk.eval_count or len(pieces)
+    control.check()
+    return {"text": "".join(pieces), "tokens": tokens or len(pieces)}
+
+
 def run(spec: JobSpec, events: Emitter) -> dict[str, Any]:
+    p = spec.typed_params()
+    assert isinstance(p, InferParams)
+    if p.ollama_model:
+        return run_ollama(p, events)
+    return run_local(spec, p, events)
+
+
+def run_local(spec: JobSpec, p: InferParams, events: Emitter) -> dict[str, Any]:
     import torch
     from transformers import (
         AutoModelForCausalLM,
@@ -26,8 +72,6 @@ def run(spec: JobSpec, events: Emitter) -> dict[str, Any]:
         TextStreamer,
     )
 
-    p = spec.typed_params()
-    assert isinstance(p, InferParams)
     device = device_name()
     base_dir = resolve_base(p.base_model, spec.models_dir)
     tokenizer = AutoTokenizer.from_pretrained(base_dir, local_files_only=True)
@@ -39,10 +83,8 @@ def run(spec: JobSpec, events: Emitter) -> dict[str, Any]:
     model.eval()
     events.log(f"generating with {base_dir.name}" + (f" + {p.adapter}" if p.adapter else ""))
 
-    messages = [{"role": "system", "content": p.system}] if p.system else []
-    messages.append({"role": "user", "content": p.prompt})
     ids = tokenizer.apply_chat_template(
-        messages, add_generation_prompt=True, return_tensors="pt", return_dict=True
+        chat_messages(p), add_generation_prompt=True, return_tensors="pt", return_dict=True
     )["input_ids"].to(device)
     pieces: list[str] = []
 

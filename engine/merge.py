@@ -34,36 +34,46 @@ def probe_logits(model: Any, tokenizer: Any) -> Any:
         return model(**batch).logits
 
 
-def run(spec: JobSpec, events: Emitter) -> dict[str, Any]:
+def merge_and_verify(base_dir: Path, adapter: Path, out: Path, events: Emitter) -> float:
+    """Write base + adapter folded together to `out`; EngineError unless it reloads the same.
+
+    Returns the largest logit difference found on the probe batch.
+    """
     import torch
     from peft import PeftModel
     from transformers import AutoModelForCausalLM, AutoTokenizer
 
-    p = spec.typed_params()
-    assert isinstance(p, MergeParams)
-    base_dir = resolve_base(p.base_model, spec.models_dir)
-    adapter = resolve_adapter(p.adapter)
     tokenizer = AutoTokenizer.from_pretrained(base_dir, local_files_only=True)
     base = AutoModelForCausalLM.from_pretrained(
         base_dir, local_files_only=True, dtype=torch.float32
     )
     model = PeftModel.from_pretrained(base, adapter)
     expected = probe_logits(model, tokenizer)
-    events.progress(1, 3, stage="merge")
+    events.log(f"merging {adapter} into {base_dir.name}")
     merged = model.merge_and_unload()
-    work = Path(spec.run_dir) / "merged.partial"
-    shutil.rmtree(work, ignore_errors=True)
-    merged.save_pretrained(work, safe_serialization=True)
-    tokenizer.save_pretrained(work)
-    events.progress(2, 3, stage="verify")
-    reloaded = AutoModelForCausalLM.from_pretrained(work, local_files_only=True)
+    shutil.rmtree(out, ignore_errors=True)
+    merged.save_pretrained(out, safe_serialization=True)
+    tokenizer.save_pretrained(out)
+    reloaded = AutoModelForCausalLM.from_pretrained(out, local_files_only=True)
     diff = float((probe_logits(reloaded, tokenizer) - expected).abs().max())
     if diff > TOLERANCE:
         raise EngineError(f"the merged model's logits differ from base + adapter by {diff:.2e}")
     events.log(f"merged model matches base + adapter (max logit difference {diff:.2e})")
+    return diff
+
+
+def run(spec: JobSpec, events: Emitter) -> dict[str, Any]:
+    p = spec.typed_params()
+    assert isinstance(p, MergeParams)
+    base_dir = resolve_base(p.base_model, spec.models_dir)
+    adapter = resolve_adapter(p.adapter)
     final = Path(spec.models_dir) / p.name
     if final.exists():
         raise EngineError(f"params.name: {final} already exists; choose another name")
+    events.progress(1, 3, stage="merge")
+    work = Path(spec.run_dir) / "merged.partial"
+    diff = merge_and_verify(base_dir, adapter, work, events)
+    events.progress(2, 3, stage="verified")
     final.parent.mkdir(parents=True, exist_ok=True)
     work.rename(final)
     info = inspect_model_folder(final)

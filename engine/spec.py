@@ -8,12 +8,13 @@ from __future__ import annotations
 
 from typing import Any, Literal
 
-from pydantic import BaseModel, ConfigDict, Field
+from pydantic import BaseModel, ConfigDict, Field, model_validator
 
 from forged.schema import JobKind
 
 # Jobs that load a model with torch and hold the accelerator (or the CPU, where that is all there
-# is); the runner runs at most `jobs.max_parallel` of these at once. `deploy` only talks to Ollama.
+# is); the runner runs at most `jobs.max_parallel` of these at once. See `holds_accelerator` for
+# the two kinds that only sometimes do.
 ACCELERATOR_KINDS: frozenset[str] = frozenset({"prepare-model", "train", "eval", "merge", "infer"})
 
 
@@ -108,15 +109,58 @@ class MergeParams(KindParams):
 
 
 class InferParams(KindParams):
-    """Generate an answer from a base model, or a base model with an adapter, streamed as tokens."""
+    """Generate an answer from a base model, a base model with an adapter, or a deployed Ollama
+    model, streamed as tokens."""
 
     base_model: str = "tiny-llama"
     adapter: str | None = Field(None, description="adapter folder (a train job's id works)")
+    ollama_model: str | None = Field(
+        None, max_length=200, description="ask this Ollama model instead of loading weights here"
+    )
+    host: str | None = Field(None, description="the Ollama server; default: $OLLAMA_HOST")
     prompt: str = Field(min_length=1, max_length=100_000)
     system: str | None = Field(None, max_length=100_000)
     max_new_tokens: int = Field(128, ge=1, le=8192)
     temperature: float = Field(0.0, ge=0, le=5, description="0: always the likeliest token")
     seed: int = Field(0, ge=0)
+
+
+OLLAMA_NAME = r"^[a-z0-9][a-z0-9._-]{0,99}(:[A-Za-z0-9][A-Za-z0-9._-]{0,99})?$"
+# Model files go to Ollama as they are; `auto` keeps the upload small where Ollama allows it.
+DeployMode = Literal["auto", "adapter", "merged"]
+
+
+class DeployParams(KindParams):
+    """Create an Ollama model from an adapter (on an Ollama base) or from a merged model folder,
+    then point the alias at it. The previous deployment stays until the new one is verified."""
+
+    base_model: str = Field("tiny-llama", description="the base the adapter was trained on")
+    adapter: str | None = Field(None, description="adapter folder (a train job's run dir works)")
+    merged: str | None = Field(None, description="a merged model folder to upload whole")
+    tag: str = Field(pattern=OLLAMA_NAME, description="the new Ollama model, e.g. forge-repo:3")
+    alias: str | None = Field(
+        None, pattern=OLLAMA_NAME, description="re-pointed to the new tag once it is verified"
+    )
+    mode: DeployMode = Field(
+        "auto",
+        description="adapter: upload only the adapter onto ollama_base; merged: merge here and "
+        "upload the whole model; auto: adapter where Ollama can, else merged",
+    )
+    ollama_base: str | None = Field(
+        None, max_length=200, description="the Ollama model that is the same base, for adapters"
+    )
+    system: str | None = Field(None, max_length=100_000)
+    template: str | None = Field(None, max_length=100_000, description="a Go template")
+    parameters: dict[str, Any] = Field(default_factory=dict, description="Modelfile PARAMETERs")
+    host: str | None = Field(None, description="the Ollama server; default: $OLLAMA_HOST")
+
+    @model_validator(mode="after")
+    def _one_source(self) -> DeployParams:
+        if (self.adapter is None) == (self.merged is None):
+            raise ValueError("give exactly one of adapter and merged")
+        if self.mode == "adapter" and self.merged is not None:
+            raise ValueError("mode adapter needs an adapter, not a merged model")
+        return self
 
 
 # The job kinds this engine runs, with the params each takes. A kind that is missing here is
@@ -127,10 +171,22 @@ KIND_PARAMS: dict[str, type[KindParams]] = {
     "eval": EvalParams,
     "merge": MergeParams,
     "infer": InferParams,
+    "deploy": DeployParams,
 }
 
 # Kinds that write checkpoints and can continue from one after an interruption.
 RESUMABLE_KINDS: frozenset[str] = frozenset({"prepare-model", "train"})
+
+
+def holds_accelerator(kind: str, params: dict[str, Any]) -> bool:
+    """Whether a job loads weights here: an Ollama answer does not, a deploy that merges does."""
+    if kind == "infer":
+        return not params.get("ollama_model")
+    if kind == "deploy":
+        return params.get("mode") == "merged" or (
+            params.get("mode", "auto") == "auto" and not params.get("ollama_base")
+        )
+    return kind in ACCELERATOR_KINDS
 
 
 class UnknownKind(ValueError):

@@ -34,6 +34,12 @@ CHAT_TEMPLATE = (
     "{% if add_generation_prompt %}{{ '<|assistant|>\n' }}{% endif %}"
 )
 
+# The same conversation format as a Go template, for the model Ollama serves after a deploy.
+OLLAMA_TEMPLATE = (
+    "{{- range .Messages }}<|{{ .Role }}|>\n{{ .Content }}<|end|>\n{{ end }}<|assistant|>\n"
+)
+OLLAMA_STOP = [END]
+
 
 def corpus_lines(extra: list[str]) -> Iterator[str]:
     """The bundled corpus, then any extra files the person named (errors name the file)."""

@@ -1,5 +1,6 @@
 """The Antigravity agent inside the daemon: rescans sources, proposes missions, runs the chain
-of an approved one (train → eval; deploy arrives with the models issue).
+of an approved one: train → eval → deploy, the last only when the new adapter beats the model
+the source's alias serves (or the base, before the first deploy), saying so either way.
 
 The git work and dataset building run in worker threads so the event loop never waits on
 them; one scan runs at a time, so two triggers never propose the same material twice.
@@ -9,6 +10,7 @@ from __future__ import annotations
 
 import asyncio
 import datetime as dt
+import json
 import logging
 import time
 from pathlib import Path
@@ -21,6 +23,7 @@ from engine.spec import parse_params
 from forged.config import AgentConfig
 from forged.events import EventBus
 from forged.paths import ForgePaths
+from forged.registry import ModelRegistry, RegistryError, eval_scores, source_alias
 from forged.runner import JobRunner
 from forged.schema import Job, Mission, Source
 from forged.store import Store
@@ -51,8 +54,10 @@ class AgentService:
         runner: JobRunner,
         paths: ForgePaths,
         config: AgentConfig,
+        models: ModelRegistry,
         advisor: Advisor | None = None,
     ) -> None:
+        self.models = models
         self.advisor = advisor
         self.store = store
         self.bus = bus
@@ -238,6 +243,10 @@ class AgentService:
         return None
 
     def _previous_adapter(self, source_id: str) -> str | None:
+        """What a new adapter is compared with: the deployed one, else the last one trained."""
+        deployed = self.models.current(source_alias(self.store.get_source(source_id).name))
+        if deployed is not None and deployed.data.get("adapter"):
+            return str(deployed.data["adapter"])
         for m in self.store.list_missions(["approved"], source_id, 50):
             if m.data.get("adapter"):
                 return str(m.data["adapter"])
@@ -282,9 +291,55 @@ class AgentService:
         elif job.kind == "eval" and mission.source_id:
             # The source's new baseline: later missions count material from this commit.
             self.store.set_source_commits(mission.source_id, trained=mission.data["head"])
-            self.store.update_mission_data(mission.id, {"completed": True})
+            asyncio.get_running_loop().create_task(self._deploy_if_better(mission, job))
+        elif job.kind == "deploy":
+            self.store.update_mission_data(
+                mission.id, {"completed": True, "deployed": job.params.get("tag")}
+            )
         self.bus.emit(
             "mission.updated",
             None,
             {"id": mission.id, "job": job.id, "kind": job.kind, "status": job.status},
         )
+
+    async def _deploy_if_better(self, mission: Mission, eval_job: Job) -> None:
+        """Deploy the mission's adapter when its eval beats what its source serves now."""
+        decision, job = await self._decide_deploy(mission, eval_job)
+        extra: dict[str, Any] = {"deploy": decision}
+        if job is None:
+            extra["completed"] = True
+        else:
+            extra["deploy_job"] = job.id
+        self.store.update_mission_data(mission.id, extra)
+        self.bus.emit("mission.updated", None, {"id": mission.id, "deploy": decision})
+        log.info("mission %s: %s", mission.id, decision)
+
+    async def _decide_deploy(self, mission: Mission, eval_job: Job) -> tuple[str, Job | None]:
+        source = self.store.get_source(str(mission.source_id))
+        report = Path(eval_job.run_dir) / "eval.json"
+        scores = eval_scores(json.loads(report.read_text(encoding="utf-8")))
+        deployed = self.models.current(source_alias(source.name))
+        if deployed is not None and "previous" in scores:
+            rival, old = f"the deployed {deployed.name}", scores["previous"]["eval_loss"]
+        else:
+            rival, old = "the base model", scores["base"]["eval_loss"]
+        new = scores["adapter"]["eval_loss"]
+        versus = f"eval loss {new:.4f} against {rival}'s {old:.4f}"
+        if new >= old:
+            return f"not deployed: the new adapter does not beat {rival} ({versus})", None
+        adapter = self.models.adapter_at(str(eval_job.params["adapter"]))
+        later = "deploy it from the Models screen (d) or with `forge models deploy`"
+        if not self.models.config.ollama.deploy_missions:
+            return f"not deployed: ollama.deploy_missions is off ({versus}); {later}", None
+        if (unreachable := await self.models.reachable()) is not None:
+            return f"not deployed: {unreachable} ({versus}); {later} once it runs", None
+        try:
+            if adapter is None:
+                raise RegistryError(f"no adapter is registered at {eval_job.params['adapter']}")
+            params = self.models.plan_deploy(adapter)
+        except RegistryError as exc:
+            return f"not deployed: {exc}", None
+        job = self.runner.submit(
+            "deploy", f"mission {mission.id}: deploy {params['tag']}", params, mission.id
+        )
+        return f"deploying as {params['tag']}: it beats {rival} ({versus})", job

@@ -105,6 +105,33 @@ class TuiConfig(_Section):
     )
 
 
+class ModelsConfig(_Section):
+    folders: list[str] = Field(
+        default_factory=list,
+        description="folders holding base models (each a transformers model folder), listed too",
+    )
+    hf_cache: bool = Field(True, description="list the models in the Hugging Face cache")
+
+
+class OllamaConfig(_Section):
+    host: str = Field("", description='the Ollama server; "" for $OLLAMA_HOST or 127.0.0.1:11434')
+    deploy_missions: bool = Field(
+        True,
+        description="an approved mission ends with a deploy when its adapter beats the deployed "
+        "model",
+    )
+    bases: dict[str, str] = Field(
+        default_factory=dict,
+        description="base model → the same model in Ollama, to deploy adapters onto it, e.g. "
+        '{"meta-llama/Llama-3.2-1B-Instruct" = "llama3.2:1b"}; others are merged and uploaded',
+    )
+    system: str = Field("", description="system prompt of the deployed models")
+    parameters: dict[str, str] = Field(
+        default_factory=dict,
+        description='Modelfile parameters of the deployed models, e.g. {"num_ctx" = "4096"}',
+    )
+
+
 class Config(_Section):
     daemon: DaemonConfig = DaemonConfig()
     jobs: JobsConfig = JobsConfig()
@@ -112,6 +139,8 @@ class Config(_Section):
     agent: AgentConfig = AgentConfig()
     advisor: AdvisorConfig = AdvisorConfig()
     tui: TuiConfig = TuiConfig()
+    models: ModelsConfig = ModelsConfig()
+    ollama: OllamaConfig = OllamaConfig()
 
 
 class ConfigError(ValueError):

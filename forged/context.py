@@ -10,6 +10,7 @@ from forged.config import Config
 from forged.events import EventBus
 from forged.hardware import Hardware
 from forged.paths import ForgePaths
+from forged.registry import ModelRegistry
 from forged.runner import JobRunner
 from forged.server import Connection
 from forged.store import Store
@@ -24,6 +25,7 @@ class Services:
     runner: JobRunner
     hardware: Hardware
     agent: AgentService
+    models: ModelRegistry
     started_at: float = field(default_factory=time.time)
 
 

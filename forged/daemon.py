@@ -23,6 +23,7 @@ from forged.context import Services, Session
 from forged.events import EventBus
 from forged.hardware import Hardware
 from forged.paths import ForgePaths
+from forged.registry import ModelRegistry
 from forged.runner import JobRunner
 from forged.sdnotify import notify
 from forged.server import AlreadyRunning, Connection, RpcServer, acquire_lock
@@ -45,16 +46,21 @@ async def serve(paths: ForgePaths, config: Config) -> int:
         return 1
     bus = EventBus(store, config.events.subscriber_queue)
     runner = JobRunner(store, bus, paths, config.jobs)
+    hardware = await Hardware.detect()
+    # Registered first: the agent's chain reads the eval results the registry records.
+    models = ModelRegistry(store, bus, paths, config, hardware.accelerator.kind)
+    runner.listeners.append(models.on_job_finished)
     advisor = Advisor(AdvisorSettings(**config.advisor.model_dump()))
-    agent = AgentService(store, bus, runner, paths, config.agent, advisor)
+    agent = AgentService(store, bus, runner, paths, config.agent, models, advisor)
     services = Services(
         paths=paths,
         config=config,
         store=store,
         bus=bus,
         runner=runner,
-        hardware=await Hardware.detect(),
+        hardware=hardware,
         agent=agent,
+        models=models,
     )
     registry = build_registry()
 

@@ -21,7 +21,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from engine.spec import ACCELERATOR_KINDS, RESUMABLE_KINDS, JobSpec
+from engine.spec import RESUMABLE_KINDS, JobSpec, holds_accelerator
 from forged.config import JobsConfig
 from forged.events import EventBus
 from forged.paths import ForgePaths
@@ -32,7 +32,12 @@ log = logging.getLogger(__name__)
 
 MAX_LINE = 1024 * 1024
 # Artifacts that are models, and the registry kind each becomes.
-MODEL_ARTIFACTS = {"base-model": "base", "adapter": "adapter", "merged-model": "merged"}
+MODEL_ARTIFACTS = {
+    "base-model": "base",
+    "adapter": "adapter",
+    "merged-model": "merged",
+    "ollama-model": "ollama",
+}
 LOG_LINE_CAP = 8192
 
 
@@ -92,7 +97,7 @@ class JobRunner:
                 log.exception("the job runner failed to start a job")
 
     async def _start_ready_jobs(self) -> None:
-        busy = sum(1 for r in self.running.values() if r.job.kind in ACCELERATOR_KINDS)
+        busy = sum(1 for r in self.running.values() if holds_accelerator(r.job.kind, r.job.params))
         now = time.time()
         for job in self.store.queued_jobs():
             if job.id in self.running:
@@ -101,7 +106,7 @@ class JobRunner:
                 # Held (quiet hours): look again when it may start.
                 asyncio.get_running_loop().call_later(job.not_before - now + 0.05, self.wake)
                 continue
-            if job.kind in ACCELERATOR_KINDS:
+            if holds_accelerator(job.kind, job.params):
                 if busy >= self.config.max_parallel:
                     continue
                 busy += 1

@@ -303,11 +303,24 @@ class ModelsListResult(Record):
 
 
 class ModelsDeployParams(IdParams):
-    tag: str | None = Field(None, max_length=200)
+    tag: str | None = Field(
+        None,
+        pattern=r"^[a-z0-9][a-z0-9._-]{0,99}(:[A-Za-z0-9][A-Za-z0-9._-]{0,99})?$",
+        description="the Ollama name; default forge-<source>:<next number>",
+    )
+    mode: Literal["adapter", "merged"] | None = Field(
+        None, description="default: adapter where Ollama has the base and takes adapters"
+    )
 
 
 class ModelsRollbackParams(Params):
-    source_id: str = Field(min_length=1, max_length=200)
+    source_id: str | None = Field(None, min_length=1, max_length=200)
+    alias: str | None = Field(None, min_length=1, max_length=200, description="e.g. forge-x:latest")
+
+
+class ModelsRollbackResult(Record):
+    alias: str
+    model: Model
 
 
 # ---- system -----------------------------------------------------------------------------------

@@ -562,6 +562,22 @@ class Store:
             raise KeyError(model_id)
         return Model.model_validate(_row(row))
 
+    def find_model(self, kind: str, path: str) -> Model | None:
+        row = self.db.execute(
+            "SELECT * FROM models WHERE kind = ? AND path = ?", (kind, path)
+        ).fetchone()
+        return None if row is None else Model.model_validate(_row(row))
+
+    def update_model_data(self, model_id: str, extra: dict[str, Any]) -> Event:
+        """Merge `extra` into a model's details (eval results, where it is deployed)."""
+        with self.tx() as db:
+            row = db.execute("SELECT data FROM models WHERE id = ?", (model_id,)).fetchone()
+            if row is None:
+                raise KeyError(model_id)
+            data = json.loads(row["data"]) | extra
+            db.execute("UPDATE models SET data = ? WHERE id = ?", (json.dumps(data), model_id))
+            return self._insert_event("model.updated", None, {"id": model_id})
+
     def upsert_model(
         self,
         kind: str,

@@ -1,40 +1,59 @@
-"""models.*: base models, adapters, merged models and Ollama deployments in the registry."""
+"""models.*: the registry, deploying to Ollama, and rolling a source's alias back."""
 
 from __future__ import annotations
 
+from typing import Any
+
 from forged.context import Session
-from forged.rpc import NOT_FOUND, UNSUPPORTED, Registry, RpcError, lookup
+from forged.registry import RegistryError, source_alias
+from forged.rpc import INVALID_PARAMS, Registry, RpcError, invalid_state, lookup
 from forged.schema import (
+    Job,
     ModelsDeployParams,
     ModelsListParams,
     ModelsListResult,
     ModelsRollbackParams,
+    ModelsRollbackResult,
 )
 
-NO_DEPLOY = "deploying to Ollama is not part of this version of forge yet"
+
+def bad_param(name: str, why: str) -> RpcError:
+    return RpcError(INVALID_PARAMS, f"params.{name}: {why}", {"param": name})
 
 
 def register(reg: Registry[Session]) -> None:
     @reg.method("models.list", ModelsListParams)
     async def models_list(p: ModelsListParams, s: Session) -> ModelsListResult:
-        """Every model the registry holds, newest first, optionally of some kinds."""
-        return ModelsListResult(models=s.services.store.list_models(p.kind))
+        """Every model, newest first: base models on disk, adapters with their eval metrics and
+        origin, merged models, and Ollama tags with what they were built from."""
+        return ModelsListResult(models=await s.services.models.models(p.kind))
 
     @reg.method("models.deploy", ModelsDeployParams)
-    async def models_deploy(p: ModelsDeployParams, s: Session) -> ModelsListResult:
-        """Deploy an adapter or merged model to Ollama."""
-        lookup(s.services.store.get_model, "model", p.id)
-        raise RpcError(UNSUPPORTED, NO_DEPLOY, {"method": "models.deploy"})
+    async def models_deploy(p: ModelsDeployParams, s: Session) -> Job:
+        """Queue a deploy job that makes an adapter or merged model an Ollama tag."""
+        model = lookup(s.services.store.get_model, "model", p.id)
+        try:
+            params: dict[str, Any] = s.services.models.plan_deploy(model, p.tag)
+        except RegistryError as exc:
+            raise invalid_state(str(exc), id=p.id) from None
+        if p.mode == "adapter" and model.kind == "merged":
+            raise bad_param("mode", "a merged model is uploaded whole, not as an adapter")
+        if p.mode:
+            params["mode"] = p.mode
+        return s.services.runner.submit("deploy", f"deploy {params['tag']}", params)
 
     @reg.method("models.rollback", ModelsRollbackParams)
-    async def models_rollback(p: ModelsRollbackParams, s: Session) -> ModelsListResult:
-        """Point a source's Ollama alias back at its previous tag."""
+    async def models_rollback(p: ModelsRollbackParams, s: Session) -> ModelsRollbackResult:
+        """Point a source's alias (or any alias) back at the tag deployed before its current."""
+        if (p.source_id is None) == (p.alias is None):
+            raise bad_param("source_id", "give exactly one of source_id and alias")
+        alias = p.alias
+        if p.source_id is not None:
+            source = lookup(s.services.store.get_source, "source", p.source_id)
+            alias = source_alias(source.name)
+        assert alias is not None
         try:
-            s.services.store.get_source(p.source_id)
-        except KeyError:
-            raise RpcError(
-                NOT_FOUND,
-                f"no source {p.source_id!r}",
-                {"param": "source_id", "value": p.source_id},
-            ) from None
-        raise RpcError(UNSUPPORTED, NO_DEPLOY, {"method": "models.rollback"})
+            model = await s.services.models.rollback(alias)
+        except RegistryError as exc:
+            raise invalid_state(str(exc), alias=alias) from None
+        return ModelsRollbackResult(alias=alias, model=model)

@@ -1,0 +1,157 @@
+"""The `deploy` job: a trained adapter (or a merged model) becomes an Ollama model tag.
+
+Two ways, as Ollama allows:
+* adapter: the base is already an Ollama model (`ollama_base`) of an architecture Ollama takes
+  LoRA adapters for; only the adapter's files are uploaded, and `create` puts them on it.
+* merged: the adapter is folded into its base here (checked against base + adapter) and the
+  whole model folder is uploaded; used for any base Ollama has no counterpart or adapters for.
+
+Nothing that exists is changed until the new tag is created and answers `show`; only then is
+the alias (e.g. `forge-myrepo:latest`) re-pointed. A failure at any step leaves the previous
+deployment serving.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+
+from engine import control
+from engine.errors import EngineError
+from engine.events import Emitter
+from engine.merge import merge_and_verify
+from engine.model_source import resolve_adapter, resolve_base
+from engine.ollama_api import (
+    ADAPTER_MODEL_TYPES,
+    NotFound,
+    chat_format,
+    client,
+    model_type,
+    shown_host,
+    talking_to,
+    upload,
+)
+from engine.spec import DeployParams, JobSpec
+
+ADAPTER_FILES = ("adapter_model.safetensors", "adapter_config.json")
+
+
+def choose_mode(p: DeployParams, kind: str, arch: str, events: Emitter) -> str:
+    """`adapter` or `merged`, or an EngineError when the asked-for mode cannot work."""
+    if p.merged is not None:
+        return "merged"
+    takes_adapters = kind in ADAPTER_MODEL_TYPES
+    if p.mode == "adapter":
+        if not p.ollama_base:
+            raise EngineError(
+                "params.ollama_base: mode adapter needs the Ollama model that is this adapter's "
+                f"base ({p.base_model}); name it in config.toml under [ollama] bases"
+            )
+        if not takes_adapters:
+            raise EngineError(
+                f"Ollama cannot apply adapters to {kind} models ({arch}); it takes them for "
+                f'{", ".join(sorted(ADAPTER_MODEL_TYPES))}. Deploy with mode "merged" to upload '
+                "the adapter folded into its base instead"
+            )
+        return "adapter"
+    if p.mode == "merged":
+        return "merged"
+    if p.ollama_base and takes_adapters:
+        events.log(f"deploying the adapter onto the Ollama model {p.ollama_base}")
+        return "adapter"
+    why = (
+        f"Ollama takes no adapters for {kind} models"
+        if p.ollama_base
+        else f"no Ollama model is named as the same base as {p.base_model} ([ollama] bases)"
+    )
+    events.log(f"merging the adapter and uploading the whole model: {why}")
+    return "merged"
+
+
+def run(spec: JobSpec, events: Emitter) -> dict[str, Any]:
+    p = spec.typed_params()
+    assert isinstance(p, DeployParams)
+    where = shown_host(p.host)
+    api = client(p.host)
+    with talking_to(p.host, "listing its models"):
+        api.list()
+    events.log(f"Ollama answers at {where}")
+
+    base_dir = resolve_base(p.base_model, spec.models_dir)
+    kind, arch = model_type(base_dir)
+    adapter = resolve_adapter(p.adapter) if p.adapter else None
+    mode = choose_mode(p, kind, arch, events)
+    request: dict[str, Any] = {}
+    if mode == "adapter":
+        assert adapter is not None and p.ollama_base
+        try:
+            with talking_to(p.host, f"looking up the base model {p.ollama_base}"):
+                api.show(p.ollama_base)
+        except NotFound:
+            raise EngineError(
+                f"the base model {p.ollama_base!r} is not in the Ollama at {where}: run "
+                f'`ollama pull {p.ollama_base}` there, or deploy with mode "merged"'
+            ) from None
+        files = [adapter / name for name in ADAPTER_FILES]
+        format_dir = base_dir
+        request["from_"] = p.ollama_base
+    else:
+        if p.merged is not None:
+            folder = resolve_base(p.merged, spec.models_dir, key="merged")
+        else:
+            assert adapter is not None
+            events.progress(0, None, stage="merge")
+            folder = Path(spec.run_dir) / "merged"
+            merge_and_verify(base_dir, adapter, folder, events)
+        files = sorted(f for f in folder.iterdir() if f.is_file() and not f.name.startswith("."))
+        format_dir = folder
+    missing = [str(f) for f in files if not f.is_file()]
+    if missing:
+        raise EngineError(f"nothing to upload at {', '.join(missing)}")
+
+    digests: dict[str, str] = {}
+    sent_bytes = 0
+    for number, path in enumerate(files, start=1):
+        control.check()
+        digests[path.name], sent = upload(api, p.host, path)
+        sent_bytes += path.stat().st_size if sent else 0
+        events.log(f"{path.name}: " + ("uploaded" if sent else "already in Ollama"))
+        events.progress(number, len(files) + 2, stage="upload")
+    request["adapters" if mode == "adapter" else "files"] = digests
+
+    template, parameters = chat_format(format_dir)
+    parameters |= p.parameters
+    control.check()
+    with talking_to(p.host, f"creating {p.tag}"):
+        for update in api.create(
+            model=p.tag,
+            template=p.template or template,
+            system=p.system or None,
+            parameters=parameters or None,
+            stream=True,
+            **request,
+        ):
+            events.log(f"ollama: {update.status}")
+    with talking_to(p.host, f"checking the new model {p.tag}"):
+        shown = api.show(p.tag)
+    events.progress(len(files) + 1, len(files) + 2, stage="created")
+    if p.alias and p.alias != p.tag:
+        with talking_to(p.host, f"pointing {p.alias} at {p.tag}"):
+            api.copy(p.tag, p.alias)
+        events.log(f"{p.alias} now points at {p.tag}")
+    events.progress(len(files) + 2, len(files) + 2, stage="done")
+    details = shown.details.model_dump(exclude_none=True) if shown.details else {}
+    events.artifact(
+        "ollama-model",
+        p.tag,
+        name=p.tag,
+        base=p.ollama_base or str(base_dir),
+        host=where,
+        alias=p.alias,
+        mode=mode,
+        adapter=str(adapter) if adapter else None,
+        merged=p.merged,
+        uploaded_bytes=sent_bytes,
+        details=details,
+    )
+    return {"tag": p.tag, "alias": p.alias, "mode": mode, "host": where}

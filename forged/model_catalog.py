@@ -1,0 +1,129 @@
+"""Base models found on disk: the models dir, configured folders and the Hugging Face cache.
+
+Each is described from its config.json and safetensors headers (no weights are read, nothing is
+imported): architecture, parameter count, size on disk, and whether each backend can train it
+on this machine, with the reason when it cannot.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import importlib.util
+import json
+import os
+from pathlib import Path
+from typing import Any
+
+from engine.errors import EngineError
+from engine.model_folder import inspect_model_folder
+from forged.schema import Model
+
+# Architectures (config.json `model_type`) Unsloth's fast path covers.
+UNSLOTH_MODEL_TYPES = frozenset(
+    {"llama", "mistral", "qwen2", "qwen3", "gemma", "gemma2", "gemma3", "phi3", "granite"}
+)
+
+
+def hf_cache_dir() -> Path:
+    """Where huggingface_hub keeps downloads, by its own environment variables."""
+    if os.environ.get("HF_HUB_CACHE"):
+        return Path(os.environ["HF_HUB_CACHE"])
+    home = os.environ.get("HF_HOME") or os.path.join(
+        os.environ.get("XDG_CACHE_HOME") or os.path.expanduser("~/.cache"), "huggingface"
+    )
+    return Path(home) / "hub"
+
+
+def candidate_folders(models_dir: Path, folders: list[str], hf_cache: bool) -> list[Path]:
+    """Every folder that may hold a model: a listed folder itself, or its subfolders."""
+    found: list[Path] = []
+    for root in [models_dir, *(Path(f).expanduser() for f in folders)]:
+        if (root / "config.json").is_file():
+            found.append(root)
+        elif root.is_dir():
+            found.extend(sorted(p for p in root.iterdir() if (p / "config.json").is_file()))
+    cache = hf_cache_dir()
+    if hf_cache and cache.is_dir():
+        for repo in sorted(cache.glob("models--*")):
+            snapshots = sorted(
+                (repo / "snapshots").glob("*/config.json"), key=lambda f: f.stat().st_mtime
+            )
+            if snapshots:
+                found.append(snapshots[-1].parent)
+    return found
+
+
+def hf_id(folder: Path) -> str | None:
+    """`org/name` for a folder in the Hugging Face cache."""
+    for part in folder.parts:
+        if part.startswith("models--"):
+            return part.removeprefix("models--").replace("--", "/")
+    return None
+
+
+def trainable(model_type: str | None, accelerator: str) -> dict[str, dict[str, Any]]:
+    """Per backend: whether it can train this architecture here, and why not."""
+    kind = model_type or "unknown"
+    out: dict[str, dict[str, Any]] = {"peft": {"ok": True, "why": "transformers + PEFT"}}
+    if accelerator != "cuda":
+        out["unsloth"] = {"ok": False, "why": "needs an NVIDIA GPU with CUDA"}
+    elif importlib.util.find_spec("unsloth") is None:
+        out["unsloth"] = {"ok": False, "why": "not installed (pip install 'ai-forge[unsloth]')"}
+    elif kind not in UNSLOTH_MODEL_TYPES:
+        out["unsloth"] = {"ok": False, "why": f"Unsloth does not cover {kind} models"}
+    else:
+        out["unsloth"] = {"ok": True, "why": "CUDA and Unsloth are here"}
+    spec = importlib.util.find_spec("mlx_lm")
+    if spec is None or spec.origin is None:
+        out["mlx"] = {"ok": False, "why": "mlx-lm is not installed"}
+    elif not (Path(spec.origin).parent / "models" / f"{kind}.py").exists():
+        out["mlx"] = {"ok": False, "why": f"mlx-lm has no {kind} architecture"}
+    else:
+        out["mlx"] = {"ok": True, "why": "mlx-lm has this architecture"}
+    return out
+
+
+def describe(folder: Path, accelerator: str) -> dict[str, Any]:
+    """What the registry says about one base model folder; `problem` when it is unusable."""
+    try:
+        info = inspect_model_folder(folder)
+    except (EngineError, OSError, json.JSONDecodeError, KeyError, ValueError) as exc:
+        return {"problem": str(exc)}
+    size = sum(f.stat().st_size for f in folder.iterdir() if f.is_file())
+    return info | {
+        "size_bytes": size,
+        "hf_id": hf_id(folder),
+        "trainable": trainable(info.get("model_type"), accelerator),
+    }
+
+
+def discover(
+    models_dir: Path, folders: list[str], hf_cache: bool, accelerator: str, known: list[Model]
+) -> list[Model]:
+    """Base models on disk; those the store already holds keep their id and record."""
+    stored = {str(Path(m.path).resolve()): m for m in known if m.kind == "base" and m.path}
+    out: list[Model] = []
+    for folder in candidate_folders(models_dir, folders, hf_cache):
+        key = str(folder.resolve())
+        details = describe(folder, accelerator)
+        if key in stored:
+            m = stored.pop(key)
+            out.append(m.model_copy(update={"data": m.data | details}))
+            continue
+        out.append(
+            Model(
+                id="base-" + hashlib.sha1(key.encode()).hexdigest()[:10],
+                kind="base",
+                name=hf_id(folder) or folder.name,
+                path=key,
+                created_at=folder.stat().st_mtime,
+                data=details,
+            )
+        )
+    # Stored base models elsewhere (a folder a prepare-model job verified), or gone from disk.
+    for m in stored.values():
+        assert m.path is not None
+        here = Path(m.path)
+        details = describe(here, accelerator) if here.is_dir() else {"problem": "missing"}
+        out.append(m.model_copy(update={"data": m.data | details}))
+    return out

@@ -1,0 +1,277 @@
+"""The model registry: what every model is, where it came from, how it scored, where it serves.
+
+The store holds the records (jobs' artifacts become models); this adds what a person needs to
+choose one: base models found on disk, each adapter's eval metrics and the source and commit it
+covers, and for Ollama tags what they were built from and which one a source's alias serves.
+It also plans deploys (the tag, the mode, the Ollama base) and rolls an alias back.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import os
+import re
+from collections.abc import Sequence
+from pathlib import Path
+from typing import Any
+from urllib.parse import urlsplit
+
+from engine.errors import EngineError
+from engine.ollama_api import ADAPTER_MODEL_TYPES, DEFAULT_HOST
+from forged.config import Config
+from forged.events import EventBus
+from forged.model_catalog import discover, hf_id
+from forged.paths import ForgePaths
+from forged.schema import Job, Model
+from forged.store import Store
+
+
+class RegistryError(ValueError):
+    """A request the registry cannot carry out; the message says why and what to do."""
+
+
+def slug(name: str) -> str:
+    """A name Ollama accepts as a model name: lower case letters, digits, `.`, `_`, `-`."""
+    cleaned = re.sub(r"[^a-z0-9._-]+", "-", name.lower()).strip("-._")
+    return cleaned[:60] or "model"
+
+
+def alias_of(tag: str) -> str | None:
+    """The moving alias of a numbered tag: `forge-x:3` → `forge-x:latest`."""
+    name, _, version = tag.partition(":")
+    return None if version in ("", "latest") else f"{name}:latest"
+
+
+def source_alias(source_name: str) -> str:
+    """The Ollama name that serves a source's current model: `forge-<source>:latest`."""
+    return f"forge-{slug(source_name)}:latest"
+
+
+def eval_scores(report: dict[str, dict[str, float]]) -> dict[str, dict[str, float]]:
+    """An eval job's eval.json, by candidate, with the candidate prefix taken off the names."""
+    return {
+        who: {name.removeprefix(f"{who}_"): value for name, value in scores.items()}
+        for who, scores in report.items()
+    }
+
+
+def parameter_value(text: str) -> Any:
+    """A Modelfile parameter from the config's string: a number when it is one."""
+    for kind in (int, float):
+        try:
+            return kind(text)
+        except ValueError:
+            pass
+    return text
+
+
+class ModelRegistry:
+    def __init__(
+        self, store: Store, bus: EventBus, paths: ForgePaths, config: Config, accelerator: str
+    ) -> None:
+        self.store = store
+        self.bus = bus
+        self.paths = paths
+        self.config = config
+        self.accelerator = accelerator
+
+    @property
+    def host(self) -> str:
+        return self.config.ollama.host or os.environ.get("OLLAMA_HOST") or DEFAULT_HOST
+
+    # ---- listing -------------------------------------------------------------------------------
+
+    async def models(self, kinds: Sequence[str] | None) -> list[Model]:
+        stored = self.store.list_models(None)
+        models = [m for m in stored if m.kind != "base"]
+        if not kinds or "base" in kinds:
+            settings = self.config.models
+            models += await asyncio.to_thread(
+                discover,
+                self.paths.models_dir,
+                settings.folders,
+                settings.hf_cache,
+                self.accelerator,
+                stored,
+            )
+        wanted = [m for m in models if not kinds or m.kind in kinds]
+        return sorted(wanted, key=lambda m: m.created_at, reverse=True)
+
+    def deployments(self, alias: str) -> list[Model]:
+        """The Ollama tags deployed under `alias`, oldest first."""
+        tags = [m for m in self.store.list_models(["ollama"]) if m.data.get("alias") == alias]
+        return sorted(tags, key=lambda m: m.created_at)
+
+    def current(self, alias: str) -> Model | None:
+        tags = self.deployments(alias)
+        return next((m for m in tags if m.data.get("current")), tags[-1] if tags else None)
+
+    # ---- what finished jobs add ----------------------------------------------------------------
+
+    def on_job_finished(self, job: Job) -> None:
+        if job.status != "completed":
+            return
+        if job.kind == "train":
+            self._note_training(job)
+        elif job.kind == "eval" and job.params.get("adapter"):
+            self._note_eval(job)
+        elif job.kind == "deploy":
+            self._note_deploy(job)
+
+    def adapter_at(self, path: str) -> Model | None:
+        here = Path(path).resolve()
+        for candidate in (here, here / "adapter"):
+            found = self.store.find_model("adapter", str(candidate))
+            if found is not None:
+                return found
+        return None
+
+    def _note_training(self, job: Job) -> None:
+        origin: dict[str, Any] = {"dataset": job.params.get("dataset")}
+        if job.mission_id:
+            mission = self.store.get_mission(job.mission_id)
+            origin |= {"mission_id": mission.id, "commit": mission.data.get("head")}
+            origin["dataset_id"] = mission.data.get("dataset_id")
+            if mission.source_id:
+                with_source = self.store.get_source(mission.source_id)
+                origin |= {"source_id": with_source.id, "source": with_source.name}
+        for m in self.store.list_models(["adapter"]):
+            if m.job_id == job.id:
+                self.bus.publish(self.store.update_model_data(m.id, origin))
+
+    def _note_eval(self, job: Job) -> None:
+        adapter = self.adapter_at(str(job.params["adapter"]))
+        report = Path(job.run_dir) / "eval.json"
+        if adapter is None or not report.exists():
+            return
+        scores = eval_scores(json.loads(report.read_text(encoding="utf-8")))
+        self.bus.publish(
+            self.store.update_model_data(adapter.id, {"eval": scores, "eval_job": job.id})
+        )
+
+    def _note_deploy(self, job: Job) -> None:
+        tag = self.store.find_model("ollama", str(job.params.get("tag")))
+        if tag is None:
+            return
+        extra: dict[str, Any] = {"deploy_job": job.id}
+        adapter = self.adapter_at(str(job.params["adapter"])) if job.params.get("adapter") else None
+        if adapter is not None:
+            extra |= {"adapter_model_id": adapter.id, "eval": adapter.data.get("eval", {})}
+            for key in ("source_id", "source", "commit", "mission_id"):
+                if adapter.data.get(key):
+                    extra[key] = adapter.data[key]
+        self.bus.publish(self.store.update_model_data(tag.id, extra))
+        if tag.data.get("alias"):
+            self._mark_current(str(tag.data["alias"]), tag.id)
+
+    def _mark_current(self, alias: str, model_id: str) -> None:
+        for m in self.deployments(alias):
+            if bool(m.data.get("current")) != (m.id == model_id):
+                self.bus.publish(self.store.update_model_data(m.id, {"current": m.id == model_id}))
+
+    # ---- deploying -----------------------------------------------------------------------------
+
+    def ollama_base_for(self, base: str | None) -> str | None:
+        """The Ollama model named in [ollama] bases for this base (by path, folder or HF id)."""
+        if not base:
+            return None
+        bases = self.config.ollama.bases
+        for key in (base, Path(base).name, hf_id(Path(base))):
+            if key and key in bases:
+                return bases[key]
+        return None
+
+    def next_tag(self, name: str) -> str:
+        numbers = [
+            int(m.name.partition(":")[2])
+            for m in self.store.list_models(["ollama"])
+            if m.name.startswith(f"{name}:") and m.name.partition(":")[2].isdigit()
+        ]
+        return f"{name}:{max(numbers, default=0) + 1}"
+
+    def plan_deploy(self, model: Model, tag: str | None = None) -> dict[str, Any]:
+        """The params of a deploy job for an adapter or merged model from the registry."""
+        if model.kind not in ("adapter", "merged") or not model.path:
+            raise RegistryError(
+                f"{model.id} is a {model.kind} model; deploy an adapter or a merged model"
+            )
+        if not Path(model.path).exists():
+            raise RegistryError(f"{model.id}: its files are gone from {model.path}")
+        alias = source_alias(str(model.data.get("source") or model.name))
+        tag = tag or self.next_tag(alias.partition(":")[0])
+        settings = self.config.ollama
+        params: dict[str, Any] = {
+            "base_model": model.base or model.path,
+            "tag": tag,
+            "alias": alias_of(tag),
+            "host": self.host,
+            "system": settings.system or None,
+            "parameters": {k: parameter_value(v) for k, v in settings.parameters.items()},
+        }
+        if model.kind == "merged":
+            return params | {"merged": model.path, "mode": "merged"}
+        ollama_base = self.ollama_base_for(model.base)
+        takes_adapters = self._model_type(model.base) in ADAPTER_MODEL_TYPES
+        return params | {
+            "adapter": model.path,
+            "ollama_base": ollama_base,
+            "mode": "adapter" if ollama_base and takes_adapters else "merged",
+        }
+
+    def _model_type(self, base: str | None) -> str | None:
+        try:
+            config = json.loads((Path(base or "") / "config.json").read_text(encoding="utf-8"))
+        except (OSError, ValueError):
+            return None
+        return str(config.get("model_type"))
+
+    async def reachable(self) -> str | None:
+        """None when Ollama accepts connections at the configured host; else why not."""
+        scheme, sep, rest = self.host.partition("://")
+        if sep:
+            default_port = 443 if scheme == "https" else 80
+        else:
+            scheme, rest, default_port = "http", self.host, 11434
+        parts = urlsplit(f"{scheme}://{rest}")
+        port = parts.port or default_port
+        try:
+            _, writer = await asyncio.wait_for(
+                asyncio.open_connection(parts.hostname or "127.0.0.1", port), timeout=3
+            )
+        except (OSError, TimeoutError) as exc:
+            return f"Ollama is not reachable at {self.host} ({exc or 'timed out'})"
+        writer.close()
+        return None
+
+    # ---- rolling back --------------------------------------------------------------------------
+
+    async def rollback(self, alias: str) -> Model:
+        """Point `alias` back at the tag deployed before the one it serves now."""
+        tags = self.deployments(alias)
+        current = self.current(alias)
+        if current is None:
+            raise RegistryError(f"nothing has been deployed as {alias} yet")
+        before = tags[: tags.index(current)]
+        if not before:
+            raise RegistryError(
+                f"{alias} serves {current.name}, its first deployment: there is nothing older "
+                "to roll back to"
+            )
+        previous = before[-1]
+        await asyncio.to_thread(self._copy, previous.name, alias)
+        self._mark_current(alias, previous.id)
+        return self.store.get_model(previous.id)
+
+    def _copy(self, tag: str, alias: str) -> None:
+        from engine.ollama_api import NotFound, client, talking_to
+
+        try:
+            with talking_to(self.host, f"pointing {alias} at {tag}"):
+                client(self.host).copy(tag, alias)
+        except NotFound as exc:
+            raise RegistryError(
+                f"{tag} is no longer in the Ollama at {self.host} ({exc}); {alias} is unchanged"
+            ) from None
+        except EngineError as exc:
+            raise RegistryError(f"{exc}; {alias} is unchanged") from None

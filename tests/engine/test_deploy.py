@@ -1,0 +1,172 @@
+"""The `deploy` and Ollama `infer` jobs through `python -m engine`, against a local server that
+speaks Ollama's API, driven by the official `ollama` client: both ways of deploying, and every
+failure a person can act on, each leaving the deployment that served before still serving."""
+
+from __future__ import annotations
+
+import json
+import shutil
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import httpx
+import pytest
+
+from engine.synthetic import write_dataset
+from tests.conftest import engine_job, run_engine
+from tests.ollama_server import FakeOllama
+
+ALIAS = "forge-widgets:latest"
+
+
+@pytest.fixture(scope="module")
+def work(tiny_model: Path, tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """A folder with the tiny model under models/ and a 2-step adapter under train/adapter."""
+    root = tmp_path_factory.mktemp("deploy")
+    shutil.copytree(tiny_model, root / "models" / "tiny-llama")
+    data = write_dataset(root / "chat.jsonl", 40, seed=3)
+    params = {"dataset": str(data), "max_steps": 2, "max_seq_len": 256, "rank": 4}
+    engine_job("train", params, root, "train")
+    return root
+
+
+@pytest.fixture
+def ollama() -> Iterator[FakeOllama]:
+    server = FakeOllama().start()
+    yield server
+    server.stop()
+
+
+def deploy(work: Path, name: str, **params: Any) -> list[dict[str, Any]]:
+    spec = {
+        "job_id": name,
+        "kind": "deploy",
+        "params": {"adapter": str(work / "train"), "alias": ALIAS, **params},
+        "run_dir": str(work / name),
+        "models_dir": str(work / "models"),
+        "datasets_dir": str(work),
+    }
+    return run_engine(spec, work / name)
+
+
+def outcome(events: list[dict[str, Any]]) -> tuple[int, str]:
+    errors = [e["message"] for e in events if e["type"] == "error"]
+    return events[-1]["code"], errors[-1] if errors else ""
+
+
+def serving(ollama: FakeOllama) -> str:
+    """The digest the alias serves now."""
+    return str(ollama.models[ALIAS]["digest"])
+
+
+def test_merged_and_adapter_deploys_create_tags_the_alias_follows(
+    work: Path, ollama: FakeOllama
+) -> None:
+    # The tiny model has no Ollama counterpart: merged here, the whole folder uploaded.
+    merged = deploy(work, "d1", tag="forge-widgets:1", host=ollama.host)
+    assert outcome(merged) == (0, "")
+    made = ollama.models["forge-widgets:1"]
+    assert {"config.json", "model.safetensors", "tokenizer.json"} <= set(made["files"])
+    assert made["template"].startswith("{{- range .Messages }}<|{{ .Role }}|>")
+    assert made["parameters"] == {"stop": ["<|end|>"]}
+    assert serving(ollama) == made["digest"]
+    artifact = next(e for e in merged if e["type"] == "artifact")
+    assert (artifact["kind"], artifact["path"], artifact["mode"]) == (
+        "ollama-model",
+        "forge-widgets:1",
+        "merged",
+    )
+
+    # With the same base in Ollama, only the adapter goes up, onto it.
+    onto = deploy(work, "d2", tag="forge-widgets:2", host=ollama.host, ollama_base="llama3.2:1b")
+    assert outcome(onto) == (0, "")
+    made = ollama.models["forge-widgets:2"]
+    assert made["from"] == "llama3.2:1b" and set(made["adapters"]) == {
+        "adapter_model.safetensors",
+        "adapter_config.json",
+    }
+    assert serving(ollama) == made["digest"]
+    # A blob Ollama holds is not sent again (HEAD first).
+    again = deploy(work, "d3", tag="forge-widgets:3", host=ollama.host, ollama_base="llama3.2:1b")
+    logs = [e["message"] for e in again if e["type"] == "log"]
+    assert "adapter_model.safetensors: already in Ollama" in logs
+    posts = [p for m, p in ollama.requests if m == "POST" and p.startswith("/api/blobs/")]
+    assert len(posts) == len(set(posts))
+
+
+def test_an_ollama_answer_streams_as_tokens(work: Path, ollama: FakeOllama) -> None:
+    assert outcome(deploy(work, "d1", tag="forge-widgets:1", host=ollama.host))[0] == 0
+    spec = {
+        "job_id": "ask",
+        "kind": "infer",
+        "params": {"ollama_model": ALIAS, "prompt": "how big is a widget", "host": ollama.host},
+        "run_dir": str(work / "ask"),
+        "models_dir": str(work / "models"),
+        "datasets_dir": str(work),
+    }
+    events = run_engine(spec, work / "ask")
+    tokens = [e["text"] for e in events if e["type"] == "token"]
+    assert "".join(tokens) == f"{ALIAS} heard: how big is a widget "
+    assert len(tokens) == 7  # one per word, as the server sends them
+    done = next(e for e in events if e["type"] == "done")
+    assert done["summary"]["tokens"] == 7
+
+
+def test_every_failure_says_what_to_do_and_the_alias_keeps_serving(
+    work: Path, ollama: FakeOllama
+) -> None:
+    first = deploy(work, "d1", tag="forge-widgets:1", host=ollama.host, ollama_base="llama3.2:1b")
+    assert outcome(first) == (0, "")
+    before = serving(ollama)
+    tags = set(ollama.models)
+
+    # Ollama not running: nothing listens on the port.
+    code, why = outcome(deploy(work, "e1", tag="forge-widgets:2", host="127.0.0.1:9"))
+    assert code == 1
+    assert why.startswith("Ollama is not reachable at 127.0.0.1:9") and "ollama serve" in why
+
+    # A base model Ollama does not have.
+    code, why = outcome(
+        deploy(work, "e2", tag="forge-widgets:2", host=ollama.host, ollama_base="llama9:70b")
+    )
+    assert code == 1 and "'llama9:70b' is not in the Ollama at" in why
+    assert "`ollama pull llama9:70b`" in why
+
+    # An architecture Ollama takes no adapters for.
+    other = work / "models" / "phi-like"
+    if not other.exists():
+        shutil.copytree(work / "models" / "tiny-llama", other)
+        config = json.loads((other / "config.json").read_text())
+        config |= {"model_type": "phi", "architectures": ["PhiForCausalLM"]}
+        (other / "config.json").write_text(json.dumps(config))
+    code, why = outcome(
+        deploy(
+            work,
+            "e3",
+            tag="forge-widgets:2",
+            host=ollama.host,
+            base_model="phi-like",
+            ollama_base="llama3.2:1b",
+            mode="adapter",
+        )
+    )
+    assert code == 1 and why.startswith("Ollama cannot apply adapters to phi models")
+    assert 'mode "merged"' in why
+
+    # A partial upload: the connection drops after 1,000 bytes of the merged weights.
+    ollama.cut_uploads_after = 1000
+    code, why = outcome(deploy(work, "e4", tag="forge-widgets:2", host=ollama.host))
+    assert code == 1
+    assert "broke while uploading" in why and ".safetensors" in why, why
+    ollama.cut_uploads_after = None
+
+    assert serving(ollama) == before and set(ollama.models) == tags
+    assert not any(d for d in ollama.blobs if len(ollama.blobs[d]) == 1000)
+
+
+def test_the_server_checks_blob_digests_as_ollama_does(ollama: FakeOllama) -> None:
+    wrong = "sha256:" + "0" * 64
+    reply = httpx.post(f"http://{ollama.host}/api/blobs/{wrong}", content=b"weights")
+    assert reply.status_code == 400 and "digest mismatch" in reply.json()["error"]
+    assert httpx.head(f"http://{ollama.host}/api/blobs/{wrong}").status_code == 404
