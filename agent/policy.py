@@ -52,8 +52,12 @@ def decide(material: Material, min_commits: int, min_tokens: int) -> tuple[bool,
     )
 
 
+MIN_STEPS = 20
+
+
 def training_plan(base_model: str, dataset: Path, examples: int) -> dict[str, Any]:
-    """Train params for a mission: one epoch of LoRA, small enough to run on any machine."""
+    """Train params for a mission: one epoch of LoRA, small enough to run on any machine, and at
+    least MIN_STEPS steps so a handful of new files still moves the adapter."""
     return {
         "kind": "train",
         "params": {
@@ -61,6 +65,7 @@ def training_plan(base_model: str, dataset: Path, examples: int) -> dict[str, An
             "dataset": str(dataset),
             "method": "lora",
             "epochs": 1.0,
+            "min_steps": MIN_STEPS,
             "max_seq_len": 1024,
             "skip_bad_examples": True,
         },

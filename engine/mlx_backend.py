@@ -148,7 +148,7 @@ def train_mlx(
     train_set, val_set = _examples(data.train), _examples(data.val or data.train)
     batch = p.batch_size or max(1, min(8, len(train_set)))
     per_epoch = max(1, len(train_set) // batch)
-    total = p.max_steps or max(1, math.ceil(p.epochs * per_epoch))
+    total = p.max_steps or max(p.min_steps, math.ceil(p.epochs * per_epoch))
     n_params = sum(v.size for _, v in tree_flatten(model.parameters()))
     lr, lr_reason = size_learning_rate(p, int(n_params))
     events.log(f"batch size {batch}, {total} steps, learning rate {lr:g}: {lr_reason}")

@@ -147,7 +147,8 @@ def load_model(p: TrainParams, base: Path, backend: str, device: str, events: Em
 def _schedule(p: TrainParams, optimizer: Any, total: int) -> Any:
     from transformers import get_scheduler
 
-    warmup = p.warmup_steps if p.warmup_steps is not None else max(1, total * 3 // 100)
+    # A warm-up step starts at rate 0: in a very short run it would be a step that learns nothing.
+    warmup = p.warmup_steps if p.warmup_steps is not None else total * 3 // 100
     name = {"cosine": "cosine", "linear": "linear", "constant": "constant_with_warmup"}
     return get_scheduler(name[p.lr_schedule], optimizer, warmup, total)
 
@@ -215,7 +216,7 @@ def run(spec: JobSpec, events: Emitter) -> dict[str, Any]:
     batch, reason = size_batch(p, n_params, device)
     events.log(f"batch size {batch} rows of up to {p.max_seq_len} tokens: {reason}")
     per_epoch = max(1, math.ceil(len(data.train) / batch / p.grad_accum))
-    total = p.max_steps or max(1, math.ceil(p.epochs * per_epoch))
+    total = p.max_steps or max(p.min_steps, math.ceil(p.epochs * per_epoch))
     events.log(
         f"{total} steps ({per_epoch} per epoch × grad_accum {p.grad_accum}), "
         f"{trainable:,} trainable of {n_params:,} parameters"

@@ -338,12 +338,36 @@ def cmd_models_ls(cli: Cli) -> int:
     def show(r: dict[str, Any]) -> None:
         rows = []
         for m in r["models"]:
-            params = (m.get("data") or {}).get("parameters")
+            data = m.get("data") or {}
+            params = data.get("parameters")
             size = f"{params / 1e6:.1f}M" if params else "-"
-            rows.append([m["id"], m["kind"], m["name"], size, m.get("path") or "-"])
-        _table(rows, ["ID", "KIND", "NAME", "PARAMS", "PATH"])
+            loss = (data.get("eval") or {}).get("adapter", {}).get("eval_loss")
+            note = data.get("problem") or (f"serves {data['alias']}" if data.get("current") else "")
+            if loss is not None:
+                note = f"eval loss {loss:.4f} {note}".strip()
+            rows.append([m["id"], m["kind"], m["name"], size, note or "-"])
+        _table(rows, ["ID", "KIND", "NAME", "PARAMS", "NOTE"])
 
-    cli.out(cli.call("models.list"), show)
+    kinds = [cli.args.kind] if cli.args.kind else None
+    cli.out(cli.call("models.list", kind=kinds), show)
+    return 0
+
+
+def cmd_models_deploy(cli: Cli) -> int:
+    params = {"id": cli.args.id, "tag": cli.args.tag, "mode": cli.args.mode}
+    job = cli.call("models.deploy", **{k: v for k, v in params.items() if v})
+    cli.out(job, lambda j: print(f"deploying as {j['params']['tag']}: job {j['id']}"))
+    return 0
+
+
+def cmd_models_rollback(cli: Cli) -> int:
+    target = (
+        {"alias": cli.args.target} if ":" in cli.args.target else {"source_id": cli.args.target}
+    )
+    cli.out(
+        cli.call("models.rollback", **target),
+        lambda r: print(f"{r['alias']} serves {r['model']['name']} again"),
+    )
     return 0
 
 
@@ -533,7 +557,14 @@ def build_parser() -> argparse.ArgumentParser:
 
     models = sub.add_parser("models", help="the model registry")
     msub2 = models.add_subparsers(dest="models_action", required=True, metavar="ACTION")
-    add(msub2, "ls", cmd_models_ls, "list models")
+    p = add(msub2, "ls", cmd_models_ls, "list models")
+    p.add_argument("--kind", choices=["base", "adapter", "merged", "ollama"])
+    p = add(msub2, "deploy", cmd_models_deploy, "make an adapter or merged model an Ollama tag")
+    p.add_argument("id", help="the model's id (forge models ls)")
+    p.add_argument("--tag", help="the Ollama name (default: forge-<source>:<next number>)")
+    p.add_argument("--mode", choices=["adapter", "merged"], help="default: adapter where it can")
+    p = add(msub2, "rollback", cmd_models_rollback, "point an alias back at the previous tag")
+    p.add_argument("target", help="a source id, or an alias such as forge-myrepo:latest")
 
     datasets = sub.add_parser("datasets", help="datasets built or imported")
     dsub2 = datasets.add_subparsers(dest="datasets_action", required=True, metavar="ACTION")

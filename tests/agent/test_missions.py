@@ -12,8 +12,10 @@ from tests.agent.test_dataset_build import commit, git
 from tests.daemon_harness import Daemon, DaemonFactory, wait_for
 
 
-def agent_config(tiny_model: Path) -> str:
+def agent_config(tiny_model: Path, ollama_host: str = "127.0.0.1:9") -> str:
+    """Missions on the tiny model; Ollama where none listens unless the test brings one."""
     return (
+        f'[ollama]\nhost = "{ollama_host}"\n\n'
         '[agent]\nallowed_roots = ["/tmp"]\nmin_commits = 2\nmin_tokens = 20\n'
         f'base_model = "{tiny_model}"\nrescan_interval_s = 3600\n'
     )
@@ -110,6 +112,10 @@ def test_commits_to_proposal_to_trained_and_evaluated(
     wait_for(
         lambda: daemon.call("missions.get", id=mission["id"])["data"].get("completed"), timeout=30
     )
+    # No Ollama answers here: the chain ends after eval, saying why it did not deploy.
+    decision = daemon.call("missions.get", id=mission["id"])["data"]["deploy"]
+    assert decision.startswith("not deployed: "), decision
+    assert "Ollama is not reachable at 127.0.0.1:9" in decision or "does not beat" in decision
     metrics = {m["name"] for m in daemon.call("jobs.metrics", id=eval_id)["metrics"]}
     assert {"base_eval_loss", "adapter_eval_loss"} <= metrics
     head = git(repo, "rev-parse", "HEAD")

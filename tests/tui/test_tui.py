@@ -8,6 +8,7 @@ daemon restart, started again from the TUI's own key.
 from __future__ import annotations
 
 from pathlib import Path
+from typing import Any
 
 import pytest
 from textual.pilot import Pilot
@@ -19,6 +20,7 @@ from forged.config import load_config
 from forged.launch import daemon_answers
 from tests.agent.test_missions import agent_config, widgets_proposal
 from tests.daemon_harness import Daemon, DaemonFactory, wait_for
+from tests.ollama_server import FakeOllama
 from tests.tui.pilot import notices, run_app, until
 from tui.app import ForgeApp
 from tui.screens.job_detail import JobDetailScreen
@@ -211,34 +213,63 @@ def test_a_daemon_restart_while_open_loses_no_event(
     wait_for(lambda: not daemon_answers(daemon.paths), 30)
 
 
-def test_the_playground_streams_an_answer(daemon: Daemon, tiny_model: Path) -> None:
-    prepared = daemon.call("jobs.submit", kind="prepare-model", params={"path": str(tiny_model)})
-    assert daemon.wait_job(prepared["id"], {"completed", "failed"})["status"] == "completed"
+def test_the_playground_streams_from_a_trained_adapter_and_an_ollama_tag(
+    make_daemon: DaemonFactory, tiny_model: Path, tmp_path: Path
+) -> None:
+    ollama = FakeOllama().start()
+    config = f'[ollama]\nhost = "{ollama.host}"\nbases = {{"{tiny_model}" = "llama3.2:1b"}}\n'
+    daemon = make_daemon(config=config).start()
+    data = write_dataset(tmp_path / "chat.jsonl", 40, seed=5)
+    params = {"base_model": str(tiny_model), "dataset": str(data), "max_steps": 2, "rank": 4}
+    trained = daemon.call("jobs.submit", kind="train", params=params | {"max_seq_len": 256})
+    assert daemon.wait_job(trained["id"], {"completed", "failed"}, 120)["status"] == "completed"
+    adapter = daemon.call("models.list", kind=["adapter"])["models"][0]
+    deploy = daemon.call("models.deploy", id=adapter["id"], tag="forge-widgets:1")
+    assert deploy["params"]["mode"] == "adapter"  # the base is in Ollama: only the adapter goes
+    assert daemon.wait_job(deploy["id"], {"completed", "failed"}, 60)["status"] == "completed"
+
+    async def ask(app: ForgeApp, pilot: Pilot[None], label: str, question: str) -> str:
+        screen = app.screen
+        select = screen.query_one("#play-model", Select)
+        key = next(k for k, t in screen.targets.items() if t["label"] == label)  # type: ignore[attr-defined]
+        select.value = key
+        prompt = screen.query_one("#play-prompt", Input)
+        prompt.focus()
+        prompt.value = question
+        await pilot.press("enter")
+        state = screen.query_one("#play-state")
+        await until(pilot, f"{label} answered", lambda: "completed" in str(state.render()))
+        job_id = str(state.render()).split(":")[0]
+        tokens = [e for e in daemon_events(daemon, job_id) if e["type"] == "job.token"]
+        assert len(tokens) > 1  # streamed in pieces, not at once
+        answer = str(screen.query_one("#play-answer").render())
+        assert answer.strip() == "".join(t["data"]["text"] for t in tokens).strip()
+        job = daemon.call("jobs.get", id=job_id)
+        assert job["params"]["prompt"] == question
+        return answer
 
     async def scenario(app: ForgeApp, pilot: Pilot[None]) -> None:
         await until(pilot, "the daemon online", lambda: app.online)
         await pilot.press("7")
-        screen = await until(
+        await until(
             pilot,
-            "the playground's models",
-            lambda: app.screen if getattr(app.screen, "targets", None) else None,
+            "the Ollama tag among the playground's models",
+            lambda: any(
+                t["label"] == "ollama forge-widgets:1"
+                for t in getattr(app.screen, "targets", {}).values()
+            ),
         )
-        prompt = screen.query_one("#play-prompt", Input)
-        prompt.focus()
-        prompt.value = "How do I use the widget API?"
-        await pilot.press("enter")
-        answer = screen.query_one("#play-answer")
-        state = screen.query_one("#play-state")
-        await until(pilot, "the answer finished", lambda: "completed" in str(state.render()))
-        job_id = str(state.render()).split(":")[0]
-        tokens = [e for e in daemon_events(daemon, job_id) if e["type"] == "job.token"]
-        assert len(tokens) > 1  # streamed in pieces, not at once
-        assert str(answer.render()).strip()
+        await ask(app, pilot, f"adapter {adapter['name']} on {tiny_model.name}", "Widget sizes?")
+        said = await ask(app, pilot, "ollama forge-widgets:1", "How big is a widget?")
+        assert said.strip() == "forge-widgets:1 heard: How big is a widget?"
 
-    run_app(daemon.paths, scenario)
+    try:
+        run_app(daemon.paths, scenario)
+    finally:
+        ollama.stop()
 
 
-def daemon_events(daemon: Daemon, job_id: str) -> list[dict[str, object]]:
+def daemon_events(daemon: Daemon, job_id: str) -> list[dict[str, Any]]:
     with daemon.client() as c:
         last = c.call("system.status")["last_seq"]
         c.call("events.subscribe", since=0, job_id=job_id)

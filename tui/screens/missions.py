@@ -65,7 +65,8 @@ def mission_markdown(m: dict[str, Any], samples: list[dict[str, Any]]) -> str:
             lines += ["```json", json.dumps(ex, ensure_ascii=False)[:600], "```"]
     lines += ["", "### Hyperparameters"]
     lines += [f"- {k}: `{v}`" for k, v in plan.items() if k != "dataset"]
-    chain = {k: data[k] for k in ("train_job", "eval_job", "stopped", "held_until") if k in data}
+    steps = ("train_job", "eval_job", "deploy", "deploy_job", "deployed", "stopped", "held_until")
+    chain = {k: data[k] for k in steps if k in data}
     if chain:
         lines += ["", "### Progress"] + [f"- {k}: `{v}`" for k, v in chain.items()]
     return "\n".join(lines)

@@ -1,4 +1,5 @@
-"""The playground: prompt a base model or an adapter and read the answer as it is written.
+"""The playground: prompt a base model, an adapter or a deployed Ollama tag, and read the answer
+as it is written.
 
 Generate submits an `infer` job and shows its `job.token` events as they arrive; escape
 cancels it. Tokens are kept by job id from the first one seen, so an answer that starts before
@@ -55,18 +56,24 @@ class PlaygroundScreen(ForgeScreen):
             yield Static("", id="play-answer")
 
     async def load(self) -> None:
-        models = (await self.call("models.list", kind=["base", "adapter", "merged"]))["models"]
+        models = (await self.call("models.list", kind=["base", "adapter", "merged", "ollama"]))[
+            "models"
+        ]
         self.targets = {}
         for m in models:
+            if (m.get("data") or {}).get("problem"):
+                continue
             if m["kind"] == "adapter":
                 target = {"base_model": m.get("base") or "tiny-llama", "adapter": m["path"]}
                 base = Path(m["base"]).name if m.get("base") else "tiny-llama"
                 label = f"adapter {m['name']} on {base}"
+            elif m["kind"] == "ollama":
+                target = {"ollama_model": m["name"], "host": m["data"].get("host")}
+                label = f"ollama {m['name']}"
             else:
                 target = {"base_model": m["path"] or m["name"]}
                 label = f"{m['kind']} {m['name']}"
-            self.targets[m["id"]] = target
-            self.targets[m["id"]]["label"] = label
+            self.targets[m["id"]] = target | {"label": label}
         select = self.query_one("#play-model", Select)
         keep = select.value
         select.set_options([(t["label"], key) for key, t in self.targets.items()])
