@@ -36,7 +36,7 @@ bench: $(STAMP)
 	$(BIN)/python bench/train_throughput.py
 
 screenshots: $(STAMP)
-	$(BIN)/python docs/make_screenshots.py
+	PYTHONPATH=. $(BIN)/python docs/make_screenshots.py
 
 demo-stop: $(STAMP)
 	FORGE_HOME=$(CURDIR)/.demo $(BIN)/forge daemon stop

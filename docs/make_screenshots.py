@@ -1,8 +1,10 @@
 """`make screenshots`: the SVG pictures of every TUI screen in the guide, from the real thing.
 
 It starts a daemon in a temporary FORGE_HOME, builds the tiny model, adds the demo repository,
-approves the mission the agent proposes and lets it train, asks the playground a question, and
-saves each screen at 80×24 with Textual's `save_screenshot`, into docs/screenshots/.
+approves the mission the agent proposes and lets it train, evaluate and deploy (to the local
+server the tests use, which speaks Ollama's API: no Ollama is needed to make the pictures), asks
+the playground a question, and saves each screen at 80×24 with Textual's `save_screenshot`, into
+docs/screenshots/.
 """
 
 from __future__ import annotations
@@ -23,6 +25,7 @@ from forged.config import default_config_text
 from forged.demo import make_demo_repo
 from forged.launch import spawn_daemon
 from forged.paths import resolve_paths
+from tests.ollama_server import FakeOllama
 from tui.app import ForgeApp
 
 OUT = Path(__file__).resolve().parent / "screenshots"
@@ -38,7 +41,7 @@ def wait(what: str, predicate: Callable[[], Any], timeout: float = 300) -> Any:
     return value
 
 
-def prepare(home: Path) -> tuple[str, str]:
+def prepare(home: Path, ollama_host: str) -> tuple[str, str]:
     """A daemon with a model, a source, an approved and trained mission; (mission, job) ids."""
     paths = resolve_paths({"FORGE_HOME": str(home)})
     paths.ensure()
@@ -47,6 +50,7 @@ def prepare(home: Path) -> tuple[str, str]:
         .replace('allowed_roots = ["~"]', f'allowed_roots = ["{home}"]')
         .replace("min_commits = 3", "min_commits = 2")
         .replace("min_tokens = 2000", "min_tokens = 20")
+        .replace('host = ""', f'host = "{ollama_host}"')
     )
     spawn_daemon(paths)
     with Client(paths.socket_file) as c:
@@ -57,7 +61,7 @@ def prepare(home: Path) -> tuple[str, str]:
         mission = c.call("missions.approve", id=missions[0]["id"])
         train = mission["data"]["train_job"]
         wait(
-            "the mission's eval",
+            "the mission's deploy",
             lambda: c.call("missions.get", id=mission["id"])["data"].get("completed"),
         )
     return mission["id"], train
@@ -89,6 +93,9 @@ async def shoot(home: Path, train_job: str) -> None:
         await save("models", ("6",))
         await pilot.press("7")
         await pilot.pause(1.0)
+        targets: dict[str, dict[str, str]] = app.screen.targets  # type: ignore[attr-defined]
+        adapter = next(k for k, t in targets.items() if t["label"].startswith("adapter"))
+        app.screen.query_one("#play-model").value = adapter  # type: ignore[attr-defined]
         prompt = app.screen.query_one("#play-prompt")
         prompt.focus()
         prompt.value = "How do I run the demo app?"  # type: ignore[attr-defined]
@@ -99,12 +106,14 @@ async def shoot(home: Path, train_job: str) -> None:
 def main() -> int:
     home = Path(tempfile.mkdtemp(prefix="shots", dir="/tmp"))
     OUT.mkdir(exist_ok=True)
+    ollama = FakeOllama().start()
     try:
-        _, train_job = prepare(home)
+        _, train_job = prepare(home, ollama.host)
         asyncio.run(shoot(home, train_job))
     finally:
         os.environ["FORGE_HOME"] = str(home)
         forge(["daemon", "stop"])
+        ollama.stop()
         shutil.rmtree(home, ignore_errors=True)
     return 0
 
