@@ -25,7 +25,7 @@ from forged.events import EventBus
 from forged.paths import ForgePaths
 from forged.registry import ModelRegistry, RegistryError, eval_scores, source_alias
 from forged.runner import JobRunner
-from forged.schema import Job, Mission, Source
+from forged.schema import TERMINAL_JOB_STATUSES, Job, Mission, Source
 from forged.store import Store
 
 log = logging.getLogger(__name__)
@@ -93,7 +93,31 @@ class AgentService:
             id="rescan",
         )
         self.scheduler.start()
+        self.resume_chains()
         asyncio.get_running_loop().create_task(self.scan_all())
+
+    def resume_chains(self) -> None:
+        """Approved missions whose last job ended while the daemon was down: take the next step.
+
+        The step after a job is taken when it finishes; a daemon killed in between would leave
+        the mission waiting for ever. Each step checks what is recorded, so none runs twice.
+        """
+        for mission in self.store.list_missions(["approved"], None, 1000):
+            data = mission.data
+            if data.get("completed") or data.get("stopped"):
+                continue
+            last = next(
+                (data[k] for k in ("deploy_job", "eval_job", "train_job") if data.get(k)), None
+            )
+            if last is None:
+                continue
+            try:
+                job = self.store.get_job(str(last))
+            except KeyError:
+                continue
+            if job.status in TERMINAL_JOB_STATUSES:
+                log.info("mission %s: taking the step after %s %s", mission.id, job.kind, job.id)
+                self.on_job_finished(job)
 
     def stop(self) -> None:
         if self.scheduler is not None:
@@ -304,7 +328,11 @@ class AgentService:
 
     async def _deploy_if_better(self, mission: Mission, eval_job: Job) -> None:
         """Deploy the mission's adapter when its eval beats what its source serves now."""
-        decision, job = await self._decide_deploy(mission, eval_job)
+        try:
+            decision, job = await self._decide_deploy(mission, eval_job)
+        except (OSError, ValueError, KeyError) as exc:
+            log.exception("mission %s: deciding on the deploy failed", mission.id)
+            decision, job = f"not deployed: could not read the eval results: {exc}", None
         extra: dict[str, Any] = {"deploy": decision}
         if job is None:
             extra["completed"] = True

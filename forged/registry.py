@@ -9,6 +9,7 @@ It also plans deploys (the tag, the mode, the Ollama base) and rolls an alias ba
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import json
 import os
 import re
@@ -134,8 +135,9 @@ class ModelRegistry:
             origin |= {"mission_id": mission.id, "commit": mission.data.get("head")}
             origin["dataset_id"] = mission.data.get("dataset_id")
             if mission.source_id:
-                with_source = self.store.get_source(mission.source_id)
-                origin |= {"source_id": with_source.id, "source": with_source.name}
+                origin["source_id"] = mission.source_id
+                with contextlib.suppress(KeyError):  # the source may be removed since
+                    origin["source"] = self.store.get_source(mission.source_id).name
         for m in self.store.list_models(["adapter"]):
             if m.job_id == job.id:
                 self.bus.publish(self.store.update_model_data(m.id, origin))

@@ -80,8 +80,11 @@ def test_application_errors(daemon: Daemon) -> None:
     raw.request("missions.approve", {"id": "m-nope"}, msg_id=2)
     assert raw.recv()["error"]["code"] == -32001
     raw.request("jobs.submit", {"kind": "deploy"}, msg_id=3)
+    err = raw.recv()["error"]  # the kind's own params are checked at submit: no tag given
+    assert err["code"] == -32602 and "params.tag" in err["message"], err
+    raw.request("jobs.submit", {"kind": "fly"}, msg_id=4)
     err = raw.recv()["error"]
-    assert err["code"] == -32003 and "prepare-model" in err["message"]
+    assert err["code"] == -32602 and "kind" in err["message"] and "deploy" in err["message"], err
 
 
 def test_notification_gets_no_reply_and_batch_gets_a_list(daemon: Daemon) -> None:
