@@ -38,8 +38,8 @@ def fill(db: Path, runs: Path, count: int) -> None:
     store = Store(db, runs)
     for n in range(count):
         store.create_job("eval", f"old job {n}", {"dataset": f"/data/{n}.jsonl"}, None, None)
-    with store.tx() as db:
-        db.execute("UPDATE jobs SET status = 'completed', finished_at = created_at")
+    with store.tx() as tx:
+        tx.execute("UPDATE jobs SET status = 'completed', finished_at = created_at")
     store.close()
 
 
