@@ -34,8 +34,8 @@ demo: $(STAMP)
 
 bench: $(STAMP)
 	$(BIN)/python bench/train_throughput.py
-	$(BIN)/python bench/daemon_rpc.py
-	$(BIN)/python bench/daemon_footprint.py
+	$(BIN)/python -m bench.daemon_rpc
+	$(BIN)/python -m bench.daemon_footprint
 
 screenshots: $(STAMP)
 	PYTHONPATH=. $(BIN)/python docs/make_screenshots.py

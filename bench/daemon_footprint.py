@@ -5,7 +5,7 @@ memory is read from /proc (target: under 100 MB). Then `forge status` (a full ro
 Python, import the CLI, connect, ask, print) is timed against the bare interpreter start-up,
 median of N runs each, alternating so machine noise hits both alike (target: under 5×).
 
-    .venv/bin/python bench/daemon_footprint.py [--runs 15]
+    .venv/bin/python -m bench.daemon_footprint [--runs 15]
 """
 
 from __future__ import annotations
@@ -15,13 +15,10 @@ import os
 import statistics
 import subprocess
 import sys
-import tempfile
 import time
 from pathlib import Path
 
-from forged.cli import main as forge
-from forged.launch import spawn_daemon
-from forged.paths import resolve_paths
+from bench.scratch_daemon import scratch_daemon
 
 
 def rss_mb(pid: int) -> float:
@@ -41,26 +38,19 @@ def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__)
     parser.add_argument("--runs", type=int, default=15)
     args = parser.parse_args()
-    home = Path(tempfile.mkdtemp(prefix="fp", dir="/tmp"))
-    env = dict(os.environ, FORGE_HOME=str(home))
-    os.environ["FORGE_HOME"] = str(home)
-    paths = resolve_paths({"FORGE_HOME": str(home)})
-    paths.ensure()
-    try:
-        pid = spawn_daemon(paths).pid
+    with scratch_daemon("fp") as (_, daemon):
         time.sleep(3)
-        idle = rss_mb(pid)
+        idle = rss_mb(daemon.pid)
+        env = dict(os.environ)  # FORGE_HOME names the scratch daemon
         ours, base = [], []
         for _ in range(args.runs):
             ours.append(timed([sys.executable, "-m", "forged.cli", "status"], env))
             base.append(timed([sys.executable, "-c", "pass"], env))
-        o, b = statistics.median(ours), statistics.median(base)
-        print(f"idle daemon RSS: {idle:.1f} MB (target < 100 MB)")
-        print(f"forge status: median {o * 1000:.0f} ms over {args.runs} runs")
-        print(f"python -c pass: median {b * 1000:.0f} ms")
-        print(f"ratio: {o / b:.2f}x (target < 5x)")
-    finally:
-        forge(["daemon", "stop"])
+    o, b = statistics.median(ours), statistics.median(base)
+    print(f"idle daemon RSS: {idle:.1f} MB (target < 100 MB)")
+    print(f"forge status: median {o * 1000:.0f} ms over {args.runs} runs")
+    print(f"python -c pass: median {b * 1000:.0f} ms")
+    print(f"ratio: {o / b:.2f}x (target < 5x)")
     return 0
 
 

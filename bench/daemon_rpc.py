@@ -6,25 +6,21 @@ calls of `jobs.list` (the newest 100) through the client are timed, alternated w
 `SELECT` on the database file with sqlite3, and p50/p99 of both are printed with the overhead
 (target: p99 overhead under 5 ms).
 
-    .venv/bin/python bench/daemon_rpc.py [--jobs 10000] [--calls 500]
+    .venv/bin/python -m bench.daemon_rpc [--jobs 10000] [--calls 500]
 """
 
 from __future__ import annotations
 
 import argparse
-import os
 import sqlite3
 import statistics
 import sys
-import tempfile
 import time
-from pathlib import Path
 
+from bench.scratch_daemon import scratch_daemon
 from engine.synthetic import write_dataset
-from forged.cli import main as forge
 from forged.client import Client
-from forged.launch import spawn_daemon
-from forged.paths import resolve_paths
+from forged.paths import ForgePaths
 from forged.store import Store
 
 QUERY = "SELECT * FROM jobs ORDER BY created_at DESC LIMIT 100"
@@ -34,8 +30,8 @@ def percentile(values: list[float], q: float) -> float:
     return statistics.quantiles(values, n=100)[int(q) - 1]
 
 
-def fill(db: Path, runs: Path, count: int) -> None:
-    store = Store(db, runs)
+def fill(paths: ForgePaths, count: int) -> None:
+    store = Store(paths.db_file, paths.runs_dir)
     for n in range(count):
         store.create_job("eval", f"old job {n}", {"dataset": f"/data/{n}.jsonl"}, None, None)
     with store.tx() as tx:
@@ -48,18 +44,12 @@ def main() -> int:
     parser.add_argument("--jobs", type=int, default=10_000)
     parser.add_argument("--calls", type=int, default=500)
     args = parser.parse_args()
-    home = Path(tempfile.mkdtemp(prefix="rpc", dir="/tmp"))
-    os.environ["FORGE_HOME"] = str(home)
-    paths = resolve_paths({"FORGE_HOME": str(home)})
-    paths.ensure()
-    fill(paths.db_file, paths.runs_dir, args.jobs)
-    spawn_daemon(paths)
-    try:
+    with scratch_daemon("rpc", lambda paths: fill(paths, args.jobs)) as (paths, _):
         with Client(paths.socket_file) as c:
             prep = c.call("jobs.submit", kind="prepare-model", params={})
             while c.call("jobs.get", id=prep["id"])["status"] not in ("completed", "failed"):
                 time.sleep(0.2)
-            data = write_dataset(home / "chat.jsonl", 400, seed=1)
+            data = write_dataset(paths.data_dir / "chat.jsonl", 400, seed=1)
             train = c.call(
                 "jobs.submit",
                 kind="train",
@@ -87,8 +77,6 @@ def main() -> int:
         overhead = (percentile(ours, 99) - percentile(base, 99)) * 1000
         ratio = percentile(ours, 50) / percentile(base, 50)
         print(f"p99 overhead: {overhead:.2f} ms (target < 5 ms); p50 ratio {ratio:.1f}x")
-    finally:
-        forge(["daemon", "stop"])
     return 0
 
 

@@ -29,10 +29,10 @@ def shown_host(host: str | None) -> str:
     return host or os.environ.get("OLLAMA_HOST") or DEFAULT_HOST
 
 
-def client(host: str | None) -> Any:
+def client(host: str | None, timeout: float | None = None) -> Any:
     import ollama
 
-    return ollama.Client(host=host or None)
+    return ollama.Client(host=host or None, timeout=timeout)
 
 
 class NotFound(EngineError):

@@ -10,7 +10,6 @@ from __future__ import annotations
 
 import asyncio
 import datetime as dt
-import json
 import logging
 import time
 from pathlib import Path
@@ -23,7 +22,7 @@ from engine.spec import parse_params
 from forged.config import AgentConfig
 from forged.events import EventBus
 from forged.paths import ForgePaths
-from forged.registry import ModelRegistry, RegistryError, eval_scores, source_alias
+from forged.registry import ModelRegistry, RegistryError, source_alias
 from forged.runner import JobRunner
 from forged.schema import TERMINAL_JOB_STATUSES, Job, Mission, Source
 from forged.store import Store
@@ -332,7 +331,7 @@ class AgentService:
             decision, job = await self._decide_deploy(mission, eval_job)
         except (OSError, ValueError, KeyError) as exc:
             log.exception("mission %s: deciding on the deploy failed", mission.id)
-            decision, job = f"not deployed: could not read the eval results: {exc}", None
+            decision, job = f"not deployed: deciding failed: {type(exc).__name__}: {exc}", None
         extra: dict[str, Any] = {"deploy": decision}
         if job is None:
             extra["completed"] = True
@@ -343,9 +342,16 @@ class AgentService:
         log.info("mission %s: %s", mission.id, decision)
 
     async def _decide_deploy(self, mission: Mission, eval_job: Job) -> tuple[str, Job | None]:
+        # The registry has already recorded this eval's scores on the adapter (its listener
+        # runs first), so the decision reads them there rather than the report again.
+        adapter = self.models.adapter_at(str(eval_job.params["adapter"]))
+        scores = adapter.data.get("eval") if adapter is not None else None
+        if adapter is None or not scores:
+            return (
+                f"not deployed: no eval results are recorded for {eval_job.params['adapter']}",
+                None,
+            )
         source = self.store.get_source(str(mission.source_id))
-        report = Path(eval_job.run_dir) / "eval.json"
-        scores = eval_scores(json.loads(report.read_text(encoding="utf-8")))
         deployed = self.models.current(source_alias(source.name))
         if deployed is not None and "previous" in scores:
             rival, old = f"the deployed {deployed.name}", scores["previous"]["eval_loss"]
@@ -355,15 +361,12 @@ class AgentService:
         versus = f"eval loss {new:.4f} against {rival}'s {old:.4f}"
         if new >= old:
             return f"not deployed: the new adapter does not beat {rival} ({versus})", None
-        adapter = self.models.adapter_at(str(eval_job.params["adapter"]))
         later = "deploy it from the Models screen (d) or with `forge models deploy`"
         if not self.models.config.ollama.deploy_missions:
             return f"not deployed: ollama.deploy_missions is off ({versus}); {later}", None
         if (unreachable := await self.models.reachable()) is not None:
             return f"not deployed: {unreachable} ({versus}); {later} once it runs", None
         try:
-            if adapter is None:
-                raise RegistryError(f"no adapter is registered at {eval_job.params['adapter']}")
             params = self.models.plan_deploy(adapter)
         except RegistryError as exc:
             return f"not deployed: {exc}", None

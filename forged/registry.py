@@ -11,15 +11,13 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import json
-import os
 import re
 from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
-from urllib.parse import urlsplit
 
 from engine.errors import EngineError
-from engine.ollama_api import ADAPTER_MODEL_TYPES, DEFAULT_HOST
+from engine.ollama_api import ADAPTER_MODEL_TYPES, shown_host
 from forged.config import Config
 from forged.events import EventBus
 from forged.model_catalog import discover, hf_id
@@ -79,11 +77,11 @@ class ModelRegistry:
 
     @property
     def host(self) -> str:
-        return self.config.ollama.host or os.environ.get("OLLAMA_HOST") or DEFAULT_HOST
+        return shown_host(self.config.ollama.host or None)
 
     # ---- listing -------------------------------------------------------------------------------
 
-    async def models(self, kinds: Sequence[str] | None) -> list[Model]:
+    async def listing(self, kinds: Sequence[str] | None) -> list[Model]:
         stored = self.store.list_models(None)
         models = [m for m in stored if m.kind != "base"]
         if not kinds or "base" in kinds:
@@ -229,21 +227,17 @@ class ModelRegistry:
         return str(config.get("model_type"))
 
     async def reachable(self) -> str | None:
-        """None when Ollama accepts connections at the configured host; else why not."""
-        scheme, sep, rest = self.host.partition("://")
-        if sep:
-            default_port = 443 if scheme == "https" else 80
-        else:
-            scheme, rest, default_port = "http", self.host, 11434
-        parts = urlsplit(f"{scheme}://{rest}")
-        port = parts.port or default_port
+        """None when Ollama answers at the configured host within 3 s; else why not."""
+        from engine.ollama_api import client, talking_to
+
+        def ask() -> None:
+            with talking_to(self.host, "checking that it runs"):
+                client(self.host, timeout=3).list()
+
         try:
-            _, writer = await asyncio.wait_for(
-                asyncio.open_connection(parts.hostname or "127.0.0.1", port), timeout=3
-            )
-        except (OSError, TimeoutError) as exc:
-            return f"Ollama is not reachable at {self.host} ({exc or 'timed out'})"
-        writer.close()
+            await asyncio.to_thread(ask)
+        except EngineError as exc:
+            return str(exc)
         return None
 
     # ---- rolling back --------------------------------------------------------------------------

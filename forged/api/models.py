@@ -26,7 +26,7 @@ def register(reg: Registry[Session]) -> None:
     async def models_list(p: ModelsListParams, s: Session) -> ModelsListResult:
         """Every model, newest first: base models on disk, adapters with their eval metrics and
         origin, merged models, and Ollama tags with what they were built from."""
-        return ModelsListResult(models=await s.services.models.models(p.kind))
+        return ModelsListResult(models=await s.services.models.listing(p.kind))
 
     @reg.method("models.deploy", ModelsDeployParams)
     async def models_deploy(p: ModelsDeployParams, s: Session) -> Job:

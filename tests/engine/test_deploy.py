@@ -156,13 +156,16 @@ def test_every_failure_says_what_to_do_and_the_alias_keeps_serving(
 
     # A partial upload: the connection drops after 1,000 bytes of the merged weights.
     ollama.cut_uploads_after = 1000
+    seen = len(ollama.requests)
     code, why = outcome(deploy(work, "e4", tag="forge-widgets:2", host=ollama.host))
     assert code == 1
     assert "broke while uploading" in why and ".safetensors" in why, why
     ollama.cut_uploads_after = None
+    # The job stopped at the failed upload: nothing was created and the alias was not touched.
+    after = {path for _, path in ollama.requests[seen:]}
+    assert "/api/create" not in after and "/api/copy" not in after, after
 
     assert serving(ollama) == before and set(ollama.models) == tags
-    assert not any(d for d in ollama.blobs if len(ollama.blobs[d]) == 1000)
 
 
 def test_the_server_checks_blob_digests_as_ollama_does(ollama: FakeOllama) -> None:

@@ -123,5 +123,5 @@ def test_the_daemon_serves_normally_after_the_fuzz(fuzzed: Daemon) -> None:
             fuzzed.call("jobs.cancel", id=job["id"])
     assert fuzzed.call("system.health")["ok"] is True
     status = fuzzed.call("system.status")
-    assert status["pid"] == fuzzed.proc.pid if fuzzed.proc else False
+    assert fuzzed.proc is not None and status["pid"] == fuzzed.proc.pid  # the same daemon
     assert fuzzed.call("jobs.list", limit=10_000)["total"] == jobs["total"]

@@ -1,0 +1,1 @@
+"""Benchmarks: each prints ours against a baseline, measured in one run."""

@@ -1,0 +1,33 @@
+"""A daemon in a throw-away FORGE_HOME for a benchmark, stopped and removed afterwards."""
+
+from __future__ import annotations
+
+import os
+import shutil
+import tempfile
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
+from pathlib import Path
+from subprocess import Popen
+
+from forged.cli import main as forge
+from forged.launch import spawn_daemon
+from forged.paths import ForgePaths, resolve_paths
+
+
+@contextmanager
+def scratch_daemon(
+    prefix: str, before_start: Callable[[ForgePaths], None] | None = None
+) -> Iterator[tuple[ForgePaths, Popen[bytes]]]:
+    """(paths, daemon process); `before_start` may fill the data dir first."""
+    home = Path(tempfile.mkdtemp(prefix=prefix, dir="/tmp"))
+    os.environ["FORGE_HOME"] = str(home)  # so `forge` commands reach this daemon
+    paths = resolve_paths({"FORGE_HOME": str(home)})
+    paths.ensure()
+    if before_start is not None:
+        before_start(paths)
+    try:
+        yield paths, spawn_daemon(paths)
+    finally:
+        forge(["daemon", "stop"])
+        shutil.rmtree(home, ignore_errors=True)
