@@ -1,7 +1,8 @@
 """Which tracked files of a repository are training material, and why the others are not.
 
 Read from the commit (not the working tree), so a dataset is exactly what is committed.
-Skipped: credential files, binaries, vendored and generated files, and oversized ones.
+Skipped: credential files, symlinks (a link out of the repository is never followed), binaries,
+vendored and generated files, and oversized ones.
 """
 
 from __future__ import annotations
@@ -41,6 +42,8 @@ GENERATED = [
     "*.map",
 ]
 MAX_BYTES = 256 * 1024
+SYMLINK_MODE = 0o120000
+"""Git's file mode for a symbolic link: its blob holds the target's path, not its text."""
 
 
 @dataclass
@@ -83,6 +86,9 @@ def select_files(
         if only is not None and path not in only:
             continue
         if include and not _matches(path, include):
+            continue
+        if blob.mode == SYMLINK_MODE:
+            sel.skipped["symlink"] += 1
             continue
         if exclude and _matches(path, exclude):
             sel.skipped["excluded by the source's globs"] += 1

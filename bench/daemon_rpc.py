@@ -49,7 +49,7 @@ def main() -> int:
             prep = c.call("jobs.submit", kind="prepare-model", params={})
             while c.call("jobs.get", id=prep["id"])["status"] not in ("completed", "failed"):
                 time.sleep(0.2)
-            data = write_dataset(paths.data_dir / "chat.jsonl", 400, seed=1)
+            data = write_dataset(paths.datasets_dir / "chat.jsonl", 400, seed=1)
             train = c.call(
                 "jobs.submit",
                 kind="train",

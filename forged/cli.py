@@ -176,6 +176,8 @@ def cmd_jobs_submit(cli: Cli) -> int:
         # The engine runs in the job's run dir: a relative path means "from here".
         if isinstance(value, str) and not os.path.isabs(value) and os.path.exists(value):
             params[key] = os.path.abspath(value)
+    if "dataset" in params:
+        params["dataset"] = _imported_dataset(cli, params["dataset"])
     extra = {"name": a.name} if a.name else {}
     job = cli.call("jobs.submit", kind=a.kind, params=params, **extra)
     if a.follow:
@@ -184,6 +186,18 @@ def cmd_jobs_submit(cli: Cli) -> int:
         return _follow(cli, job["id"], tail=None)
     cli.out(job, lambda j: print(f"submitted {j['id']} ({j['kind']}), {j['status']}"))
     return 0
+
+
+def _imported_dataset(cli: Cli, value: Any) -> Any:
+    """A dataset file from outside the data dir imported first (the daemon trains only on files
+    inside it), so `dataset=my.jsonl` works as typed; its id is what the job gets."""
+    if not isinstance(value, str) or not os.path.isfile(value):
+        return value
+    if Path(value).resolve().is_relative_to(cli.paths.datasets_dir.resolve()):
+        return value
+    dataset = cli.call("datasets.import", path=value)
+    print(f"imported {value} as {dataset['id']} ({dataset['examples']} examples)", file=sys.stderr)
+    return dataset["id"]
 
 
 def cmd_jobs_cancel(cli: Cli) -> int:

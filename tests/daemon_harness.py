@@ -61,6 +61,8 @@ class Daemon:
         self.paths = resolve_paths({"FORGE_HOME": str(home)})
         self.proc: subprocess.Popen[bytes] | None = None
         self.log = home / "daemon.log"
+        self.prefix: list[str] = []
+        """A command the daemon runs under (e.g. unshare to give it a small disk)."""
 
     @property
     def socket(self) -> Path:
@@ -70,7 +72,7 @@ class Daemon:
         self.home.mkdir(parents=True, exist_ok=True)
         with open(self.log, "ab") as log:
             proc = subprocess.Popen(
-                [sys.executable, "-m", "forged.cli", "daemon"],
+                [*self.prefix, sys.executable, "-m", "forged.cli", "daemon"],
                 env=self.env | (extra_env or {}),
                 stdout=log,
                 stderr=subprocess.STDOUT,
@@ -100,6 +102,10 @@ class Daemon:
     def call(self, method: str, **params: Any) -> Any:
         with self.client() as c:
             return c.call(method, **params)
+
+    def imported(self, path: Path) -> str:
+        """The id of `path` imported as a dataset: jobs train only on files in the data dir."""
+        return str(self.call("datasets.import", path=str(path))["id"])
 
     def stop(self, timeout: float = 60.0) -> int:
         assert self.proc is not None

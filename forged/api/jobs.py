@@ -10,6 +10,7 @@ from pydantic import ValidationError
 from engine.spec import RESUMABLE_KINDS, UnknownKind, parse_params
 from forged.context import Session
 from forged.rpc import (
+    INVALID_PARAMS,
     NOT_FOUND,
     UNSUPPORTED,
     Registry,
@@ -66,6 +67,7 @@ def register(reg: Registry[Session]) -> None:
             raise params_error(exc, prefix="params") from exc
         values = params.model_dump(mode="json")
         _resolve_refs(s, values)
+        _refuse_outside_data_dir(s, values)
         name = p.name or _default_name(p.kind, values)
         return s.services.runner.submit(p.kind, name, values)
 
@@ -123,6 +125,25 @@ def _resolve_refs(s: Session, values: dict[str, Any]) -> None:
             if job_id is None:
                 raise RpcError(NOT_FOUND, f"no job {ref!r}", {"param": f"params.{key}"})
             values[key] = str(Path(store.get_job(job_id).run_dir) / "adapter")
+
+
+def _refuse_outside_data_dir(s: Session, values: dict[str, Any]) -> None:
+    """Jobs read datasets only from the data dir (symlinks followed), so a request on the socket
+    cannot make the daemon read and train on an arbitrary file; files from elsewhere come in
+    through datasets.import, which checks every line on the way."""
+    ref = values.get("dataset")
+    if not isinstance(ref, str):
+        return
+    root = s.services.paths.datasets_dir.resolve()
+    path = Path(ref)
+    if path.is_absolute() and path.resolve().is_relative_to(root):
+        return
+    raise RpcError(
+        INVALID_PARAMS,
+        f"dataset {ref} is outside the data dir ({root}); import it first with "
+        f"`forge datasets import {ref}` (datasets.import) and pass its ds- id",
+        {"param": "params.dataset", "value": ref},
+    )
 
 
 def _default_name(kind: str, params: dict[str, Any]) -> str:

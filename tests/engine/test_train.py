@@ -26,7 +26,7 @@ def dataset(tmp_path_factory: pytest.TempPathFactory) -> Path:
     return write_dataset(tmp_path_factory.mktemp("data") / "chat.jsonl", 300, seed=7)
 
 
-def train_params(tiny_model: Path, dataset: Path, **extra: Any) -> dict[str, Any]:
+def train_params(tiny_model: Path, dataset: Path | str, **extra: Any) -> dict[str, Any]:
     return {
         "base_model": str(tiny_model),
         "dataset": str(dataset),
@@ -50,7 +50,8 @@ def metric(daemon: Daemon, job_id: str, name: str) -> list[tuple[int, float]]:
 def test_train_lowers_held_out_loss_and_registers_the_adapter(
     daemon: Daemon, tiny_model: Path, dataset: Path
 ) -> None:
-    job = daemon.call("jobs.submit", kind="train", params=train_params(tiny_model, dataset))
+    params = train_params(tiny_model, daemon.imported(dataset))
+    job = daemon.call("jobs.submit", kind="train", params=params)
     done = daemon.wait_job(job["id"], {"completed", "failed"}, timeout=240)
     assert done["status"] == "completed", done["error"]
     evals = metric(daemon, job["id"], "eval_loss")
@@ -75,7 +76,7 @@ def test_cancel_then_resume_ends_where_an_uninterrupted_run_does(
     make_daemon: DaemonFactory, tiny_model: Path, dataset: Path
 ) -> None:
     daemon = make_daemon(config="[jobs]\nmax_parallel = 1\n").start()
-    params = train_params(tiny_model, dataset)
+    params = train_params(tiny_model, daemon.imported(dataset))
     straight = daemon.call("jobs.submit", kind="train", params=params)
     assert daemon.wait_job(straight["id"], {"completed", "failed"}, 240)["status"] == "completed"
 
@@ -110,9 +111,9 @@ def test_cancel_then_resume_ends_where_an_uninterrupted_run_does(
 
 
 def test_bad_data_fails_before_training_with_file_and_line(
-    daemon: Daemon, tiny_model: Path, tmp_path: Path
+    daemon: Daemon, tiny_model: Path
 ) -> None:
-    bad = tmp_path / "bad.jsonl"
+    bad = daemon.paths.datasets_dir / "bad.jsonl"
     bad.write_text('{"text": "fine"}\n{"text": "also fine"}\n{"txt": "typo"}\n')
     job = daemon.call("jobs.submit", kind="train", params=train_params(tiny_model, bad))
     failed = daemon.wait_job(job["id"], {"failed", "completed"}, 120)
@@ -172,11 +173,12 @@ def test_dora_and_pissa_train_and_evaluate_on_the_untouched_base(
 def test_eval_compares_three_and_merge_matches(
     daemon: Daemon, tiny_model: Path, dataset: Path
 ) -> None:
+    dataset_id = daemon.imported(dataset)
     first = daemon.call(
-        "jobs.submit", kind="train", params=train_params(tiny_model, dataset, max_steps=6)
+        "jobs.submit", kind="train", params=train_params(tiny_model, dataset_id, max_steps=6)
     )
     second = daemon.call(
-        "jobs.submit", kind="train", params=train_params(tiny_model, dataset, max_steps=18)
+        "jobs.submit", kind="train", params=train_params(tiny_model, dataset_id, max_steps=18)
     )
     for j in (first, second):
         assert daemon.wait_job(j["id"], {"completed", "failed"}, 240)["status"] == "completed"
@@ -185,7 +187,7 @@ def test_eval_compares_three_and_merge_matches(
         kind="eval",
         params={
             "base_model": str(tiny_model),
-            "dataset": str(dataset),
+            "dataset": dataset_id,
             "adapter": second["id"],
             "previous_adapter": first["id"],
             "max_seq_len": 256,

@@ -82,7 +82,12 @@ def test_relative_paths_are_made_absolute(daemon: Daemon, tmp_path: Path) -> Non
         timeout=60,
     )
     job = json.loads(out.stdout)
-    assert job["params"]["dataset"] == str(tmp_path / "data.jsonl")
+    # A dataset file from outside the data dir is imported first; the job trains on the copy.
+    imported = daemon.call("datasets.list")["datasets"][0]
+    assert f"imported {tmp_path / 'data.jsonl'} as {imported['id']} (1 examples)" in out.stderr
+    assert imported["card"]["imported_from"] == str(tmp_path / "data.jsonl")
+    assert job["params"]["dataset"] == imported["path"]
+    assert Path(imported["path"]).parent == daemon.paths.datasets_dir
     assert job["params"]["base_model"] == "no-such-model"  # not a path here: left as typed
 
 

@@ -75,7 +75,7 @@ def test_approving_a_mission_starts_its_job_and_shows_it(
 def test_the_wizard_shows_a_bad_value_submits_nothing_then_submits_a_good_one(
     daemon: Daemon, tiny_model: Path, tmp_path: Path
 ) -> None:
-    data = write_dataset(tmp_path / "chat.jsonl", 40)
+    data = daemon.imported(write_dataset(tmp_path / "chat.jsonl", 40))
 
     async def scenario(app: ForgeApp, pilot: Pilot[None]) -> None:
         await until(pilot, "the daemon online", lambda: app.online)
@@ -86,7 +86,7 @@ def test_the_wizard_shows_a_bad_value_submits_nothing_then_submits_a_good_one(
             lambda: app.screen if isinstance(app.screen, NewJobScreen) else None,
         )
         wizard.query_one("#f-base_model", Input).value = str(tiny_model)
-        wizard.query_one("#f-dataset", Input).value = str(data)
+        wizard.query_one("#f-dataset", Input).value = data
         rank = wizard.query_one("#f-rank", Input)
         rank.focus()
         await pilot.press("0")
@@ -119,11 +119,11 @@ def test_the_wizard_shows_a_bad_value_submits_nothing_then_submits_a_good_one(
 def test_following_a_running_jobs_log_then_cancelling_it(
     daemon: Daemon, tiny_model: Path, tmp_path: Path
 ) -> None:
-    data = write_dataset(tmp_path / "chat.jsonl", 200)
+    data = daemon.imported(write_dataset(tmp_path / "chat.jsonl", 200))
     job = daemon.call(
         "jobs.submit",
         kind="train",
-        params={"base_model": str(tiny_model), "dataset": str(data), "epochs": 1000},
+        params={"base_model": str(tiny_model), "dataset": data, "epochs": 1000},
     )
 
     async def scenario(app: ForgeApp, pilot: Pilot[None]) -> None:
@@ -219,8 +219,8 @@ def test_the_playground_streams_from_a_trained_adapter_and_an_ollama_tag(
     ollama = FakeOllama().start()
     config = f'[ollama]\nhost = "{ollama.host}"\nbases = {{"{tiny_model}" = "llama3.2:1b"}}\n'
     daemon = make_daemon(config=config).start()
-    data = write_dataset(tmp_path / "chat.jsonl", 40, seed=5)
-    params = {"base_model": str(tiny_model), "dataset": str(data), "max_steps": 2, "rank": 4}
+    data = daemon.imported(write_dataset(tmp_path / "chat.jsonl", 40, seed=5))
+    params = {"base_model": str(tiny_model), "dataset": data, "max_steps": 2, "rank": 4}
     trained = daemon.call("jobs.submit", kind="train", params=params | {"max_seq_len": 256})
     assert daemon.wait_job(trained["id"], {"completed", "failed"}, 120)["status"] == "completed"
     adapter = daemon.call("models.list", kind=["adapter"])["models"][0]

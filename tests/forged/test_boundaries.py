@@ -1,0 +1,96 @@
+"""What a request on the socket may make the daemon read: repositories under the allowed roots
+only (after `..` and symlinks are resolved), never a file a committed symlink points at, and
+datasets only from the data dir. Each refusal names the param and the fix, and changes nothing."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+
+from agent.dataset_build import build_dataset
+from forged.client import RemoteError
+from tests.agent.test_dataset_build import commit, git
+from tests.daemon_harness import Daemon, DaemonFactory
+
+INVALID_PARAMS = -32602
+
+
+def refusal(daemon: Daemon, method: str, **params: object) -> RemoteError:
+    with pytest.raises(RemoteError) as caught:
+        daemon.call(method, **params)
+    assert caught.value.code == INVALID_PARAMS, caught.value
+    return caught.value
+
+
+def small_repo(path: Path) -> Path:
+    path.mkdir(parents=True)
+    git(path, "init", "-q", "-b", "main")
+    commit(path, {"a.py": "def a() -> int:\n    return 1\n"}, "Add a")
+    return path
+
+
+def test_sources_are_resolved_before_the_allowed_roots_are_checked(
+    make_daemon: DaemonFactory, tmp_path: Path
+) -> None:
+    allowed, outside = tmp_path / "allowed", tmp_path / "outside"
+    allowed.mkdir()
+    daemon = make_daemon(config=f'[agent]\nallowed_roots = ["{allowed}"]\n').start()
+    repo = small_repo(outside / "secret-repo")
+    (allowed / "link").symlink_to(repo)
+    for path in (
+        str(repo),  # plainly outside
+        str(allowed / ".." / "outside" / "secret-repo"),  # `..` climbs out
+        str(allowed / "link"),  # a symlink inside that points out
+    ):
+        err = refusal(daemon, "sources.add", path=path)
+        assert f"{repo} is outside the allowed roots ({allowed})" in str(err), err
+        assert err.data == {"param": "path", "value": path}
+    inside = small_repo(allowed / "mine")
+    assert daemon.call("sources.add", path=str(allowed / "elsewhere" / ".." / "mine"))
+    assert [s["path"] for s in daemon.call("sources.list")["sources"]] == [str(inside)]
+
+
+def test_a_committed_symlink_is_never_followed_into_a_dataset(tmp_path: Path) -> None:
+    secret = tmp_path / "outside" / "credentials.txt"
+    secret.parent.mkdir()
+    secret.write_text("the password is hunter2-outside-the-repo\n")
+    repo = small_repo(tmp_path / "repo")
+    (repo / "docs").mkdir()
+    (repo / "docs" / "notes.md").symlink_to(secret)
+    (repo / "escape.py").symlink_to("../outside/credentials.txt")
+    git(repo, "add", "docs/notes.md", "escape.py")
+    git(repo, "commit", "-q", "-m", "Link to a file outside the repository")
+
+    built = build_dataset(repo, tmp_path / "datasets", "repo")
+    text = "".join(p.read_text() for p in built.path.glob("*.jsonl"))
+    assert "hunter2" not in text
+    assert "def a()" in text  # the repository's own file is there
+    assert built.card["skipped"]["symlink"] == 2, built.card["skipped"]
+
+
+def test_jobs_read_datasets_only_from_the_data_dir(daemon: Daemon, tmp_path: Path) -> None:
+    outside = tmp_path / "mine.jsonl"
+    outside.write_text('{"text": "hello"}\n')
+    datasets_dir = daemon.paths.datasets_dir.resolve()
+    (daemon.paths.datasets_dir / "sneaky.jsonl").symlink_to(outside)
+    before = daemon.call("jobs.list")["total"]
+    for kind in ("train", "eval"):
+        for ref in (
+            str(outside),
+            str(daemon.paths.datasets_dir / ".." / ".." / outside.relative_to("/")),
+            str(daemon.paths.datasets_dir / "sneaky.jsonl"),
+            "relative.jsonl",
+        ):
+            err = refusal(daemon, "jobs.submit", kind=kind, params={"dataset": ref})
+            assert f"outside the data dir ({datasets_dir})" in str(err), err
+            assert f"forge datasets import {ref}" in str(err)
+            assert err.data == {"param": "params.dataset", "value": ref}
+    assert daemon.call("jobs.list")["total"] == before  # nothing was queued
+
+    # The way in: import (every line checked), then train on its id.
+    dataset = daemon.call("datasets.import", path=str(outside))
+    assert Path(dataset["path"]).parent == daemon.paths.datasets_dir
+    job = daemon.call("jobs.submit", kind="train", params={"dataset": dataset["id"]})
+    assert job["params"]["dataset"] == dataset["path"]
+    daemon.call("jobs.cancel", id=job["id"])
