@@ -13,6 +13,7 @@ os.environ.setdefault("HF_HUB_OFFLINE", "1")
 os.environ.setdefault("HF_HUB_DISABLE_PROGRESS_BARS", "1")
 os.environ.setdefault("TRANSFORMERS_VERBOSITY", "error")
 os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")
+import resource
 import traceback
 from collections.abc import Callable
 from pathlib import Path
@@ -20,7 +21,7 @@ from pathlib import Path
 from pydantic import ValidationError
 
 from engine import control
-from engine.errors import EngineError
+from engine.errors import EngineError, out_of_memory
 from engine.events import Emitter
 from engine.spec import JobSpec
 
@@ -67,6 +68,10 @@ def main(argv: list[str]) -> int:
     except (OSError, ValidationError, ValueError) as exc:
         emitter.error(f"{spec_path}: cannot use this job spec: {exc}")
         return 2
+    if spec.memory_limit_bytes:
+        # Before the model loads: past this an allocation fails in this job, not the machine.
+        limit = spec.memory_limit_bytes
+        resource.setrlimit(resource.RLIMIT_AS, (limit, limit))
     parent = os.environ.get("FORGE_PARENT_PID")
     control.install(int(parent) if parent else None)
     try:
@@ -78,8 +83,10 @@ def main(argv: list[str]) -> int:
         emitter.error(str(exc))
         return 1
     except Exception as exc:
-        traceback.print_exc(file=sys.stdout)
-        emitter.error(f"{type(exc).__name__}: {exc}")
+        oom = out_of_memory(exc)
+        if oom is None:
+            traceback.print_exc(file=sys.stdout)
+        emitter.error(oom or f"{type(exc).__name__}: {exc}")
         return 1
     emitter.done(**summary)
     return 0

@@ -11,6 +11,8 @@ import shutil
 from pathlib import Path
 from typing import Any
 
+from engine.errors import EngineError
+
 KEEP = 2
 
 
@@ -22,12 +24,22 @@ def save(
     final = root / f"step-{step:08d}"
     partial = root / f"step-{step:08d}.partial"
     shutil.rmtree(partial, ignore_errors=True)
-    partial.mkdir(parents=True)
-    model.save_pretrained(partial)
-    torch.save(optimizer.state_dict(), partial / "optimizer.pt")
-    torch.save(scheduler.state_dict(), partial / "scheduler.pt")
-    torch.save({"torch": torch.get_rng_state()}, partial / "rng.pt")
-    (partial / "state.json").write_text(json.dumps(state | {"step": step}))
+    try:
+        partial.mkdir(parents=True)
+        model.save_pretrained(partial)
+        torch.save(optimizer.state_dict(), partial / "optimizer.pt")
+        torch.save(scheduler.state_dict(), partial / "scheduler.pt")
+        torch.save({"torch": torch.get_rng_state()}, partial / "rng.pt")
+        (partial / "state.json").write_text(json.dumps(state | {"step": step}))
+    except (OSError, RuntimeError) as exc:
+        # A full disk surfaces as OSError, or as RuntimeError from torch's zip writer.
+        shutil.rmtree(partial, ignore_errors=True)
+        kept = sorted(p.name for p in root.glob("step-*") if not p.name.endswith(".partial"))
+        raise EngineError(
+            f"could not write the checkpoint of step {step} in {root}: {exc}; "
+            + (f"{kept[-1]} is kept, resume from it" if kept else "no earlier checkpoint")
+            + " once there is room (forge jobs resume)"
+        ) from exc
     shutil.rmtree(final, ignore_errors=True)
     partial.rename(final)
     for old in sorted(root.glob("step-*"))[:-KEEP]:

@@ -222,6 +222,8 @@ class JobSpec(BaseModel):
     datasets_dir: str
     attempt: int = 1
     resume_from: str | None = None
+    memory_limit_bytes: int | None = None
+    """The most address space the process may take (jobs.memory_limit_gb); None: no limit."""
 
     def typed_params(self) -> KindParams:
         return parse_params(self.kind, self.params)

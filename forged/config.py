@@ -40,6 +40,13 @@ class JobsConfig(_Section):
         le=600,
         description="seconds running jobs get to checkpoint when the daemon stops",
     )
+    memory_limit_gb: float = Field(
+        0,
+        ge=0,
+        le=65536,
+        description="GiB of address space a job may use before its allocations fail "
+        "(0: no limit; keep 0 for CUDA jobs)",
+    )
 
 
 class EventsConfig(_Section):

@@ -261,6 +261,7 @@ class JobRunner:
             datasets_dir=str(self.paths.datasets_dir),
             attempt=job.attempt + 1,
             resume_from=job.checkpoint,
+            memory_limit_bytes=int(self.config.memory_limit_gb * 2**30) or None,
         )
         spec_file = run_dir / "spec.json"
         _write_atomic(spec_file, spec.model_dump_json(indent=2))
@@ -439,6 +440,12 @@ def _failure_reason(code: int, r: Running) -> str:
         except ValueError:
             name = f"signal {-code}"
         how = f"the engine was killed by {name}"
+        if -code == signal.SIGKILL:
+            # Not ours (a cancel is recorded as cancelled): usually the kernel's OOM killer.
+            how += (
+                " (not sent by forge; the kernel sends it when memory runs out: "
+                "see `journalctl -k | grep -i oom`)"
+            )
     else:
         how = f"the engine exited with code {code}"
     last = r.last_error or r.last_output

@@ -1,0 +1,126 @@
+"""Faults that end one job and not the daemon: the training process killed, memory running out,
+the disk filling up while a checkpoint is written. Each job fails with a reason a person can act
+on, keeps what it had saved, and the job queued behind it runs."""
+
+from __future__ import annotations
+
+import os
+import re
+import shutil
+import signal
+import subprocess
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from engine.synthetic import write_dataset
+from tests.daemon_harness import Daemon, DaemonFactory, wait_for
+
+
+def train(daemon: Daemon, tiny_model: Path, examples: int, **params: Any) -> dict[str, Any]:
+    data = write_dataset(daemon.paths.datasets_dir / f"chat-{examples}.jsonl", examples, seed=3)
+    base = {"base_model": str(tiny_model), "dataset": str(data), "max_seq_len": 256, "rank": 8}
+    job: dict[str, Any] = daemon.call("jobs.submit", kind="train", params=base | params)
+    return job
+
+
+def queue_behind(daemon: Daemon, tiny_model: Path) -> dict[str, Any]:
+    """A light job waiting for the accelerator (max_parallel = 1) behind the faulty one."""
+    job: dict[str, Any] = daemon.call(
+        "jobs.submit", kind="prepare-model", params={"path": str(tiny_model)}
+    )
+    return job
+
+
+def assert_queue_goes_on(daemon: Daemon, job: dict[str, Any]) -> None:
+    done = daemon.wait_job(job["id"], {"completed", "failed"}, 120)
+    assert done["status"] == "completed", done["error"]
+
+
+def test_training_process_killed_mid_run_fails_keeps_its_checkpoint_and_resumes(
+    make_daemon: DaemonFactory, tiny_model: Path
+) -> None:
+    daemon = make_daemon(config="[jobs]\nmax_parallel = 1\n").start()
+    job = train(daemon, tiny_model, 200, max_steps=400, checkpoint_every=4)
+    behind = queue_behind(daemon, tiny_model)
+    running = daemon.wait_job(job["id"], {"running"})
+    with daemon.client() as c:  # a checkpoint first, so there is something to keep
+        c.call("events.subscribe", since=0, job_id=job["id"], types=["job.checkpoint"])
+        next(c.events())
+    os.killpg(running["pid"], signal.SIGKILL)
+
+    failed = daemon.wait_job(job["id"], {"failed"})
+    assert failed["exit_code"] == -signal.SIGKILL
+    assert "killed by SIGKILL (not sent by forge" in failed["error"]
+    assert "journalctl -k" in failed["error"]
+    assert failed["checkpoint"] and Path(failed["checkpoint"]).name.startswith("step-")
+    assert_queue_goes_on(daemon, behind)
+
+    assert daemon.call("jobs.resume", id=job["id"])["status"] == "queued"
+    expected = f"resuming from checkpoint {failed['checkpoint']}"
+
+    def resumed() -> bool:
+        lines = daemon.call("jobs.logs", id=job["id"], tail=50)["lines"]
+        return any(expected in line["line"] for line in lines)
+
+    wait_for(resumed, 120)
+    daemon.call("jobs.cancel", id=job["id"])
+    assert daemon.wait_job(job["id"], {"cancelled"})["status"] == "cancelled"
+
+
+def test_a_job_out_of_memory_fails_with_what_to_change(
+    make_daemon: DaemonFactory, tiny_model: Path
+) -> None:
+    # 2 GiB of address space is plenty for the tiny model and too little for 64 rows of 4,096.
+    daemon = make_daemon(config="[jobs]\nmax_parallel = 1\nmemory_limit_gb = 2\n").start()
+    job = train(daemon, tiny_model, 3000, max_steps=2, max_seq_len=4096, batch_size=64)
+    behind = queue_behind(daemon, tiny_model)
+    failed = daemon.wait_job(job["id"], {"completed", "failed"}, 180)
+    assert failed["status"] == "failed"
+    assert re.search(r"out of memory \(could not allocate \d+ MiB\)", failed["error"]), failed
+    assert "lower batch_size or max_seq_len" in failed["error"]
+    assert "jobs.memory_limit_gb" in failed["error"]
+    assert_queue_goes_on(daemon, behind)  # under the same limit
+
+
+def _can_mount_tmpfs() -> str | None:
+    if shutil.which("unshare") is None:
+        return "no unshare(1) here"
+    probe = subprocess.run(
+        ["unshare", "-rm", "sh", "-c", "mount -t tmpfs -o size=64k tmpfs /mnt"],
+        capture_output=True,
+        text=True,
+    )
+    if probe.returncode != 0:
+        return f"cannot mount a small tmpfs in a user namespace: {probe.stderr.strip()}"
+    return None
+
+
+@pytest.mark.skipif(_can_mount_tmpfs() is not None, reason=str(_can_mount_tmpfs()))
+def test_a_full_disk_while_checkpointing_fails_the_job_keeps_the_last_checkpoint(
+    make_daemon: DaemonFactory, tiny_model: Path
+) -> None:
+    daemon = make_daemon(config="[jobs]\nmax_parallel = 1\n")
+    daemon.paths.runs_dir.mkdir(parents=True)
+    # The daemon runs in its own mount namespace where the runs dir is a 1.5 MB disk: room for
+    # one checkpoint of the tiny model's adapter (~1 MB) and not for a second.
+    daemon.prefix = [
+        "unshare",
+        "-rm",
+        "sh",
+        "-c",
+        'mount -t tmpfs -o size=1500k tmpfs "$0" && exec "$@"',
+        str(daemon.paths.runs_dir),
+    ]
+    daemon.start()
+    job = train(daemon, tiny_model, 100, max_steps=12, checkpoint_every=4)
+    behind = queue_behind(daemon, tiny_model)
+    failed = daemon.wait_job(job["id"], {"completed", "failed"}, 180)
+    assert failed["status"] == "failed"
+    error = failed["error"]
+    assert "could not write the checkpoint of step 8" in error, error
+    assert "No space left on device" in error or "write" in error.lower()
+    assert "step-00000004 is kept, resume from it once there is room" in error
+    assert failed["checkpoint"].endswith("step-00000004")
+    assert_queue_goes_on(daemon, behind)  # the torn checkpoint was removed, so it fits
