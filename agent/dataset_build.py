@@ -13,6 +13,7 @@ import hashlib
 import json
 import os
 import re
+import shutil
 import time
 from collections import Counter
 from collections.abc import Callable
@@ -161,6 +162,7 @@ def build_dataset(
     version = max(versions, default=0) + 1
     final = source_dir / f"v{version}"
     partial = source_dir / f"v{version}.partial"
+    shutil.rmtree(partial, ignore_errors=True)  # torn by a build killed mid-write
     partial.mkdir()
     for builder, made in kept.items():
         with (partial / f"{builder}.jsonl").open("w", encoding="utf-8") as fh:

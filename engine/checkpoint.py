@@ -48,6 +48,17 @@ def save(
     return final
 
 
+def newest(run_dir: Path) -> Path | None:
+    """The newest complete checkpoint a job left in its run dir (`step-N`, or prepare-model's
+    `tokenizer`); `.partial` folders are torn writes and never count. The daemon reads this after
+    a crash, when the engine wrote a checkpoint the dead daemon never heard of."""
+    folder = run_dir / "checkpoints"
+    if not folder.is_dir():
+        return None
+    done = [p for p in folder.iterdir() if p.is_dir() and not p.name.endswith(".partial")]
+    return max(done, key=lambda p: p.name, default=None)
+
+
 def load(path: Path, model: Any, optimizer: Any, scheduler: Any) -> dict[str, Any]:
     """Restore everything `save` wrote into the live objects; returns the saved state."""
     import torch

@@ -96,27 +96,26 @@ class AgentService:
         asyncio.get_running_loop().create_task(self.scan_all())
 
     def resume_chains(self) -> None:
-        """Approved missions whose last job ended while the daemon was down: take the next step.
+        """Approved missions whose chain stopped with the daemon: take the step they are due.
 
-        The step after a job is taken when it finishes; a daemon killed in between would leave
-        the mission waiting for ever. Each step checks what is recorded, so none runs twice.
+        A step is taken when the job before it finishes; a daemon killed in between (or between
+        approving and queueing the train job) would leave the mission waiting for ever. Each step
+        looks at the mission's jobs first (`_step_job`), so none runs twice.
         """
         for mission in self.store.list_missions(["approved"], None, 1000):
-            data = mission.data
-            if data.get("completed") or data.get("stopped"):
+            if mission.data.get("completed") or mission.data.get("stopped"):
                 continue
-            last = next(
-                (data[k] for k in ("deploy_job", "eval_job", "train_job") if data.get(k)), None
-            )
-            if last is None:
-                continue
-            try:
-                job = self.store.get_job(str(last))
-            except KeyError:
-                continue
-            if job.status in TERMINAL_JOB_STATUSES:
-                log.info("mission %s: taking the step after %s %s", mission.id, job.kind, job.id)
-                self.on_job_finished(job)
+            jobs = self.store.mission_jobs(mission.id)
+            if not jobs:
+                log.info("mission %s: approved but its train job was never queued", mission.id)
+                self.approve(mission)
+            elif jobs[-1].status in TERMINAL_JOB_STATUSES:
+                log.info("mission %s: taking the step after %s", mission.id, jobs[-1].id)
+                self.on_job_finished(jobs[-1])
+
+    def _step_job(self, mission_id: str, kind: str) -> Job | None:
+        """The mission's job of this kind if one was already queued (by a daemon since killed)."""
+        return next((j for j in self.store.mission_jobs(mission_id) if j.kind == kind), None)
 
     def stop(self) -> None:
         if self.scheduler is not None:
@@ -277,6 +276,9 @@ class AgentService:
 
     def approve(self, mission: Mission) -> Job:
         """Start the chain: the train job now; eval follows it (see on_job_finished)."""
+        if (job := self._step_job(mission.id, "train")) is not None:
+            self.store.update_mission_data(mission.id, {"train_job": job.id})
+            return job
         plan = mission.data["plan"]
         params = parse_params("train", plan["params"]).model_dump(mode="json")
         hold = quiet_until(self.config.quiet_hours, time.time())
@@ -307,7 +309,9 @@ class AgentService:
                 "generations": 4,
             }
             values = parse_params("eval", params).model_dump(mode="json")
-            ev_job = self.runner.submit("eval", f"mission {mission.id}: eval", values, mission.id)
+            ev_job = self._step_job(mission.id, "eval") or self.runner.submit(
+                "eval", f"mission {mission.id}: eval", values, mission.id
+            )
             self.store.update_mission_data(
                 mission.id, {"adapter": values["adapter"], "eval_job": ev_job.id}
             )
@@ -327,6 +331,12 @@ class AgentService:
 
     async def _deploy_if_better(self, mission: Mission, eval_job: Job) -> None:
         """Deploy the mission's adapter when its eval beats what its source serves now."""
+        if (queued := self._step_job(mission.id, "deploy")) is not None:
+            decision = mission.data.get("deploy") or f"deploying as {queued.params.get('tag')}"
+            self.store.update_mission_data(
+                mission.id, {"deploy_job": queued.id, "deploy": decision}
+            )
+            return
         try:
             decision, job = await self._decide_deploy(mission, eval_job)
         except (OSError, ValueError, KeyError) as exc:

@@ -21,6 +21,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+from engine import checkpoint
 from engine.spec import RESUMABLE_KINDS, JobSpec, holds_accelerator
 from forged.config import JobsConfig
 from forged.events import EventBus
@@ -39,6 +40,11 @@ MODEL_ARTIFACTS = {
     "ollama-model": "ollama",
 }
 LOG_LINE_CAP = 8192
+
+
+MAX_ATTEMPTS = 3
+"""Starts a job without a checkpoint gets when daemon restarts interrupt it; a job's own
+failures are never retried, and one with a checkpoint always resumes from it."""
 
 
 @dataclass
@@ -134,38 +140,60 @@ class JobRunner:
     # ---- recovery ------------------------------------------------------------------------------
 
     async def recover(self) -> None:
-        """Jobs a dead daemon left `running`: stop any leftover process, then resume or fail.
+        """Jobs a dead daemon left `running`: stop any leftover process, then run them again.
 
-        A resumable kind with a checkpoint goes back to the queue and continues from it; any
-        other job is marked failed with the reason. Either way no job runs twice at once.
+        A job with a checkpoint goes back to the queue and continues from it; one without starts
+        over (every kind but `infer` may: they write their results atomically), up to
+        MAX_ATTEMPTS starts, so a job that brings the machine down early is not retried for ever. An
+        interrupted playground answer is marked failed: nobody is waiting for it any more.
+        Either way no job runs twice at once.
         """
         jobs, _ = self.store.list_jobs(status=["running"], limit=10_000)
         for job in jobs:
             pid = self.store.job_pid(job.id)
             if pid is not None:
                 await _reap_orphan(pid, Path(job.run_dir))
+            if job.kind in RESUMABLE_KINDS:
+                job = self._adopt_checkpoint_on_disk(job)
+            resumable = job.kind in RESUMABLE_KINDS and job.checkpoint is not None
             if self.store.cancel_requested(job.id):
                 self._finish(job.id, "cancelled", error="cancelled (the daemon restarted)")
-            elif job.kind in RESUMABLE_KINDS and job.checkpoint:
-                reason = f"the daemon restarted; resuming from checkpoint {job.checkpoint}"
+            elif job.kind == "infer" or (not resumable and job.attempt >= MAX_ATTEMPTS):
+                why = (
+                    "an answer is not replayed once its asker is gone"
+                    if job.kind == "infer"
+                    else f"it has been started {job.attempt} times without reaching a checkpoint"
+                )
+                self._finish(
+                    job.id,
+                    "failed",
+                    error=f"interrupted: the daemon stopped while the job was running; {why}",
+                )
+            else:
+                start = (
+                    f"resuming from checkpoint {job.checkpoint}"
+                    if resumable
+                    else "starting it again (it had no checkpoint) "
+                    f"(start {job.attempt + 1} of {MAX_ATTEMPTS})"
+                )
+                reason = f"the daemon restarted; {start}"
                 _, ev = self.store.update_job(
                     job.id,
                     {"status": "queued", "pid": None},
                     ("job.status", {"status": "queued", "reason": reason}),
                 )
                 self.bus.publish(ev, self._log_event(job.id, reason))
-            else:
-                why = (
-                    "before its first checkpoint"
-                    if job.kind in RESUMABLE_KINDS
-                    else f"and {job.kind} jobs cannot resume"
-                )
-                self._finish(
-                    job.id,
-                    "failed",
-                    error=f"interrupted: the daemon stopped while the job was running, {why}",
-                )
         self.wake()
+
+    def _adopt_checkpoint_on_disk(self, job: Job) -> Job:
+        """A checkpoint newer than the store's: the engine wrote it as the daemon died (it saves
+        one when it is stopped), and nobody was left to hear of it."""
+        on_disk = checkpoint.newest(Path(job.run_dir))
+        if on_disk is None or (job.checkpoint and on_disk.name <= Path(job.checkpoint).name):
+            return job
+        log.info("job %s: taking the newer checkpoint %s found on disk", job.id, on_disk)
+        job, _ = self.store.update_job(job.id, {"checkpoint": str(on_disk)})
+        return job
 
     # ---- submit and cancel --------------------------------------------------------------------
 

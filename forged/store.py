@@ -308,6 +308,13 @@ class Store:
         ).fetchall()
         return [self._job(r) for r in rows], int(total)
 
+    def mission_jobs(self, mission_id: str) -> list[Job]:
+        """A mission's jobs, oldest first: what its chain has already done."""
+        rows = self.db.execute(
+            "SELECT * FROM jobs WHERE mission_id = ? ORDER BY created_at, rowid", (mission_id,)
+        ).fetchall()
+        return [self._job(r) for r in rows]
+
     def count_jobs(self, status: str) -> int:
         row = self.db.execute("SELECT COUNT(*) FROM jobs WHERE status = ?", (status,)).fetchone()
         return int(row[0])

@@ -1,13 +1,17 @@
 """Kill the daemon at any moment: on restart every job is still there, and a job that was
-running resumes from its checkpoint or fails with the reason. Nothing runs twice."""
+running resumes from its checkpoint or starts over (at most three starts), else fails with the
+reason. Nothing runs twice."""
 
 from __future__ import annotations
 
 import os
 import signal
+from functools import partial
 from pathlib import Path
+from typing import Any
 
-from tests.daemon_harness import DaemonFactory, wait_for
+from engine.synthetic import write_dataset
+from tests.daemon_harness import Daemon, DaemonFactory, wait_for
 
 
 def engine_processes(run_dir: str) -> list[int]:
@@ -47,23 +51,40 @@ def test_kill_9_after_a_checkpoint_resumes_from_it(make_daemon: DaemonFactory) -
     assert (daemon.paths.models_dir / "resumed" / "model.safetensors").exists()
 
 
-def test_kill_9_before_any_checkpoint_fails_with_the_reason(
+def test_kill_9_before_any_checkpoint_starts_over_at_most_three_times(
     make_daemon: DaemonFactory, tiny_model: Path
 ) -> None:
     daemon = make_daemon().start()
-    # Verifying a folder writes no checkpoint: there is nothing to resume from.
-    job = daemon.call("jobs.submit", kind="prepare-model", params={"path": str(tiny_model)})
+    data = write_dataset(daemon.paths.datasets_dir / "chat.jsonl", 60, seed=4)
+    # A long run that never reaches a checkpoint before each kill.
+    params = {"base_model": str(tiny_model), "dataset": str(data), "max_seq_len": 256}
+    params |= {"max_steps": 100_000, "checkpoint_every": 100_000}
+    job = daemon.call("jobs.submit", kind="train", params=params)
     queued = daemon.call("jobs.submit", kind="prepare-model", params={"path": str(tiny_model)})
-    daemon.wait_job(job["id"], {"running"}, timeout=30)
-    daemon.kill()
-    daemon.start()
-    failed = daemon.wait_job(job["id"], {"failed", "completed"})
-    if failed["status"] == "completed":  # it finished in the instant before the kill
-        return
-    assert failed["error"].startswith("interrupted: the daemon stopped while the job was running")
-    assert "before its first checkpoint" in failed["error"]
-    # The queued job was kept and runs after the restart.
+    for start in (1, 2, 3):
+        wait_for(partial(started, daemon, job["id"], start), timeout=60)
+        daemon.kill()
+        daemon.start()
+        if start < 3:
+            again = f"starting it again (it had no checkpoint) (start {start + 1} of 3)"
+            wait_for(partial(logged, daemon, job["id"], again))
+    failed = daemon.wait_job(job["id"], {"failed"}, timeout=60)
+    assert failed["error"] == (
+        "interrupted: the daemon stopped while the job was running; "
+        "it has been started 3 times without reaching a checkpoint"
+    )
+    # The queued job was kept and runs after the restarts.
     assert daemon.wait_job(queued["id"], {"completed", "failed"})["status"] == "completed"
+
+
+def started(daemon: Daemon, job_id: str, attempt: int) -> bool:
+    job = daemon.call("jobs.get", id=job_id)
+    return bool(job["status"] == "running" and job["attempt"] == attempt)
+
+
+def logged(daemon: Daemon, job_id: str, text: str) -> bool:
+    lines: list[dict[str, Any]] = daemon.call("jobs.logs", id=job_id, tail=100)["lines"]
+    return any(text in line["line"] for line in lines)
 
 
 def test_sigterm_stops_jobs_and_exits_zero_then_resumes(make_daemon: DaemonFactory) -> None:
