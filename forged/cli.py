@@ -15,10 +15,13 @@ import sys
 import time
 from collections.abc import Callable, Sequence
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from forged.client import Client, DaemonNotRunning, RemoteError
 from forged.paths import ForgePaths, resolve_paths
+
+if TYPE_CHECKING:
+    from forged.remote import SshBridge
 
 EXIT_ERROR = 1
 EXIT_USAGE = 2
@@ -478,6 +481,26 @@ def cmd_service(cli: Cli) -> int:
     return service.run(cli.args.action, cli.args.platform, cli.paths)
 
 
+def cmd_dial_stdio(cli: Cli) -> int:
+    from forged.remote import dial_stdio
+
+    return dial_stdio(cli.paths.socket_file)
+
+
+def _bridge(host: str, remote_forge: str) -> SshBridge:
+    """Check the remote daemon answers, then point this process's socket at a bridge to it."""
+    from forged.remote import SshBridge, SshTarget
+
+    bridge = SshBridge(SshTarget.parse(host), remote_forge)
+    try:
+        bridge.check()
+    except ConnectionError:
+        bridge.close()
+        raise
+    os.environ["FORGE_SOCKET"] = str(bridge.start().socket_path)
+    return bridge
+
+
 def cmd_tui(cli: Cli) -> int:
     """Textual is imported only here, so the other commands start fast."""
     from tui.app import run
@@ -496,6 +519,17 @@ JOB_KINDS = ["prepare-model", "train", "eval", "merge", "deploy", "infer"]
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
         prog="forge", description="AI Forge: fine-tune local LLMs on your own repositories."
+    )
+    parser.add_argument(
+        "--host",
+        metavar="ssh://[USER@]HOST[:PORT]",
+        help="drive the daemon on another machine, through ssh and `forge dial-stdio` there",
+    )
+    parser.add_argument(
+        "--remote-forge",
+        default="forge",
+        metavar="CMD",
+        help="the forge command on that machine (default: forge on its PATH)",
     )
     common = argparse.ArgumentParser(add_help=False)
     common.add_argument("--json", action="store_true", help="print the raw result as JSON")
@@ -590,6 +624,11 @@ def build_parser() -> argparse.ArgumentParser:
     tui = sub.add_parser("tui", help="the terminal UI: jobs, missions, logs, models, playground")
     tui.set_defaults(fn=cmd_tui, json=False)
 
+    dial = sub.add_parser(
+        "dial-stdio", help="join stdin/stdout to the daemon's socket (what --host runs over ssh)"
+    )
+    dial.set_defaults(fn=cmd_dial_stdio, json=False)
+
     config = sub.add_parser("config", help="the config file: path, check, init")
     config.add_argument("action", choices=["path", "check", "init"], nargs="?", default="check")
     config.set_defaults(fn=cmd_config, json=False)
@@ -605,8 +644,24 @@ def build_parser() -> argparse.ArgumentParser:
     return parser
 
 
+LOCAL_ONLY = ("daemon", "service", "config", "dial-stdio")
+
+
 def main(argv: Sequence[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
+    bridge = None
+    if args.host:
+        if args.command in LOCAL_ONLY:
+            print(
+                f"forge: --host drives a remote daemon; `{args.command}` acts on this machine",
+                file=sys.stderr,
+            )
+            return EXIT_USAGE
+        try:
+            bridge = _bridge(args.host, args.remote_forge)
+        except (ValueError, ConnectionError) as exc:
+            print(f"forge: {exc}", file=sys.stderr)
+            return EXIT_NO_DAEMON
     cli = Cli(args)
     try:
         code: int = args.fn(cli)
@@ -627,6 +682,8 @@ def main(argv: Sequence[str] | None = None) -> int:
     finally:
         if cli._client is not None:
             cli._client.close()
+        if bridge is not None:
+            bridge.close()
 
 
 if __name__ == "__main__":

@@ -4,7 +4,7 @@ Start-up order: take the instance lock, open the store, listen, tell systemd REA
 the jobs a dead daemon left running (stopping any leftover engine, which can take seconds) and
 only then start the runner. Clients are answered from the first moment.
 
-Shut-down (SIGTERM/SIGINT): stop accepting, let running jobs checkpoint within the grace
+Shut-down (SIGTERM/SIGINT/SIGHUP): stop accepting, let running jobs checkpoint within the grace
 period, close clients, tell systemd STOPPING=1, exit 0.
 """
 
@@ -80,7 +80,8 @@ async def serve(paths: ForgePaths, config: Config) -> int:
 
     stop = asyncio.Event()
     loop = asyncio.get_running_loop()
-    for sig in (signal.SIGTERM, signal.SIGINT):
+    # SIGHUP: the terminal of a `forge daemon` started by hand went away (an SSH log-out).
+    for sig in (signal.SIGTERM, signal.SIGINT, signal.SIGHUP):
         loop.add_signal_handler(sig, stop.set)
     log.info("forged listening on %s (data in %s)", paths.socket_file, paths.data_dir)
     notify("READY=1")

@@ -27,6 +27,22 @@ Turn it on once, so forged keeps training after you log out:
 """
 
 
+def linger_state() -> str:
+    """Whether systemd keeps this user's services running with no session open: "on", "off",
+    or why it cannot tell. logind records it as a file named after the user."""
+    user = os.environ.get("USER") or Path.home().name
+    if shutil.which("loginctl"):
+        done = subprocess.run(
+            ["loginctl", "show-user", user, "--property=Linger", "--value"],
+            capture_output=True,
+            text=True,
+            check=False,
+        )
+        if done.returncode == 0 and done.stdout.strip() in ("yes", "no"):
+            return "on" if done.stdout.strip() == "yes" else "off"
+    return "on" if Path("/var/lib/systemd/linger", user).exists() else "off"
+
+
 def _command() -> list[str]:
     return [sys.executable, "-m", "forged.cli", "daemon"]
 
@@ -112,7 +128,8 @@ def run(action: str, platform: str | None, paths: ForgePaths) -> int:
             print("    systemctl --user daemon-reload")
             print(f"    systemctl --user enable --now {UNIT_NAME}")
             print(f"Its log: journalctl --user -u {UNIT_NAME} -f")
-            print(LINGER_NOTE)
+            if linger_state() != "on":
+                print(LINGER_NOTE)
         else:
             print("Load and start it:")
             print(f"    launchctl bootstrap gui/$(id -u) {path}")
@@ -139,6 +156,12 @@ def run(action: str, platform: str | None, paths: ForgePaths) -> int:
             check=False,
         )
         print(f"systemd   {state.stdout.strip() or state.stderr.strip()}")
+    if platform == "systemd":
+        linger = linger_state()
+        hint = (
+            "" if linger == "on" else ': it stops when you log out (loginctl enable-linger "$USER")'
+        )
+        print(f"linger    {linger}{hint}")
     print(
         f"socket    {paths.socket_file} ({'present' if paths.socket_file.exists() else 'absent'})"
     )

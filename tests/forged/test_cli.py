@@ -155,6 +155,7 @@ def test_config_check_and_init(tmp_path: Path) -> None:
 
 def test_service_units(tmp_path: Path) -> None:
     env = {"XDG_CONFIG_HOME": str(tmp_path / "cfg"), "HOME": str(tmp_path / "home")}
+    env["USER"] = "forge-test-nobody"  # a user without lingering, whatever this machine has
     out = forge("service", "install", home=tmp_path, env=env)
     assert out.returncode == 0, out.stderr
     unit = (tmp_path / "cfg" / "systemd" / "user" / "forged.service").read_text()
@@ -163,7 +164,9 @@ def test_service_units(tmp_path: Path) -> None:
     assert f'Environment="FORGE_HOME={tmp_path}"' in unit
     assert "systemctl --user enable --now forged.service" in out.stdout
     assert "loginctl enable-linger" in out.stdout
-    assert forge("service", "status", home=tmp_path, env=env).returncode == 0
+    status = forge("service", "status", home=tmp_path, env=env)
+    assert status.returncode == 0
+    assert "linger    off: it stops when you log out" in status.stdout
     assert forge("service", "uninstall", home=tmp_path, env=env).returncode == 0
     assert not (tmp_path / "cfg" / "systemd" / "user" / "forged.service").exists()
 
