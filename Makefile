@@ -36,6 +36,9 @@ bench: $(STAMP)
 	$(BIN)/python bench/train_throughput.py
 	$(BIN)/python -m bench.daemon_rpc
 	$(BIN)/python -m bench.daemon_footprint
+	$(BIN)/python -m bench.daemon_streaming
+	$(BIN)/python -m bench.tui_first_paint
+	$(BIN)/python -m bench.agent_speed
 
 screenshots: $(STAMP)
 	PYTHONPATH=. $(BIN)/python docs/make_screenshots.py

@@ -40,6 +40,10 @@ class JobsConfig(_Section):
         le=600,
         description="seconds running jobs get to checkpoint when the daemon stops",
     )
+    python: str = Field(
+        "",
+        description="the Python that runs jobs, e.g. a venv with CUDA torch (empty: the daemon's)",
+    )
     memory_limit_gb: float = Field(
         0,
         ge=0,
