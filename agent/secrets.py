@@ -71,6 +71,7 @@ PATTERNS: list[tuple[str, re.Pattern[str]]] = [
 # name = "value" where the name says secret and the value looks random enough.
 ASSIGNMENT = re.compile(
     r"""(?ix)
+    (?<![a-z0-9_.\-])  # only where a name starts: the same matches, tried once per name
     (?P<name>[a-z0-9_.\-]*(secret|token|passw(or)?d|pwd|api[_\-]?key|access[_\-]?key|
         private[_\-]?key|client[_\-]?secret|auth)[a-z0-9_.\-]*)
     (?P<sep>\s*[:=]\s*|\s*=>\s*)
