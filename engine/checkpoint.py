@@ -32,11 +32,14 @@ def save(
         torch.save({"torch": torch.get_rng_state()}, partial / "rng.pt")
         (partial / "state.json").write_text(json.dumps(state | {"step": step}))
     except (OSError, RuntimeError) as exc:
-        # A full disk surfaces as OSError, or as RuntimeError from torch's zip writer.
+        # A full disk surfaces as OSError, or as a cryptic RuntimeError from torch's zip
+        # writer: the free space, measured before the torn folder is removed, says which.
+        free_mb = shutil.disk_usage(root).free / 1e6
         shutil.rmtree(partial, ignore_errors=True)
         kept = sorted(p.name for p in root.glob("step-*") if not p.name.endswith(".partial"))
         raise EngineError(
-            f"could not write the checkpoint of step {step} in {root}: {exc}; "
+            f"could not write the checkpoint of step {step} in {root} "
+            f"({free_mb:.1f} MB free on its disk): {exc}; "
             + (f"{kept[-1]} is kept, resume from it" if kept else "no earlier checkpoint")
             + " once there is room (forge jobs resume)"
         ) from exc
