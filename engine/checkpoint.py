@@ -36,30 +36,33 @@ def save(
         # writer: the free space, measured before the torn folder is removed, says which.
         free_mb = shutil.disk_usage(root).free / 1e6
         shutil.rmtree(partial, ignore_errors=True)
-        kept = sorted(p.name for p in root.glob("step-*") if not p.name.endswith(".partial"))
+        kept = complete(root)
         raise EngineError(
             f"could not write the checkpoint of step {step} in {root} "
             f"({free_mb:.1f} MB free on its disk): {exc}; "
-            + (f"{kept[-1]} is kept, resume from it" if kept else "no earlier checkpoint")
+            + (f"{kept[-1].name} is kept, resume from it" if kept else "no earlier checkpoint")
             + " once there is room (forge jobs resume)"
         ) from exc
     shutil.rmtree(final, ignore_errors=True)
     partial.rename(final)
-    for old in sorted(root.glob("step-*"))[:-KEEP]:
-        if not old.name.endswith(".partial"):
-            shutil.rmtree(old, ignore_errors=True)
+    for old in complete(root)[:-KEEP]:
+        shutil.rmtree(old, ignore_errors=True)
     return final
 
 
+def complete(root: Path) -> list[Path]:
+    """The complete checkpoints in `root`, oldest first (`step-N` sort by name; prepare-model
+    has one, `tokenizer`); `.partial` folders are torn writes and never count."""
+    if not root.is_dir():
+        return []
+    return sorted(p for p in root.iterdir() if p.is_dir() and not p.name.endswith(".partial"))
+
+
 def newest(run_dir: Path) -> Path | None:
-    """The newest complete checkpoint a job left in its run dir (`step-N`, or prepare-model's
-    `tokenizer`); `.partial` folders are torn writes and never count. The daemon reads this after
-    a crash, when the engine wrote a checkpoint the dead daemon never heard of."""
-    folder = run_dir / "checkpoints"
-    if not folder.is_dir():
-        return None
-    done = [p for p in folder.iterdir() if p.is_dir() and not p.name.endswith(".partial")]
-    return max(done, key=lambda p: p.name, default=None)
+    """The newest complete checkpoint a job left in its run dir. The daemon reads this after a
+    crash, when the engine wrote a checkpoint the dead daemon never heard of."""
+    kept = complete(run_dir / "checkpoints")
+    return kept[-1] if kept else None
 
 
 def load(path: Path, model: Any, optimizer: Any, scheduler: Any) -> dict[str, Any]:

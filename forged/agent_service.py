@@ -99,8 +99,9 @@ class AgentService:
         """Approved missions whose chain stopped with the daemon: take the step they are due.
 
         A step is taken when the job before it finishes; a daemon killed in between (or between
-        approving and queueing the train job) would leave the mission waiting for ever. Each step
-        looks at the mission's jobs first (`_step_job`), so none runs twice.
+        approving and queueing the train job) would leave the mission waiting for ever. Only the
+        mission's newest job is looked at, and a step's job is recorded on the mission as it is
+        queued (`Store.create_job`), so no step runs twice.
         """
         for mission in self.store.list_missions(["approved"], None, 1000):
             if mission.data.get("completed") or mission.data.get("stopped"):
@@ -112,10 +113,6 @@ class AgentService:
             elif jobs[-1].status in TERMINAL_JOB_STATUSES:
                 log.info("mission %s: taking the step after %s", mission.id, jobs[-1].id)
                 self.on_job_finished(jobs[-1])
-
-    def _step_job(self, mission_id: str, kind: str) -> Job | None:
-        """The mission's job of this kind if one was already queued (by a daemon since killed)."""
-        return next((j for j in self.store.mission_jobs(mission_id) if j.kind == kind), None)
 
     def stop(self) -> None:
         if self.scheduler is not None:
@@ -276,20 +273,15 @@ class AgentService:
 
     def approve(self, mission: Mission) -> Job:
         """Start the chain: the train job now; eval follows it (see on_job_finished)."""
-        if (job := self._step_job(mission.id, "train")) is not None:
-            self.store.update_mission_data(mission.id, {"train_job": job.id})
-            return job
         plan = mission.data["plan"]
         params = parse_params("train", plan["params"]).model_dump(mode="json")
         hold = quiet_until(self.config.quiet_hours, time.time())
         job = self.runner.submit(
             "train", f"mission {mission.id}: train", params, mission.id, not_before=hold
         )
-        extra: dict[str, Any] = {"train_job": job.id}
         if hold:
-            extra["held_until"] = hold
+            self.store.update_mission_data(mission.id, {"held_until": hold})
             self.bus.emit("mission.updated", None, {"id": mission.id, "held_until": hold})
-        self.store.update_mission_data(mission.id, extra)
         return job
 
     def on_job_finished(self, job: Job) -> None:
@@ -309,12 +301,8 @@ class AgentService:
                 "generations": 4,
             }
             values = parse_params("eval", params).model_dump(mode="json")
-            ev_job = self._step_job(mission.id, "eval") or self.runner.submit(
-                "eval", f"mission {mission.id}: eval", values, mission.id
-            )
-            self.store.update_mission_data(
-                mission.id, {"adapter": values["adapter"], "eval_job": ev_job.id}
-            )
+            self.runner.submit("eval", f"mission {mission.id}: eval", values, mission.id)
+            self.store.update_mission_data(mission.id, {"adapter": values["adapter"]})
         elif job.kind == "eval" and mission.source_id:
             # The source's new baseline: later missions count material from this commit.
             self.store.set_source_commits(mission.source_id, trained=mission.data["head"])
@@ -331,22 +319,13 @@ class AgentService:
 
     async def _deploy_if_better(self, mission: Mission, eval_job: Job) -> None:
         """Deploy the mission's adapter when its eval beats what its source serves now."""
-        if (queued := self._step_job(mission.id, "deploy")) is not None:
-            decision = mission.data.get("deploy") or f"deploying as {queued.params.get('tag')}"
-            self.store.update_mission_data(
-                mission.id, {"deploy_job": queued.id, "deploy": decision}
-            )
-            return
         try:
             decision, job = await self._decide_deploy(mission, eval_job)
         except (OSError, ValueError, KeyError) as exc:
             log.exception("mission %s: deciding on the deploy failed", mission.id)
             decision, job = f"not deployed: deciding failed: {type(exc).__name__}: {exc}", None
-        extra: dict[str, Any] = {"deploy": decision}
-        if job is None:
-            extra["completed"] = True
-        else:
-            extra["deploy_job"] = job.id
+        # The deploy job recorded itself on the mission when it was queued.
+        extra: dict[str, Any] = {"deploy": decision} | ({"completed": True} if job is None else {})
         self.store.update_mission_data(mission.id, extra)
         self.bus.emit("mission.updated", None, {"id": mission.id, "deploy": decision})
         log.info("mission %s: %s", mission.id, decision)

@@ -97,15 +97,19 @@ class SshBridge:
         self.children: list[subprocess.Popen[bytes]] = []
         self.lock = threading.Lock()
 
-    def ssh_command(self) -> list[str]:
+    def _ssh(self) -> list[str]:
+        """ssh and its options, sharing one master connection kept in the private folder."""
         ssh = shlex.split(os.environ.get("FORGE_SSH", "ssh"))
         control = self.folder / "ssh-control"
         options = ["-o", "ControlMaster=auto", "-o", f"ControlPath={control}"]
         options += ["-o", "ControlPersist=60"]
         if self.target.port:
             options += ["-p", str(self.target.port)]
+        return [*ssh, *options]
+
+    def ssh_command(self) -> list[str]:
         remote = f"{self.remote_forge} dial-stdio"
-        return [*ssh, *options, "-T", self.target.destination, "--", remote]
+        return [*self._ssh(), "-T", self.target.destination, "--", remote]
 
     def check(self, timeout: float = 30.0) -> None:
         """Ask the remote daemon for its status once, so a wrong host, a refused login or a
@@ -158,6 +162,8 @@ class SshBridge:
         with contextlib.suppress(OSError):
             ssh.stdin.close()
         ssh.wait()
+        with self.lock:  # a TUI opens connections for as long as it runs: keep only live ones
+            self.children.remove(ssh)
 
     def close(self) -> None:
         self.listener.close()
@@ -167,7 +173,7 @@ class SshBridge:
                     child.terminate()
         with contextlib.suppress(OSError):
             subprocess.run(
-                [*self.ssh_command()[:-3], "-O", "exit", self.target.destination],
+                [*self._ssh(), "-O", "exit", self.target.destination],
                 capture_output=True,
                 timeout=5,
             )

@@ -22,7 +22,7 @@ from pathlib import Path
 from typing import Any
 
 from engine import checkpoint
-from engine.spec import RESUMABLE_KINDS, JobSpec, holds_accelerator
+from engine.spec import JobSpec, holds_accelerator
 from forged.config import JobsConfig
 from forged.events import EventBus
 from forged.paths import ForgePaths
@@ -68,13 +68,12 @@ class JobRunner:
         bus: EventBus,
         paths: ForgePaths,
         config: JobsConfig,
-        python: str = sys.executable,
     ) -> None:
         self.store = store
         self.bus = bus
         self.paths = paths
         self.config = config
-        self.python = python
+        self.python = config.python or sys.executable
         self.running: dict[str, Running] = {}
         # Told of every job that reaches a final status (the agent chains mission jobs).
         self.listeners: list[Callable[[Job], None]] = []
@@ -153,9 +152,8 @@ class JobRunner:
             pid = self.store.job_pid(job.id)
             if pid is not None:
                 await _reap_orphan(pid, Path(job.run_dir))
-            if job.kind in RESUMABLE_KINDS:
-                job = self._adopt_checkpoint_on_disk(job)
-            resumable = job.kind in RESUMABLE_KINDS and job.checkpoint is not None
+            job = self._adopt_checkpoint_on_disk(job)
+            resumable = job.checkpoint is not None  # only resumable kinds write checkpoints
             if self.store.cancel_requested(job.id):
                 self._finish(job.id, "cancelled", error="cancelled (the daemon restarted)")
             elif job.kind == "infer" or (not resumable and job.attempt >= MAX_ATTEMPTS):

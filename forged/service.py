@@ -20,16 +20,17 @@ from forged.paths import ForgePaths
 UNIT_NAME = "forged.service"
 LAUNCHD_LABEL = "dev.aiforge.forged"
 
-LINGER_NOTE = """\
+LINGER_COMMAND = 'loginctl enable-linger "$USER"'
+LINGER_NOTE = f"""\
 Over SSH: a user service stops when your last session ends unless lingering is on.
 Turn it on once, so forged keeps training after you log out:
-    loginctl enable-linger "$USER"
+    {LINGER_COMMAND}
 """
 
 
 def linger_state() -> str:
-    """Whether systemd keeps this user's services running with no session open: "on", "off",
-    or why it cannot tell. logind records it as a file named after the user."""
+    """Whether systemd keeps this user's services running with no session open: "on" or "off".
+    Asked of loginctl; without it, logind's record (a file named after the user) is looked for."""
     user = os.environ.get("USER") or Path.home().name
     if shutil.which("loginctl"):
         done = subprocess.run(
@@ -158,9 +159,7 @@ def run(action: str, platform: str | None, paths: ForgePaths) -> int:
         print(f"systemd   {state.stdout.strip() or state.stderr.strip()}")
     if platform == "systemd":
         linger = linger_state()
-        hint = (
-            "" if linger == "on" else ': it stops when you log out (loginctl enable-linger "$USER")'
-        )
+        hint = "" if linger == "on" else f": it stops when you log out ({LINGER_COMMAND})"
         print(f"linger    {linger}{hint}")
     print(
         f"socket    {paths.socket_file} ({'present' if paths.socket_file.exists() else 'absent'})"

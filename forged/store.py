@@ -259,6 +259,9 @@ class Store:
                 (job_id, kind, name, json.dumps(params), time.time(), mission_id, not_before),
             )
             event = self._insert_event("job.status", job_id, {"status": "queued", "kind": kind})
+            if mission_id is not None:
+                # In the same transaction, so a crash never leaves a mission's step unrecorded.
+                self._merge_mission_data(db, mission_id, {f"{kind}_job": job_id})
         return self.get_job(job_id), event
 
     def get_job(self, job_id: str) -> Job:
@@ -478,9 +481,13 @@ class Store:
 
     def update_mission_data(self, mission_id: str, extra: dict[str, Any]) -> None:
         with self.tx() as db:
-            row = db.execute("SELECT data FROM missions WHERE id = ?", (mission_id,)).fetchone()
-            data = json.loads(row["data"]) | extra
-            db.execute("UPDATE missions SET data = ? WHERE id = ?", (json.dumps(data), mission_id))
+            self._merge_mission_data(db, mission_id, extra)
+
+    @staticmethod
+    def _merge_mission_data(db: sqlite3.Connection, mission_id: str, extra: dict[str, Any]) -> None:
+        row = db.execute("SELECT data FROM missions WHERE id = ?", (mission_id,)).fetchone()
+        data = json.loads(row["data"]) | extra
+        db.execute("UPDATE missions SET data = ? WHERE id = ?", (json.dumps(data), mission_id))
 
     def get_source(self, source_id: str) -> Source:
         row = self.db.execute("SELECT * FROM sources WHERE id = ?", (source_id,)).fetchone()

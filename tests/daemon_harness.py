@@ -6,6 +6,7 @@ over its real Unix socket with the real client.
 
 from __future__ import annotations
 
+import contextlib
 import os
 import shutil
 import signal
@@ -136,10 +137,23 @@ class Daemon:
         shutil.rmtree(self.home, ignore_errors=True)
 
 
-def _kill_group_of(run_dir: Path) -> None:
-    for proc_dir in Path("/proc").glob("[0-9]*"):
+def engine_processes(run_dir: Path | str | None = None) -> dict[int, str]:
+    """Live engine processes (`… -m engine RUN_DIR/spec.json`): pid → the spec they run; only
+    those of `run_dir` when given. Each is its own process group's leader."""
+    found: dict[int, str] = {}
+    for proc in Path("/proc").glob("[0-9]*"):
         try:
-            if str(run_dir).encode() in (proc_dir / "cmdline").read_bytes():
-                os.killpg(int(proc_dir.name), signal.SIGKILL)
-        except (OSError, ValueError):
+            argv = (proc / "cmdline").read_bytes().split(b"\0")
+        except OSError:
             continue
+        if b"engine" in argv and len(argv) > 3 and argv[-2].endswith(b"spec.json"):
+            spec = argv[-2].decode()
+            if run_dir is None or Path(spec).parent == Path(run_dir):
+                found[int(proc.name)] = spec
+    return found
+
+
+def _kill_group_of(run_dir: Path) -> None:
+    for pid in engine_processes(run_dir):
+        with contextlib.suppress(OSError):
+            os.killpg(pid, signal.SIGKILL)

@@ -10,7 +10,6 @@ The seed is printed; FORGE_CRASH_SEED replays a run."""
 from __future__ import annotations
 
 import contextlib
-import json
 import os
 import random
 import signal
@@ -21,11 +20,12 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+from safetensors import safe_open
 
 from engine.synthetic import write_dataset
 from tests.agent.test_dataset_build import commit
 from tests.agent.test_missions import agent_config, make_repo
-from tests.daemon_harness import Daemon, DaemonFactory, wait_for
+from tests.daemon_harness import Daemon, DaemonFactory, engine_processes, wait_for
 from tests.ollama_server import FakeOllama
 
 pytestmark = pytest.mark.slow
@@ -35,26 +35,13 @@ TORN_CHECKPOINT_KILLS = 4
 """The first kills hit a manual train job that checkpoints every step, so torn writes happen."""
 
 
-def engine_pids() -> dict[int, str]:
-    """Every live engine process: pid → the spec it runs."""
-    found: dict[int, str] = {}
-    for proc in Path("/proc").glob("[0-9]*"):
-        try:
-            argv = (proc / "cmdline").read_bytes().split(b"\0")
-        except OSError:
-            continue
-        if b"engine" in argv and len(argv) > 3 and argv[-2].endswith(b"spec.json"):
-            found[int(proc.name)] = argv[-2].decode()
-    return found
-
-
 def power_cut(daemon: Daemon) -> None:
     """The daemon and every engine at once, as a power cut or the OOM killer would: the daemon
     first, so it cannot record the engines' deaths, then the engines, which by then may be
     writing the checkpoint the daemon's death asked for."""
     assert daemon.proc is not None
     os.kill(daemon.proc.pid, signal.SIGKILL)
-    for pid in engine_pids():
+    for pid in engine_processes():
         with contextlib.suppress(ProcessLookupError):
             os.kill(pid, signal.SIGKILL)
     daemon.proc.wait(10)
@@ -90,10 +77,9 @@ def complete_checkpoint(path: str) -> bool:
     folder = Path(path)
     if folder.name.endswith(".partial") or not (folder / "state.json").exists():
         return False
-    header = (folder / "adapter_model.safetensors").read_bytes()
-    size = int.from_bytes(header[:8], "little")
-    json.loads(header[8 : 8 + size])  # a torn file would not parse
-    return True
+    # safetensors checks the header and that the file holds every tensor it lists.
+    with safe_open(str(folder / "adapter_model.safetensors"), framework="pt") as weights:
+        return len(list(weights.keys())) > 0
 
 
 def check_after_restart(daemon: Daemon, before: Snapshot) -> str:
@@ -141,7 +127,7 @@ def check_after_restart(daemon: Daemon, before: Snapshot) -> str:
     for adapter in daemon.call("models.list", kind=["adapter"])["models"]:
         assert (Path(adapter["path"]) / "adapter_model.safetensors").exists(), adapter
     running: dict[str, int] = {}
-    for spec in engine_pids().values():
+    for spec in engine_processes().values():
         running[spec] = running.get(spec, 0) + 1
     assert all(n == 1 for n in running.values()), running  # no job runs twice at once
     return "; ".join(outcomes) or "nothing was running"

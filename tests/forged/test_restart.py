@@ -11,19 +11,7 @@ from pathlib import Path
 from typing import Any
 
 from engine.synthetic import write_dataset
-from tests.daemon_harness import Daemon, DaemonFactory, wait_for
-
-
-def engine_processes(run_dir: str) -> list[int]:
-    pids = []
-    for proc in Path("/proc").glob("[0-9]*"):
-        try:
-            cmd = (proc / "cmdline").read_bytes()
-        except OSError:
-            continue
-        if b"engine" in cmd and run_dir.encode() in cmd:
-            pids.append(int(proc.name))
-    return pids
+from tests.daemon_harness import Daemon, DaemonFactory, engine_processes, wait_for
 
 
 def test_kill_9_after_a_checkpoint_resumes_from_it(make_daemon: DaemonFactory) -> None:
@@ -129,7 +117,7 @@ def test_a_leftover_engine_from_a_dead_daemon_is_stopped_before_resuming(
     # Stop the daemon without letting the child notice: freeze the child, kill the daemon.
     os.killpg(pid, signal.SIGSTOP)
     daemon.kill()
-    assert engine_processes(job["run_dir"]) == [pid]
+    assert list(engine_processes(job["run_dir"])) == [pid]
     daemon.start()
     # The frozen orphan ignores SIGTERM, so recovery is still waiting on it: the daemon already
     # answers meanwhile, and shows the job as it last knew it.

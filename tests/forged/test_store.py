@@ -41,6 +41,19 @@ def test_failed_transaction_changes_nothing(tmp_path: Path) -> None:
     assert store.get_job(job.id).status == "queued"
 
 
+def test_a_missions_job_is_recorded_on_it_in_the_same_transaction(tmp_path: Path) -> None:
+    store = Store(tmp_path / "forge.db", tmp_path / "runs")
+    source, _ = store.add_source(str(tmp_path), "repo", {})
+    mission, _ = store.propose_mission(source.id, "train on repo", {"head": "abc"})
+    train, _ = store.create_job("train", "t", {}, mission.id)
+    evaluation, _ = store.create_job("eval", "e", {}, mission.id)
+    store.close()
+    again = Store(tmp_path / "forge.db", tmp_path / "runs")
+    data = again.get_mission(mission.id).data
+    assert data == {"head": "abc", "train_job": train.id, "eval_job": evaluation.id}
+    assert [j.id for j in again.mission_jobs(mission.id)] == [train.id, evaluation.id]
+
+
 def test_newer_schema_is_refused(tmp_path: Path) -> None:
     db = sqlite3.connect(tmp_path / "forge.db")
     db.execute(f"PRAGMA user_version={SCHEMA_VERSION + 1}")
