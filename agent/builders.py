@@ -1,12 +1,14 @@
 """The dataset builders: turn a repository's material into training examples.
 
 * `code`: tracked text files as raw text, in chunks of whole lines, each headed by its path.
-* `docs`: Markdown split by heading into question/answer chat pairs.
-* `commits`: each commit's diff → its message, as chat pairs; merges and trivial messages dropped.
+* `docs`: Markdown and reStructuredText split by heading into question/answer chat pairs.
+* `commits`: each commit's diff → its message, as chat pairs; merges, trivial messages, bots'
+  commits, version bumps and dependency-lock updates are left out (and counted).
 * `jsonl`: datasets kept in the repository, line by line through the engine's format checks.
 
-Each returns examples in the engine's formats and a count of what it dropped and why; redaction
-and de-duplication happen after, once for all builders.
+Every builder sizes what it emits with `Fit`, in the base model's own tokens, so no example can
+fail a job for its length. Each returns examples in the engine's formats and a count of what it
+dropped and why; redaction and de-duplication happen after, once for all builders.
 """
 
 from __future__ import annotations
@@ -16,13 +18,11 @@ import re
 from collections import Counter
 from typing import Any
 
-from agent.repo_files import FileText
+from agent.repo_files import DEPENDENCY_FILES, FileText, path_matches
 from agent.secrets import secret_file_reason
+from agent.token_fit import Fit, chunk_lines, cut_to_fit
 from forged.schema import detect_format, record_problem
 
-# About 300 tokens of code with a usual tokenizer: a chunk fits a 512-token row with room.
-CHUNK_CHARS = 1200
-MAX_DIFF_CHARS = 6000
 TRIVIAL = {
     "wip",
     "fix",
@@ -39,45 +39,78 @@ TRIVIAL = {
     "stuff",
     ".",
 }
-HEADING = re.compile(r"^(#{1,6})\s+(.+?)\s*#*\s*$", re.M)
+MARKDOWN = (".md", ".markdown")
+RESTRUCTURED = (".rst",)
+ATX_HEADING = re.compile(r"^(#{1,6})\s+(.+?)\s*#*\s*$")
+FENCE = re.compile(r"^\s{0,3}(```|~~~)")
+RST_UNDERLINE = re.compile(r"^([=\-~^\"'`*+#:.])\1{2,}\s*$")
+# A commit that only moves a version: "release version 3.0.2", "Bump the github-actions group
+# with 5 updates", "v1.2.3", "[pre-commit.ci] pre-commit autoupdate".
+VERSION_BUMP = re.compile(
+    r"(?ix)^(\[pre-commit\.ci\]|bump\b|v?\d+(\.\d+)+\b"
+    r"|(release|releasing|start|prepare|set|new)\s+(version\s+)?v?\d+(\.\d+)+)"
+)
+PROMPT = "Write the commit message for this change:\n\n"
 
 Example = dict[str, Any]
 
 
-def code_examples(files: list[FileText]) -> tuple[list[Example], Counter[str]]:
+def code_examples(files: list[FileText], fit: Fit) -> tuple[list[Example], Counter[str]]:
     out: list[Example] = []
     dropped: Counter[str] = Counter()
     for f in files:
-        if f.path.lower().endswith((".md", ".markdown", ".jsonl")):
+        if f.path.lower().endswith((*MARKDOWN, *RESTRUCTURED, ".jsonl")):
             continue  # the docs and jsonl builders own these
-        chunk: list[str] = []
-        size = 0
-        for line in f.text.splitlines(keepends=True):
-            if size + len(line) > CHUNK_CHARS and chunk:
-                out.append({"text": f"# {f.path}\n{''.join(chunk)}"})
-                chunk, size = [], 0
-            chunk.append(line[:CHUNK_CHARS])
-            size += len(chunk[-1])
-        if chunk and "".join(chunk).strip():
-            out.append({"text": f"# {f.path}\n{''.join(chunk)}"})
+        chunks = chunk_lines(f.text, f"# {f.path}\n", fit.text_budget, fit.counter)
+        out += [{"text": chunk} for chunk in chunks]
     return out, dropped
 
 
+def _markdown_headings(lines: list[str]) -> list[tuple[int, int, str]]:
+    """(first line, first body line, title) of each ATX heading outside code fences."""
+    found = []
+    fence: str | None = None
+    for i, line in enumerate(lines):
+        if m := FENCE.match(line):
+            fence = None if fence == m.group(1) else (fence or m.group(1))
+            continue
+        if fence is None and (h := ATX_HEADING.match(line)):
+            found.append((i, i + 1, h.group(2)))
+    return found
+
+
+def _rst_headings(lines: list[str]) -> list[tuple[int, int, str]]:
+    """(first line, first body line, title) of each reStructuredText section title: a line
+    underlined (and perhaps overlined) by one repeated punctuation character. docutils only
+    warns when the underline is shorter than the title, so such a title counts too."""
+    found = []
+    for i in range(len(lines) - 1):
+        title = lines[i].rstrip()
+        under = RST_UNDERLINE.match(lines[i + 1])
+        if not under or not title or title[0].isspace() or not re.search(r"\w", title):
+            continue
+        over = i > 0 and lines[i - 1].rstrip() == lines[i + 1].rstrip()
+        found.append((i - 1 if over else i, i + 2, title.strip()))
+    return found
+
+
 def doc_sections(files: list[FileText]) -> tuple[list[tuple[str, str, str]], Counter[str]]:
-    """(path, heading, body) of every Markdown section with something in it."""
+    """(path, heading, body) of every Markdown or reStructuredText section with text in it."""
     sections: list[tuple[str, str, str]] = []
     dropped: Counter[str] = Counter()
     for f in files:
-        if not f.path.lower().endswith((".md", ".markdown")):
+        name = f.path.lower()
+        if not name.endswith((*MARKDOWN, *RESTRUCTURED)):
             continue
-        marks = list(HEADING.finditer(f.text))
-        for i, m in enumerate(marks):
-            end = marks[i + 1].start() if i + 1 < len(marks) else len(f.text)
-            body = f.text[m.end() : end].strip()
+        lines = f.text.splitlines()
+        marks = _markdown_headings(lines) if name.endswith(MARKDOWN) else _rst_headings(lines)
+        for n, (_start, body_from, title) in enumerate(marks):
+            body_to = marks[n + 1][0] if n + 1 < len(marks) else len(lines)
+            body = "\n".join(lines[body_from:body_to]).strip()
             if len(body) < 20:
                 dropped["doc section too short"] += 1
                 continue
-            sections.append((f.path, m.group(2), body))
+            sections.append((f.path, title, body))
     return sections, dropped
 
 
@@ -85,21 +118,42 @@ def chat(question: str, answer: str) -> Example:
     return {
         "messages": [
             {"role": "user", "content": question},
-            {"role": "assistant", "content": answer[:CHUNK_CHARS]},
+            {"role": "assistant", "content": answer},
         ]
     }
 
 
-def doc_examples(files: list[FileText], repo_name: str) -> tuple[list[Example], Counter[str]]:
+def doc_examples(
+    files: list[FileText], repo_name: str, fit: Fit
+) -> tuple[list[Example], Counter[str]]:
+    """A question per section; a section too long for one example is answered in parts."""
     sections, dropped = doc_sections(files)
-    out = [
-        chat(f'In {repo_name}, what does {path} say about "{heading}"?', body)
-        for path, heading, body in sections
-    ]
+    out = []
+    for path, heading, body in sections:
+        question = f'In {repo_name}, what does {path} say about "{heading}"?'
+        room = fit.chat_budget - fit.counter.count(question + " (part 99 of 99)")
+        parts = chunk_lines(body, "", room, fit.counter)
+        for n, part in enumerate(parts, start=1):
+            asked = question if len(parts) == 1 else f"{question} (part {n} of {len(parts)})"
+            out.append(chat(asked, part.strip()))
+        if len(parts) > 1:
+            dropped["doc section split into parts"] += len(parts) - 1
     return out, dropped
 
 
-def jsonl_examples(files: list[FileText]) -> tuple[list[Example], Counter[str]]:
+def example_tokens(example: Example, fit: Fit) -> int:
+    """The tokens of an example's text, with the margin its format adds (template, end)."""
+    if "messages" in example:
+        texts = [str(m.get("content", "")) for m in example["messages"]]
+        margin = fit.max_seq_len - fit.chat_budget
+    else:
+        keys = ("text", "prompt", "completion", "instruction", "input", "output")
+        texts = [example[k] for k in keys if isinstance(example.get(k), str)]
+        margin = fit.max_seq_len - (fit.chat_budget if "output" in example else fit.text_budget)
+    return sum(fit.counter.count_many(texts)) + margin
+
+
+def jsonl_examples(files: list[FileText], fit: Fit) -> tuple[list[Example], Counter[str]]:
     out: list[Example] = []
     dropped: Counter[str] = Counter()
     for f in files:
@@ -127,6 +181,9 @@ def jsonl_examples(files: list[FileText]) -> tuple[list[Example], Counter[str]]:
             if problem:
                 dropped[f"jsonl: {problem}"] += 1
                 continue
+            if example_tokens(record, fit) > fit.max_seq_len:
+                dropped["jsonl: longer than max_seq_len"] += 1
+                continue
             out.append(record)
     return out, dropped
 
@@ -136,48 +193,103 @@ def trivial_message(message: str) -> bool:
     return len(first) < 8 or first.rstrip(".!") in TRIVIAL
 
 
-def commit_examples(repo: Any, rev_range: str) -> tuple[list[Example], Counter[str]]:
+def bot_author(commit: Any) -> bool:
+    """Commits made by a bot account (dependabot[bot], pre-commit-ci[bot], renovate…)."""
+    name = (commit.author.name or "").lower()
+    email = (commit.author.email or "").lower()
+    return name.endswith("[bot]") or "[bot]@" in email or name in {"renovate", "dependabot"}
+
+
+def why_left_out(commit: Any, message: str, paths: list[str]) -> str | None:
+    """Why a commit teaches nothing about the code (a count on the card), or None."""
+    if len(commit.parents) > 1:
+        return "merge commit"
+    if bot_author(commit):
+        return "commit by a bot"
+    if trivial_message(message):
+        return "trivial commit message"
+    if VERSION_BUMP.match(message.strip()):
+        return "version bump"
+    if paths and all(path_matches(p, DEPENDENCY_FILES) for p in paths):
+        return "dependency or lock files only"
+    return None
+
+
+def commit_diffs(repo: Any, commit: Any) -> list[Any]:
+    """The commit's file diffs against its parent, or against the empty tree for a root commit
+    (everything it adds). External diff drivers and textconv filters are off."""
+    if commit.parents:
+        base = commit.parents[0]
+        return list(base.diff(commit, create_patch=True, no_ext_diff=True, no_textconv=True))
+    empty = repo.tree("4b825dc642cb6eb9a060e54bf8d69288fbee4904")  # git's empty tree
+    return list(empty.diff(commit, create_patch=True, no_ext_diff=True, no_textconv=True))
+
+
+def fit_diff(parts: list[tuple[str, str]], budget: int, fit: Fit) -> str:
+    """File diffs within `budget` tokens: whole files while they fit, one long file's diff cut
+    at a line with a marker, and the names of the files that did not fit at the end."""
+    counter = fit.counter
+    tail_room = 48  # for the closing list of files left out
+    kept: list[str] = []
+    left: list[str] = []
+    used = 0
+    for path, text in parts:
+        n = counter.count(text)
+        room = budget - tail_room - used
+        if n <= room:
+            kept.append(text)
+            used += n
+        elif room > budget // 4:
+            cut = cut_to_fit(text, room, counter, "[… {lines} more lines of this diff cut]\n")
+            kept.append(cut)
+            used += counter.count(cut)
+        else:
+            left.append(path)
+    if left:
+        names = ", ".join(left[:4]) + (f" and {len(left) - 4} more" if len(left) > 4 else "")
+        note = f"[… {len(left)} more files changed: {names}]"
+        kept.append(note if counter.count(note) <= tail_room else f"[… {len(left)} more files]")
+    return "\n".join(kept)
+
+
+def commit_examples(
+    repo: Any,
+    rev_range: str,
+    fit: Fit,
+    include: list[str] | None = None,
+    exclude: list[str] | None = None,
+) -> tuple[list[Example], Counter[str]]:
+    """(diff → message) pairs; a file the source's globs leave out is left out of its diff."""
     out: list[Example] = []
     dropped: Counter[str] = Counter()
     for commit in repo.iter_commits(rev_range):
-        if len(commit.parents) > 1:
-            dropped["merge commit"] += 1
-            continue
         message = commit.message.strip()
-        if trivial_message(message):
-            dropped["trivial commit message"] += 1
+        diffs = commit_diffs(repo, commit) if len(commit.parents) <= 1 else []
+        paths = [d.b_path or d.a_path or "" for d in diffs]
+        if reason := why_left_out(commit, message, paths):
+            dropped[reason] += 1
             continue
-        parent = commit.parents[0] if commit.parents else None
-        if parent is not None:
-            diffs = parent.diff(commit, create_patch=True)
-        else:  # the first commit: everything it adds, against the empty tree
-            from git import NULL_TREE
-
-            diffs = commit.diff(NULL_TREE, create_patch=True, R=True)
         parts = []
-        for d in diffs:
-            path = d.b_path or d.a_path or ""
+        for d, path in zip(diffs, paths, strict=True):
             if secret_file_reason(path):
                 dropped["diff of a credential file left out"] += 1
                 continue
+            if (include and not path_matches(path, include)) or (
+                exclude and path_matches(path, exclude)
+            ):
+                dropped["diff of a file excluded by the source's globs"] += 1
+                continue
             patch = d.diff.decode("utf-8", errors="replace") if isinstance(d.diff, bytes) else ""
-            parts.append(f"--- {d.a_path or '/dev/null'}\n+++ {d.b_path or '/dev/null'}\n{patch}")
-        diff = "\n".join(parts)
-        if not diff.strip():
+            old = "/dev/null" if d.new_file else d.a_path
+            new = "/dev/null" if d.deleted_file else d.b_path
+            parts.append((path, f"--- {old}\n+++ {new}\n{patch}"))
+        if not any(text.strip() for _, text in parts):
             dropped["empty diff"] += 1
             continue
-        if len(diff) > MAX_DIFF_CHARS:
-            dropped["diff too large"] += 1
-            continue
-        out.append(
-            {
-                "messages": [
-                    {
-                        "role": "user",
-                        "content": f"Write the commit message for this change:\n\n{diff}",
-                    },
-                    {"role": "assistant", "content": message},
-                ]
-            }
-        )
+        answer = cut_to_fit(message, fit.chat_budget // 4, fit.counter, "\n[…]")
+        budget = fit.chat_budget - fit.counter.count(PROMPT) - fit.counter.count(answer)
+        diff = fit_diff(parts, budget, fit)
+        if diff != "\n".join(text for _, text in parts):
+            dropped["commit diff cut to fit max_seq_len"] += 1
+        out.append(chat(PROMPT + diff, answer))
     return out, dropped

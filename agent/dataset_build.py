@@ -27,10 +27,12 @@ from agent.builders import (
     commit_examples,
     doc_examples,
     doc_sections,
+    example_tokens,
     jsonl_examples,
 )
 from agent.repo_files import select_files, tracked_blobs
 from agent.secrets import redact
+from agent.token_fit import Fit, load_counter
 from forged.schema import ALL_BUILDERS, detect_format
 
 BUILDERS = ALL_BUILDERS
@@ -67,6 +69,22 @@ def _redact_example(example: dict[str, Any], found: Counter[str]) -> dict[str, A
     return clean
 
 
+SAMPLES = 2
+"""Examples of each kind shown on the card, so a person sees what the model will learn."""
+SAMPLE_CHARS = 600
+
+
+def _sample(example: dict[str, Any]) -> dict[str, Any]:
+    """An example for the card, each text cut to SAMPLE_CHARS."""
+
+    def cut(text: str) -> str:
+        return text if len(text) <= SAMPLE_CHARS else text[:SAMPLE_CHARS] + " […]"
+
+    if "messages" in example:
+        return {"messages": [{**m, "content": cut(m["content"])} for m in example["messages"]]}
+    return {k: cut(v) if isinstance(v, str) else v for k, v in example.items()}
+
+
 def _bucket(path: str) -> float:
     return int.from_bytes(hashlib.sha256(path.encode()).digest()[:8], "big") / 2**64
 
@@ -92,6 +110,7 @@ def build_dataset(
     exclude: list[str] | None = None,
     replay_fraction: float = 0.1,
     synthesize: Synthesizer | None = None,
+    fit: Fit | None = None,
 ) -> Built:
     """Build the next version of `source_name`'s dataset from `repo_path` (a git work tree).
 
@@ -100,7 +119,10 @@ def build_dataset(
     same ones each time), so the new adapter does not forget the rest of the repository.
     With `synthesize` (the LLM advisor), each documentation section also yields the
     question/answer pairs it returns (it keeps only grounded ones and counts the rest).
+    `fit` sizes every example to the base model's `max_seq_len` in its own tokens (default:
+    1024 estimated tokens, for a dataset built with no model in mind).
     """
+    fit = fit or Fit(load_counter(None), 1024)
     from git import Repo
 
     repo = Repo(repo_path)
@@ -119,13 +141,14 @@ def build_dataset(
     examples: list[tuple[str, dict[str, Any]]] = []
     for name in builders:
         if name == "code":
-            made, dropped = code_examples(selection.files)
+            made, dropped = code_examples(selection.files, fit)
         elif name == "docs":
-            made, dropped = doc_examples(selection.files, repo_path.name)
+            made, dropped = doc_examples(selection.files, repo_path.name, fit)
         elif name == "jsonl":
-            made, dropped = jsonl_examples(selection.files)
+            made, dropped = jsonl_examples(selection.files, fit)
         elif name == "commits":
-            made, dropped = commit_examples(repo, f"{since}..{head}" if since else head)
+            rev = f"{since}..{head}" if since else head
+            made, dropped = commit_examples(repo, rev, fit, include, exclude)
         else:
             raise ValueError(f"unknown builder {name!r}; known: {', '.join(BUILDERS)}")
         per_builder[name] = len(made)
@@ -137,8 +160,14 @@ def build_dataset(
         for _path, heading, body in sections:
             grounded_pairs, rejected = synthesize(heading, body)
             skipped["qa: not grounded in its section"] += rejected
-            examples += [("qa", chat(q, a)) for q, a in grounded_pairs]
-            pairs += len(grounded_pairs)
+            fitting = [
+                (q, a)
+                for q, a in grounded_pairs
+                if example_tokens(chat(q, a), fit) <= fit.max_seq_len
+            ]
+            skipped["qa: longer than max_seq_len"] += len(grounded_pairs) - len(fitting)
+            examples += [("qa", chat(q, a)) for q, a in fitting]
+            pairs += len(fitting)
         per_builder["qa"] = pairs
 
     redactions: Counter[str] = Counter()
@@ -176,11 +205,14 @@ def build_dataset(
         "since": since,
         "built_at": time.time(),
         "examples": len(every),
-        "approx_tokens": sum(len(t) for e in every for t in _texts(e)) // 4,
+        "approx_tokens": sum(fit.counter.count_many([t for e in every for t in _texts(e)])),
+        "tokenizer": fit.counter.name,
+        "max_seq_len": fit.max_seq_len,
         "per_builder": per_builder,
         "replayed_files": replayed,
         "kept_per_builder": {name: len(made) for name, made in kept.items()},
         "skipped": dict(skipped),
+        "samples": {name: [_sample(e) for e in made[:SAMPLES]] for name, made in kept.items()},
         "secrets": {
             "files_skipped": skipped.get("credential file", 0)
             + skipped.get("diff of a credential file left out", 0),

@@ -41,6 +41,16 @@ GENERATED = [
     "*.svg",
     "*.map",
 ]
+# Files that pin dependencies: a commit that changes only these teaches nothing about the code.
+DEPENDENCY_FILES = [
+    *(p for p in GENERATED if "lock" in p or p == "go.sum"),
+    "*-lock.json",
+    "*-lock.yaml",
+    "requirements*.txt",
+    "requirements/*",
+    "*/requirements/*",
+    "constraints*.txt",
+]
 MAX_BYTES = 256 * 1024
 SYMLINK_MODE = 0o120000
 """Git's file mode for a symbolic link: its blob holds the target's path, not its text."""
@@ -65,7 +75,7 @@ def tracked_blobs(tree: Any) -> Iterator[Any]:
             yield item
 
 
-def _matches(path: str, patterns: list[str]) -> bool:
+def path_matches(path: str, patterns: list[str]) -> bool:
     return any(fnmatch.fnmatch(path, p) for p in patterns)
 
 
@@ -85,21 +95,21 @@ def select_files(
         path = blob.path
         if only is not None and path not in only:
             continue
-        if include and not _matches(path, include):
+        if include and not path_matches(path, include):
             continue
         if blob.mode == SYMLINK_MODE:
             sel.skipped["symlink"] += 1
             continue
-        if exclude and _matches(path, exclude):
+        if exclude and path_matches(path, exclude):
             sel.skipped["excluded by the source's globs"] += 1
             continue
         if secret_file_reason(path):
             sel.skipped["credential file"] += 1
             continue
-        if _matches(path, VENDORED):
+        if path_matches(path, VENDORED):
             sel.skipped["vendored"] += 1
             continue
-        if _matches(path, GENERATED):
+        if path_matches(path, GENERATED):
             sel.skipped["generated"] += 1
             continue
         if blob.size > max_bytes:

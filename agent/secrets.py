@@ -73,7 +73,7 @@ ASSIGNMENT = re.compile(
     r"""(?ix)
     (?<![a-z0-9_.\-])  # only where a name starts: the same matches, tried once per name
     (?P<name>[a-z0-9_.\-]*(secret|token|passw(or)?d|pwd|api[_\-]?key|access[_\-]?key|
-        private[_\-]?key|client[_\-]?secret|auth)[a-z0-9_.\-]*)
+        private[_\-]?key|client[_\-]?secret|auth(?![a-z]))[a-z0-9_.\-]*)
     (?P<sep>\s*[:=]\s*|\s*=>\s*)
     (?P<quote>["']?)(?P<value>[^\s"'`,;]{8,})(?P=quote)
     """
@@ -82,6 +82,19 @@ MIN_ENTROPY = 3.0
 # An unquoted value that reads as code (a call, an index, a lower-case dotted name) is an
 # expression, not a literal secret: `token = compute_token(text)`, `key = settings.api_key`.
 CODE_LIKE = re.compile(r"[()\[\]]|^[a-z_][a-z0-9_.]*$")
+# Values that are not secrets whatever their name says: an e-mail address, a plain URL (one with
+# credentials is caught by `url-credentials`), words such as `'predictable-key'` or `Dev Key`.
+EMAIL_OR_URL = re.compile(r"^([^@\s]+@[^@\s]+\.[a-z]{2,}|https?://[^@\s]+)$", re.IGNORECASE)
+WORDS = re.compile(r"^[A-Za-z]+([-_ .][A-Za-z]+)*$")
+
+
+def not_a_secret(value: str) -> bool:
+    """An address, a URL, or words in ordinary case (random letters mix their case)."""
+    if EMAIL_OR_URL.match(value):
+        return True
+    return bool(WORDS.match(value)) and all(
+        w.islower() or w.isupper() or w.istitle() for w in re.split(r"[-_ .]", value)
+    )
 
 
 def secret_file_reason(path: str) -> str | None:
@@ -111,6 +124,8 @@ def redact(text: str) -> tuple[str, Counter[str]]:
         if value.startswith("[REDACTED") or entropy(value) < MIN_ENTROPY:
             return m.group(0)
         if not m.group("quote") and CODE_LIKE.search(value):
+            return m.group(0)
+        if not_a_secret(value):
             return m.group(0)
         found["secret-assignment"] += 1
         q = m.group("quote")

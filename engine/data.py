@@ -12,15 +12,21 @@ from __future__ import annotations
 import hashlib
 import json
 from collections import Counter
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import Any, TypeVar
 
 from engine.errors import EngineError
 from forged.schema import ExampleFormat as Format
 from forged.schema import detect_format, record_problem
 
 IGNORE = -100
+T = TypeVar("T")
+
+
+def _example_key(item: Any) -> str:
+    return str(item.key())
 
 
 class DataError(EngineError):
@@ -132,25 +138,28 @@ def load_examples(path: Path, *, skip_bad: bool = False) -> tuple[list[Example],
     return examples, report
 
 
-def split(examples: list[Example], val_fraction: float) -> tuple[list[Example], list[Example]]:
-    """Validation = examples whose content hash falls under `val_fraction`; stable as data grows.
+def split(
+    items: Sequence[T], val_fraction: float, key: Callable[[T], str] = _example_key
+) -> tuple[list[T], list[T]]:
+    """Validation = items whose content hash falls under `val_fraction`; stable as data grows.
 
-    With at least two examples, each side gets at least one.
+    With at least two items, each side gets at least one. Training splits the examples that
+    fit `max_seq_len` (see `fitting`), so a long one never leaves validation empty.
     """
 
-    def bucket(ex: Example) -> float:
-        digest = hashlib.sha256(ex.key().encode()).digest()
+    def bucket(item: T) -> float:
+        digest = hashlib.sha256(key(item).encode()).digest()
         return int.from_bytes(digest[:8], "big") / 2**64
 
-    scored = sorted(((bucket(ex), i) for i, ex in enumerate(examples)))
+    scored = sorted((bucket(item), i) for i, item in enumerate(items))
     val_idx = {i for score, i in scored if score < val_fraction}
-    if val_fraction > 0 and len(examples) >= 2:
+    if val_fraction > 0 and len(items) >= 2:
         if not val_idx:
             val_idx = {scored[0][1]}
-        if len(val_idx) == len(examples):
+        if len(val_idx) == len(items):
             val_idx.discard(scored[-1][1])
-    train = [ex for i, ex in enumerate(examples) if i not in val_idx]
-    val = [ex for i, ex in enumerate(examples) if i in val_idx]
+    train = [item for i, item in enumerate(items) if i not in val_idx]
+    val = [item for i, item in enumerate(items) if i in val_idx]
     return train, val
 
 
@@ -206,9 +215,13 @@ def _tokenize_chat(ex: Example, tokenizer: Any) -> Tokenized:
     return Tokenized(full, labels, ex.where)
 
 
-def tokenize_all(
+def fitting(
     examples: list[Example], tokenizer: Any, max_len: int, report: DataReport, skip_bad: bool
-) -> list[Tokenized]:
+) -> list[tuple[Example, Tokenized]]:
+    """Each example with its tokens, for those that fit `max_len` and have an answer to learn.
+
+    A longer one is an error naming file:line, or with `skip_bad` a counted skip.
+    """
     out = []
     for ex in examples:
         tok = tokenize(ex, tokenizer)
@@ -221,10 +234,18 @@ def tokenize_all(
         if tok.trained_tokens == 0:
             report.skip(ex.where, "no answer tokens")
             continue
-        out.append(tok)
+        out.append((ex, tok))
     if not out:
-        raise DataError("no example fits; raise max_seq_len")
+        raise DataError(
+            f"none of the {len(examples)} examples fits max_seq_len {max_len}; raise it"
+        )
     return out
+
+
+def tokenize_all(
+    examples: list[Example], tokenizer: Any, max_len: int, report: DataReport, skip_bad: bool
+) -> list[Tokenized]:
+    return [tok for _, tok in fitting(examples, tokenizer, max_len, report, skip_bad)]
 
 
 @dataclass

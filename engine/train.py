@@ -18,7 +18,7 @@ from typing import Any
 from engine import checkpoint, control
 from engine.backends import choose_backend, device_name
 from engine.batching import collate, evaluate, loss_sum, perplexity
-from engine.data import DataReport, Row, load_examples, pack, split, tokenize_all, unpacked
+from engine.data import DataReport, Example, Row, fitting, load_examples, pack, split, unpacked
 from engine.errors import EngineError
 from engine.events import Emitter
 from engine.model_source import resolve_base
@@ -39,21 +39,24 @@ class Data:
     train: list[Row]
     val: list[Row]
     report: DataReport
+    val_examples: list[Example]
 
 
 def prepare_data(
     dataset: str, tokenizer: Any, max_len: int, val_fraction: float, packing: bool, skip: bool
 ) -> Data:
+    """Examples that fit `max_len`, split into training and validation rows (validation is
+    drawn from those that fit, so it is never empty with two examples or more)."""
     examples, report = load_examples(Path(dataset).expanduser(), skip_bad=skip)
-    train_ex, val_ex = split(examples, val_fraction)
-    train_tok = tokenize_all(train_ex, tokenizer, max_len, report, skip)
-    val_tok = tokenize_all(val_ex, tokenizer, max_len, report, skip) if val_ex else []
+    pairs = fitting(examples, tokenizer, max_len, report, skip)
+    train, val = split(pairs, val_fraction, key=lambda pair: pair[0].key())
     rows = pack if packing else lambda items, _n: unpacked(items)
     return Data(
         tokenizer,
-        rows(train_tok, max_len),
-        rows(val_tok, max_len),
+        rows([tok for _, tok in train], max_len),
+        rows([tok for _, tok in val], max_len),
         report,
+        [ex for ex, _ in val],
     )
 
 
