@@ -58,6 +58,11 @@ def choose_backend(p: TrainParams) -> tuple[str, str]:
             )
         if p.method != "lora":
             raise EngineError(f"params.backend: the mlx backend trains lora, not {p.method}")
+        if not (sys.platform == "darwin" and platform.machine() == "arm64"):
+            return "mlx", (
+                "asked for; off Apple silicon mlx runs its CPU build, many times slower than "
+                "peft here (auto never picks it on this machine)"
+            )
         return "mlx", "asked for"
     if p.backend == "peft":
         return "peft", "asked for"

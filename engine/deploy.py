@@ -20,7 +20,7 @@ from engine import control
 from engine.errors import EngineError
 from engine.events import Emitter
 from engine.merge import merge_and_verify
-from engine.model_source import resolve_adapter, resolve_base
+from engine.model_source import base_for, resolve_adapter, resolve_base
 from engine.ollama_api import (
     ADAPTER_MODEL_TYPES,
     NotFound,
@@ -45,7 +45,8 @@ def choose_mode(p: DeployParams, kind: str, arch: str, events: Emitter) -> str:
         if not p.ollama_base:
             raise EngineError(
                 "params.ollama_base: mode adapter needs the Ollama model that is this adapter's "
-                f"base ({p.base_model}); name it in config.toml under [ollama] bases"
+                f"base ({p.base_model or 'the one it was trained on'}); name it in config.toml "
+                "under [ollama] bases"
             )
         if not takes_adapters:
             raise EngineError(
@@ -62,7 +63,8 @@ def choose_mode(p: DeployParams, kind: str, arch: str, events: Emitter) -> str:
     why = (
         f"Ollama takes no adapters for {kind} models"
         if p.ollama_base
-        else f"no Ollama model is named as the same base as {p.base_model} ([ollama] bases)"
+        else "no Ollama model is named as the same base as "
+        f"{p.base_model or 'the adapter'}'s ([ollama] bases)"
     )
     events.log(f"merging the adapter and uploading the whole model: {why}")
     return "merged"
@@ -77,7 +79,7 @@ def run(spec: JobSpec, events: Emitter) -> dict[str, Any]:
         api.list()
     events.log(f"Ollama answers at {where}")
 
-    base_dir = resolve_base(p.base_model, spec.models_dir)
+    base_dir = base_for(p.base_model, p.adapter, spec.models_dir)
     kind, arch = model_type(base_dir)
     adapter = resolve_adapter(p.adapter) if p.adapter else None
     mode = choose_mode(p, kind, arch, events)

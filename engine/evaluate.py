@@ -10,9 +10,9 @@ from typing import Any
 
 from engine.backends import device_name
 from engine.batching import evaluate, perplexity
-from engine.data import Example, load_examples, split
+from engine.data import Example
 from engine.events import Emitter
-from engine.model_source import resolve_adapter, resolve_base
+from engine.model_source import base_for, resolve_adapter, training_record
 from engine.spec import EvalParams, JobSpec
 from engine.train import prepare_data
 
@@ -49,6 +49,15 @@ def chrf(hypotheses: list[str], references: list[str]) -> float:
     return float(sacrebleu.corpus_chrf(hypotheses, [references]).score)
 
 
+def eval_length(adapter: str | None) -> int:
+    """The max_seq_len the adapter was trained with (the same rows, the same losses), or 512."""
+    if adapter:
+        trained = training_record(resolve_adapter(adapter)).get("max_seq_len")
+        if isinstance(trained, int):
+            return trained
+    return 512
+
+
 def run(spec: JobSpec, events: Emitter) -> dict[str, Any]:
     from peft import PeftModel
     from transformers import AutoModelForCausalLM, AutoTokenizer
@@ -56,19 +65,20 @@ def run(spec: JobSpec, events: Emitter) -> dict[str, Any]:
     p = spec.typed_params()
     assert isinstance(p, EvalParams)
     device = device_name()
-    base_dir = resolve_base(p.base_model, spec.models_dir)
+    base_dir = base_for(p.base_model, p.adapter, spec.models_dir)
     tokenizer = AutoTokenizer.from_pretrained(base_dir, local_files_only=True)
     pad_id = tokenizer.pad_token_id if tokenizer.pad_token_id is not None else 0
-    data = prepare_data(p.dataset, tokenizer, p.max_seq_len, p.val_fraction, True, True)
+    max_len = p.max_seq_len or eval_length(p.adapter)
+    data = prepare_data(p.dataset, tokenizer, max_len, p.val_fraction, True, True)
     rows = data.val or data.train
-    examples, _ = load_examples(Path(p.dataset).expanduser(), skip_bad=True)
-    _, val_examples = split(examples, p.val_fraction)
-    held_out = val_examples or examples
-    chat = [e for e in held_out if e.format in ("chat", "instruction")][: p.generations]
+    chat = [e for e in data.val_examples if e.format in ("chat", "instruction")][: p.generations]
     references = [
         next(m["content"] for m in e.messages() if m["role"] == "assistant") for e in chat
     ]
-    events.log(f"evaluating on {len(rows)} rows of held-out data, {len(chat)} generations")
+    events.log(
+        f"evaluating on {len(rows)} rows of held-out data of up to {max_len} tokens, "
+        f"{len(chat)} generations"
+    )
 
     model = AutoModelForCausalLM.from_pretrained(base_dir, local_files_only=True).to(device)
     candidates: list[tuple[str, Path | None]] = [("base", None)]

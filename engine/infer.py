@@ -13,7 +13,7 @@ from typing import Any
 from engine import control, ollama_api
 from engine.backends import device_name
 from engine.events import Emitter
-from engine.model_source import resolve_adapter, resolve_base
+from engine.model_source import base_for, resolve_adapter
 from engine.spec import InferParams, JobSpec
 
 
@@ -57,9 +57,11 @@ def run_ollama(p: InferParams, events: Emitter) -> dict[str, Any]:
 def run(spec: JobSpec, events: Emitter) -> dict[str, Any]:
     p = spec.typed_params()
     assert isinstance(p, InferParams)
-    if p.ollama_model:
-        return run_ollama(p, events)
-    return run_local(spec, p, events)
+    result = run_ollama(p, events) if p.ollama_model else run_local(spec, p, events)
+    # Tokens stream as events for the playground; the log holds the whole answer, so
+    # `forge jobs submit infer -f` and `forge jobs logs` show it.
+    events.log(f"answer ({result['tokens']} tokens): {result['text']}")
+    return result
 
 
 def run_local(spec: JobSpec, p: InferParams, events: Emitter) -> dict[str, Any]:
@@ -73,7 +75,7 @@ def run_local(spec: JobSpec, p: InferParams, events: Emitter) -> dict[str, Any]:
     )
 
     device = device_name()
-    base_dir = resolve_base(p.base_model, spec.models_dir)
+    base_dir = base_for(p.base_model, p.adapter, spec.models_dir)
     tokenizer = AutoTokenizer.from_pretrained(base_dir, local_files_only=True)
     model: Any = AutoModelForCausalLM.from_pretrained(base_dir, local_files_only=True).to(device)
     if p.adapter:

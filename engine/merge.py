@@ -13,14 +13,24 @@ from typing import Any
 from engine.errors import EngineError
 from engine.events import Emitter
 from engine.model_folder import inspect_model_folder
-from engine.model_source import resolve_adapter, resolve_base
+from engine.model_source import base_for, resolve_adapter
 from engine.spec import JobSpec, MergeParams
 
 PROBE = [
     [{"role": "user", "content": "What does the forge daemon do?"}],
     [{"role": "user", "content": "Say adapter 3 times."}],
 ]
-TOLERANCE = 1e-4
+ULPS = 64
+"""How many float rounding steps, at the logits' own scale, merged weights may drift from base +
+adapter: folding B·A into W rounds differently from adding it at run time."""
+
+
+def tolerance(logits: Any) -> float:
+    """The largest logit difference that is rounding, for these logits' dtype and size."""
+    import torch
+
+    scale = max(1.0, float(logits.abs().max()))
+    return ULPS * float(torch.finfo(logits.dtype).eps) * scale
 
 
 def probe_logits(model: Any, tokenizer: Any) -> Any:
@@ -29,6 +39,8 @@ def probe_logits(model: Any, tokenizer: Any) -> Any:
     texts = [
         tokenizer.apply_chat_template(m, tokenize=False, add_generation_prompt=True) for m in PROBE
     ]
+    if tokenizer.pad_token is None:  # many base tokenizers have none; the probe pads its batch
+        tokenizer.pad_token = tokenizer.eos_token
     batch = tokenizer(texts, return_tensors="pt", padding=True, add_special_tokens=False)
     with torch.no_grad():
         return model(**batch).logits
@@ -55,17 +67,26 @@ def merge_and_verify(base_dir: Path, adapter: Path, out: Path, events: Emitter) 
     merged.save_pretrained(out, safe_serialization=True)
     tokenizer.save_pretrained(out)
     reloaded = AutoModelForCausalLM.from_pretrained(out, local_files_only=True)
-    diff = float((probe_logits(reloaded, tokenizer) - expected).abs().max())
-    if diff > TOLERANCE:
-        raise EngineError(f"the merged model's logits differ from base + adapter by {diff:.2e}")
-    events.log(f"merged model matches base + adapter (max logit difference {diff:.2e})")
+    got = probe_logits(reloaded, tokenizer)
+    diff = float((got - expected).abs().max())
+    allowed = tolerance(expected)
+    same_top = bool((got.argmax(-1) == expected.argmax(-1)).all())
+    if diff > allowed or not same_top:
+        raise EngineError(
+            f"the merged model's logits differ from base + adapter by {diff:.2e} (rounding "
+            f"allows {allowed:.2e}){'' if same_top else ', and its top tokens differ'}"
+        )
+    events.log(
+        f"merged model matches base + adapter (max logit difference {diff:.2e}, "
+        f"rounding allows {allowed:.2e}; the same top token everywhere)"
+    )
     return diff
 
 
 def run(spec: JobSpec, events: Emitter) -> dict[str, Any]:
     p = spec.typed_params()
     assert isinstance(p, MergeParams)
-    base_dir = resolve_base(p.base_model, spec.models_dir)
+    base_dir = base_for(p.base_model, p.adapter, spec.models_dir)
     adapter = resolve_adapter(p.adapter)
     final = Path(spec.models_dir) / p.name
     if final.exists():

@@ -3,9 +3,16 @@ models dir, a Hugging Face cache id (never downloaded), or a train job's run dir
 
 from __future__ import annotations
 
+import json
 from pathlib import Path
+from typing import Any
 
 from engine.errors import EngineError
+
+DEFAULT_BASE = "tiny-llama"
+TRAINING_RECORD = "forge_train.json"
+"""Written into each trained adapter: the base and max_seq_len it was trained with, so eval,
+merge, infer and deploy default to the same ones."""
 
 
 def resolve_base(ref: str, models_dir: str, key: str = "base_model") -> Path:
@@ -34,3 +41,30 @@ def resolve_adapter(ref: str, key: str = "adapter") -> Path:
         if (candidate / "adapter_config.json").exists():
             return candidate.resolve()
     raise EngineError(f"params.{key}: no adapter (adapter_config.json) at {path}")
+
+
+def training_record(adapter: Path) -> dict[str, Any]:
+    """What the train job recorded in an adapter folder; PEFT's own config as a fallback."""
+    record: dict[str, Any] = {}
+    for name in ("adapter_config.json", TRAINING_RECORD):
+        try:
+            data = json.loads((adapter / name).read_text(encoding="utf-8"))
+        except (OSError, ValueError):
+            continue
+        if isinstance(data, dict):
+            record |= data
+    if "base_model" not in record and record.get("base_model_name_or_path"):
+        record["base_model"] = record["base_model_name_or_path"]
+    return record
+
+
+def base_for(ref: str | None, adapter: str | None, models_dir: str) -> Path:
+    """The base model a job runs on: as asked, else the one the adapter was trained on, else
+    the tiny local model."""
+    if ref:
+        return resolve_base(ref, models_dir)
+    if adapter:
+        trained_on = training_record(resolve_adapter(adapter)).get("base_model")
+        if isinstance(trained_on, str) and trained_on:
+            return resolve_base(trained_on, models_dir, key="adapter (its base model)")
+    return resolve_base(DEFAULT_BASE, models_dir)

@@ -7,6 +7,7 @@ rename, so a half-built model is never mistaken for a good one.
 
 from __future__ import annotations
 
+import re
 import shutil
 import time
 from pathlib import Path
@@ -24,9 +25,52 @@ STAGES = ["tokenizer", "model", "verify"]
 def run(spec: JobSpec, events: Emitter) -> dict[str, Any]:
     params = spec.typed_params()
     assert isinstance(params, PrepareModelParams)
+    if params.path and (params.path.startswith("ollama:") or params.path.endswith(".gguf")):
+        return _import(spec, params.path, params.name, events)
     if params.path:
         return _verify_only(Path(params.path).expanduser(), events)
-    return _build(spec, params, events)
+    return _build(spec, params.name or TINY, params, events)
+
+
+TINY = "tiny-llama"
+
+
+def imported_name(ref: str) -> str:
+    """A folder name for an imported model: `SmolLM2-135M-Instruct.Q4_1.gguf` →
+    `SmolLM2-135M-Instruct`, `ollama:smollm2:135m` → `ollama-smollm2-135m`."""
+    if ref.startswith("ollama:"):
+        stem = ref.replace(":", "-").replace("/", "-")
+    else:
+        stem = re.sub(r"[.-](I?Q\d\w*|F16|F32|BF16)$", "", Path(ref).stem, flags=re.I)
+    return re.sub(r"[^A-Za-z0-9._-]+", "-", stem).strip("-._")[:64] or "imported"
+
+
+def _import(spec: JobSpec, ref: str, name: str | None, events: Emitter) -> dict[str, Any]:
+    from engine.gguf_import import import_gguf, ollama_gguf
+
+    origin: dict[str, Any] = {}
+    if ref.startswith("ollama:"):
+        gguf_file = ollama_gguf(ref.removeprefix("ollama:"))
+        origin["ollama_model"] = ref.removeprefix("ollama:")
+    else:
+        gguf_file = Path(ref).expanduser().resolve()
+    final = Path(spec.models_dir) / (name or imported_name(ref))
+    work = Path(spec.run_dir) / "work"
+    shutil.rmtree(work, ignore_errors=True)
+    events.progress(0, 2, stage="import")
+    started = time.monotonic()
+    origin = import_gguf(gguf_file, work, origin, events.log)
+    control.check()
+    events.progress(1, 2, stage="verify")
+    info = inspect_model_folder(work)
+    _replace_dir(work, final)
+    events.progress(2, 2, stage="done")
+    events.artifact("base-model", str(final), name=final.name, imported=origin, **info)
+    events.log(
+        f"imported {gguf_file.name} as {final} ({info['parameters']:,} parameters) "
+        f"in {time.monotonic() - started:.0f} s"
+    )
+    return {"model": str(final), **info, "imported": origin}
 
 
 def _verify_only(path: Path, events: Emitter) -> dict[str, Any]:
@@ -39,13 +83,13 @@ def _verify_only(path: Path, events: Emitter) -> dict[str, Any]:
     return {"model": str(path.resolve()), **info}
 
 
-def _build(spec: JobSpec, params: PrepareModelParams, events: Emitter) -> dict[str, Any]:
+def _build(spec: JobSpec, name: str, params: PrepareModelParams, events: Emitter) -> dict[str, Any]:
     from engine import tiny_model
 
     run_dir = Path(spec.run_dir)
     checkpoint = run_dir / "checkpoints" / "tokenizer"
     work = run_dir / "work"
-    final = Path(spec.models_dir) / params.name
+    final = Path(spec.models_dir) / name
 
     started = time.monotonic()
     events.progress(0, len(STAGES), stage="tokenizer")
@@ -81,7 +125,7 @@ def _build(spec: JobSpec, params: PrepareModelParams, events: Emitter) -> dict[s
     digest = weights_digest(work)
     _replace_dir(work, final)
     events.progress(3, len(STAGES), stage="done")
-    events.artifact("base-model", str(final), name=params.name, sha256=digest, **info)
+    events.artifact("base-model", str(final), name=name, sha256=digest, **info)
     seconds = round(time.monotonic() - started, 2)
     events.log(f"built {final} ({n_params:,} parameters) in {seconds} s")
     return {"model": str(final), "parameters": n_params, "sha256": digest, **smoke}

@@ -18,19 +18,26 @@ from forged.schema import JobKind
 ACCELERATOR_KINDS: frozenset[str] = frozenset({"prepare-model", "train", "eval", "merge", "infer"})
 
 
+BASE_DEFAULT = "default: the base the adapter was trained on, else tiny-llama"
+
+
 class KindParams(BaseModel):
     model_config = ConfigDict(extra="forbid")
 
 
 class PrepareModelParams(KindParams):
-    """Build the tiny local Llama (the default), or verify a model folder given by `path`."""
+    """Build the tiny local Llama (the default), verify a model folder given by `path`, or
+    import a GGUF model (`path` = a `.gguf` file, or `ollama:NAME[:TAG]` from Ollama's store)."""
 
-    name: str = Field(
-        "tiny-llama",
+    name: str | None = Field(
+        None,
         pattern=r"^[A-Za-z0-9][A-Za-z0-9._-]{0,63}$",
-        description="folder name under the models dir",
+        description="folder name under the models dir; default: tiny-llama, or the GGUF's name",
     )
-    path: str | None = Field(None, description="verify this model folder instead of building")
+    path: str | None = Field(
+        None,
+        description="verify this model folder, or import this .gguf file or ollama:NAME[:TAG]",
+    )
     vocab_size: int = Field(2048, ge=300, le=65536)
     hidden_size: int = Field(128, ge=32, le=2048, multiple_of=16)
     layers: int = Field(4, ge=1, le=32)
@@ -95,11 +102,13 @@ class TrainParams(KindParams):
 class EvalParams(KindParams):
     """Held-out loss and perplexity of the base, an adapter and a previous adapter."""
 
-    base_model: str = "tiny-llama"
+    base_model: str | None = Field(None, description=BASE_DEFAULT)
     dataset: str
     adapter: str | None = Field(None, description="adapter folder (a train job's run dir works)")
     previous_adapter: str | None = None
-    max_seq_len: int = Field(512, ge=16, le=131072)
+    max_seq_len: int | None = Field(
+        None, ge=16, le=131072, description="default: what the adapter was trained with, or 512"
+    )
     val_fraction: float = Field(0.1, ge=0, lt=1, description="0: evaluate on every example")
     generations: int = Field(8, ge=0, le=1000, description="answers to generate and score")
     max_new_tokens: int = Field(64, ge=1, le=4096)
@@ -108,7 +117,7 @@ class EvalParams(KindParams):
 class MergeParams(KindParams):
     """Fold an adapter into its base and save a standalone model folder."""
 
-    base_model: str = "tiny-llama"
+    base_model: str | None = Field(None, description=BASE_DEFAULT)
     adapter: str
     name: str = Field(pattern=r"^[A-Za-z0-9][A-Za-z0-9._-]{0,63}$")
 
@@ -117,7 +126,7 @@ class InferParams(KindParams):
     """Generate an answer from a base model, a base model with an adapter, or a deployed Ollama
     model, streamed as tokens."""
 
-    base_model: str = "tiny-llama"
+    base_model: str | None = Field(None, description=BASE_DEFAULT)
     adapter: str | None = Field(None, description="adapter folder (a train job's id works)")
     ollama_model: str | None = Field(
         None, max_length=200, description="ask this Ollama model instead of loading weights here"
@@ -139,7 +148,7 @@ class DeployParams(KindParams):
     """Create an Ollama model from an adapter (on an Ollama base) or from a merged model folder,
     then point the alias at it. The previous deployment stays until the new one is verified."""
 
-    base_model: str = Field("tiny-llama", description="the base the adapter was trained on")
+    base_model: str | None = Field(None, description=BASE_DEFAULT)
     adapter: str | None = Field(None, description="adapter folder (a train job's run dir works)")
     merged: str | None = Field(None, description="a merged model folder to upload whole")
     tag: str = Field(pattern=OLLAMA_NAME, description="the new Ollama model, e.g. forge-repo:3")

@@ -8,6 +8,7 @@ Trainer comes from on every device.
 
 from __future__ import annotations
 
+import json
 import math
 import random
 import time
@@ -21,7 +22,7 @@ from engine.batching import collate, evaluate, loss_sum, perplexity
 from engine.data import DataReport, Example, Row, fitting, load_examples, pack, split, unpacked
 from engine.errors import EngineError
 from engine.events import Emitter
-from engine.model_source import resolve_base
+from engine.model_source import TRAINING_RECORD, resolve_base
 from engine.spec import JobSpec, TrainParams
 
 # Projection names LoRA targets, by architecture family; `auto` picks the first family present.
@@ -315,6 +316,8 @@ def run(spec: JobSpec, events: Emitter) -> dict[str, Any]:
     else:
         model.save_pretrained(adapter)
     tokenizer.save_pretrained(adapter)
+    record = {"base_model": str(base), "max_seq_len": p.max_seq_len, "method": p.method}
+    (adapter / TRAINING_RECORD).write_text(json.dumps(record, indent=2), encoding="utf-8")
     if final_eval is not None:
         before = f"{first_eval:.4f} → " if first_eval is not None else ""
         events.log(f"held-out loss {before}{final_eval:.4f}; adapter saved in {adapter}")

@@ -17,6 +17,7 @@ from pathlib import Path
 from typing import Any
 
 from engine.errors import EngineError
+from engine.gguf_import import imported_from
 from engine.ollama_api import ADAPTER_MODEL_TYPES, shown_host
 from forged.config import Config
 from forged.events import EventBus
@@ -173,9 +174,13 @@ class ModelRegistry:
     # ---- deploying -----------------------------------------------------------------------------
 
     def ollama_base_for(self, base: str | None) -> str | None:
-        """The Ollama model named in [ollama] bases for this base (by path, folder or HF id)."""
+        """The Ollama model this base was imported from, else the one named in [ollama] bases
+        for it (by path, folder or HF id)."""
         if not base:
             return None
+        imported = imported_from(Path(base)).get("ollama_model")
+        if imported:  # imported from this Ollama model: the adapter goes back onto it
+            return str(imported)
         bases = self.config.ollama.bases
         for key in (base, Path(base).name, hf_id(Path(base))):
             if key and key in bases:

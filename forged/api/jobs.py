@@ -148,7 +148,7 @@ def _refuse_outside_data_dir(s: Session, values: dict[str, Any]) -> None:
 
 def _default_name(kind: str, params: dict[str, Any]) -> str:
     if kind == "prepare-model":
-        return f"prepare {params.get('path') or params.get('name')}"
+        return f"prepare {params.get('path') or params.get('name') or 'tiny-llama'}"
     if kind == "train":
         return f"train {params['method']} on {Path(str(params['dataset'])).name}"
     if kind == "merge":

