@@ -55,7 +55,9 @@ def decide(material: Material, min_commits: int, min_tokens: int) -> tuple[bool,
 MIN_STEPS = 20
 
 
-def training_plan(base_model: str, dataset: Path, examples: int) -> dict[str, Any]:
+def training_plan(
+    base_model: str, dataset: Path, examples: int, max_seq_len: int = 1024
+) -> dict[str, Any]:
     """Train params for a mission: one epoch of LoRA, small enough to run on any machine, and at
     least MIN_STEPS steps so a handful of new files still moves the adapter."""
     return {
@@ -66,7 +68,7 @@ def training_plan(base_model: str, dataset: Path, examples: int) -> dict[str, An
             "method": "lora",
             "epochs": 1.0,
             "min_steps": MIN_STEPS,
-            "max_seq_len": 1024,
+            "max_seq_len": max_seq_len,
             "skip_bad_examples": True,
         },
         "examples": examples,

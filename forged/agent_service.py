@@ -18,6 +18,7 @@ from typing import Any
 from agent.advisor import Advisor
 from agent.dataset_build import BUILDERS, build_dataset
 from agent.policy import decide, eta_seconds, pending_material, rationale, training_plan
+from agent.token_fit import Fit, load_counter
 from engine.spec import parse_params
 from forged.config import AgentConfig
 from forged.events import EventBus
@@ -196,7 +197,23 @@ class AgentService:
                 return None  # already proposed, running, or rejected for exactly this material
             return await self._propose(source, material, why)
 
+    def _base_model(self) -> str:
+        """The missions' base model: its folder where the registry finds it, else as configured
+        (the train job then says what is wrong)."""
+        try:
+            return self.models.resolve_base(self.config.base_model)
+        except RegistryError as exc:
+            log.warning("agent.base_model: %s; sizing datasets by an estimate", exc)
+            return self.config.base_model
+
+    def _fit(self, base_model: str) -> Fit:
+        """How examples are sized: the base's own tokenizer and agent.max_seq_len."""
+        folder = Path(base_model) if Path(base_model).is_dir() else None
+        return Fit(load_counter(folder), self.config.max_seq_len)
+
     async def _propose(self, source: Source, material: Any, why: str) -> Mission:
+        base_model = self._base_model()
+        fit = await asyncio.to_thread(self._fit, base_model)
         built = await asyncio.to_thread(
             build_dataset,
             Path(source.path),
@@ -210,6 +227,7 @@ class AgentService:
             synthesize=self.advisor.qa_pairs
             if self.advisor and self.advisor.enabled and self.advisor.settings.qa_pairs
             else None,
+            fit=fit,
         )
         dataset, ev = self.store.add_dataset(
             f"{source.name} v{built.card['version']}",
@@ -219,7 +237,7 @@ class AgentService:
             source.id,
         )
         self.bus.publish(ev)
-        plan = training_plan(self.config.base_model, built.path, built.card["examples"])
+        plan = training_plan(base_model, built.path, built.card["examples"], fit.max_seq_len)
         eta = eta_seconds(built.card["approx_tokens"], self._measured_throughput())
         why_text = rationale(source.name, material, built.card, eta)
         if self.advisor is not None and self.advisor.enabled:
@@ -241,14 +259,14 @@ class AgentService:
             },
             "dataset_id": dataset.id,
             "card": built.card,
-            "base_model": self.config.base_model,
+            "base_model": base_model,
             "plan": plan,
             "eta_s": eta,
             "rationale": why_text,
             "previous_adapter": self._previous_adapter(source.id),
         }
         title = (
-            f"Fine-tune {self.config.base_model} on {material.commits} new commits of {source.name}"
+            f"Fine-tune {Path(base_model).name} on {material.commits} new commits of {source.name}"
         )
         mission, events = self.store.propose_mission(source.id, title, data)
         self.bus.publish(*events)
@@ -298,6 +316,7 @@ class AgentService:
                 "dataset": mission.data["plan"]["params"]["dataset"],
                 "adapter": str(Path(job.run_dir) / "adapter"),
                 "previous_adapter": mission.data.get("previous_adapter"),
+                "max_seq_len": mission.data["plan"]["params"].get("max_seq_len"),
                 "generations": 4,
             }
             values = parse_params("eval", params).model_dump(mode="json")

@@ -377,6 +377,25 @@ def cmd_models_deploy(cli: Cli) -> int:
     return 0
 
 
+def cmd_models_import(cli: Cli) -> int:
+    """A GGUF file (or ollama:NAME[:TAG]) becomes a trainable base model: a prepare-model job."""
+    ref = cli.args.source
+    if not ref.startswith("ollama:") and not cli.args.host:
+        if not os.path.isfile(ref):
+            print(
+                f"forge: {ref}: no such file (a .gguf file or ollama:NAME[:TAG])", file=sys.stderr
+            )
+            return 2
+        ref = os.path.abspath(ref)
+    params = {"path": ref} | ({"name": cli.args.name} if cli.args.name else {})
+    job = cli.call("jobs.submit", kind="prepare-model", params=params)
+    if cli.args.no_follow or cli.args.json:
+        cli.out(job, lambda j: print(f"importing {ref}: job {j['id']}"))
+        return 0
+    print(f"importing {ref} (job {job['id']}); it becomes a base model in `forge models ls`")
+    return _follow(cli, job["id"], tail=None)
+
+
 def cmd_models_rollback(cli: Cli) -> int:
     target = (
         {"alias": cli.args.target} if ":" in cli.args.target else {"source_id": cli.args.target}
@@ -611,6 +630,10 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("id", help="the model's id (forge models ls)")
     p.add_argument("--tag", help="the Ollama name (default: forge-<source>:<next number>)")
     p.add_argument("--mode", choices=["adapter", "merged"], help="default: adapter where it can")
+    p = add(msub2, "import", cmd_models_import, "import a GGUF model as a trainable base model")
+    p.add_argument("source", help="a .gguf file, or ollama:NAME[:TAG] from the local Ollama")
+    p.add_argument("--name", help="its folder name under the models dir (default: the file's)")
+    p.add_argument("--no-follow", action="store_true", help="queue it and return")
     p = add(msub2, "rollback", cmd_models_rollback, "point an alias back at the previous tag")
     p.add_argument("target", help="a source id, or an alias such as forge-myrepo:latest")
 

@@ -75,7 +75,18 @@ class AgentConfig(_Section):
     min_tokens: int = Field(
         2000, ge=0, description="new material (approximate tokens) a mission needs"
     )
-    base_model: str = Field("tiny-llama", description="the base model missions train")
+    base_model: str = Field(
+        "tiny-llama",
+        description="the base model missions train: anything `forge models ls` shows (a name, "
+        "an id, a folder)",
+    )
+    max_seq_len: int = Field(
+        1024,
+        ge=64,
+        le=131072,
+        description="tokens per example in missions: datasets are cut to fit it in the base "
+        "model's own tokens, and train and eval use it",
+    )
     replay_fraction: float = Field(
         0.1, ge=0, le=1, description="share of unchanged files replayed in incremental datasets"
     )

@@ -53,6 +53,11 @@ def candidate_folders(models_dir: Path, folders: list[str], hf_cache: bool) -> l
     return found
 
 
+def base_id(folder: Path) -> str:
+    """The registry id of a base model found on disk: stable for its resolved path."""
+    return "base-" + hashlib.sha1(str(folder.resolve()).encode()).hexdigest()[:10]
+
+
 def hf_id(folder: Path) -> str | None:
     """`org/name` for a folder in the Hugging Face cache."""
     for part in folder.parts:
@@ -112,7 +117,7 @@ def discover(
             continue
         out.append(
             Model(
-                id="base-" + hashlib.sha1(key.encode()).hexdigest()[:10],
+                id=base_id(folder),
                 kind="base",
                 name=hf_id(folder) or folder.name,
                 path=key,

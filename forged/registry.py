@@ -21,7 +21,7 @@ from engine.gguf_import import imported_from
 from engine.ollama_api import ADAPTER_MODEL_TYPES, shown_host
 from forged.config import Config
 from forged.events import EventBus
-from forged.model_catalog import discover, hf_id
+from forged.model_catalog import base_id, candidate_folders, discover, hf_id
 from forged.paths import ForgePaths
 from forged.schema import Job, Model
 from forged.store import Store
@@ -29,6 +29,10 @@ from forged.store import Store
 
 class RegistryError(ValueError):
     """A request the registry cannot carry out; the message says why and what to do."""
+
+
+class UnknownModel(RegistryError):
+    """No base model answers to a reference (it may yet be built or imported)."""
 
 
 def slug(name: str) -> str:
@@ -97,6 +101,41 @@ class ModelRegistry:
             )
         wanted = [m for m in models if not kinds or m.kind in kinds]
         return sorted(wanted, key=lambda m: m.created_at, reverse=True)
+
+    def resolve_base(self, ref: str) -> str:
+        """The folder of a base model from any reference `forge models ls` shows: a path, a
+        registry id or a unique prefix of one, a name, a folder name, a Hugging Face cache id.
+        The one function every job kind and config key that asks for a model goes through;
+        RegistryError says what was not found, or which models a short id could mean."""
+        path = Path(ref).expanduser()
+        if path.is_absolute():
+            if path.is_dir():
+                return str(path.resolve())
+            raise RegistryError(f"{ref} is not a folder")
+        settings = self.config.models
+        names: dict[str, set[str]] = {}
+        for folder in candidate_folders(self.paths.models_dir, settings.folders, settings.hf_cache):
+            key = str(folder.resolve())
+            names[key] = {folder.name, base_id(folder), hf_id(folder) or folder.name}
+        for m in self.store.list_models(["base", "merged"]):
+            if m.path and Path(m.path).is_dir():
+                names.setdefault(m.path, set()).update({m.id, m.name})
+        exact = sorted(p for p, known in names.items() if ref in known)
+        if not exact and len(ref) >= 4:
+            exact = sorted(
+                p
+                for p, known in names.items()
+                if any(n.startswith((ref, f"base-{ref}", f"mdl-{ref}")) for n in known if "-" in n)
+            )
+        if len(exact) == 1:
+            return exact[0]
+        if exact:
+            raise RegistryError(f"{ref!r} could be any of: {', '.join(exact)}; give more of it")
+        raise UnknownModel(
+            f"no base model {ref!r}: not a folder, a registry id, or a name `forge models ls` "
+            f"shows (models dir {self.paths.models_dir}, [models] folders, the HF cache); "
+            "`forge models import FILE.gguf` brings one in"
+        )
 
     def deployments(self, alias: str) -> list[Model]:
         """The Ollama tags deployed under `alias`, oldest first."""

@@ -14,6 +14,8 @@ from typing import Any, Generic, TypeVar
 
 from pydantic import BaseModel, ValidationError
 
+from forged.store import AmbiguousRef
+
 log = logging.getLogger(__name__)
 
 PARSE_ERROR = -32700
@@ -52,12 +54,19 @@ def not_found(what: str, ref: str) -> RpcError:
 T = TypeVar("T")
 
 
-def lookup(get: Callable[[str], T], what: str, ref: str) -> T:
-    """`get(ref)` from the store, its KeyError turned into -32001 naming what was not found."""
+def lookup(get: Callable[[str], T], what: str, ref: str, param: str = "id") -> T:
+    """`get(ref)` from the store: its KeyError turned into -32001 naming what was not found,
+    an ambiguous short id into -32602 listing the ids it starts."""
     try:
         return get(ref)
     except KeyError:
         raise not_found(what, ref) from None
+    except AmbiguousRef as exc:
+        raise RpcError(
+            INVALID_PARAMS,
+            f"{what} {exc}; give more of it",
+            {"param": param, "value": ref, "candidates": exc.candidates},
+        ) from None
 
 
 def invalid_state(message: str, **data: Any) -> RpcError:

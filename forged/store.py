@@ -123,6 +123,15 @@ SCHEMA_VERSION = len(MIGRATIONS)
 _JSON_COLUMNS = {"params", "progress", "artifacts", "data", "config", "card"}
 
 
+class AmbiguousRef(LookupError):
+    """A short id that starts more than one id; `candidates` lists them for the person."""
+
+    def __init__(self, ref: str, candidates: list[str]) -> None:
+        super().__init__(f"{ref!r} starts more than one id: {', '.join(candidates)}")
+        self.ref = ref
+        self.candidates = candidates
+
+
 class StoreError(RuntimeError):
     """The database cannot be used as it is (for example: written by a newer forge)."""
 
@@ -272,15 +281,29 @@ class Store:
 
     def resolve_job_id(self, ref: str) -> str | None:
         """The job whose id is `ref`, or the one job whose id starts with it (≥ 4 characters)."""
-        if self.db.execute("SELECT 1 FROM jobs WHERE id = ?", (ref,)).fetchone():
-            return ref
-        if len(ref) < 4:
+        try:
+            return self._row("jobs", "job", ref)["id"]  # type: ignore[no-any-return]
+        except (KeyError, AmbiguousRef):
             return None
+
+    def _row(self, table: str, prefix: str, ref: str) -> sqlite3.Row:
+        """The row whose id is `ref`, or the one whose id starts with it, with or without its
+        `prefix-` (at least 4 characters); KeyError for none, AmbiguousRef for several."""
+        row = self.db.execute(f"SELECT * FROM {table} WHERE id = ?", (ref,)).fetchone()
+        if row is not None:
+            return row  # type: ignore[no-any-return]
+        if len(ref) < 4:
+            raise KeyError(ref)
         rows = self.db.execute(
-            r"SELECT id FROM jobs WHERE id LIKE ? ESCAPE '\' OR id LIKE ? ESCAPE '\' LIMIT 2",
-            (like_prefix(ref), like_prefix("job-" + ref)),
+            f"SELECT * FROM {table} WHERE id LIKE ? ESCAPE '\\' OR id LIKE ? ESCAPE '\\'"
+            " ORDER BY id LIMIT 6",
+            (like_prefix(ref), like_prefix(f"{prefix}-{ref}")),
         ).fetchall()
-        return rows[0]["id"] if len(rows) == 1 else None
+        if not rows:
+            raise KeyError(ref)
+        if len(rows) > 1:
+            raise AmbiguousRef(ref, [r["id"] for r in rows])
+        return rows[0]  # type: ignore[no-any-return]
 
     def list_jobs(
         self,
@@ -420,10 +443,8 @@ class Store:
         return [Mission.model_validate(_row(r)) for r in rows]
 
     def get_mission(self, mission_id: str) -> Mission:
-        row = self.db.execute("SELECT * FROM missions WHERE id = ?", (mission_id,)).fetchone()
-        if row is None:
-            raise KeyError(mission_id)
-        return Mission.model_validate(_row(row))
+        """By id or unique id prefix, as every get_ below."""
+        return Mission.model_validate(_row(self._row("missions", "msn", mission_id)))
 
     def decide_mission(self, mission_id: str, status: str, reason: str | None) -> Event:
         with self.tx() as db:
@@ -490,10 +511,7 @@ class Store:
         db.execute("UPDATE missions SET data = ? WHERE id = ?", (json.dumps(data), mission_id))
 
     def get_source(self, source_id: str) -> Source:
-        row = self.db.execute("SELECT * FROM sources WHERE id = ?", (source_id,)).fetchone()
-        if row is None:
-            raise KeyError(source_id)
-        return Source.model_validate(_row(row))
+        return Source.model_validate(_row(self._row("sources", "src", source_id)))
 
     def set_source_commits(
         self, source_id: str, *, last: str | None = None, trained: str | None = None
@@ -541,10 +559,7 @@ class Store:
         return [Dataset.model_validate(_row(r)) for r in rows]
 
     def get_dataset(self, dataset_id: str) -> Dataset:
-        row = self.db.execute("SELECT * FROM datasets WHERE id = ?", (dataset_id,)).fetchone()
-        if row is None:
-            raise KeyError(dataset_id)
-        return Dataset.model_validate(_row(row))
+        return Dataset.model_validate(_row(self._row("datasets", "ds", dataset_id)))
 
     def add_dataset(
         self, name: str, path: str, examples: int, card: dict[str, Any], source_id: str | None
@@ -571,10 +586,7 @@ class Store:
         return [Model.model_validate(_row(r)) for r in rows]
 
     def get_model(self, model_id: str) -> Model:
-        row = self.db.execute("SELECT * FROM models WHERE id = ?", (model_id,)).fetchone()
-        if row is None:
-            raise KeyError(model_id)
-        return Model.model_validate(_row(row))
+        return Model.model_validate(_row(self._row("models", "mdl", model_id)))
 
     def find_model(self, kind: str, path: str) -> Model | None:
         row = self.db.execute(

@@ -9,6 +9,7 @@ from pydantic import ValidationError
 
 from engine.spec import RESUMABLE_KINDS, UnknownKind, parse_params
 from forged.context import Session
+from forged.registry import RegistryError, UnknownModel
 from forged.rpc import (
     INVALID_PARAMS,
     NOT_FOUND,
@@ -114,8 +115,19 @@ def register(reg: Registry[Session]) -> None:
 
 
 def _resolve_refs(s: Session, values: dict[str, Any]) -> None:
-    """Ids a person may pass instead of paths: a dataset id, or a train job for its adapter."""
+    """Ids a person may pass instead of paths: a dataset id, a train job for its adapter, and
+    any base model reference `forge models ls` shows (the registry's one resolver)."""
     store = s.services.store
+    base = values.get("base_model")
+    if isinstance(base, str):
+        try:
+            values["base_model"] = s.services.models.resolve_base(base)
+        except UnknownModel:
+            pass  # a model not on disk yet (a prepare-model job may be queued): the engine says
+        except RegistryError as exc:
+            raise RpcError(
+                INVALID_PARAMS, f"params.base_model: {exc}", {"param": "params.base_model"}
+            ) from None
     if isinstance(values.get("dataset"), str) and values["dataset"].startswith("ds-"):
         values["dataset"] = lookup(store.get_dataset, "dataset", values["dataset"]).path
     for key in ("adapter", "previous_adapter"):

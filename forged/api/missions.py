@@ -22,11 +22,11 @@ def _decide(s: Session, mission_id: str, status: str, reason: str | None) -> Mis
     mission = _get(s, mission_id)
     if mission.status != "proposed":
         raise invalid_state(
-            f"mission {mission_id} is {mission.status}; only a proposed mission can be {status}",
+            f"mission {mission.id} is {mission.status}; only a proposed mission can be {status}",
             status=mission.status,
         )
-    s.services.bus.publish(s.services.store.decide_mission(mission_id, status, reason))
-    return _get(s, mission_id)
+    s.services.bus.publish(s.services.store.decide_mission(mission.id, status, reason))
+    return _get(s, mission.id)
 
 
 def register(reg: Registry[Session]) -> None:
@@ -47,7 +47,7 @@ def register(reg: Registry[Session]) -> None:
         """Approve a proposed mission: its train job starts, and its eval follows."""
         mission = _decide(s, p.id, "approved", None)
         s.services.agent.approve(mission)
-        return _get(s, p.id)
+        return _get(s, mission.id)
 
     @reg.method("missions.reject", MissionRejectParams)
     async def missions_reject(p: MissionRejectParams, s: Session) -> Mission:

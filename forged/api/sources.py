@@ -82,15 +82,16 @@ def register(reg: Registry[Session]) -> None:
     @reg.method("sources.scan", IdParams)
     async def sources_scan(p: IdParams, s: Session) -> ScanResult:
         """Look at a source now; the mission it proposed, if its new material was enough."""
-        lookup(s.services.store.get_source, "source", p.id)
-        return ScanResult(mission=await s.services.agent.scan(p.id))
+        source = lookup(s.services.store.get_source, "source", p.id)
+        return ScanResult(mission=await s.services.agent.scan(source.id))
 
     @reg.method("sources.remove", IdParams)
     async def sources_remove(p: IdParams, s: Session) -> Ok:
         """Stop watching a repository; its datasets and adapters stay."""
-        event = s.services.store.remove_source(p.id)
+        source = lookup(s.services.store.get_source, "source", p.id)
+        event = s.services.store.remove_source(source.id)
         if event is None:
             raise not_found("source", p.id)
-        s.services.agent.removed(p.id)
+        s.services.agent.removed(source.id)
         s.services.bus.publish(event)
         return Ok()
