@@ -56,13 +56,10 @@ def smollm2(tmp_path_factory: pytest.TempPathFactory) -> Path:
 
 @pytest.mark.slow
 def test_every_job_kind_on_a_real_model(smollm2: Path, tmp_path: Path) -> None:
+    if not MARKUPSAFE.exists():
+        pytest.skip(f"{MARKUPSAFE} is absent (../shared/corpora not beside main)")
     repo = tmp_path / "repo"
-    if MARKUPSAFE.exists():
-        subprocess.run(["git", "clone", "-q", str(MARKUPSAFE), str(repo)], check=True)
-    else:  # no ../shared here: this project's own checkout is a real repository too
-        subprocess.run(
-            ["git", "clone", "-q", str(Path(__file__).parents[2]), str(repo)], check=True
-        )
+    subprocess.run(["git", "clone", "-q", str(MARKUPSAFE), str(repo)], check=True)
     fit = Fit(load_counter(smollm2), 256)
     assert fit.counter.exact
     built = build_dataset(repo, tmp_path / "datasets", "real", fit=fit, builders=("docs", "code"))
