@@ -20,7 +20,7 @@ from typing import Any
 
 from agent.repo_files import DEPENDENCY_FILES, FileText, path_matches
 from agent.secrets import secret_file_reason
-from agent.token_fit import Fit, chunk_lines, cut_to_fit
+from agent.token_fit import CHAT_MARGIN, TEXT_MARGIN, Fit, chunk_lines, cut_to_fit
 from forged.schema import detect_format, record_problem
 
 TRIVIAL = {
@@ -145,12 +145,12 @@ def example_tokens(example: Example, fit: Fit) -> int:
     """The tokens of an example's text, with the margin its format adds (template, end)."""
     if "messages" in example:
         texts = [str(m.get("content", "")) for m in example["messages"]]
-        margin = fit.max_seq_len - fit.chat_budget
     else:
         keys = ("text", "prompt", "completion", "instruction", "input", "output")
         texts = [example[k] for k in keys if isinstance(example.get(k), str)]
-        margin = fit.max_seq_len - (fit.chat_budget if "output" in example else fit.text_budget)
-    return sum(fit.counter.count_many(texts)) + margin
+    # Chat and instruction examples go through the chat template; the others gain an EOS.
+    templated = "messages" in example or "output" in example
+    return sum(fit.counter.count_many(texts)) + (CHAT_MARGIN if templated else TEXT_MARGIN)
 
 
 def jsonl_examples(files: list[FileText], fit: Fit) -> tuple[list[Example], Counter[str]]:
@@ -200,18 +200,17 @@ def bot_author(commit: Any) -> bool:
     return name.endswith("[bot]") or "[bot]@" in email or name in {"renovate", "dependabot"}
 
 
-def why_left_out(commit: Any, message: str, paths: list[str]) -> str | None:
-    """Why a commit teaches nothing about the code (a count on the card), or None."""
+def why_left_out(commit: Any, message: str) -> str | None:
+    """Why a commit teaches nothing about the code, by its metadata alone (a count on the
+    card), or None; asked before its diff is computed."""
     if len(commit.parents) > 1:
         return "merge commit"
     if bot_author(commit):
         return "commit by a bot"
     if trivial_message(message):
         return "trivial commit message"
-    if VERSION_BUMP.match(message.strip()):
+    if VERSION_BUMP.match(message):
         return "version bump"
-    if paths and all(path_matches(p, DEPENDENCY_FILES) for p in paths):
-        return "dependency or lock files only"
     return None
 
 
@@ -264,10 +263,13 @@ def commit_examples(
     dropped: Counter[str] = Counter()
     for commit in repo.iter_commits(rev_range):
         message = commit.message.strip()
-        diffs = commit_diffs(repo, commit) if len(commit.parents) <= 1 else []
-        paths = [d.b_path or d.a_path or "" for d in diffs]
-        if reason := why_left_out(commit, message, paths):
+        if reason := why_left_out(commit, message):
             dropped[reason] += 1
+            continue
+        diffs = commit_diffs(repo, commit)
+        paths = [d.b_path or d.a_path or "" for d in diffs]
+        if paths and all(path_matches(p, DEPENDENCY_FILES) for p in paths):
+            dropped["dependency or lock files only"] += 1
             continue
         parts = []
         for d, path in zip(diffs, paths, strict=True):

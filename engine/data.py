@@ -242,12 +242,6 @@ def fitting(
     return out
 
 
-def tokenize_all(
-    examples: list[Example], tokenizer: Any, max_len: int, report: DataReport, skip_bad: bool
-) -> list[Tokenized]:
-    return [tok for _, tok in fitting(examples, tokenizer, max_len, report, skip_bad)]
-
-
 @dataclass
 class Row:
     """One packed row: several examples back to back, each with positions from 0."""

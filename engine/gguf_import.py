@@ -109,16 +109,24 @@ def import_gguf(gguf_file: Path, out: Path, origin: dict[str, Any], log: Any) ->
     for change in fix_special_tokens(tokenizer, meta):
         log(f"tokenizer: {change}, from the file's metadata")
     log("dequantizing the weights to float32")
-    loaded = AutoModelForCausalLM.from_pretrained(folder, gguf_file=name, dtype=torch.float32)
-    config = loaded.config
-    # The loader marks the model as GGUF-quantized, which save_pretrained refuses; the weights
-    # are plain tensors by now, so a fresh model of the same config takes them as they are.
-    if hasattr(config, "quantization_config"):
-        del config.quantization_config
-    config.pad_token_id = tokenizer.pad_token_id
-    config.eos_token_id = tokenizer.eos_token_id
-    model = AutoModelForCausalLM.from_config(config, dtype=torch.float32)
-    model.load_state_dict(loaded.state_dict())
+    from transformers import GgufConfig
+
+    # Dequantized at load (where a GGUF matmul kernel exists the loader would keep the blocks,
+    # which cannot be trained or saved); then the loader's marker is dropped, so the model saves
+    # as the ordinary dense one it now is, without a second copy in memory.
+    model = AutoModelForCausalLM.from_pretrained(
+        folder,
+        gguf_file=name,
+        dtype=torch.float32,
+        quantization_config=GgufConfig(gguf_file=name, dequantize=True),
+    )
+    quantizer = getattr(model, "hf_quantizer", None)
+    if quantizer is not None:
+        quantizer.remove_quantization_config(model)
+    elif hasattr(model.config, "quantization_config"):
+        del model.config.quantization_config
+    model.config.pad_token_id = tokenizer.pad_token_id
+    model.config.eos_token_id = tokenizer.eos_token_id
     model.generation_config.pad_token_id = tokenizer.pad_token_id
     model.generation_config.eos_token_id = tokenizer.eos_token_id
     out.mkdir(parents=True, exist_ok=True)

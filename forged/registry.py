@@ -111,7 +111,7 @@ class ModelRegistry:
         if path.is_absolute():
             if path.is_dir():
                 return str(path.resolve())
-            raise RegistryError(f"{ref} is not a folder")
+            raise UnknownModel(f"{ref} is not a folder")
         settings = self.config.models
         names: dict[str, set[str]] = {}
         for folder in candidate_folders(self.paths.models_dir, settings.folders, settings.hf_cache):
@@ -121,11 +121,15 @@ class ModelRegistry:
             if m.path and Path(m.path).is_dir():
                 names.setdefault(m.path, set()).update({m.id, m.name})
         exact = sorted(p for p, known in names.items() if ref in known)
-        if not exact and len(ref) >= 4:
+        if not exact and len(ref) >= 4:  # a short id: a prefix of an id, not of a name
+            ids = {
+                p: {n for n in known if n.startswith(("base-", "mdl-"))}
+                for p, known in names.items()
+            }
             exact = sorted(
                 p
-                for p, known in names.items()
-                if any(n.startswith((ref, f"base-{ref}", f"mdl-{ref}")) for n in known if "-" in n)
+                for p, known in ids.items()
+                if any(n.startswith((ref, f"base-{ref}", f"mdl-{ref}")) for n in known)
             )
         if len(exact) == 1:
             return exact[0]

@@ -282,19 +282,21 @@ class Store:
     def resolve_job_id(self, ref: str) -> str | None:
         """The job whose id is `ref`, or the one job whose id starts with it (≥ 4 characters)."""
         try:
-            return self._row("jobs", "job", ref)["id"]  # type: ignore[no-any-return]
+            return str(self._find("jobs", "job", ref)["id"])
         except (KeyError, AmbiguousRef):
             return None
 
-    def _row(self, table: str, prefix: str, ref: str) -> sqlite3.Row:
+    def _find(self, table: str, prefix: str, ref: str) -> sqlite3.Row:
         """The row whose id is `ref`, or the one whose id starts with it, with or without its
         `prefix-` (at least 4 characters); KeyError for none, AmbiguousRef for several."""
-        row = self.db.execute(f"SELECT * FROM {table} WHERE id = ?", (ref,)).fetchone()
+        row: sqlite3.Row | None = self.db.execute(
+            f"SELECT * FROM {table} WHERE id = ?", (ref,)
+        ).fetchone()
         if row is not None:
-            return row  # type: ignore[no-any-return]
+            return row
         if len(ref) < 4:
             raise KeyError(ref)
-        rows = self.db.execute(
+        rows: list[sqlite3.Row] = self.db.execute(
             f"SELECT * FROM {table} WHERE id LIKE ? ESCAPE '\\' OR id LIKE ? ESCAPE '\\'"
             " ORDER BY id LIMIT 6",
             (like_prefix(ref), like_prefix(f"{prefix}-{ref}")),
@@ -303,7 +305,7 @@ class Store:
             raise KeyError(ref)
         if len(rows) > 1:
             raise AmbiguousRef(ref, [r["id"] for r in rows])
-        return rows[0]  # type: ignore[no-any-return]
+        return rows[0]
 
     def list_jobs(
         self,
@@ -444,7 +446,7 @@ class Store:
 
     def get_mission(self, mission_id: str) -> Mission:
         """By id or unique id prefix, as every get_ below."""
-        return Mission.model_validate(_row(self._row("missions", "msn", mission_id)))
+        return Mission.model_validate(_row(self._find("missions", "msn", mission_id)))
 
     def decide_mission(self, mission_id: str, status: str, reason: str | None) -> Event:
         with self.tx() as db:
@@ -511,7 +513,7 @@ class Store:
         db.execute("UPDATE missions SET data = ? WHERE id = ?", (json.dumps(data), mission_id))
 
     def get_source(self, source_id: str) -> Source:
-        return Source.model_validate(_row(self._row("sources", "src", source_id)))
+        return Source.model_validate(_row(self._find("sources", "src", source_id)))
 
     def set_source_commits(
         self, source_id: str, *, last: str | None = None, trained: str | None = None
@@ -559,7 +561,7 @@ class Store:
         return [Dataset.model_validate(_row(r)) for r in rows]
 
     def get_dataset(self, dataset_id: str) -> Dataset:
-        return Dataset.model_validate(_row(self._row("datasets", "ds", dataset_id)))
+        return Dataset.model_validate(_row(self._find("datasets", "ds", dataset_id)))
 
     def add_dataset(
         self, name: str, path: str, examples: int, card: dict[str, Any], source_id: str | None
@@ -586,7 +588,7 @@ class Store:
         return [Model.model_validate(_row(r)) for r in rows]
 
     def get_model(self, model_id: str) -> Model:
-        return Model.model_validate(_row(self._row("models", "mdl", model_id)))
+        return Model.model_validate(_row(self._find("models", "mdl", model_id)))
 
     def find_model(self, kind: str, path: str) -> Model | None:
         row = self.db.execute(

@@ -13,11 +13,11 @@ import pytest
 from engine.data import (
     IGNORE,
     DataError,
+    fitting,
     load_examples,
     pack,
     split,
     tokenize,
-    tokenize_all,
     unpacked,
 )
 from engine.synthetic import write_dataset
@@ -112,8 +112,8 @@ def test_too_long_is_an_error_or_a_counted_skip(tokenizer: Any, tmp_path: Path) 
     path = write(tmp_path / "t.jsonl", [{"text": "short"}, {"text": "word " * 200}])
     examples, report = load_examples(path)
     with pytest.raises(DataError, match=rf"{path}:2: \d+ tokens, longer than max_seq_len 64"):
-        tokenize_all(examples, tokenizer, 64, report, skip_bad=False)
-    kept = tokenize_all(examples, tokenizer, 64, report, skip_bad=True)
+        fitting(examples, tokenizer, 64, report, skip_bad=False)
+    kept = fitting(examples, tokenizer, 64, report, skip_bad=True)
     assert len(kept) == 1 and report.skipped == {"longer than max_seq_len": 1}
 
 
@@ -135,7 +135,7 @@ def test_packing_keeps_examples_apart(tokenizer: Any, tiny_model: Path, tmp_path
     from engine.batching import collate, loss_sum
 
     examples, report = load_examples(write_dataset(tmp_path / "d.jsonl", 12, seed=3))
-    items = tokenize_all(examples, tokenizer, 256, report, skip_bad=False)
+    items = [tok for _, tok in fitting(examples, tokenizer, 256, report, skip_bad=False)]
     rows = pack(items, 256)
     assert len(rows) < len(items)  # several examples share a row
     assert sum(r.tokens for r in rows) == sum(len(t.input_ids) for t in items)

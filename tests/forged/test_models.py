@@ -176,3 +176,21 @@ def test_base_models_are_found_in_folders_and_the_hugging_face_cache(
     # Listed the same way twice: ids are stable, so a client can refer to them.
     again = {m["name"]: m["id"] for m in daemon.call("models.list", kind=["base"])["models"]}
     assert again == {name: m["id"] for name, m in found.items()}
+
+    # Every reference `models ls` shows works as a job's base_model, through one resolver.
+    def submitted_base(ref: str) -> str:
+        job = daemon.call("jobs.submit", kind="infer", params={"base_model": ref, "prompt": "hi"})
+        daemon.call("jobs.cancel", id=job["id"])
+        return str(job["params"]["base_model"])
+
+    mine = str((folder / "my-llama").resolve())
+    cached = str(snapshot.resolve())
+    assert submitted_base(found["my-llama"]["id"]) == mine  # registry id
+    assert submitted_base(found["my-llama"]["id"][:11]) == mine  # a unique prefix of it
+    assert submitted_base("my-llama") == mine  # name
+    assert submitted_base("acme/tiny-chat") == cached  # Hugging Face cache id
+    assert submitted_base(str(folder / "my-llama")) == mine  # path
+    with pytest.raises(RemoteError) as ambiguous:
+        submitted_base("base")  # every found id starts so
+    assert "could be any of" in ambiguous.value.message and mine in ambiguous.value.message
+    assert ambiguous.value.data["param"] == "params.base_model"
