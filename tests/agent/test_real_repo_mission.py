@@ -7,6 +7,8 @@ from __future__ import annotations
 import json
 from pathlib import Path
 
+import pytest
+
 from tests.agent.test_builders_fit import clone_markupsafe, needs_markupsafe
 from tests.agent.test_dataset_build import commit, git
 from tests.agent.test_missions import agent_config, next_proposal
@@ -14,6 +16,7 @@ from tests.daemon_harness import DaemonFactory, wait_for
 
 
 @needs_markupsafe
+@pytest.mark.timeout(900)  # 833 commits built twice, a train and an eval on two cores
 def test_markupsafe_mission_runs_to_its_end_then_grows(
     make_daemon: DaemonFactory, tiny_model: Path, tmp_path: Path
 ) -> None:

@@ -55,6 +55,7 @@ def smollm2(tmp_path_factory: pytest.TempPathFactory) -> Path:
 
 
 @pytest.mark.slow
+@pytest.mark.timeout(900)  # the import alone takes about 75 s on two cores; five model loads
 def test_every_job_kind_on_a_real_model(smollm2: Path, tmp_path: Path) -> None:
     if not MARKUPSAFE.exists():
         pytest.skip(f"{MARKUPSAFE} is absent (../shared/corpora not beside main)")
