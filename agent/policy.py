@@ -102,3 +102,34 @@ def rationale(source: str, material: Material, card: dict[str, Any], eta: float 
         f"tokens; {secrets.get('files_skipped', 0)} credential files were left out and "
         f"{sum(secrets.get('redacted', {}).values())} secrets redacted. Training: {when}."
     )
+
+
+def compare_scores(scores: dict[str, dict[str, float]]) -> dict[str, Any]:
+    """An eval's verdict for a person: held-out loss and perplexity of the base, the deployed
+    (or previous) adapter and the new one, each model's change in loss against the base, and
+    a one-line summary of the new adapter against both."""
+    labels = {"base": "base", "previous": "deployed", "adapter": "new adapter"}
+    base = scores["base"]["eval_loss"]
+
+    def change(loss: float, against: float) -> float:
+        return round((loss - against) / against * 100, 2) if against else 0.0
+
+    models: dict[str, dict[str, Any]] = {}
+    for who, label in labels.items():
+        if who in scores:
+            loss = scores[who]["eval_loss"]
+            models[label] = {
+                "loss": loss,
+                "perplexity": scores[who].get("perplexity"),
+                "change_pct": None if who == "base" else change(loss, base),
+            }
+    parts = []
+    if "adapter" in scores:
+        new = scores["adapter"]["eval_loss"]
+        parts.append(f"{change(new, base):+.1f} % loss against the base")
+        if "previous" in scores:
+            parts.append(
+                f"{change(new, scores['previous']['eval_loss']):+.1f} % against the deployed"
+            )
+    summary = f"new adapter: {', '.join(parts)}" if parts else "no adapter was evaluated"
+    return {"models": models, "summary": summary}

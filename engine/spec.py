@@ -78,6 +78,13 @@ class TrainParams(KindParams):
     )
     epochs: float = Field(1.0, gt=0, le=1000, description="passes over the training examples")
     max_steps: int | None = Field(None, ge=1, description="stop after this many steps")
+    max_minutes: float | None = Field(
+        None,
+        gt=0,
+        le=10080,
+        description="time budget: stop training after this many minutes (across resumes) and"
+        " save the adapter",
+    )
     min_steps: int = Field(
         1, ge=1, le=1_000_000, description="at least this many steps: a small dataset is repeated"
     )

@@ -253,8 +253,15 @@ def run(spec: JobSpec, events: Emitter) -> dict[str, Any]:
     def run_eval(step: int) -> float | None:
         if not data.val:
             return None
+        # Said before it starts: on a real model on a CPU this takes minutes.
+        events.log(f"step {step}: measuring held-out loss on {len(data.val)} rows")
+        began = time.monotonic()
         loss = evaluate(model, data.val, batch, pad_id, device)
         events.metric(step, eval_loss=loss, perplexity=perplexity(loss))
+        events.log(
+            f"step {step}: held-out loss {loss:.4f} (perplexity {perplexity(loss):.2f}),"
+            f" measured in {time.monotonic() - began:.0f} s"
+        )
         return loss
 
     log_every = max(1, total // 10)
@@ -262,14 +269,22 @@ def run(spec: JobSpec, events: Emitter) -> dict[str, Any]:
     model.train()
     ckpt_root = run_dir / "checkpoints"
     started, tokens_done = time.monotonic(), 0
+    spent_before = float(state.get("train_seconds", 0.0))  # earlier attempts, for the budget
+
+    def save_checkpoint(done: int) -> None:
+        state["train_seconds"] = spent_before + time.monotonic() - started
+        path = checkpoint.save(ckpt_root, done, model, optimizer, scheduler, state)
+        events.checkpoint(str(path), done)
+
     stopped_early = False
-    step = start
+    step = completed = start
     try:
         for step in range(start, total):
             batches = [micro_batch(step * p.grad_accum + a) for a in range(p.grad_accum)]
             n_tokens = sum(sum(1 for t in r.labels if t != -100) for b in batches for r in b)
             step_loss = 0.0
             for rows in batches:
+                control.check()  # a stop mid-step keeps the steps before it (see below)
                 s, _ = loss_sum(model, collate(rows, pad_id, device))
                 (s / max(n_tokens, 1)).backward()
                 step_loss += float(s.detach()) / max(n_tokens, 1)
@@ -280,7 +295,7 @@ def run(spec: JobSpec, events: Emitter) -> dict[str, Any]:
             optimizer.step()
             scheduler.step()
             optimizer.zero_grad(set_to_none=True)
-            done = step + 1
+            done = completed = step + 1
             rate = tokens_done / max(time.monotonic() - started, 1e-9)
             events.metric(
                 done, loss=step_loss, lr=scheduler.get_last_lr()[0], grad_norm=float(grad_norm)
@@ -300,16 +315,24 @@ def run(spec: JobSpec, events: Emitter) -> dict[str, Any]:
                             events.log(f"early stop at step {done}: eval loss stopped improving")
                             stopped_early = True
                             break
+            spent = spent_before + time.monotonic() - started
+            if p.max_minutes and spent >= p.max_minutes * 60 and done < total:
+                events.log(
+                    f"time budget of {p.max_minutes:g} min reached after step {done}/{total}"
+                    f" ({spent / 60:.1f} min of training); saving the adapter"
+                )
+                break
             if done % p.checkpoint_every == 0 and done < total:
-                path = checkpoint.save(ckpt_root, done, model, optimizer, scheduler, state)
-                events.checkpoint(str(path), done)
+                save_checkpoint(done)
             control.check()
     except control.StopRequested:
-        path = checkpoint.save(ckpt_root, step + 1, model, optimizer, scheduler, state)
-        events.checkpoint(str(path), step + 1)
+        # Stopped between steps, or mid-step before the optimizer moved: the weights are those
+        # of the last completed step, and that is what the checkpoint holds.
+        if completed > start:
+            save_checkpoint(completed)
         raise
 
-    final_eval = run_eval(step + 1)
+    final_eval = run_eval(completed)
     adapter = run_dir / "adapter"
     if p.method == "pissa":
         model.save_pretrained(adapter, path_initial_model_for_weight_conversion=str(pissa_init))
@@ -327,7 +350,7 @@ def run(spec: JobSpec, events: Emitter) -> dict[str, Any]:
         "base_model": str(base),
         "backend": backend,
         "method": p.method,
-        "steps": step + 1,
+        "steps": completed,
         "eval_loss": final_eval,
         "tokens_per_s": round(tokens_done / max(seconds, 1e-9), 1),
         "stopped_early": stopped_early,

@@ -17,7 +17,14 @@ from typing import Any
 
 from agent.advisor import Advisor
 from agent.dataset_build import BUILDERS, build_dataset
-from agent.policy import decide, eta_seconds, pending_material, rationale, training_plan
+from agent.policy import (
+    compare_scores,
+    decide,
+    eta_seconds,
+    pending_material,
+    rationale,
+    training_plan,
+)
 from agent.token_fit import Fit, load_counter
 from engine.spec import parse_params
 from forged.config import AgentConfig
@@ -25,7 +32,7 @@ from forged.events import EventBus
 from forged.paths import ForgePaths
 from forged.registry import ModelRegistry, RegistryError, source_alias
 from forged.runner import JobRunner
-from forged.schema import TERMINAL_JOB_STATUSES, Job, Mission, Source
+from forged.schema import ACTIVE_MISSION_STAGES, TERMINAL_JOB_STATUSES, Job, Mission, Source
 from forged.store import Store
 
 log = logging.getLogger(__name__)
@@ -97,16 +104,14 @@ class AgentService:
         asyncio.get_running_loop().create_task(self.scan_all())
 
     def resume_chains(self) -> None:
-        """Approved missions whose chain stopped with the daemon: take the step they are due.
+        """Missions whose chain stopped with the daemon: take the step they are due.
 
         A step is taken when the job before it finishes; a daemon killed in between (or between
         approving and queueing the train job) would leave the mission waiting for ever. Only the
         mission's newest job is looked at, and a step's job is recorded on the mission as it is
         queued (`Store.create_job`), so no step runs twice.
         """
-        for mission in self.store.list_missions(["approved"], None, 1000):
-            if mission.data.get("completed") or mission.data.get("stopped"):
-                continue
+        for mission in self.store.list_missions(ACTIVE_MISSION_STAGES, None, 1000):
             jobs = self.store.mission_jobs(mission.id)
             if not jobs:
                 log.info("mission %s: approved but its train job was never queued", mission.id)
@@ -193,8 +198,8 @@ class AgentService:
                 log.info("%s: no mission yet: %s", source.name, why)
                 return None
             covered = self.store.missions_for_head(source.id, material.head)
-            if any(m.status in ("proposed", "approved", "rejected") for m in covered):
-                return None  # already proposed, running, or rejected for exactly this material
+            if any(m.stage != "superseded" for m in covered):
+                return None  # already proposed, run, or rejected for exactly this material
             return await self._propose(source, material, why)
 
     def _base_model(self) -> str:
@@ -284,7 +289,7 @@ class AgentService:
         deployed = self.models.current(source_alias(self.store.get_source(source_id).name))
         if deployed is not None and deployed.data.get("adapter"):
             return str(deployed.data["adapter"])
-        for m in self.store.list_missions(["approved"], source_id, 50):
+        for m in self.store.list_missions(["done", "deploying"], source_id, 50):
             if m.data.get("adapter"):
                 return str(m.data["adapter"])
         return None
@@ -294,22 +299,42 @@ class AgentService:
         plan = mission.data["plan"]
         params = parse_params("train", plan["params"]).model_dump(mode="json")
         hold = quiet_until(self.config.quiet_hours, time.time())
-        job = self.runner.submit(
+        if hold:
+            self.bus.publish(self.store.update_mission_data(mission.id, {"held_until": hold}))
+        return self.runner.submit(
             "train", f"mission {mission.id}: train", params, mission.id, not_before=hold
         )
-        if hold:
-            self.store.update_mission_data(mission.id, {"held_until": hold})
-            self.bus.emit("mission.updated", None, {"id": mission.id, "held_until": hold})
-        return job
+
+    def retry(self, mission: Mission) -> Job:
+        """Run a failed mission again from the step that failed: a train job that left a
+        checkpoint continues from it; any other step's job runs again with the same params."""
+        step = mission.failed_step or "train"
+        tried = [j for j in self.store.mission_jobs(mission.id) if j.kind == step]
+        last = tried[-1] if tried else None
+        if step == "train" and last is not None and last.checkpoint:
+            job = self.runner.resume(last.id)
+            self.bus.publish(self.store.set_mission_stage(mission.id, "training"))
+            return job
+        if step == "train" or last is None:
+            return self.approve(mission)
+        return self.runner.submit(
+            step, f"mission {mission.id}: {step} (retry)", last.params, mission.id
+        )
 
     def on_job_finished(self, job: Job) -> None:
         if job.mission_id is None:
             return
         mission = self.store.get_mission(job.mission_id)
+        if mission.stage not in ACTIVE_MISSION_STAGES:
+            return  # a job of a mission already failed or done (e.g. cancelled by hand twice)
         if job.status != "completed":
-            self.store.update_mission_data(
-                mission.id, {"stopped": f"{job.kind} job {job.id} {job.status}: {job.error}"}
+            why = f"{job.kind} job {job.id} {job.status}: {job.error or 'no reason given'}"
+            self.bus.publish(
+                self.store.set_mission_stage(
+                    mission.id, "failed", failed_step=job.kind, failure=why
+                )
             )
+            log.info("mission %s failed at %s: %s", mission.id, job.kind, why)
         elif job.kind == "train":
             params = {
                 "base_model": mission.data["base_model"],
@@ -320,21 +345,30 @@ class AgentService:
                 "generations": 4,
             }
             values = parse_params("eval", params).model_dump(mode="json")
+            self.bus.publish(
+                self.store.update_mission_data(mission.id, {"adapter": values["adapter"]})
+            )
             self.runner.submit("eval", f"mission {mission.id}: eval", values, mission.id)
-            self.store.update_mission_data(mission.id, {"adapter": values["adapter"]})
         elif job.kind == "eval" and mission.source_id:
             # The source's new baseline: later missions count material from this commit.
             self.store.set_source_commits(mission.source_id, trained=mission.data["head"])
+            self.bus.publish(
+                self.store.set_mission_stage(mission.id, "deploying", self._results(job))
+            )
             asyncio.get_running_loop().create_task(self._deploy_if_better(mission, job))
         elif job.kind == "deploy":
-            self.store.update_mission_data(
-                mission.id, {"completed": True, "deployed": job.params.get("tag")}
+            self.bus.publish(
+                self.store.set_mission_stage(
+                    mission.id, "done", {"deployed": job.params.get("tag")}
+                )
             )
-        self.bus.emit(
-            "mission.updated",
-            None,
-            {"id": mission.id, "job": job.id, "kind": job.kind, "status": job.status},
-        )
+
+    def _results(self, eval_job: Job) -> dict[str, Any]:
+        """The eval's losses for the mission's card (the registry recorded them on the adapter,
+        its listener running first)."""
+        adapter = self.models.adapter_at(str(eval_job.params.get("adapter")))
+        scores = adapter.data.get("eval") if adapter is not None else None
+        return {"results": compare_scores(scores)} if scores and "base" in scores else {}
 
     async def _deploy_if_better(self, mission: Mission, eval_job: Job) -> None:
         """Deploy the mission's adapter when its eval beats what its source serves now."""
@@ -343,10 +377,11 @@ class AgentService:
         except (OSError, ValueError, KeyError) as exc:
             log.exception("mission %s: deciding on the deploy failed", mission.id)
             decision, job = f"not deployed: deciding failed: {type(exc).__name__}: {exc}", None
-        # The deploy job recorded itself on the mission when it was queued.
-        extra: dict[str, Any] = {"deploy": decision} | ({"completed": True} if job is None else {})
-        self.store.update_mission_data(mission.id, extra)
-        self.bus.emit("mission.updated", None, {"id": mission.id, "deploy": decision})
+        # A deploy job moved the mission to `deploying` as it was queued; without one, it is done.
+        if job is None:
+            self.bus.publish(self.store.set_mission_stage(mission.id, "done", {"deploy": decision}))
+        else:
+            self.bus.publish(self.store.update_mission_data(mission.id, {"deploy": decision}))
         log.info("mission %s: %s", mission.id, decision)
 
     async def _decide_deploy(self, mission: Mission, eval_job: Job) -> tuple[str, Job | None]:

@@ -18,6 +18,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from forged.client import Client, DaemonNotRunning, RemoteError
+from forged.kv import parse_setting, parse_settings
 from forged.paths import ForgePaths, resolve_paths
 
 if TYPE_CHECKING:
@@ -158,21 +159,11 @@ def cmd_jobs_show(cli: Cli) -> int:
     return 0
 
 
-def _parse_param(text: str) -> tuple[str, Any]:
-    if "=" not in text:
-        raise ValueError(f"--param wants key=value, got {text!r}")
-    key, raw = text.split("=", 1)
-    try:
-        return key, json.loads(raw)
-    except json.JSONDecodeError:
-        return key, raw
-
-
 def cmd_jobs_submit(cli: Cli) -> int:
     a = cli.args
     params: dict[str, Any] = json.loads(a.params_json) if a.params_json else {}
     for item in a.param or []:
-        key, value = _parse_param(item)
+        key, value = parse_setting(item, "--param")
         params[key] = value
     for key in PATH_PARAMS:
         value = params.get(key)
@@ -268,22 +259,41 @@ def cmd_jobs_logs(cli: Cli) -> int:
 
 
 def cmd_missions_ls(cli: Cli) -> int:
-    params: dict[str, Any] = {"status": cli.args.status} if cli.args.status else {}
+    params: dict[str, Any] = {"stage": cli.args.stage} if cli.args.stage else {}
 
     def show(r: dict[str, Any]) -> None:
-        rows = [[m["id"], m["status"], _age(m["created_at"]), m["title"]] for m in r["missions"]]
-        _table(rows, ["ID", "STATUS", "PROPOSED", "TITLE"])
+        rows = [[m["id"], _stage(m), _age(m["created_at"]), m["title"]] for m in r["missions"]]
+        _table(rows, ["ID", "STAGE", "PROPOSED", "TITLE"])
 
     cli.out(cli.call("missions.list", **params), show)
     return 0
 
 
+def _stage(m: dict[str, Any]) -> str:
+    """A mission's stage, with the step that failed."""
+    return f"failed at {m['failed_step']}" if m["stage"] == "failed" else str(m["stage"])
+
+
 def _show_mission(m: dict[str, Any]) -> None:
-    for key in ("id", "title", "status", "source_id", "reason"):
+    for key in ("id", "title", "stage", "failure", "source_id", "reason"):
         if m.get(key):
-            print(f"{key:<10}{m[key]}")
+            print(f"{key:<10}{_stage(m) if key == 'stage' else m[key]}")
     print(f"{'proposed':<10}{_age(m['created_at'])}")
-    for key, value in (m.get("data") or {}).items():
+    data = dict(m.get("data") or {})
+    if results := data.pop("results", None):
+        rows = [
+            [
+                name,
+                f"{row['loss']:.4f}",
+                f"{row['perplexity']:.2f}",
+                "" if row["change_pct"] is None else f"{row['change_pct']:+.1f} %",
+            ]
+            for name, row in results["models"].items()
+        ]
+        print("results   held-out, on the mission's validation examples")
+        _table(rows, ["MODEL", "LOSS", "PERPLEXITY", "CHANGE"])
+        print(f"{'verdict':<10}{results['summary']}")
+    for key, value in data.items():
         print(f"{key:<10}{json.dumps(value) if not isinstance(value, str) else value}")
 
 
@@ -293,7 +303,13 @@ def cmd_missions_show(cli: Cli) -> int:
 
 
 def cmd_missions_approve(cli: Cli) -> int:
-    cli.out(cli.call("missions.approve", id=cli.args.id), _show_mission)
+    changes = parse_settings(cli.args.set or [])
+    cli.out(cli.call("missions.approve", id=cli.args.id, set=changes), _show_mission)
+    return 0
+
+
+def cmd_missions_retry(cli: Cli) -> int:
+    cli.out(cli.call("missions.retry", id=cli.args.id), _show_mission)
     return 0
 
 
@@ -532,7 +548,20 @@ def cmd_tui(cli: Cli) -> int:
 
 PATH_PARAMS = ("dataset", "base_model", "adapter", "previous_adapter", "path")
 JOB_STATUSES = ["queued", "running", "completed", "failed", "cancelled"]
+# The CLI reads plain JSON and imports no pydantic, to start fast: these repeat the schema's
+# Literals, and tests/forged/test_cli.py checks that they still agree.
 JOB_KINDS = ["prepare-model", "train", "eval", "merge", "deploy", "infer"]
+MISSION_STAGES = [
+    "proposed",
+    "approved",
+    "training",
+    "evaluating",
+    "deploying",
+    "done",
+    "failed",
+    "rejected",
+    "superseded",
+]
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -598,10 +627,19 @@ def build_parser() -> argparse.ArgumentParser:
     missions = sub.add_parser("missions", help="training proposals: list, show, approve, reject")
     msub = missions.add_subparsers(dest="missions_action", required=True, metavar="ACTION")
     p = add(msub, "ls", cmd_missions_ls, "list missions")
-    p.add_argument("--status", action="append")
-    for name, fn in (("show", cmd_missions_show), ("approve", cmd_missions_approve)):
-        p = add(msub, name, fn, f"{name} a mission")
-        p.add_argument("id")
+    p.add_argument("--stage", action="append", choices=MISSION_STAGES)
+    p = add(msub, "show", cmd_missions_show, "show a mission")
+    p.add_argument("id")
+    p = add(msub, "approve", cmd_missions_approve, "approve a mission; its training starts")
+    p.add_argument("id")
+    p.add_argument(
+        "--set",
+        action="append",
+        metavar="KEY=VALUE",
+        help="change the plan first: steps, max_seq_len, rank, base_model, max_minutes, …",
+    )
+    p = add(msub, "retry", cmd_missions_retry, "run a failed mission again from its failed step")
+    p.add_argument("id")
     p = add(msub, "reject", cmd_missions_reject, "reject a mission, with a reason")
     p.add_argument("id")
     p.add_argument("--reason", "-r", required=True)

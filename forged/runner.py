@@ -203,8 +203,8 @@ class JobRunner:
         mission_id: str | None = None,
         not_before: float | None = None,
     ) -> Job:
-        job, event = self.store.create_job(kind, name, params, mission_id, not_before)
-        self.bus.publish(event)
+        job, events = self.store.create_job(kind, name, params, mission_id, not_before)
+        self.bus.publish(*events)
         self.wake()
         return job
 

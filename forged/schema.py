@@ -12,7 +12,26 @@ from pydantic import BaseModel, ConfigDict, Field
 
 JobKind = Literal["prepare-model", "train", "eval", "merge", "deploy", "infer"]
 JobStatus = Literal["queued", "running", "completed", "failed", "cancelled"]
-MissionStatus = Literal["proposed", "approved", "rejected", "superseded", "expired"]
+# Where a mission is, in one field. `failed` says which step failed and why (retry runs that
+# step again); `done` is the end of a chain that ran, whether or not it deployed.
+MissionStage = Literal[
+    "proposed",
+    "approved",
+    "training",
+    "evaluating",
+    "deploying",
+    "done",
+    "failed",
+    "rejected",
+    "superseded",
+]
+MissionStep = Literal["train", "eval", "deploy"]
+ACTIVE_MISSION_STAGES: tuple[MissionStage, ...] = (
+    "approved",
+    "training",
+    "evaluating",
+    "deploying",
+)
 ModelKind = Literal["base", "adapter", "merged", "ollama"]
 
 TERMINAL_JOB_STATUSES: frozenset[str] = frozenset({"completed", "failed", "cancelled"})
@@ -129,16 +148,18 @@ class JobsMetricsResult(Record):
 class Mission(Record):
     id: str
     source_id: str | None
-    status: MissionStatus
+    stage: MissionStage
     title: str
     created_at: float
     decided_at: float | None = None
-    reason: str | None = None
+    reason: str | None = Field(None, description="why it was rejected")
+    failed_step: MissionStep | None = Field(None, description="the step that failed")
+    failure: str | None = Field(None, description="why that step failed")
     data: dict[str, Any] = {}
 
 
 class MissionsListParams(Params):
-    status: list[MissionStatus] | None = None
+    stage: list[MissionStage] | None = None
     source_id: str | None = None
     limit: int = Field(100, ge=1, le=10_000)
 
@@ -148,11 +169,19 @@ class MissionsListResult(Record):
 
 
 class MissionApproveParams(IdParams):
-    pass
+    set: dict[str, str | int | float | bool] = Field(
+        default_factory=dict,
+        description="changes to the plan before it starts: any train param (steps, max_seq_len,"
+        " rank, base_model, max_minutes, batch_size, ...)",
+    )
 
 
 class MissionRejectParams(IdParams):
     reason: str = Field(min_length=1, max_length=2000)
+
+
+class MissionRetryParams(IdParams):
+    pass
 
 
 # ---- sources and datasets ---------------------------------------------------------------------

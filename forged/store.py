@@ -116,9 +116,32 @@ MIGRATIONS: list[str] = [
     """
     ALTER TABLE jobs ADD COLUMN not_before REAL;
     """,
+    # 4: a mission's stage replaces its status, with the failed step and its reason; missions
+    # approved before keep where their chain got to (from their newest job).
+    """
+    ALTER TABLE missions RENAME COLUMN status TO stage;
+    ALTER TABLE missions ADD COLUMN failed_step TEXT;
+    ALTER TABLE missions ADD COLUMN failure TEXT;
+    UPDATE missions SET stage = 'superseded' WHERE stage = 'expired';
+    UPDATE missions SET stage = 'done'
+        WHERE stage = 'approved' AND json_extract(data, '$.completed');
+    UPDATE missions SET stage = 'failed',
+        failure = json_extract(data, '$.stopped'),
+        failed_step = (SELECT kind FROM jobs WHERE jobs.mission_id = missions.id
+                       ORDER BY created_at DESC, rowid DESC LIMIT 1)
+        WHERE stage = 'approved' AND json_extract(data, '$.stopped') IS NOT NULL;
+    UPDATE missions SET stage = CASE (SELECT kind FROM jobs WHERE jobs.mission_id = missions.id
+                                      ORDER BY created_at DESC, rowid DESC LIMIT 1)
+            WHEN 'train' THEN 'training' WHEN 'eval' THEN 'evaluating'
+            WHEN 'deploy' THEN 'deploying' ELSE 'approved' END
+        WHERE stage = 'approved';
+    """,
 ]
 
 SCHEMA_VERSION = len(MIGRATIONS)
+
+# The stage a mission is in while the job of each of its steps is queued or running.
+MISSION_STAGE_OF_STEP = {"train": "training", "eval": "evaluating", "deploy": "deploying"}
 
 _JSON_COLUMNS = {"params", "progress", "artifacts", "data", "config", "card"}
 
@@ -259,7 +282,9 @@ class Store:
         params: dict[str, Any],
         mission_id: str | None = None,
         not_before: float | None = None,
-    ) -> tuple[Job, Event]:
+    ) -> tuple[Job, list[Event]]:
+        """A queued job, with its events: its status, and its mission's new stage if it is one
+        of a mission's steps."""
         job_id = new_id("job")
         with self.tx() as db:
             db.execute(
@@ -267,11 +292,17 @@ class Store:
                 " not_before) VALUES (?, ?, 'queued', ?, ?, ?, ?, ?)",
                 (job_id, kind, name, json.dumps(params), time.time(), mission_id, not_before),
             )
-            event = self._insert_event("job.status", job_id, {"status": "queued", "kind": kind})
-            if mission_id is not None:
+            events = [self._insert_event("job.status", job_id, {"status": "queued", "kind": kind})]
+            if mission_id is not None and (stage := MISSION_STAGE_OF_STEP.get(kind)):
                 # In the same transaction, so a crash never leaves a mission's step unrecorded.
                 self._merge_mission_data(db, mission_id, {f"{kind}_job": job_id})
-        return self.get_job(job_id), event
+                self._set_stage(db, mission_id, stage)
+                events.append(
+                    self._insert_event(
+                        "mission.stage", None, {"id": mission_id, "stage": stage, "job": job_id}
+                    )
+                )
+        return self.get_job(job_id), events
 
     def get_job(self, job_id: str) -> Job:
         row = self.db.execute("SELECT * FROM jobs WHERE id = ?", (job_id,)).fetchone()
@@ -428,13 +459,13 @@ class Store:
     # ---- missions, sources, datasets, models --------------------------------------------------
 
     def list_missions(
-        self, status: Sequence[str] | None, source_id: str | None, limit: int
+        self, stage: Sequence[str] | None, source_id: str | None, limit: int
     ) -> list[Mission]:
         where: list[str] = []
         args: list[Any] = []
-        if status:
-            where.append(f"status IN ({','.join('?' * len(status))})")
-            args += list(status)
+        if stage:
+            where.append(f"stage IN ({','.join('?' * len(stage))})")
+            args += list(stage)
         if source_id:
             where.append("source_id = ?")
             args.append(source_id)
@@ -448,15 +479,53 @@ class Store:
         """By id or unique id prefix, as every get_ below."""
         return Mission.model_validate(_row(self._find("missions", "msn", mission_id)))
 
-    def decide_mission(self, mission_id: str, status: str, reason: str | None) -> Event:
+    def decide_mission(
+        self, mission_id: str, stage: str, reason: str | None, data: dict[str, Any] | None = None
+    ) -> Event:
+        """A person's decision (approved or rejected), with any change to the plan."""
         with self.tx() as db:
             db.execute(
-                "UPDATE missions SET status = ?, decided_at = ?, reason = ? WHERE id = ?",
-                (status, time.time(), reason, mission_id),
+                "UPDATE missions SET stage = ?, decided_at = ?, reason = ? WHERE id = ?",
+                (stage, time.time(), reason, mission_id),
             )
+            if data:
+                self._merge_mission_data(db, mission_id, data)
             return self._insert_event(
-                "mission.status", None, {"id": mission_id, "status": status, "reason": reason}
+                "mission.stage", None, {"id": mission_id, "stage": stage, "reason": reason}
             )
+
+    def set_mission_stage(
+        self,
+        mission_id: str,
+        stage: str,
+        data: dict[str, Any] | None = None,
+        *,
+        failed_step: str | None = None,
+        failure: str | None = None,
+    ) -> Event:
+        """Move a mission on (and record what its step left), with its event, in one
+        transaction; a stage other than `failed` clears the last failure."""
+        with self.tx() as db:
+            self._set_stage(db, mission_id, stage, failed_step, failure)
+            if data:
+                self._merge_mission_data(db, mission_id, data)
+            info: dict[str, Any] = {"id": mission_id, "stage": stage}
+            if failed_step:
+                info |= {"step": failed_step, "reason": failure}
+            return self._insert_event("mission.stage", None, info)
+
+    @staticmethod
+    def _set_stage(
+        db: sqlite3.Connection,
+        mission_id: str,
+        stage: str,
+        failed_step: str | None = None,
+        failure: str | None = None,
+    ) -> None:
+        db.execute(
+            "UPDATE missions SET stage = ?, failed_step = ?, failure = ? WHERE id = ?",
+            (stage, failed_step, failure, mission_id),
+        )
 
     def propose_mission(
         self, source_id: str, title: str, data: dict[str, Any]
@@ -466,22 +535,22 @@ class Store:
         events = []
         with self.tx() as db:
             older = db.execute(
-                "SELECT id FROM missions WHERE source_id = ? AND status = 'proposed'", (source_id,)
+                "SELECT id FROM missions WHERE source_id = ? AND stage = 'proposed'", (source_id,)
             ).fetchall()
             for row in older:
                 db.execute(
-                    "UPDATE missions SET status = 'superseded', decided_at = ? WHERE id = ?",
+                    "UPDATE missions SET stage = 'superseded', decided_at = ? WHERE id = ?",
                     (time.time(), row["id"]),
                 )
                 events.append(
                     self._insert_event(
-                        "mission.status",
+                        "mission.stage",
                         None,
-                        {"id": row["id"], "status": "superseded", "by": mission_id},
+                        {"id": row["id"], "stage": "superseded", "by": mission_id},
                     )
                 )
             db.execute(
-                "INSERT INTO missions(id, source_id, status, title, created_at, data)"
+                "INSERT INTO missions(id, source_id, stage, title, created_at, data)"
                 " VALUES (?, ?, 'proposed', ?, ?, ?)",
                 (mission_id, source_id, title, time.time(), json.dumps(data)),
             )
@@ -502,9 +571,13 @@ class Store:
         )
         return [Mission.model_validate(_row(r)) for r in rows]
 
-    def update_mission_data(self, mission_id: str, extra: dict[str, Any]) -> None:
+    def update_mission_data(self, mission_id: str, extra: dict[str, Any]) -> Event:
+        """Record what a step learned on the mission, with its `mission.updated` event."""
         with self.tx() as db:
             self._merge_mission_data(db, mission_id, extra)
+            return self._insert_event(
+                "mission.updated", None, {"id": mission_id, "keys": sorted(extra)}
+            )
 
     @staticmethod
     def _merge_mission_data(db: sqlite3.Connection, mission_id: str, extra: dict[str, Any]) -> None:

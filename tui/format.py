@@ -79,8 +79,9 @@ def describe_event(event: dict[str, Any]) -> str | None:
         return f"{clock} job {job} checkpoint at step {data.get('step')}"
     if kind == "mission.proposed":
         return f"{clock} mission proposed: {data.get('title')}"
-    if kind == "mission.status":
-        return f"{clock} mission {data.get('id')} {data.get('status')}"
+    if kind == "mission.stage":
+        why = f" at {data['step']}: {data.get('reason')}" if data.get("step") else ""
+        return f"{clock} mission {data.get('id')} {data.get('stage')}{why}"
     if kind in ("source.added", "source.removed"):
         return f"{clock} source {data.get('id')} {kind.split('.')[1]}"
     if kind in ("dataset.added", "model.added"):

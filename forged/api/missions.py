@@ -2,13 +2,17 @@
 
 from __future__ import annotations
 
+from typing import Any
+
 from forged.context import Session
+from forged.mission_plan import changed_plan
 from forged.rpc import Registry, invalid_state, lookup
 from forged.schema import (
     IdParams,
     Mission,
     MissionApproveParams,
     MissionRejectParams,
+    MissionRetryParams,
     MissionsListParams,
     MissionsListResult,
 )
@@ -18,14 +22,21 @@ def _get(s: Session, mission_id: str) -> Mission:
     return lookup(s.services.store.get_mission, "mission", mission_id)
 
 
-def _decide(s: Session, mission_id: str, status: str, reason: str | None) -> Mission:
+def _decide(
+    s: Session,
+    mission_id: str,
+    stage: str,
+    reason: str | None,
+    changes: dict[str, Any] | None = None,
+) -> Mission:
     mission = _get(s, mission_id)
-    if mission.status != "proposed":
+    if mission.stage != "proposed":
         raise invalid_state(
-            f"mission {mission.id} is {mission.status}; only a proposed mission can be {status}",
-            status=mission.status,
+            f"mission {mission.id} is {mission.stage}; only a proposed mission can be {stage}",
+            stage=mission.stage,
         )
-    s.services.bus.publish(s.services.store.decide_mission(mission.id, status, reason))
+    data = changed_plan(mission.data, changes, s.services.models) if changes else None
+    s.services.bus.publish(s.services.store.decide_mission(mission.id, stage, reason, data))
     return _get(s, mission.id)
 
 
@@ -34,7 +45,7 @@ def register(reg: Registry[Session]) -> None:
     async def missions_list(p: MissionsListParams, s: Session) -> MissionsListResult:
         """Missions, newest first, by status and source."""
         return MissionsListResult(
-            missions=s.services.store.list_missions(p.status, p.source_id, p.limit)
+            missions=s.services.store.list_missions(p.stage, p.source_id, p.limit)
         )
 
     @reg.method("missions.get", IdParams)
@@ -44,8 +55,9 @@ def register(reg: Registry[Session]) -> None:
 
     @reg.method("missions.approve", MissionApproveParams)
     async def missions_approve(p: MissionApproveParams, s: Session) -> Mission:
-        """Approve a proposed mission: its train job starts, and its eval follows."""
-        mission = _decide(s, p.id, "approved", None)
+        """Approve a proposed mission, with any changes to its plan (`set`): its train job
+        starts, and its eval follows."""
+        mission = _decide(s, p.id, "approved", None, p.set)
         s.services.agent.approve(mission)
         return _get(s, mission.id)
 
@@ -53,3 +65,15 @@ def register(reg: Registry[Session]) -> None:
     async def missions_reject(p: MissionRejectParams, s: Session) -> Mission:
         """Reject a proposed mission; the reason is kept so it is not proposed again."""
         return _decide(s, p.id, "rejected", p.reason)
+
+    @reg.method("missions.retry", MissionRetryParams)
+    async def missions_retry(p: MissionRetryParams, s: Session) -> Mission:
+        """Run a failed mission again from the step that failed."""
+        mission = _get(s, p.id)
+        if mission.stage != "failed":
+            raise invalid_state(
+                f"mission {mission.id} is {mission.stage}; only a failed mission can be retried",
+                stage=mission.stage,
+            )
+        s.services.agent.retry(mission)
+        return _get(s, mission.id)

@@ -8,6 +8,9 @@ import time
 from pathlib import Path
 from typing import Any
 
+import pytest
+
+from forged.client import RemoteError
 from tests.agent.test_dataset_build import commit, git
 from tests.daemon_harness import Daemon, DaemonFactory, wait_for
 
@@ -80,7 +83,7 @@ def test_commits_to_proposal_to_trained_and_evaluated(
         make_daemon, agent_config(tiny_model), tmp_path
     )
 
-    assert mission["status"] == "proposed" and mission["source_id"] == source["id"]
+    assert mission["stage"] == "proposed" and mission["source_id"] == source["id"]
     data = mission["data"]
     assert data["head"] == git(repo, "rev-parse", "HEAD")
     assert data["trigger"]["commits"] == 3
@@ -109,9 +112,7 @@ def test_commits_to_proposal_to_trained_and_evaluated(
         lambda: daemon.call("missions.get", id=mission["id"])["data"].get("eval_job"), timeout=30
     )
     assert daemon.wait_job(eval_id, {"completed", "failed"}, 240)["status"] == "completed"
-    wait_for(
-        lambda: daemon.call("missions.get", id=mission["id"])["data"].get("completed"), timeout=30
-    )
+    wait_for(lambda: daemon.call("missions.get", id=mission["id"])["stage"] == "done", timeout=30)
     # No Ollama answers here: the chain ends after eval, saying why it did not deploy.
     decision = daemon.call("missions.get", id=mission["id"])["data"]["deploy"]
     assert decision.startswith("not deployed: "), decision
@@ -156,8 +157,8 @@ def test_rejection_is_remembered_and_newer_material_supersedes(
     assert second is not None and second["data"]["trigger"]["commits"] == 4
     commit(repo, {"more.py": "def more() -> int:\n    return 43\n"}, "Add one more helper")
     third = daemon.call("sources.scan", id=source["id"])["mission"]
-    assert daemon.call("missions.get", id=second["id"])["status"] == "superseded"
-    assert daemon.call("missions.list", status=["proposed"])["missions"][0]["id"] == third["id"]
+    assert daemon.call("missions.get", id=second["id"])["stage"] == "superseded"
+    assert daemon.call("missions.list", stage=["proposed"])["missions"][0]["id"] == third["id"]
 
 
 def test_sources_outside_allowed_roots_or_not_repos_are_refused(
@@ -261,3 +262,82 @@ def test_per_source_builders_thresholds_and_pending(
     mission = daemon.call("sources.scan", id=source["id"])["mission"]
     assert mission is not None
     assert mission["data"]["card"]["per_builder"] == {"commits": 5}
+
+
+def stages_of(daemon: Daemon, mission_id: str, last: str) -> list[str]:
+    """Every stage a mission went through up to `last`, from its `mission.stage` events (a
+    subscription from the start replays them all)."""
+    stages: list[str] = []
+    with daemon.client(timeout=10) as c:
+        c.call("events.subscribe", since=0, types=["mission.stage"])
+        for event in c.events():
+            if event["data"]["id"] == mission_id:
+                stages.append(event["data"]["stage"])
+                if stages[-1] == last:
+                    return stages
+    return stages
+
+
+def test_a_failed_mission_says_where_and_retries_from_there(
+    make_daemon: DaemonFactory, tiny_model: Path, tmp_path: Path
+) -> None:
+    daemon, _, _, mission = widgets_proposal(make_daemon, agent_config(tiny_model), tmp_path)
+    assert mission["stage"] == "proposed" and mission["failed_step"] is None
+
+    # A bad change to the plan is refused naming it, and changes nothing.
+    for bad, where in (({"rank": 0}, "set.rank"), ({"epoch": 2}, "set.epoch")):
+        with pytest.raises(RemoteError) as refused:
+            daemon.call("missions.approve", id=mission["id"], set=bad)
+        assert refused.value.code == -32602 and where in refused.value.message
+    assert daemon.call("missions.get", id=mission["id"])["stage"] == "proposed"
+
+    # Approved with changes: a long run on a time budget, checkpointing every step.
+    changes = {"steps": 100_000, "minutes": 0.25, "rank": 4, "checkpoint_every": 1}
+    approved = daemon.call("missions.approve", id=mission["id"], set=changes)
+    params = approved["data"]["plan"]["params"]
+    assert (params["max_steps"], params["max_minutes"], params["rank"]) == (100_000, 0.25, 4)
+    assert approved["stage"] == "training"
+    train_id = approved["data"]["train_job"]
+    assert daemon.call("jobs.get", id=train_id)["params"]["max_steps"] == 100_000
+
+    # Cancelled mid-run: the mission fails at its train step, saying why.
+    wait_for(lambda: daemon.call("jobs.get", id=train_id)["checkpoint"], timeout=120)
+    daemon.call("jobs.cancel", id=train_id)
+    failed = wait_for(
+        lambda: (m := daemon.call("missions.get", id=mission["id"]))["stage"] == "failed" and m,
+        timeout=60,
+    )
+    assert failed["failed_step"] == "train" and "cancelled" in failed["failure"]
+    with pytest.raises(RemoteError) as refused:
+        daemon.call("missions.approve", id=mission["id"])
+    assert "failed" in refused.value.message
+
+    # Retried: the same train job continues from its checkpoint until its time budget ends,
+    # then eval runs and the mission is done, with the losses a person decides on.
+    retried = daemon.call("missions.retry", id=mission["id"][:10])
+    assert retried["stage"] == "training" and retried["failure"] is None
+    train = daemon.wait_job(train_id, {"completed", "failed", "cancelled"}, 240)
+    assert train["status"] == "completed", train["error"]
+    log = "\n".join(line["line"] for line in daemon.call("jobs.logs", id=train_id)["lines"])
+    assert "resuming from checkpoint" in log and "time budget of 0.25 min reached" in log
+    done = wait_for(
+        lambda: (m := daemon.call("missions.get", id=mission["id"]))["stage"] == "done" and m,
+        timeout=240,
+    )
+    results = done["data"]["results"]
+    assert set(results["models"]) == {"base", "new adapter"}
+    assert results["models"]["base"]["change_pct"] is None
+    assert results["models"]["new adapter"]["change_pct"] < 0  # it learned the repository
+    assert "% loss against the base" in results["summary"]
+    assert stages_of(daemon, mission["id"], "done") == [
+        "approved",
+        "training",
+        "failed",
+        "training",
+        "evaluating",
+        "deploying",
+        "done",
+    ]
+    with pytest.raises(RemoteError) as refused:
+        daemon.call("missions.retry", id=mission["id"])
+    assert "only a failed mission can be retried" in refused.value.message

@@ -49,7 +49,7 @@ def test_markupsafe_mission_runs_to_its_end_then_grows(
     assert evaluated["status"] == "completed", evaluated["error"]
     assert evaluated["params"]["max_seq_len"] == 256
     done = wait_for(
-        lambda: daemon.call("missions.get", id=mission["id"])["data"].get("completed"), timeout=30
+        lambda: daemon.call("missions.get", id=mission["id"])["stage"] == "done", timeout=30
     )
     assert done
     eval_log = "\n".join(line["line"] for line in daemon.call("jobs.logs", id=eval_id)["lines"])

@@ -179,3 +179,14 @@ def test_service_units(tmp_path: Path) -> None:
     assert parsed["KeepAlive"] == {"SuccessfulExit": False}
     assert parsed["EnvironmentVariables"]["FORGE_HOME"] == str(tmp_path)
     assert "launchctl bootstrap" in out.stdout
+
+
+def test_the_cli_choices_agree_with_the_schema() -> None:
+    """The CLI repeats the schema's kinds and stages to start without pydantic: same lists."""
+    from typing import get_args
+
+    from forged.cli import JOB_KINDS, MISSION_STAGES
+    from forged.schema import JobKind, MissionStage
+
+    assert list(get_args(JobKind)) == JOB_KINDS
+    assert list(get_args(MissionStage)) == MISSION_STAGES

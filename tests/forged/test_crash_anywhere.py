@@ -134,10 +134,9 @@ def check_after_restart(daemon: Daemon, before: Snapshot) -> str:
 
 
 def open_mission(daemon: Daemon) -> dict[str, Any] | None:
-    for m in daemon.call("missions.list", status=["approved"])["missions"]:
-        if not (m["data"].get("completed") or m["data"].get("stopped")):
-            return dict(m)
-    return None
+    active = ["approved", "training", "evaluating", "deploying"]
+    missions = daemon.call("missions.list", stage=active)["missions"]
+    return dict(missions[0]) if missions else None
 
 
 def running_kind(daemon: Daemon) -> str:
@@ -176,7 +175,7 @@ def test_kill_nine_anywhere_in_a_missions_life(
                     daemon.wait_job(job["id"], {"cancelled", "completed", "failed"})
                 cut = rng.random() < 0.33
                 mission = open_mission(daemon)
-                proposed = daemon.call("missions.list", status=["proposed"])["missions"]
+                proposed = daemon.call("missions.list", stage=["proposed"])["missions"]
                 if mission is not None:
                     phase, delay = "mission running", rng.uniform(1.0, 12.0)
                 elif proposed:
@@ -200,17 +199,17 @@ def test_kill_nine_anywhere_in_a_missions_life(
 
         # Left alone now: the open mission ends, and one more runs from proposal to its end.
         wait_for(lambda: open_mission(daemon) is None, timeout=300)
-        proposed = daemon.call("missions.list", status=["proposed"])["missions"]
+        proposed = daemon.call("missions.list", stage=["proposed"])["missions"]
         if not proposed:
             propose(daemon, repo, rounds + 1)
             proposed = wait_for(
-                lambda: daemon.call("missions.list", status=["proposed"])["missions"], 120
+                lambda: daemon.call("missions.list", stage=["proposed"])["missions"], 120
             )
         daemon.call("missions.approve", id=proposed[0]["id"])
         last = wait_for(lambda: ended(daemon, proposed[0]["id"]), timeout=300)
-        assert last["data"].get("completed"), last["data"]
+        assert last["stage"] == "done", last
         missions = daemon.call("missions.list", limit=1000)["missions"]
-        print("missions:", [(m["status"], m["data"].get("deploy", "")[:50]) for m in missions])
+        print("missions:", [(m["stage"], m["data"].get("deploy", "")[:50]) for m in missions])
     finally:
         ollama.stop()
 
@@ -229,4 +228,4 @@ def propose(daemon: Daemon, repo: Path, round_: int) -> None:
 
 def ended(daemon: Daemon, mission_id: str) -> dict[str, Any] | None:
     mission: dict[str, Any] = daemon.call("missions.get", id=mission_id)
-    return mission if mission["data"].get("completed") or mission["data"].get("stopped") else None
+    return mission if mission["stage"] in ("done", "failed") else None

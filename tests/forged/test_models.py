@@ -53,7 +53,7 @@ def test_an_approved_mission_deploys_and_rollback_restores_the_previous_tag(
 
     deploy = daemon.wait_job(data["deploy_job"], {"completed", "failed"}, 120)
     assert deploy["status"] == "completed", deploy["error"]
-    wait_for(lambda: daemon.call("missions.get", id=mission["id"])["data"].get("completed"))
+    wait_for(lambda: daemon.call("missions.get", id=mission["id"])["stage"] == "done")
     assert daemon.call("missions.get", id=mission["id"])["data"]["deployed"] == "forge-widgets:1"
     first = ollama.models["forge-widgets:1"]
     assert ollama.models["forge-widgets:latest"]["digest"] == first["digest"]

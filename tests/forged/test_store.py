@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import sqlite3
 from pathlib import Path
 
@@ -21,7 +22,7 @@ def test_new_store_is_wal_and_versioned(tmp_path: Path) -> None:
 
 def test_reopening_keeps_everything(tmp_path: Path) -> None:
     store = Store(tmp_path / "forge.db", tmp_path / "runs")
-    job, event = store.create_job("prepare-model", "n", {"a": 1})
+    job, (event,) = store.create_job("prepare-model", "n", {"a": 1})
     store.add_metrics(job.id, 3, {"loss": 1.5})
     store.close()
     again = Store(tmp_path / "forge.db", tmp_path / "runs")
@@ -49,8 +50,9 @@ def test_a_missions_job_is_recorded_on_it_in_the_same_transaction(tmp_path: Path
     evaluation, _ = store.create_job("eval", "e", {}, mission.id)
     store.close()
     again = Store(tmp_path / "forge.db", tmp_path / "runs")
-    data = again.get_mission(mission.id).data
-    assert data == {"head": "abc", "train_job": train.id, "eval_job": evaluation.id}
+    mission = again.get_mission(mission.id)
+    assert mission.data == {"head": "abc", "train_job": train.id, "eval_job": evaluation.id}
+    assert mission.stage == "evaluating"
     assert [j.id for j in again.mission_jobs(mission.id)] == [train.id, evaluation.id]
 
 
@@ -79,3 +81,46 @@ def test_text_filter_is_literal(tmp_path: Path) -> None:
     store.create_job("prepare-model", "plainXname", {})
     assert [j.name for j in store.list_jobs(text="%")[0]] == ["100% tiny"]
     assert [j.name for j in store.list_jobs(text="n_n")[0]] == ["plain_name"]
+
+
+def test_missions_from_before_stages_get_the_stage_their_chain_reached(tmp_path: Path) -> None:
+    """Schema 3 kept a status and flags in data; migrating gives each mission its stage."""
+    from forged.store import MIGRATIONS
+
+    db = sqlite3.connect(tmp_path / "forge.db")
+    for version, script in enumerate(MIGRATIONS[:3], start=1):
+        db.executescript(script)
+        db.execute(f"PRAGMA user_version={version}")
+    missions = {
+        "msn-done": ("approved", {"completed": True}, ["train", "eval"]),
+        "msn-failed": ("approved", {"stopped": "eval job x failed: boom"}, ["train", "eval"]),
+        "msn-running": ("approved", {}, ["train", "eval"]),
+        "msn-queued": ("approved", {}, []),
+        "msn-open": ("proposed", {}, []),
+        "msn-old": ("expired", {}, []),
+    }
+    for n, (mission_id, (status, data, kinds)) in enumerate(missions.items()):
+        db.execute(
+            "INSERT INTO missions(id, source_id, status, title, created_at, data)"
+            " VALUES (?, NULL, ?, 't', ?, ?)",
+            (mission_id, status, n, json.dumps(data)),
+        )
+        for k, kind in enumerate(kinds):
+            db.execute(
+                "INSERT INTO jobs(id, kind, status, name, params, created_at, mission_id)"
+                " VALUES (?, ?, 'completed', 'j', '{}', ?, ?)",
+                (f"job-{mission_id}-{kind}", kind, n + k / 10, mission_id),
+            )
+    db.commit()
+    db.close()
+    store = Store(tmp_path / "forge.db", tmp_path / "runs")
+    got = {m: (store.get_mission(m).stage, store.get_mission(m).failed_step) for m in missions}
+    assert got == {
+        "msn-done": ("done", None),
+        "msn-failed": ("failed", "eval"),
+        "msn-running": ("evaluating", None),
+        "msn-queued": ("approved", None),
+        "msn-open": ("proposed", None),
+        "msn-old": ("superseded", None),
+    }
+    assert store.get_mission("msn-failed").failure == "eval job x failed: boom"

@@ -26,6 +26,7 @@ from tui.app import ForgeApp
 from tui.screens.job_detail import JobDetailScreen
 from tui.screens.new_job import NewJobScreen
 from tui.widgets.connection_bar import ConnectionBar
+from tui.widgets.dialogs import AskText
 from tui.widgets.log_view import LogView
 
 
@@ -52,7 +53,15 @@ def test_approving_a_mission_starts_its_job_and_shows_it(
             "the mission's rationale",
             lambda: "widgets has 3 new commits" in app.screen.query_one("#mission-md").source,  # type: ignore[attr-defined]
         )
-        await pilot.press("a")
+        # Approve with changes: a bad one is refused naming it, and nothing starts.
+        await pilot.press("e")
+        await until(pilot, "the changes dialog", lambda: isinstance(app.screen, AskText))
+        await pilot.press(*"steps=7 rank=0", "enter")
+        await until(pilot, "the refusal", lambda: any("set.rank" in n for n in notices(app)))
+        assert daemon.call("missions.get", id=mission["id"])["stage"] == "proposed"
+        await pilot.press("e")
+        await until(pilot, "the changes dialog", lambda: isinstance(app.screen, AskText))
+        await pilot.press(*"steps=7 rank=4", "enter")
         screen = await until(
             pilot,
             "the train job's screen",
@@ -60,6 +69,8 @@ def test_approving_a_mission_starts_its_job_and_shows_it(
         )
         job = daemon.call("missions.get", id=mission["id"])["data"]["train_job"]
         assert screen.job_id == job
+        params = daemon.call("jobs.get", id=job)["params"]
+        assert (params["max_steps"], params["rank"]) == (7, 4)
         await until(
             pilot,
             "the job running or done",
@@ -69,7 +80,7 @@ def test_approving_a_mission_starts_its_job_and_shows_it(
         await until(pilot, "the job's log lines", lambda: log.line_count > 2)
 
     run_app(daemon.paths, scenario)
-    assert daemon.call("missions.get", id=mission["id"])["status"] == "approved"
+    assert daemon.call("missions.get", id=mission["id"])["stage"] in ("approved", "training")
 
 
 def test_the_wizard_shows_a_bad_value_submits_nothing_then_submits_a_good_one(

@@ -50,7 +50,7 @@ class DashboardScreen(ForgeScreen):
 
     async def load(self) -> None:
         status = await self.call("system.status")
-        proposed = (await self.call("missions.list", status=["proposed"]))["missions"]
+        proposed = (await self.call("missions.list", stage=["proposed"]))["missions"]
         self._show_machine(status)
         running = status["running"][0] if status["running"] else None
         await self._show_running(running)

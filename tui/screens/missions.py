@@ -1,8 +1,10 @@
-"""Missions the agent proposed: what triggered each, its dataset, plan, ETA and rationale.
+"""Missions the agent proposed: what triggered each, its dataset, plan, ETA and rationale, and
+the stage each is in (training, evaluating, failed at a step and why, done, ...).
 
-`a` approves the highlighted mission (its train job starts and the job's screen opens), `r`
-rejects it with a reason, which the agent keeps so the same material is not proposed again.
-The list reloads when the agent proposes, supersedes or a chain moves on.
+`a` approves the highlighted mission (its train job starts and the job's screen opens), `e`
+approves it with changes to its plan (`steps=50 max_seq_len=768`), `r` rejects it with a
+reason, which the agent keeps so the same material is not proposed again, and `t` retries a
+failed mission from the step that failed. The list reloads whenever a mission's stage changes.
 """
 
 from __future__ import annotations
@@ -15,11 +17,34 @@ from textual.binding import Binding, BindingType
 from textual.containers import VerticalScroll
 from textual.widgets import DataTable, Markdown
 
+from forged.kv import parse_line
 from tui.format import ago, duration
 from tui.screens.base import ForgeScreen
 from tui.widgets.dialogs import AskText
 
 SAMPLES = 3
+HINTS = {
+    "proposed": "**Press `a` to approve (its training starts), `e` to approve with changes,"
+    " `r` to reject.**",
+    "failed": "**Press `t` to retry from the step that failed.**",
+}
+
+
+def stage_text(m: dict[str, Any]) -> str:
+    return f"failed at {m['failed_step']}" if m["stage"] == "failed" else str(m["stage"])
+
+
+def result_lines(results: dict[str, Any] | None) -> list[str]:
+    """The eval's verdict as a table: held-out loss and perplexity of each model, and the
+    change against the base and against the deployed model."""
+    if not results:
+        return []
+    lines = ["### Results (held-out)", "", "| model | loss | perplexity | change |", "|-|-|-|-|"]
+    for name, row in results["models"].items():
+        change = row.get("change_pct")
+        shown = f"{change:+.1f} %" if change is not None else ""
+        lines.append(f"| {name} | {row['loss']:.4f} | {row['perplexity']:.2f} | {shown} |")
+    return [*lines, "", str(results.get("summary", "")), ""]
 
 
 def mission_markdown(m: dict[str, Any], samples: list[dict[str, Any]]) -> str:
@@ -29,13 +54,13 @@ def mission_markdown(m: dict[str, Any], samples: list[dict[str, Any]]) -> str:
     card = data.get("card") or {}
     plan = (data.get("plan") or {}).get("params") or {}
     lines = [
-        "**Press `a` to approve (its training starts), `r` to reject.**"
-        if m["status"] == "proposed"
-        else "",
+        HINTS.get(m["stage"], ""),
         f"## {m['title']}",
-        f"`{m['id']}` · **{m['status']}** · proposed {ago(m['created_at'])}"
+        f"`{m['id']}` · **{stage_text(m)}** · proposed {ago(m['created_at'])}"
         + (f" · reason: {m['reason']}" if m.get("reason") else ""),
         "",
+        *([f"**Failed:** {m['failure']}", ""] if m.get("failure") else []),
+        *result_lines(data.get("results")),
         "### Why now",
         str(trigger.get("why") or "-"),
         f"- {trigger.get('commits', '-')} commits, {trigger.get('files', '-')} files, "
@@ -65,7 +90,7 @@ def mission_markdown(m: dict[str, Any], samples: list[dict[str, Any]]) -> str:
             lines += ["```json", json.dumps(ex, ensure_ascii=False)[:600], "```"]
     lines += ["", "### Hyperparameters"]
     lines += [f"- {k}: `{v}`" for k, v in plan.items() if k != "dataset"]
-    steps = ("train_job", "eval_job", "deploy", "deploy_job", "deployed", "stopped", "held_until")
+    steps = ("train_job", "eval_job", "deploy", "deploy_job", "deployed", "held_until")
     chain = {k: data[k] for k in steps if k in data}
     if chain:
         lines += ["", "### Progress"] + [f"- {k}: `{v}`" for k, v in chain.items()]
@@ -77,7 +102,9 @@ class MissionsScreen(ForgeScreen):
     RELOAD_ON: ClassVar[tuple[str, ...]] = ("mission.",)
     BINDINGS: ClassVar[list[BindingType]] = [
         Binding("a", "approve", "Approve", id="mission.approve"),
+        Binding("e", "approve_with_changes", "Approve with changes", id="mission.edit"),
         Binding("r", "reject", "Reject", id="mission.reject"),
+        Binding("t", "retry", "Retry", id="mission.retry"),
     ]
 
     def __init__(self) -> None:
@@ -92,7 +119,7 @@ class MissionsScreen(ForgeScreen):
 
     def on_mount(self) -> None:
         table = self.query_one("#missions", DataTable)
-        table.add_column("status", key="status")
+        table.add_column("stage", key="stage")
         table.add_column("title", key="title")
         table.add_column("proposed", key="proposed")
         table.add_column("ETA", key="eta")
@@ -106,7 +133,7 @@ class MissionsScreen(ForgeScreen):
         table.clear()
         for m in missions:
             table.add_row(
-                m["status"],
+                stage_text(m),
                 m["title"],
                 ago(m["created_at"]),
                 duration(m["data"].get("eta_s")),
@@ -138,8 +165,40 @@ class MissionsScreen(ForgeScreen):
         if mission_id:
             self.io(lambda: self._approve(mission_id), f"approving {mission_id}")
 
-    async def _approve(self, mission_id: str) -> None:
-        mission = await self.call("missions.approve", id=mission_id)
+    def action_approve_with_changes(self) -> None:
+        mission_id = self.cursor_key("missions")
+        if not mission_id:
+            return
+
+        def answered(line: str | None) -> None:
+            if not line or not mission_id:
+                return
+            try:
+                changes = parse_line(line)
+            except ValueError as exc:
+                self.notify(str(exc), severity="error")
+                return
+            self.io(lambda: self._approve(mission_id, changes), f"approving {mission_id}")
+
+        self.app.push_screen(
+            AskText(
+                f"Approve {mission_id} with these changes to its plan:",
+                "steps=50 max_seq_len=768 rank=8 base_model=… max_minutes=20",
+            ),
+            answered,
+        )
+
+    def action_retry(self) -> None:
+        mission_id = self.cursor_key("missions")
+        if mission_id:
+            self.io(lambda: self._retry(mission_id), f"retrying {mission_id}")
+
+    async def _retry(self, mission_id: str) -> None:
+        mission = await self.call("missions.retry", id=mission_id)
+        self.notify(f"retrying {mission_id}: {stage_text(mission)}")
+
+    async def _approve(self, mission_id: str, changes: dict[str, Any] | None = None) -> None:
+        mission = await self.call("missions.approve", id=mission_id, set=changes or {})
         job = mission["data"].get("train_job")
         held = mission["data"].get("held_until")
         note = f"; held for quiet hours until {held}" if held else ""
