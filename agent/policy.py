@@ -56,36 +56,46 @@ MIN_STEPS = 20
 
 
 def training_plan(
-    base_model: str, dataset: Path, examples: int, max_seq_len: int = 1024
+    base_model: str,
+    dataset: Path,
+    examples: int,
+    max_seq_len: int = 1024,
+    max_minutes: float | None = None,
 ) -> dict[str, Any]:
     """Train params for a mission: one epoch of LoRA, small enough to run on any machine, and at
-    least MIN_STEPS steps so a handful of new files still moves the adapter."""
-    return {
-        "kind": "train",
-        "params": {
-            "base_model": base_model,
-            "dataset": str(dataset),
-            "method": "lora",
-            "epochs": 1.0,
-            "min_steps": MIN_STEPS,
-            "max_seq_len": max_seq_len,
-            "skip_bad_examples": True,
-        },
-        "examples": examples,
+    least MIN_STEPS steps so a handful of new files still moves the adapter; within the time
+    budget, where the epoch is longer than that (the engine stops and saves the adapter)."""
+    params: dict[str, Any] = {
+        "base_model": base_model,
+        "dataset": str(dataset),
+        "method": "lora",
+        "epochs": 1.0,
+        "min_steps": MIN_STEPS,
+        "max_seq_len": max_seq_len,
+        "skip_bad_examples": True,
     }
+    if max_minutes:
+        params["max_minutes"] = max_minutes
+    return {"kind": "train", "params": params, "examples": examples}
 
 
-def eta_seconds(approx_tokens: int, tokens_per_s: float | None) -> float | None:
-    """One epoch at this machine's measured training throughput; None before any run.
+def eta_seconds(
+    approx_tokens: int, tokens_per_s: float | None, budget_s: float | None = None
+) -> float | None:
+    """One epoch at this machine's measured training throughput, capped at the time budget;
+    None before anything was measured.
 
     At least a second: loading the model alone takes that, even for a handful of tokens.
     """
     if not tokens_per_s:
         return None
-    return max(1.0, round(approx_tokens / tokens_per_s, 1))
+    epoch = max(1.0, round(approx_tokens / tokens_per_s, 1))
+    return min(epoch, budget_s) if budget_s else epoch
 
 
-def rationale(source: str, material: Material, card: dict[str, Any], eta: float | None) -> str:
+def rationale(
+    source: str, material: Material, card: dict[str, Any], eta: float | None, note: str = ""
+) -> str:
     builders = ", ".join(f"{n} {k}" for k, n in card.get("per_builder", {}).items())
     when = (
         f"about {eta / 60:.0f} min on this machine"
@@ -94,6 +104,8 @@ def rationale(source: str, material: Material, card: dict[str, Any], eta: float 
         if eta
         else "no training throughput measured on this machine yet"
     )
+    if note:
+        when += f" ({note})"
     since = f"since {material.since[:10]}" if material.since else "(never trained before)"
     secrets = card.get("secrets", {})
     return (

@@ -103,6 +103,11 @@ class TrainParams(KindParams):
         0.0, ge=0, description="eval loss must fall by more than this to count as better"
     )
     skip_bad_examples: bool = False
+    calibrate: bool = Field(
+        False,
+        description="only measure this machine's speed and memory for the model over a few"
+        " steps (3 unless max_steps says); no evaluation, no adapter",
+    )
     pissa_niter: int = Field(4, ge=0, le=64)
 
 

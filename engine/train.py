@@ -22,6 +22,7 @@ from engine.batching import collate, evaluate, loss_sum, perplexity
 from engine.data import DataReport, Example, Row, fitting, load_examples, pack, split, unpacked
 from engine.errors import EngineError
 from engine.events import Emitter
+from engine.memory_probe import Measured, available_bytes, batch_for, measure_row
 from engine.model_source import TRAINING_RECORD, resolve_base
 from engine.spec import JobSpec, TrainParams
 
@@ -76,19 +77,36 @@ def target_modules(model: Any, asked: list[str] | str) -> list[str]:
     return pick_targets({name.rsplit(".", 1)[-1] for name, _ in model.named_modules()}, asked)
 
 
-def size_batch(p: TrainParams, n_params: int, device: str) -> tuple[int, str]:
-    """Rows per micro-batch, with the reason the person is shown."""
-    if p.batch_size:
-        return p.batch_size, "asked for"
-    if device == "cpu":
-        rows = max(1, min(8, 4096 // p.max_seq_len))
-        return rows, f"CPU: about 4k tokens per step ({rows} × {p.max_seq_len})"
-    import torch
+CALIBRATION_STEPS = 3
 
-    free = torch.cuda.mem_get_info()[0] if device == "cuda" else 8 * 1024**3
-    per_row = p.max_seq_len * max(n_params, 1) ** 0.5 * 64  # activations grow ~ width per token
-    rows = int(max(1, min(64, (free * 0.5 - n_params * 4) // per_row)))
-    return rows, f"{free / 1024**3:.0f} GiB free on {device}, {n_params / 1e6:.0f} M parameters"
+
+def size_batch(
+    p: TrainParams, model: Any, rows: list[Row], pad_id: int, device: str, limit: int | None
+) -> tuple[Measured, str]:
+    """Rows per micro-batch, from one measured forward and backward pass on the longest row,
+    with the reason the person is shown."""
+    longest = max(rows, key=lambda r: r.tokens)
+
+    def one_row() -> None:
+        s, _ = loss_sum(model, collate([longest], pad_id, device))
+        s.backward()
+
+    per_row = measure_row(one_row, device)
+    model.zero_grad(set_to_none=True)
+    free = available_bytes(device, limit)
+    if per_row is not None:  # rows are at most max_seq_len; memory grows with the tokens
+        per_row = per_row * p.max_seq_len // max(longest.tokens, 1)
+    fits = batch_for(per_row, free, device, p.max_seq_len) if per_row else 1
+    measured = Measured(device, p.max_seq_len, per_row or 0, free, p.batch_size or fits)
+    seen = (
+        f"one row of {p.max_seq_len} tokens takes {per_row / 2**20:,.0f} MiB"
+        if per_row
+        else "this machine cannot measure a row's memory"
+    )
+    if p.batch_size:
+        warn = "" if p.batch_size <= fits or not per_row else f"; more than the {fits} that fit"
+        return measured, f"asked for ({seen}, {free / 2**30:.1f} GiB free{warn})"
+    return measured, f"{seen}, {free / 2**30:.1f} GiB free on {device}: batch {fits}"
 
 
 def size_learning_rate(p: TrainParams, n_params: int) -> tuple[float, str]:
@@ -217,10 +235,13 @@ def run(spec: JobSpec, events: Emitter) -> dict[str, Any]:
         cfg.init_lora_weights = saved
     n_params = sum(t.numel() for t in model.parameters())
     trainable = sum(t.numel() for t in model.parameters() if t.requires_grad)
-    batch, reason = size_batch(p, n_params, device)
+    measured, reason = size_batch(p, model, data.train, pad_id, device, spec.memory_limit_bytes)
+    batch = measured.batch_size
     events.log(f"batch size {batch} rows of up to {p.max_seq_len} tokens: {reason}")
     per_epoch = max(1, math.ceil(len(data.train) / batch / p.grad_accum))
     total = p.max_steps or max(p.min_steps, math.ceil(p.epochs * per_epoch))
+    if p.calibrate:
+        total = min(total, p.max_steps or CALIBRATION_STEPS)
     events.log(
         f"{total} steps ({per_epoch} per epoch × grad_accum {p.grad_accum}), "
         f"{trainable:,} trainable of {n_params:,} parameters"
@@ -265,7 +286,8 @@ def run(spec: JobSpec, events: Emitter) -> dict[str, Any]:
         return loss
 
     log_every = max(1, total // 10)
-    first_eval = run_eval(0) if start == 0 else None  # the starting point, to show the gain
+    # The starting point, to show the gain (a calibration only measures speed).
+    first_eval = run_eval(0) if start == 0 and not p.calibrate else None
     model.train()
     ckpt_root = run_dir / "checkpoints"
     started, tokens_done = time.monotonic(), 0
@@ -332,6 +354,15 @@ def run(spec: JobSpec, events: Emitter) -> dict[str, Any]:
             save_checkpoint(completed)
         raise
 
+    seconds = time.monotonic() - started
+    measured.tokens_per_s = round(tokens_done / max(seconds, 1e-9), 1)
+    measured.write(run_dir, base_model=str(base), steps=completed - start)
+    events.log(
+        f"measured {measured.tokens_per_s:,.0f} tokens/s at batch {batch} × {p.max_seq_len}"
+        f" on {device}"
+    )
+    if p.calibrate:
+        return {"calibration": True, "base_model": str(base), **measured.__dict__}
     final_eval = run_eval(completed)
     adapter = run_dir / "adapter"
     if p.method == "pissa":
@@ -344,7 +375,6 @@ def run(spec: JobSpec, events: Emitter) -> dict[str, Any]:
     if final_eval is not None:
         before = f"{first_eval:.4f} → " if first_eval is not None else ""
         events.log(f"held-out loss {before}{final_eval:.4f}; adapter saved in {adapter}")
-    seconds = time.monotonic() - started
     summary = {
         "adapter": str(adapter),
         "base_model": str(base),
@@ -352,7 +382,7 @@ def run(spec: JobSpec, events: Emitter) -> dict[str, Any]:
         "method": p.method,
         "steps": completed,
         "eval_loss": final_eval,
-        "tokens_per_s": round(tokens_done / max(seconds, 1e-9), 1),
+        "tokens_per_s": measured.tokens_per_s,
         "stopped_early": stopped_early,
         "data": data.report.as_dict(),
     }

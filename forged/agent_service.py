@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import asyncio
 import datetime as dt
+import json
 import logging
 import time
 from pathlib import Path
@@ -26,6 +27,7 @@ from agent.policy import (
     training_plan,
 )
 from agent.token_fit import Fit, load_counter
+from engine.memory_probe import MEASURED
 from engine.spec import parse_params
 from forged.config import AgentConfig
 from forged.events import EventBus
@@ -53,6 +55,19 @@ def quiet_until(window: str, now: float) -> float | None:
     return end.timestamp() if here < end else None
 
 
+def speed_note(measured: dict[str, Any] | None, tokens: int, budget_min: float) -> str:
+    """What the ETA rests on, for the rationale: the measured speed, and how much of an epoch
+    the time budget holds where it holds less than one."""
+    if not measured or not measured.get("tokens_per_s"):
+        return ""
+    speed = float(measured["tokens_per_s"])
+    note = f"{speed:,.0f} tokens/s measured here at batch {measured.get('batch_size')}"
+    epoch_s = tokens / speed
+    if epoch_s > budget_min * 60:
+        note += f"; the {budget_min:g}-min budget holds {budget_min * 60 / epoch_s:.0%} of an epoch"
+    return note
+
+
 class AgentService:
     def __init__(
         self,
@@ -78,6 +93,8 @@ class AgentService:
         # What each source's last scan found: its new material and the policy's verdict.
         self.pending: dict[str, dict[str, Any]] = {}
         self.loop: asyncio.AbstractEventLoop | None = None
+        # Jobs the agent waits on (calibrations), by id; resolved as they finish.
+        self.waiting: dict[str, asyncio.Future[Job]] = {}
         runner.listeners.append(self.on_job_finished)
 
     def start(self) -> None:
@@ -242,9 +259,17 @@ class AgentService:
             source.id,
         )
         self.bus.publish(ev)
-        plan = training_plan(base_model, built.path, built.card["examples"], fit.max_seq_len)
-        eta = eta_seconds(built.card["approx_tokens"], self._measured_throughput())
-        why_text = rationale(source.name, material, built.card, eta)
+        budget = self.config.max_train_minutes
+        plan = training_plan(
+            base_model, built.path, built.card["examples"], fit.max_seq_len, budget
+        )
+        measured = self._measured(base_model)
+        if measured is None and self.config.calibrate:
+            measured = await self._calibrate(base_model, built.path, fit.max_seq_len)
+        speed = measured.get("tokens_per_s") if measured else None
+        eta = eta_seconds(built.card["approx_tokens"], speed, budget * 60)
+        note = speed_note(measured, built.card["approx_tokens"], budget)
+        why_text = rationale(source.name, material, built.card, eta, note)
         if self.advisor is not None and self.advisor.enabled:
             facts = {
                 "source": source.name,
@@ -267,6 +292,7 @@ class AgentService:
             "base_model": base_model,
             "plan": plan,
             "eta_s": eta,
+            "measured": measured,
             "rationale": why_text,
             "previous_adapter": self._previous_adapter(source.id),
         }
@@ -278,11 +304,46 @@ class AgentService:
         log.info("proposed %s: %s", mission.id, title)
         return mission
 
-    def _measured_throughput(self) -> float | None:
-        jobs, _ = self.store.list_jobs(status=["completed"], kind=["train"], limit=1)
-        if jobs and jobs[0].progress and jobs[0].progress.tokens_per_s:
-            return jobs[0].progress.tokens_per_s
+    def _measured(self, base_model: str) -> dict[str, Any] | None:
+        """What the newest train job of this base model measured on this machine (its speed
+        and a row's memory, `measured.json`), or None where none has run here yet."""
+        jobs, _ = self.store.list_jobs(status=["completed"], kind=["train"], limit=50)
+        for job in jobs:
+            if job.params.get("base_model") != base_model:
+                continue
+            try:
+                found: dict[str, Any] = json.loads((Path(job.run_dir) / MEASURED).read_text())
+            except (OSError, ValueError):
+                continue
+            if found.get("tokens_per_s"):
+                return found
         return None
+
+    async def _calibrate(
+        self, base_model: str, dataset: Path, max_seq_len: int
+    ) -> dict[str, Any] | None:
+        """A few real steps of the base model on the new dataset, before the plan is shown:
+        their speed and memory make the plan's ETA. None, with the reason logged, when it
+        fails; the mission is proposed all the same."""
+        params = parse_params(
+            "train",
+            {
+                "base_model": base_model,
+                "dataset": str(dataset),
+                "max_seq_len": max_seq_len,
+                "calibrate": True,
+                "skip_bad_examples": True,
+                "val_fraction": 0,
+            },
+        ).model_dump(mode="json", exclude_unset=True)
+        job = self.runner.submit("train", f"calibrate {Path(base_model).name} here", params)
+        done: asyncio.Future[Job] = asyncio.get_running_loop().create_future()
+        self.waiting[job.id] = done
+        finished = await done
+        if finished.status != "completed":
+            log.warning("calibration %s %s: %s", job.id, finished.status, finished.error)
+            return None
+        return self._measured(base_model)
 
     def _previous_adapter(self, source_id: str) -> str | None:
         """What a new adapter is compared with: the deployed one, else the last one trained."""
@@ -322,6 +383,8 @@ class AgentService:
         )
 
     def on_job_finished(self, job: Job) -> None:
+        if (waiting := self.waiting.pop(job.id, None)) is not None and not waiting.done():
+            waiting.set_result(job)
         if job.mission_id is None:
             return
         mission = self.store.get_mission(job.mission_id)

@@ -87,6 +87,17 @@ class AgentConfig(_Section):
         description="tokens per example in missions: datasets are cut to fit it in the base "
         "model's own tokens, and train and eval use it",
     )
+    max_train_minutes: float = Field(
+        30.0,
+        gt=0,
+        le=10080,
+        description="time budget of a mission's training: it stops and saves the adapter then",
+    )
+    calibrate: bool = Field(
+        True,
+        description="before the first mission on a base model, measure its speed and memory "
+        "here in a few real steps, so every plan has an ETA",
+    )
     replay_fraction: float = Field(
         0.1, ge=0, le=1, description="share of unchanged files replayed in incremental datasets"
     )

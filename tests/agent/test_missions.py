@@ -89,7 +89,16 @@ def test_commits_to_proposal_to_trained_and_evaluated(
     assert data["trigger"]["commits"] == 3
     assert data["card"]["examples"] > 0 and data["card"]["per_builder"]["commits"] == 3
     assert "widgets has 3 new commits" in data["rationale"]
-    assert "no training throughput measured" in data["rationale"]
+    # The first mission on this base measured the machine first, so its plan has an ETA, from a
+    # calibration job that registered no adapter; the plan keeps to the time budget.
+    assert data["eta_s"] > 0 and "tokens/s measured here at batch" in data["rationale"]
+    assert data["measured"]["tokens_per_s"] > 0 and data["measured"]["bytes_per_row"] > 0
+    assert data["plan"]["params"]["max_minutes"] == 30
+    (calibration,) = daemon.call("jobs.list", text="calibrate")["jobs"]
+    assert calibration["status"] == "completed" and calibration["mission_id"] is None
+    calibration_log = [x["line"] for x in daemon.call("jobs.logs", id=calibration["id"])["lines"]]
+    assert any("MiB" in line and "GiB free on cpu" in line for line in calibration_log)
+    assert daemon.call("models.list", kind=["adapter"])["models"] == []
     datasets = daemon.call("datasets.list", source_id=source["id"])["datasets"]
     assert [d["id"] for d in datasets] == [data["dataset_id"]]
     assert data["plan"]["params"]["dataset"] == datasets[0]["path"]

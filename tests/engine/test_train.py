@@ -68,7 +68,9 @@ def test_train_lowers_held_out_loss_and_registers_the_adapter(
     assert models[0]["base"] == str(tiny_model)
     logs = [x["line"] for x in daemon.call("jobs.logs", id=job["id"])["lines"]]
     assert any(line.startswith("backend peft on cpu: no GPU here") for line in logs)
-    assert any(line.startswith("batch size ") and "CPU" in line for line in logs)
+    # Sized from one measured row and the memory free here, and the job says so.
+    assert any(line.startswith("batch size ") and "GiB free on cpu" in line for line in logs)
+    assert (Path(done["run_dir"]) / "measured.json").exists()
     assert any(line.startswith("learning rate 0.005") for line in logs)
 
 
@@ -331,3 +333,30 @@ def test_early_stopping_ends_a_run_that_stops_improving(
     done = next(e for e in events if e["type"] == "done")["summary"]
     assert done["stopped_early"] is True and done["steps"] < 40
     assert any(e["type"] == "log" and e["message"].startswith("early stop at step") for e in events)
+
+
+def test_the_batch_is_what_the_free_memory_holds_of_a_measured_row() -> None:
+    from engine.memory_probe import batch_for
+
+    mib = 2**20
+    # Half of 1 GiB holds five rows of 100 MiB; a CPU also keeps to about 4k tokens a step.
+    assert batch_for(100 * mib, 1024 * mib, "cpu", 512) == 5
+    assert batch_for(1 * mib, 1024 * mib, "cpu", 512) == 8
+    assert batch_for(1 * mib, 1024 * mib, "cpu", 2048) == 2
+    assert batch_for(1 * mib, 64 * 1024 * mib, "cuda:0", 2048) == 64
+    # Never none, even where one row does not fit: the job then says it ran out of memory.
+    assert batch_for(4096 * mib, 1024 * mib, "cuda", 512) == 1
+
+
+def test_a_row_of_training_is_measured_on_this_machine() -> None:
+    import sys
+
+    import pytest
+
+    from engine.memory_probe import measure_row
+
+    if not sys.platform.startswith("linux"):
+        pytest.skip("the resident-set peak is reset through /proc on Linux only")
+    grown: list[bytearray] = []
+    measured = measure_row(lambda: grown.append(bytearray(b"\x01") * (64 * 2**20)), "cpu")
+    assert measured is not None and 60 * 2**20 <= measured <= 80 * 2**20
