@@ -8,8 +8,7 @@ from __future__ import annotations
 import os
 import sys
 
-# No hub in the tests or the demo, and no tqdm bars in a job's log.
-os.environ.setdefault("HF_HUB_OFFLINE", "1")
+# No tqdm bars in a job's log; no hub either (set in main), except for a pull.
 os.environ.setdefault("HF_HUB_DISABLE_PROGRESS_BARS", "1")
 os.environ.setdefault("TRANSFORMERS_VERBOSITY", "error")
 os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")
@@ -68,6 +67,9 @@ def main(argv: list[str]) -> int:
     except (OSError, ValidationError, ValueError) as exc:
         emitter.error(f"{spec_path}: cannot use this job spec: {exc}")
         return 2
+    if not str(spec.params.get("path") or "").startswith("hf:"):
+        # Before anything imports huggingface_hub: only `forge models pull` reaches the hub.
+        os.environ.setdefault("HF_HUB_OFFLINE", "1")
     if spec.memory_limit_bytes:
         # Before the model loads: past this an allocation fails in this job, not the machine.
         limit = spec.memory_limit_bytes

@@ -7,6 +7,7 @@ rename, so a half-built model is never mistaken for a good one.
 
 from __future__ import annotations
 
+import json
 import re
 import shutil
 import time
@@ -25,6 +26,8 @@ STAGES = ["tokenizer", "model", "verify"]
 def run(spec: JobSpec, events: Emitter) -> dict[str, Any]:
     params = spec.typed_params()
     assert isinstance(params, PrepareModelParams)
+    if params.path and params.path.startswith("hf:"):
+        return _pull(spec, params.path, params.name, events)
     if params.path and (params.path.startswith("ollama:") or params.path.endswith(".gguf")):
         return _import(spec, params.path, params.name, events)
     if params.path:
@@ -71,6 +74,29 @@ def _import(spec: JobSpec, ref: str, name: str | None, events: Emitter) -> dict[
         f"in {time.monotonic() - started:.0f} s"
     )
     return {"model": str(final), **info, "imported": origin}
+
+
+def _pull(spec: JobSpec, ref: str, name: str | None, events: Emitter) -> dict[str, Any]:
+    """From the Hugging Face Hub into `.pull/<name>` (kept, so a second pull resumes), checked,
+    then into the models dir in one rename and registered."""
+    from engine.gguf_import import SOURCE_FILE
+    from engine.hf_pull import pull, pulled_name
+
+    final = Path(spec.models_dir) / (name or pulled_name(ref))
+    work = Path(spec.models_dir) / ".pull" / final.name
+    started = time.monotonic()
+    origin = pull(ref, work, events)
+    events.progress(1, 1, stage="verify")
+    shutil.rmtree(work / ".cache", ignore_errors=True)  # huggingface_hub's resume bookkeeping
+    info = inspect_model_folder(work)
+    (work / SOURCE_FILE).write_text(json.dumps(origin, indent=2), encoding="utf-8")
+    _replace_dir(work, final)
+    events.artifact("base-model", str(final), name=final.name, pulled=origin, **info)
+    events.log(
+        f"pulled {origin['hf_id']} as {final} ({info['parameters'] or '?'} parameters) "
+        f"in {time.monotonic() - started:.0f} s"
+    )
+    return {"model": str(final), **info, "pulled": origin}
 
 
 def _verify_only(path: Path, events: Emitter) -> dict[str, Any]:

@@ -26,8 +26,9 @@ class KindParams(BaseModel):
 
 
 class PrepareModelParams(KindParams):
-    """Build the tiny local Llama (the default), verify a model folder given by `path`, or
-    import a GGUF model (`path` = a `.gguf` file, or `ollama:NAME[:TAG]` from Ollama's store)."""
+    """Build the tiny local Llama (the default), verify a model folder given by `path`, import
+    a GGUF model (`path` = a `.gguf` file, or `ollama:NAME[:TAG]` from Ollama's store), or pull
+    one from the Hugging Face Hub (`path` = `hf:ORG/NAME[@REVISION]`)."""
 
     name: str | None = Field(
         None,
@@ -36,7 +37,8 @@ class PrepareModelParams(KindParams):
     )
     path: str | None = Field(
         None,
-        description="verify this model folder, or import this .gguf file or ollama:NAME[:TAG]",
+        description="verify this model folder, import this .gguf file or ollama:NAME[:TAG], or"
+        " pull hf:ORG/NAME[@REVISION] from the Hugging Face Hub",
     )
     vocab_size: int = Field(2048, ge=300, le=65536)
     hidden_size: int = Field(128, ge=32, le=2048, multiple_of=16)

@@ -412,6 +412,18 @@ def cmd_models_import(cli: Cli) -> int:
     return _follow(cli, job["id"], tail=None)
 
 
+def cmd_models_pull(cli: Cli) -> int:
+    """A model from the Hugging Face Hub becomes a trainable base model: a prepare-model job."""
+    ref = cli.args.hf_id.removeprefix("hf:")
+    params = {"path": f"hf:{ref}"} | ({"name": cli.args.name} if cli.args.name else {})
+    job = cli.call("jobs.submit", kind="prepare-model", params=params)
+    if cli.args.no_follow or cli.args.json:
+        cli.out(job, lambda j: print(f"pulling {ref}: job {j['id']}"))
+        return 0
+    print(f"pulling {ref} (job {job['id']}); it becomes a base model in `forge models ls`")
+    return _follow(cli, job["id"], tail=None)
+
+
 def cmd_models_rollback(cli: Cli) -> int:
     target = (
         {"alias": cli.args.target} if ":" in cli.args.target else {"source_id": cli.args.target}
@@ -671,6 +683,10 @@ def build_parser() -> argparse.ArgumentParser:
     p = add(msub2, "import", cmd_models_import, "import a GGUF model as a trainable base model")
     p.add_argument("source", help="a .gguf file, or ollama:NAME[:TAG] from the local Ollama")
     p.add_argument("--name", help="its folder name under the models dir (default: the file's)")
+    p.add_argument("--no-follow", action="store_true", help="queue it and return")
+    p = add(msub2, "pull", cmd_models_pull, "download a model from the Hugging Face Hub")
+    p.add_argument("hf_id", help="ORG/NAME, or ORG/NAME@REVISION (a branch, tag or commit)")
+    p.add_argument("--name", help="its folder name under the models dir (default: NAME)")
     p.add_argument("--no-follow", action="store_true", help="queue it and return")
     p = add(msub2, "rollback", cmd_models_rollback, "point an alias back at the previous tag")
     p.add_argument("target", help="a source id, or an alias such as forge-myrepo:latest")
