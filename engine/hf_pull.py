@@ -91,9 +91,8 @@ def _progress_bar(report: Callable[[int], None]) -> type[Any]:
 
 def pull(ref: str, dest: Path, events: Emitter) -> dict[str, Any]:
     """Download the model `ref` names into `dest`; returns where it came from."""
-    from huggingface_hub import HfApi, hf_hub_download
+    from huggingface_hub import HfApi, constants, hf_hub_download
     from huggingface_hub.errors import HfHubHTTPError, OfflineModeIsEnabled
-    from huggingface_hub import constants
 
     # Read in 1 MiB pieces (10 MiB by default): progress, a cancel and the point a later pull
     # resumes from all move with each piece written.
