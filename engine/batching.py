@@ -59,8 +59,8 @@ def evaluate(model: Any, rows: list[Row], batch_size: int, pad_id: int, device: 
     total, count = 0.0, 0
     with torch.no_grad():
         for i in range(0, len(rows), batch_size):
-            control.check()  # a long evaluation still stops at once on cancel
-            s, n = loss_sum(model, collate(rows[i : i + batch_size], pad_id, device))
+            with control.interruptible():  # a long evaluation still stops at once on cancel
+                s, n = loss_sum(model, collate(rows[i : i + batch_size], pad_id, device))
             total += float(s)
             count += n
     if was_training:

@@ -12,6 +12,8 @@ import ctypes
 import os
 import signal
 import sys
+from collections.abc import Iterator
+from contextlib import contextmanager
 from types import FrameType
 
 PR_SET_PDEATHSIG = 1
@@ -22,11 +24,29 @@ class StopRequested(Exception):
 
 
 _stop = False
+_interruptible = False
 
 
 def _on_term(signum: int, frame: FrameType | None) -> None:
     global _stop
     _stop = True
+    if _interruptible:
+        raise StopRequested("stop requested")
+
+
+@contextmanager
+def interruptible() -> Iterator[None]:
+    """Work that may be abandoned half-way: a forward and backward pass, an evaluation batch.
+    A stop inside it raises at once instead of at the next safe point, so a step that takes
+    minutes on a CPU does not outlast the cancel's grace period. Nothing the model keeps is
+    changed inside (the optimizer steps outside), so the last checkpoint stays right."""
+    global _interruptible
+    check()
+    _interruptible = True
+    try:
+        yield
+    finally:
+        _interruptible = False
 
 
 def install(parent_pid: int | None) -> None:

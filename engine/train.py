@@ -88,8 +88,9 @@ def size_batch(
     longest = max(rows, key=lambda r: r.tokens)
 
     def one_row() -> None:
-        s, _ = loss_sum(model, collate([longest], pad_id, device))
-        s.backward()
+        with control.interruptible():
+            s, _ = loss_sum(model, collate([longest], pad_id, device))
+            s.backward()
 
     per_row = measure_row(one_row, device)
     model.zero_grad(set_to_none=True)
@@ -306,9 +307,9 @@ def run(spec: JobSpec, events: Emitter) -> dict[str, Any]:
             n_tokens = sum(sum(1 for t in r.labels if t != -100) for b in batches for r in b)
             step_loss = 0.0
             for rows in batches:
-                control.check()  # a stop mid-step keeps the steps before it (see below)
-                s, _ = loss_sum(model, collate(rows, pad_id, device))
-                (s / max(n_tokens, 1)).backward()
+                with control.interruptible():  # a stop mid-step keeps the steps before it
+                    s, _ = loss_sum(model, collate(rows, pad_id, device))
+                    (s / max(n_tokens, 1)).backward()
                 step_loss += float(s.detach()) / max(n_tokens, 1)
                 tokens_done += sum(r.tokens for r in rows)
             grad_norm = torch.nn.utils.clip_grad_norm_(

@@ -360,3 +360,43 @@ def test_a_row_of_training_is_measured_on_this_machine() -> None:
     grown: list[bytearray] = []
     measured = measure_row(lambda: grown.append(bytearray(b"\x01") * (64 * 2**20)), "cpu")
     assert measured is not None and 60 * 2**20 <= measured <= 80 * 2**20
+
+
+def test_a_stop_in_the_middle_of_a_step_keeps_the_steps_before_it(
+    tiny_model: Path, dataset: Path, tmp_path: Path
+) -> None:
+    """SIGTERM lands inside a long step (many micro-batches): the job stops at once, without
+    finishing the step, and its checkpoint holds the steps completed before it."""
+    import signal
+
+    run_dir = tmp_path / "run"
+    run_dir.mkdir()
+    params = train_params(tiny_model, dataset, max_steps=50, grad_accum=30, checkpoint_every=50)
+    spec = {
+        "job_id": "stop",
+        "kind": "train",
+        "params": params,
+        "run_dir": str(run_dir),
+        "models_dir": str(tmp_path / "models"),
+        "datasets_dir": str(tmp_path),
+    }
+    (run_dir / "spec.json").write_text(json.dumps(spec))
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "engine", str(run_dir / "spec.json")],
+        stdout=subprocess.PIPE,
+        text=True,
+    )
+    assert proc.stdout is not None
+    events = []
+    for line in proc.stdout:
+        events.append(json.loads(line))
+        if events[-1]["type"] == "progress" and events[-1].get("stage") == "train":
+            proc.send_signal(signal.SIGTERM)  # step 2 of 50 has just begun
+            break
+    events += [json.loads(line) for line in proc.stdout]
+    assert proc.wait(timeout=120) == 143
+    steps = [e["step"] for e in events if e["type"] == "progress" and e.get("stage") == "train"]
+    checkpoints = [e["step"] for e in events if e["type"] == "checkpoint"]
+    assert steps == [1] and checkpoints == [1], events
+    (saved,) = [Path(e["path"]) for e in events if e["type"] == "checkpoint"]
+    assert (saved / "adapter_model.safetensors").exists()
