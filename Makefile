@@ -36,7 +36,7 @@ demo: $(STAMP)
 	$(BIN)/python -m forged.demo
 
 bench: $(STAMP)
-	$(BIN)/python bench/train_throughput.py
+	$(BIN)/python -m bench.train_throughput
 	$(BIN)/python -m bench.daemon_rpc
 	$(BIN)/python -m bench.daemon_footprint
 	$(BIN)/python -m bench.daemon_streaming

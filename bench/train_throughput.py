@@ -13,7 +13,7 @@ adapters are scored by the same held-out evaluation. Two views, in one run:
 It prints tokens/s of each (tokens actually trained on, padding excluded), the ratios, and the
 eval losses.
 
-    .venv/bin/python bench/train_throughput.py [--examples 800] [--seq 256]
+    .venv/bin/python -m bench.train_throughput [--examples 800] [--seq 256]
 """
 
 from __future__ import annotations
@@ -22,12 +22,11 @@ import argparse
 import io
 import json
 import tempfile
-import time
 from pathlib import Path
 from typing import Any
 
+from bench.peft_trainer import trainer_peft
 from engine.batching import evaluate
-from engine.data import IGNORE
 from engine.events import Emitter
 from engine.spec import JobSpec, PrepareModelParams
 from engine.synthetic import write_dataset
@@ -72,56 +71,21 @@ def ours(
 
 def baseline(base: Path, dataset: Path, seq: int, root: Path) -> dict[str, Any]:
     """What a user would write: Trainer + PEFT, one example per row, padded per batch."""
-    import torch
-    from peft import LoraConfig, get_peft_model
-    from transformers import (
-        AutoModelForCausalLM,
-        AutoTokenizer,
-        DataCollatorForSeq2Seq,
-        Trainer,
-        TrainingArguments,
-    )
+    from transformers import AutoTokenizer
 
     tokenizer = AutoTokenizer.from_pretrained(base)
     data = prepare_data(str(dataset), tokenizer, seq, 0.1, packing=False, skip=False)
     features = [{"input_ids": r.input_ids, "labels": r.labels} for r in data.train]
-    torch.manual_seed(0)
-    model = get_peft_model(
-        AutoModelForCausalLM.from_pretrained(base),
-        LoraConfig(
-            r=RANK,
-            lora_alpha=2 * RANK,
-            target_modules=[
-                "q_proj",
-                "k_proj",
-                "v_proj",
-                "o_proj",
-                "gate_proj",
-                "up_proj",
-                "down_proj",
-            ],
-            task_type="CAUSAL_LM",
-        ),
-    )
-    args = TrainingArguments(
-        output_dir=str(root / "baseline"),
-        per_device_train_batch_size=BATCH,
-        num_train_epochs=1,
-        learning_rate=LR,
-        lr_scheduler_type="cosine",
+    model, trainer, seconds = trainer_peft(
+        base,
+        tokenizer,
+        features,
+        root / "baseline",
+        rank=RANK,
+        lr=LR,
+        rows=BATCH,
         warmup_steps=max(1, len(features) // BATCH * 3 // 100),
-        logging_steps=10_000,
-        save_strategy="no",
-        report_to=[],
-        seed=0,
-        use_cpu=True,
-        disable_tqdm=True,
     )
-    collator = DataCollatorForSeq2Seq(tokenizer, padding=True, label_pad_token_id=IGNORE)
-    trainer = Trainer(model=model, args=args, train_dataset=features, data_collator=collator)
-    started = time.perf_counter()
-    trainer.train()
-    seconds = time.perf_counter() - started
     tokens = sum(len(f["input_ids"]) for f in features)
     model.save_pretrained(root / "baseline" / "adapter")
     return {

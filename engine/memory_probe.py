@@ -38,6 +38,7 @@ class Measured:
     def write(self, run_dir: Path, **extra: Any) -> None:
         import json
 
+        run_dir.mkdir(parents=True, exist_ok=True)
         (run_dir / MEASURED).write_text(json.dumps(asdict(self) | extra, indent=2))
 
 

@@ -137,9 +137,12 @@ class Daemon:
         shutil.rmtree(self.home, ignore_errors=True)
 
 
-def engine_processes(run_dir: Path | str | None = None) -> dict[int, str]:
+def engine_processes(
+    run_dir: Path | str | None = None, *, under: Path | None = None
+) -> dict[int, str]:
     """Live engine processes (`… -m engine RUN_DIR/spec.json`): pid → the spec they run; only
-    those of `run_dir` when given. Each is its own process group's leader."""
+    those of `run_dir`, or of any run dir `under` a daemon's runs folder, when given (tests run
+    side by side: never touch another's). Each is its own process group's leader."""
     found: dict[int, str] = {}
     for proc in Path("/proc").glob("[0-9]*"):
         try:
@@ -148,8 +151,11 @@ def engine_processes(run_dir: Path | str | None = None) -> dict[int, str]:
             continue
         if b"engine" in argv and len(argv) > 3 and argv[-2].endswith(b"spec.json"):
             spec = argv[-2].decode()
-            if run_dir is None or Path(spec).parent == Path(run_dir):
-                found[int(proc.name)] = spec
+            if run_dir is not None and Path(spec).parent != Path(run_dir):
+                continue
+            if under is not None and not Path(spec).is_relative_to(under):
+                continue
+            found[int(proc.name)] = spec
     return found
 
 

@@ -41,7 +41,7 @@ def power_cut(daemon: Daemon) -> None:
     writing the checkpoint the daemon's death asked for."""
     assert daemon.proc is not None
     os.kill(daemon.proc.pid, signal.SIGKILL)
-    for pid in engine_processes():
+    for pid in engine_processes(under=daemon.paths.runs_dir):
         with contextlib.suppress(ProcessLookupError):
             os.kill(pid, signal.SIGKILL)
     daemon.proc.wait(10)
@@ -127,7 +127,7 @@ def check_after_restart(daemon: Daemon, before: Snapshot) -> str:
     for adapter in daemon.call("models.list", kind=["adapter"])["models"]:
         assert (Path(adapter["path"]) / "adapter_model.safetensors").exists(), adapter
     running: dict[str, int] = {}
-    for spec in engine_processes().values():
+    for spec in engine_processes(under=daemon.paths.runs_dir).values():
         running[spec] = running.get(spec, 0) + 1
     assert all(n == 1 for n in running.values()), running  # no job runs twice at once
     return "; ".join(outcomes) or "nothing was running"
