@@ -323,22 +323,40 @@ class AgentService:
         self, base_model: str, dataset: Path, max_seq_len: int
     ) -> dict[str, Any] | None:
         """A few real steps of the base model on the new dataset, before the plan is shown:
-        their speed and memory make the plan's ETA. None, with the reason logged, when it
-        fails; the mission is proposed all the same."""
-        params = parse_params(
-            "train",
-            {
-                "base_model": base_model,
-                "dataset": str(dataset),
-                "max_seq_len": max_seq_len,
-                "calibrate": True,
-                "skip_bad_examples": True,
-                "val_fraction": 0,
-            },
-        ).model_dump(mode="json", exclude_unset=True)
-        job = self.runner.submit("train", f"calibrate {Path(base_model).name} here", params)
+        their speed and memory make the plan's ETA. A calibration already queued or running
+        for this base (one a restarted daemon took up again) is waited on rather than repeated;
+        after one that failed, none is tried again (a train job measures as it runs). None, with
+        the reason logged, when it fails; the mission is proposed all the same."""
+        earlier, _ = self.store.list_jobs(kind=["train"], text="calibrate", limit=20)
+        mine = [
+            j
+            for j in earlier
+            if j.params.get("calibrate") and j.params.get("base_model") == base_model
+        ]
+        if mine and mine[0].status in ("failed", "cancelled"):
+            log.info("not calibrating %s again: %s", base_model, mine[0].error)
+            return None
+        if mine and mine[0].status in ("queued", "running"):
+            job = mine[0]
+        else:
+            params = parse_params(
+                "train",
+                {
+                    "base_model": base_model,
+                    "dataset": str(dataset),
+                    "max_seq_len": max_seq_len,
+                    "calibrate": True,
+                    "skip_bad_examples": True,
+                    "val_fraction": 0,
+                },
+            ).model_dump(mode="json", exclude_unset=True)
+            job = self.runner.submit("train", f"calibrate {Path(base_model).name} here", params)
         done: asyncio.Future[Job] = asyncio.get_running_loop().create_future()
         self.waiting[job.id] = done
+        # It may have ended between the look and the wait.
+        if (now := self.store.get_job(job.id)).status in TERMINAL_JOB_STATUSES:
+            self.waiting.pop(job.id, None)
+            done.set_result(now)
         finished = await done
         if finished.status != "completed":
             log.warning("calibration %s %s: %s", job.id, finished.status, finished.error)

@@ -104,8 +104,9 @@ def main() -> int:
             if not any(s["path"] == str(repo) for s in client.call("sources.list")["sources"]):
                 client.call("sources.add", path=str(repo))
         forge(["sources", "ls"])
-        _step("the agent looked at it: forge missions ls")
-        for _ in range(100):
+        # The first mission on a base model waits for a short calibration run (the plan's ETA).
+        _step("the agent looked at it and measured this machine: forge missions ls")
+        for _ in range(900):
             with Client(paths.socket_file) as client:
                 if client.call("missions.list")["missions"]:
                     break

@@ -301,7 +301,14 @@ def test_a_failed_mission_says_where_and_retries_from_there(
     assert daemon.call("missions.get", id=mission["id"])["stage"] == "proposed"
 
     # Approved with changes: a long run on a time budget, checkpointing every step.
-    changes = {"steps": 100_000, "minutes": 0.25, "rank": 4, "checkpoint_every": 1}
+    changes = {
+        "steps": 100_000,
+        "minutes": 0.25,
+        "rank": 4,
+        "checkpoint_every": 1,
+        "lr_schedule": "constant",  # a cosine over 100,000 steps would barely move in 15 s
+        "warmup_steps": 0,
+    }
     approved = daemon.call("missions.approve", id=mission["id"], set=changes)
     params = approved["data"]["plan"]["params"]
     assert (params["max_steps"], params["max_minutes"], params["rank"]) == (100_000, 0.25, 4)
@@ -350,3 +357,41 @@ def test_a_failed_mission_says_where_and_retries_from_there(
     with pytest.raises(RemoteError) as refused:
         daemon.call("missions.retry", id=mission["id"])
     assert "only a failed mission can be retried" in refused.value.message
+
+
+def test_the_verdict_compares_the_new_adapter_with_the_base_and_the_deployed() -> None:
+    from agent.policy import compare_scores
+
+    scores = {
+        "base": {"eval_loss": 2.5, "perplexity": 12.18},
+        "previous": {"eval_loss": 2.25, "perplexity": 9.49},
+        "adapter": {"eval_loss": 2.0, "perplexity": 7.39},
+    }
+    verdict = compare_scores(scores)
+    assert {k: v["change_pct"] for k, v in verdict["models"].items()} == {
+        "base": None,
+        "deployed": -10.0,
+        "new adapter": -20.0,
+    }
+    assert verdict["models"]["new adapter"]["perplexity"] == 7.39
+    assert verdict["summary"] == (
+        "new adapter: -20.0 % loss against the base, -11.1 % against the deployed"
+    )
+
+
+def test_a_calibration_cut_by_a_daemon_kill_is_taken_up_again_not_repeated(
+    make_daemon: DaemonFactory, tiny_model: Path, tmp_path: Path
+) -> None:
+    daemon = make_daemon(config=agent_config(tiny_model)).start()
+    repo = make_repo(tmp_path)
+    daemon.call("sources.add", path=str(repo))
+    calibration = wait_for(
+        lambda: daemon.call("jobs.list", text="calibrate", status=["running"])["jobs"], 60
+    )[0]
+    daemon.kill()
+    daemon.start()
+    mission = next_proposal(daemon, 0)  # replayed from the start: the one proposal
+    (again,) = daemon.call("jobs.list", text="calibrate")["jobs"]
+    assert again["id"] == calibration["id"] and again["status"] == "completed"
+    assert again["attempt"] >= 2  # the same job, run again after the restart
+    assert mission["data"]["eta_s"] > 0 and mission["data"]["measured"]["tokens_per_s"] > 0

@@ -151,8 +151,10 @@ def test_kill_nine_anywhere_in_a_missions_life(
     rng = random.Random(seed)
     print(f"\ncrash-anywhere seed {seed} (FORGE_CRASH_SEED={seed} replays it)")
     ollama = FakeOllama().start()
+    # Its subject is the mission chain: no calibration run before each proposal (which a kill
+    # every second or so would never let finish).
     config = agent_config(tiny_model, ollama.host).replace(
-        "[agent]", f'bases = {{"{tiny_model}" = "llama3.2:1b"}}\n\n[agent]'
+        "[agent]", f'bases = {{"{tiny_model}" = "llama3.2:1b"}}\n\n[agent]\ncalibrate = false'
     )
     daemon = make_daemon(config=config + "\n[jobs]\nmax_parallel = 1\n").start()
     repo = make_repo(tmp_path)
