@@ -62,7 +62,7 @@ def prepare(home: Path, ollama_host: str) -> tuple[str, str]:
         train = mission["data"]["train_job"]
         wait(
             "the mission's deploy",
-            lambda: c.call("missions.get", id=mission["id"])["data"].get("completed"),
+            lambda: c.call("missions.get", id=mission["id"])["stage"] == "done",
         )
     return mission["id"], train
 
