@@ -112,21 +112,20 @@ def pull(ref: str, dest: Path, events: Emitter) -> dict[str, Any]:
         f"pulling {repo} at {str(info.sha)[:12]}: {len(files)} files, {total / MiB:,.1f} MiB"
         f" into {dest}"
     )
-    done = 0
+    done = last_tenth = 0
     last = 0.0
-    logged = [0]
     started = time.monotonic()
 
     def report(n: int) -> None:
-        nonlocal done, last
+        nonlocal done, last, last_tenth
         done += n
         now = time.monotonic()
         if now - last >= 1.0 or done >= total:
             last = now
             events.progress(done // MiB, max(1, total // MiB), stage="download")
         tenth = done * 10 // max(total, 1)
-        if tenth > logged[0]:  # a log line every 10 %: what `forge models pull` prints
-            logged[0] = tenth
+        if tenth > last_tenth:  # a log line every 10 %: what `forge models pull` prints
+            last_tenth = tenth
             rate = done / MiB / max(now - started, 1e-3)
             events.log(
                 f"downloaded {min(done, total) / max(total, 1):.0%} ({done / MiB:,.1f} of"

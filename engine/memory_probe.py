@@ -10,6 +10,7 @@ for the agent, which sizes a mission's plan and ETA from it.
 
 from __future__ import annotations
 
+import json
 import re
 import sys
 from dataclasses import asdict, dataclass
@@ -36,8 +37,6 @@ class Measured:
     tokens_per_s: float | None = None
 
     def write(self, run_dir: Path, **extra: Any) -> None:
-        import json
-
         run_dir.mkdir(parents=True, exist_ok=True)
         (run_dir / MEASURED).write_text(json.dumps(asdict(self) | extra, indent=2))
 

@@ -393,8 +393,20 @@ def cmd_models_deploy(cli: Cli) -> int:
     return 0
 
 
+def _prepare_base(cli: Cli, path: str, verb: str) -> int:
+    """Queue the prepare-model job that makes `path` a base model, and follow it unless asked
+    not to: what `models import` and `models pull` both are."""
+    params = {"path": path} | ({"name": cli.args.name} if cli.args.name else {})
+    job = cli.call("jobs.submit", kind="prepare-model", params=params)
+    if cli.args.no_follow or cli.args.json:
+        cli.out(job, lambda j: print(f"{verb} {path}: job {j['id']}"))
+        return 0
+    print(f"{verb} {path} (job {job['id']}); it becomes a base model in `forge models ls`")
+    return _follow(cli, job["id"], tail=None)
+
+
 def cmd_models_import(cli: Cli) -> int:
-    """A GGUF file (or ollama:NAME[:TAG]) becomes a trainable base model: a prepare-model job."""
+    """A GGUF file (or ollama:NAME[:TAG]) becomes a trainable base model."""
     ref = cli.args.source
     if not ref.startswith("ollama:") and not cli.args.host:
         if not os.path.isfile(ref):
@@ -403,25 +415,12 @@ def cmd_models_import(cli: Cli) -> int:
             )
             return 2
         ref = os.path.abspath(ref)
-    params = {"path": ref} | ({"name": cli.args.name} if cli.args.name else {})
-    job = cli.call("jobs.submit", kind="prepare-model", params=params)
-    if cli.args.no_follow or cli.args.json:
-        cli.out(job, lambda j: print(f"importing {ref}: job {j['id']}"))
-        return 0
-    print(f"importing {ref} (job {job['id']}); it becomes a base model in `forge models ls`")
-    return _follow(cli, job["id"], tail=None)
+    return _prepare_base(cli, ref, "importing")
 
 
 def cmd_models_pull(cli: Cli) -> int:
-    """A model from the Hugging Face Hub becomes a trainable base model: a prepare-model job."""
-    ref = cli.args.hf_id.removeprefix("hf:")
-    params = {"path": f"hf:{ref}"} | ({"name": cli.args.name} if cli.args.name else {})
-    job = cli.call("jobs.submit", kind="prepare-model", params=params)
-    if cli.args.no_follow or cli.args.json:
-        cli.out(job, lambda j: print(f"pulling {ref}: job {j['id']}"))
-        return 0
-    print(f"pulling {ref} (job {job['id']}); it becomes a base model in `forge models ls`")
-    return _follow(cli, job["id"], tail=None)
+    """A model from the Hugging Face Hub becomes a trainable base model."""
+    return _prepare_base(cli, "hf:" + cli.args.hf_id.removeprefix("hf:"), "pulling")
 
 
 def cmd_models_rollback(cli: Cli) -> int:

@@ -16,11 +16,12 @@ import hashlib
 import json
 import re
 import socket
-import threading
 import time
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from http.server import BaseHTTPRequestHandler
 from pathlib import Path
 from typing import Any
+
+from tests.http_fake import LocalServer
 
 CHUNK = 64 * 1024
 
@@ -33,7 +34,7 @@ class FakeHub:
         self.requests: list[tuple[str, str, str | None]] = []  # method, path, Range header
         self.bytes_per_s: float | None = None
         self.cut_once_after: int | None = None
-        self.server: ThreadingHTTPServer | None = None
+        self.server: LocalServer | None = None
 
     @staticmethod
     def _commit(folder: Path) -> str:
@@ -46,7 +47,7 @@ class FakeHub:
     @property
     def endpoint(self) -> str:
         assert self.server is not None
-        return f"http://127.0.0.1:{self.server.server_address[1]}"
+        return f"http://127.0.0.1:{self.server.port}"
 
     def start(self) -> FakeHub:
         hub = self
@@ -61,15 +62,12 @@ class FakeHub:
             def do_HEAD(self) -> None:
                 hub.handle(self, body=False)
 
-        self.server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
-        self.server.daemon_threads = True
-        threading.Thread(target=self.server.serve_forever, daemon=True).start()
+        self.server = LocalServer(Handler)
         return self
 
     def stop(self) -> None:
         if self.server is not None:
-            self.server.shutdown()
-            self.server.server_close()
+            self.server.stop()
 
     # ---- the API --------------------------------------------------------------------------------
 

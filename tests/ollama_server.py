@@ -18,8 +18,10 @@ import json
 import threading
 import time
 from datetime import UTC, datetime
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from http.server import BaseHTTPRequestHandler
 from typing import Any
+
+from tests.http_fake import LocalServer
 
 IMPORT_ARCHITECTURES = frozenset(
     {"LlamaForCausalLM", "MistralForCausalLM", "GemmaForCausalLM", "Gemma2ForCausalLM"}
@@ -60,14 +62,14 @@ class FakeOllama:
         self.cut_uploads_after: int | None = None
         self.token_delay_s = 0.0
         self.lock = threading.Lock()
-        self.server: ThreadingHTTPServer | None = None
+        self.server: LocalServer | None = None
 
     # ---- serving -----------------------------------------------------------------------------
 
     @property
     def host(self) -> str:
         assert self.server is not None
-        return f"127.0.0.1:{self.server.server_address[1]}"
+        return f"127.0.0.1:{self.server.port}"
 
     def start(self) -> FakeOllama:
         fake = self
@@ -75,15 +77,12 @@ class FakeOllama:
         class Handler(_Handler):
             ollama = fake
 
-        self.server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
-        self.server.daemon_threads = True
-        threading.Thread(target=self.server.serve_forever, daemon=True).start()
+        self.server = LocalServer(Handler)
         return self
 
     def stop(self) -> None:
         if self.server is not None:
-            self.server.shutdown()
-            self.server.server_close()
+            self.server.stop()
 
     # ---- the API -----------------------------------------------------------------------------
 
