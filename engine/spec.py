@@ -108,7 +108,7 @@ class TrainParams(KindParams):
     calibrate: bool = Field(
         False,
         description="only measure this machine's speed and memory for the model over a few"
-        " steps (3 unless max_steps says); no evaluation, no adapter",
+        " small steps (2 unless max_steps says); no evaluation, no adapter",
     )
     pissa_niter: int = Field(4, ge=0, le=64)
 

@@ -98,6 +98,9 @@ def test_commits_to_proposal_to_trained_and_evaluated(
     assert calibration["status"] == "completed" and calibration["mission_id"] is None
     calibration_log = [x["line"] for x in daemon.call("jobs.logs", id=calibration["id"])["lines"]]
     assert any("MiB" in line and "GiB free on cpu" in line for line in calibration_log)
+    # Two small steps: speed is per token, so the calibration need not run the plan's batch.
+    assert data["measured"]["steps"] == 2
+    assert any(line.startswith("calibrating at batch") for line in calibration_log)
     assert daemon.call("models.list", kind=["adapter"])["models"] == []
     datasets = daemon.call("datasets.list", source_id=source["id"])["datasets"]
     assert [d["id"] for d in datasets] == [data["dataset_id"]]

@@ -44,6 +44,14 @@ async def until(
         await pilot.pause(0.1)
 
 
+def press_closing(app: ForgeApp, key: str) -> None:
+    """Press a key that closes the screen it lands on (`enter` in a dialog). `pilot.press` then
+    waits for the closing screen's widgets to drain their queues, which a screen being removed
+    may never do: under load that was a 30 s `WaitForScreenTimeout`. The key is posted as
+    `pilot.press` would post it; wait with `until` for what it leads to."""
+    app.simulate_key(key)
+
+
 def notices(app: ForgeApp) -> list[str]:
     """The messages of the notifications on screen now."""
     return [n.message for n in app._notifications]  # Textual has no public list

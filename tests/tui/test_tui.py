@@ -21,7 +21,7 @@ from forged.launch import daemon_answers
 from tests.agent.test_missions import agent_config, widgets_proposal
 from tests.daemon_harness import Daemon, DaemonFactory, wait_for
 from tests.ollama_server import FakeOllama
-from tests.tui.pilot import notices, run_app, until
+from tests.tui.pilot import notices, press_closing, run_app, until
 from tui.app import ForgeApp
 from tui.screens.job_detail import JobDetailScreen
 from tui.screens.new_job import NewJobScreen
@@ -56,7 +56,8 @@ def test_approving_a_mission_starts_its_job_and_shows_it(
         # Approve with changes to the plan (a bad change is refused over RPC: test_missions).
         await pilot.press("e")
         await until(pilot, "the changes dialog", lambda: isinstance(app.screen, AskText))
-        await pilot.press(*"steps=7 rank=4", "enter")
+        await pilot.press(*"steps=7 rank=4")
+        press_closing(app, "enter")
         screen = await until(
             pilot,
             "the train job's screen",

@@ -3,7 +3,8 @@
 A screen says what it shows in `body()`, how to fetch it in `load()`, and which event types make
 it stale in `RELOAD_ON`; this base runs `load()` in a worker whenever the screen is shown, the
 daemon comes back, or a matching event arrives (coalesced, so a burst of events costs one
-reload). Every call goes through `io()`, so a failure becomes one clear message, never a freeze.
+reload; a screen hidden under another waits, since showing it again reloads it). Every call
+goes through `io()`, so a failure becomes one clear message, never a freeze.
 """
 
 from __future__ import annotations
@@ -93,12 +94,14 @@ class ForgeScreen(Screen[None]):
             self.handle_event(message.event)
         except Exception as exc:  # a bad event must not take the app down: say it, go on
             self.forge.report(f"showing a {message.type} event", exc)
-        if event_matches(message.type, self.RELOAD_ON) and self._reload_timer is None:
+        stale = event_matches(message.type, self.RELOAD_ON)
+        if stale and self.is_current and self._reload_timer is None:
             self._reload_timer = self.set_timer(RELOAD_DELAY_S, self._timed_reload)
 
     def _timed_reload(self) -> None:
         self._reload_timer = None
-        self.reload()
+        if self.is_current:
+            self.reload()
 
     def handle_event(self, event: dict[str, Any]) -> None:
         """Apply one event in place (a log line, a progress step); reloads cover the rest."""

@@ -111,6 +111,7 @@ class MissionsScreen(ForgeScreen):
         super().__init__()
         self.missions: dict[str, dict[str, Any]] = {}
         self.shown: str | None = None
+        self.shown_text = ""
 
     def body(self) -> ComposeResult:
         yield DataTable(id="missions", cursor_type="row", zebra_stripes=True)
@@ -154,7 +155,10 @@ class MissionsScreen(ForgeScreen):
         if dataset_id:
             preview = await self.call("datasets.preview", id=dataset_id, limit=SAMPLES)
             samples = preview["examples"]
-        await self.query_one("#mission-md", Markdown).update(mission_markdown(mission, samples))
+        text = mission_markdown(mission, samples)
+        if text != self.shown_text:  # re-rendering Markdown rebuilds its widgets: only on change
+            await self.query_one("#mission-md", Markdown).update(text)
+            self.shown_text = text
         self.shown = mission_id
 
     def on_data_table_row_highlighted(self) -> None:
