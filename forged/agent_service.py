@@ -417,12 +417,16 @@ class AgentService:
             )
             log.info("mission %s failed at %s: %s", mission.id, job.kind, why)
         elif job.kind == "train":
+            trained = job.params  # what the adapter was trained with, changes at approval included
             params = {
                 "base_model": mission.data["base_model"],
-                "dataset": mission.data["plan"]["params"]["dataset"],
+                "dataset": trained["dataset"],
                 "adapter": str(Path(job.run_dir) / "adapter"),
                 "previous_adapter": mission.data.get("previous_adapter"),
-                "max_seq_len": mission.data["plan"]["params"].get("max_seq_len"),
+                "max_seq_len": trained.get("max_seq_len"),
+                # The same held-out rows as training's: a wider fraction would score the
+                # adapter on rows it was trained on.
+                "val_fraction": trained.get("val_fraction", 0.1),
                 "generations": 4,
             }
             values = parse_params("eval", params).model_dump(mode="json")

