@@ -31,6 +31,7 @@ from agent.builders import (
     jsonl_examples,
 )
 from agent.repo_files import select_files, tracked_blobs
+from agent.safe_git import changed_paths, open_repo
 from agent.secrets import redact
 from agent.token_fit import Fit, load_counter
 from forged.schema import ALL_BUILDERS, detect_format
@@ -123,14 +124,12 @@ def build_dataset(
     1024 estimated tokens, for a dataset built with no model in mind).
     """
     fit = fit or Fit(load_counter(None), 1024)
-    from git import Repo
-
-    repo = Repo(repo_path)
+    repo = open_repo(repo_path)
     head = repo.head.commit.hexsha
     only: set[str] | None = None
     replayed = 0
     if since:
-        changed = set(repo.git.diff("--name-only", f"{since}..{head}").splitlines())
+        changed = changed_paths(repo, since, head)
         older = {b.path for b in tracked_blobs(repo.commit(head).tree)} - changed
         replay = {p for p in older if _bucket(p) < replay_fraction}
         replayed = len(replay)

@@ -11,6 +11,7 @@ from pathlib import Path
 from typing import Any
 
 from agent.repo_files import MAX_BYTES, tracked_blobs
+from agent.safe_git import changed_paths, open_repo
 
 
 @dataclass(frozen=True)
@@ -25,16 +26,14 @@ class Material:
 
 
 def pending_material(repo_path: Path, since: str | None) -> Material:
-    from git import Repo
-
-    repo = Repo(repo_path)
+    repo = open_repo(repo_path)
     if not repo.head.is_valid():  # a repository with no commit yet
         return Material("", since, 0, 0, 0)
     head = repo.head.commit
     rev = f"{since}..{head.hexsha}" if since else head.hexsha
     commits = sum(1 for c in repo.iter_commits(rev) if len(c.parents) <= 1)
     if since:
-        names = set(repo.git.diff("--name-only", f"{since}..{head.hexsha}").splitlines())
+        names = changed_paths(repo, since, head.hexsha)
     else:
         names = {b.path for b in tracked_blobs(head.tree)}
     size = sum(b.size for b in tracked_blobs(head.tree) if b.path in names and b.size <= MAX_BYTES)

@@ -26,6 +26,7 @@ from agent.policy import (
     rationale,
     training_plan,
 )
+from agent.safe_git import UnsafeRepository
 from agent.token_fit import Fit, load_counter
 from engine.memory_probe import MEASURED
 from engine.spec import parse_params
@@ -193,9 +194,14 @@ class AgentService:
             except KeyError:
                 return None  # removed since the scan was asked for
             log.info("scanning %s", source.name)
-            material = await asyncio.to_thread(
-                pending_material, Path(source.path), source.trained_commit
-            )
+            try:
+                material = await asyncio.to_thread(
+                    pending_material, Path(source.path), source.trained_commit
+                )
+            except UnsafeRepository as exc:  # e.g. its owner changed since it was added
+                self.pending[source.id] = {"enough": False, "why": str(exc), "error": str(exc)}
+                log.warning("%s: %s", source.name, exc)
+                return None
             if material.head:
                 self.store.set_source_commits(source.id, last=material.head)
             thresholds = source.config.get("thresholds", {})

@@ -323,7 +323,11 @@ def cmd_sources_ls(cli: Cli) -> int:
         rows = []
         for s in r["sources"]:
             p = s.get("pending")
-            pending = f"{p['commits']} commits, ~{p['approx_tokens']} tokens" if p else "-"
+            pending = (
+                "-"
+                if not p
+                else p.get("error") or f"{p['commits']} commits, ~{p['approx_tokens']} tokens"
+            )
             rows.append(
                 [s["id"], s["name"], (s.get("last_commit") or "-")[:10], pending, s["path"]]
             )

@@ -196,7 +196,9 @@ class Source(Record):
     trained_commit: str | None = None
     config: dict[str, Any] = {}
     pending: dict[str, Any] | None = Field(
-        None, description="new material at the last scan, and whether it is enough"
+        None,
+        description="new material at the last scan, and whether it is enough; `error` when"
+        " git could not read the repository (why, and what to do)",
     )
 
 

@@ -6,6 +6,7 @@ import asyncio
 import os
 from pathlib import Path
 
+from agent.safe_git import UnsafeRepository, check_owner
 from forged.context import Session
 from forged.rpc import INVALID_PARAMS, Registry, RpcError, invalid_state, lookup, not_found
 from forged.schema import (
@@ -65,6 +66,10 @@ def register(reg: Registry[Session]) -> None:
             raise _bad_path(f"{path} is not readable by the daemon's user", p.path)
         if not await asyncio.to_thread(_is_work_tree, path):
             raise _bad_path(f"not a git work tree: {path}", p.path)
+        try:
+            await asyncio.to_thread(check_owner, path)
+        except UnsafeRepository as exc:
+            raise _bad_path(str(exc), p.path) from None
         existing = s.services.store.source_by_path(str(path))
         if existing is not None:
             raise invalid_state(f"{path} is already a source ({existing.id})", id=existing.id)

@@ -16,6 +16,8 @@ from tui.widgets.dialogs import AskText, Confirm
 def pending_text(pending: dict[str, Any] | None) -> str:
     if not pending:
         return "not scanned yet"
+    if pending.get("error"):  # git cannot read it (e.g. another user's repository)
+        return str(pending["error"])
     enough = "enough for a mission" if pending.get("enough") else "below the thresholds"
     return (
         f"{pending.get('commits', 0)} commits, {pending.get('approx_tokens', 0)} tokens: {enough}"
