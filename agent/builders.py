@@ -8,7 +8,7 @@
 
 Every builder sizes what it emits with `Fit`, in the base model's own tokens, so no example can
 fail a job for its length. Each returns examples in the engine's formats and a count of what it
-dropped and why; redaction and de-duplication happen after, once for all builders.
+dropped and why; the secret gate and de-duplication happen after, once for all builders.
 """
 
 from __future__ import annotations

@@ -1,10 +1,11 @@
-"""Building one versioned dataset for a source: run the builders, redact, de-duplicate, write.
+"""Building one versioned dataset for a source: run the builders, drop what holds a secret,
+de-duplicate, write.
 
 Output: `<datasets dir>/<source>/v<N>/` with one `<builder>.jsonl` per builder (the engine takes
 one format per file and a folder of files as one dataset) and `card.json`, written to a `.partial`
 folder and renamed, so a half-written dataset is never taken for one. The card says how many
 examples each builder gave, roughly how many tokens, what was skipped and why, and how many
-secrets were kept out (files skipped, tokens redacted).
+secrets were kept out (files left out, examples dropped, and the kinds found).
 """
 
 from __future__ import annotations
@@ -32,7 +33,7 @@ from agent.builders import (
 )
 from agent.repo_files import select_files, tracked_blobs
 from agent.safe_git import changed_paths, open_repo
-from agent.secrets import redact
+from agent.secrets import find_secrets
 from agent.token_fit import Fit, load_counter
 from forged.schema import ALL_BUILDERS, detect_format
 
@@ -54,20 +55,9 @@ def _texts(example: dict[str, Any]) -> list[str]:
     return [example[k] for k in keys if isinstance(example.get(k), str)]
 
 
-def _redact_example(example: dict[str, Any], found: Counter[str]) -> dict[str, Any]:
-    if "messages" in example:
-        messages = []
-        for m in example["messages"]:
-            text, kinds = redact(m["content"])
-            found.update(kinds)
-            messages.append({**m, "content": text})
-        return {**example, "messages": messages}
-    clean = dict(example)
-    for key in ("text", "prompt", "completion", "instruction", "input", "output"):
-        if isinstance(clean.get(key), str):
-            clean[key], kinds = redact(clean[key])
-            found.update(kinds)
-    return clean
+def _secret_kinds(builder: str, example: dict[str, Any]) -> Counter[str]:
+    """The last gate: what secrets an example holds, whichever builder made it."""
+    return find_secrets("\n".join(_texts(example)), f"{builder}-example.txt")
 
 
 SAMPLES = 2
@@ -169,11 +159,16 @@ def build_dataset(
             pairs += len(fitting)
         per_builder["qa"] = pairs
 
-    redactions: Counter[str] = Counter()
+    found = Counter(selection.secrets)
+    dropped_for_secrets = 0
     kept: dict[str, list[dict[str, Any]]] = {}
     seen: set[str] = set()
-    for builder, example in examples:
-        clean = _redact_example(example, redactions)
+    for builder, clean in examples:
+        if kinds := _secret_kinds(builder, clean):
+            found.update(kinds)
+            dropped_for_secrets += 1
+            skipped["holds a secret"] += 1
+            continue
         key = near_duplicate_key(clean)
         if key in seen:
             skipped["near-duplicate"] += 1
@@ -214,8 +209,10 @@ def build_dataset(
         "samples": {name: [_sample(e) for e in made[:SAMPLES]] for name, made in kept.items()},
         "secrets": {
             "files_skipped": skipped.get("credential file", 0)
-            + skipped.get("diff of a credential file left out", 0),
-            "redacted": dict(redactions),
+            + skipped.get("diff of a credential file left out", 0)
+            + skipped.get("file holds a secret", 0),
+            "examples_dropped": dropped_for_secrets,
+            "found": dict(found),
         },
     }
     (partial / "card.json").write_text(json.dumps(card, indent=2))

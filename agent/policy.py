@@ -110,8 +110,9 @@ def rationale(
     return (
         f"{source} has {material.commits} new commits {since}. The dataset holds "
         f"{card.get('examples', 0)} examples ({builders}), about {card.get('approx_tokens', 0):,} "
-        f"tokens; {secrets.get('files_skipped', 0)} credential files were left out and "
-        f"{sum(secrets.get('redacted', {}).values())} secrets redacted. Training: {when}."
+        f"tokens; {secrets.get('files_skipped', 0)} files and "
+        f"{secrets.get('examples_dropped', 0)} examples holding secrets were left out. "
+        f"Training: {when}."
     )
 
 

@@ -1,8 +1,9 @@
 """Which tracked files of a repository are training material, and why the others are not.
 
 Read from the commit (not the working tree), so a dataset is exactly what is committed.
-Skipped: credential files, symlinks (a link out of the repository is never followed), binaries,
-vendored and generated files, and oversized ones.
+Skipped: credential files (by name, or by a secret anywhere in their content), symlinks (a link
+out of the repository is never followed), binaries, vendored and generated files, and oversized
+ones.
 """
 
 from __future__ import annotations
@@ -13,7 +14,7 @@ from collections.abc import Iterator
 from dataclasses import dataclass, field
 from typing import Any
 
-from agent.secrets import secret_file_reason
+from agent.secrets import find_secrets, secret_file_reason
 
 VENDORED = [
     "vendor/*",
@@ -66,6 +67,8 @@ class FileText:
 class Selection:
     files: list[FileText] = field(default_factory=list)
     skipped: Counter[str] = field(default_factory=Counter)
+    secrets: Counter[str] = field(default_factory=Counter)
+    """Kinds of secret found in the files left out for holding one."""
 
 
 def tracked_blobs(tree: Any) -> Iterator[Any]:
@@ -123,6 +126,10 @@ def select_files(
             text = data.decode("utf-8")
         except UnicodeDecodeError:
             sel.skipped["not UTF-8"] += 1
+            continue
+        if kinds := find_secrets(text, path):  # the whole file, before it is cut up
+            sel.skipped["file holds a secret"] += 1
+            sel.secrets.update(kinds)
             continue
         if text.strip():
             sel.files.append(FileText(path, text))

@@ -1,8 +1,14 @@
-"""Keeping secrets out of datasets: files that hold credentials are skipped whole, and token
-patterns in kept text are replaced by `[REDACTED:<kind>]`. Both are counted for the card.
+"""Keeping secrets out of datasets. A file is left out whole when its name says it holds
+credentials, or when its content holds a secret (looked for before it is cut into examples, so a
+private key split across chunks is still one key); then every example a builder made is looked
+at again, and one that holds a secret is dropped. Both are counted for the card.
 
-Conservative by design: a false positive costs one redacted line of training text; a false
-negative puts a credential into model weights.
+Secrets are found by detect-secrets (Yelp's scanner: its plugins for keys and tokens of known
+providers, private keys, keywords, and high-entropy strings, with its filters for false
+positives, except the allowlist pragma: a repository does not decide what we train on), and by
+a few token patterns of our own where it stays silent (`DB_PASS=hunter2hunter2` in a shell
+file). Conservative by design: a false positive costs one file or example; a false negative
+puts a credential into model weights.
 """
 
 from __future__ import annotations
@@ -10,8 +16,10 @@ from __future__ import annotations
 import fnmatch
 import math
 import re
+import threading
 from collections import Counter
 from pathlib import PurePosixPath
+from typing import Any
 
 # File names (matched against the base name) whose whole content is a credential store.
 SECRET_FILES = [
@@ -66,6 +74,14 @@ PATTERNS: list[tuple[str, re.Pattern[str]]] = [
     ("jwt", re.compile(r"\beyJ[A-Za-z0-9_\-]{8,}\.eyJ[A-Za-z0-9_\-]{8,}\.[A-Za-z0-9_\-]{8,}")),
     ("bearer-token", re.compile(r"(?i)\b(bearer|token)\s+[A-Za-z0-9_\-.=]{20,}")),
     ("url-credentials", re.compile(r"\b[a-z][a-z0-9+.\-]*://[^/\s:@]+:[^/\s@]{3,}@")),
+    (
+        # NAME=value as in .env files and shell scripts: a literal whatever its entropy.
+        "env-credential",
+        re.compile(
+            r"(?m)^\s*(export\s+)?[A-Z0-9_]*(PASS|PASSWORD|PASSWD|PWD|SECRET|TOKEN|API_KEY|"
+            r"ACCESS_KEY|PRIVATE_KEY|CREDENTIALS?)[A-Z0-9_]*=(?![\s$\"'`{(<]|\[REDACTED)\S{6,}"
+        ),
+    ),
 ]
 
 # name = "value" where the name says secret and the value looks random enough.
@@ -133,3 +149,54 @@ def redact(text: str) -> tuple[str, Counter[str]]:
 
     text = ASSIGNMENT.sub(assignment, text)
     return text, found
+
+
+_SCANNER_LOCK = threading.Lock()
+_scanner_ready = False
+# Filters of detect-secrets turned off: the allowlist pragma (the repository's word is not
+# ours), and the check that the named file exists (we scan text, not the disk).
+_OFF = (
+    "detect_secrets.filters.allowlist.is_line_allowlisted",
+    "detect_secrets.filters.common.is_invalid_file",
+)
+_LINE_BREAKS = re.compile("[\r\x0b\x0c\x1c\x1d\x1e\x85\u2028\u2029]")
+
+
+def _scan_diff() -> Any:
+    """detect-secrets' diff scanner, its settings made once for this process: every plugin."""
+    global _scanner_ready
+    with _SCANNER_LOCK:
+        if not _scanner_ready:
+            from detect_secrets.core.plugins.util import get_mapping_from_secret_type_to_class
+            from detect_secrets.settings import (
+                cache_bust,
+                configure_settings_from_baseline,
+                get_settings,
+            )
+
+            cache_bust()  # first: it resets the settings it finds
+            plugins: list[Any] = list(get_mapping_from_secret_type_to_class().values())
+            configure_settings_from_baseline(
+                {"plugins_used": [{"name": t.__name__} for t in plugins]}
+            )
+            get_settings().disable_filters(*_OFF)
+            _scanner_ready = True
+    from detect_secrets.core.scan import scan_diff
+
+    return scan_diff
+
+
+def find_secrets(text: str, path: str = "example.txt") -> Counter[str]:
+    """The kinds of secret `text` holds (the content of `path`, whose type guides the
+    scanner), and how many of each; empty when it holds none."""
+    _, found = redact(text)  # our patterns, counted
+    # detect-secrets scans diffs given as text: the whole text as one added file.
+    lines = _LINE_BREAKS.sub(" ", text).split("\n")
+    name = re.sub(r"\s", "_", path) or "example.txt"
+    diff = (
+        f"diff --git a/{name} b/{name}\nnew file mode 100644\n--- /dev/null\n+++ b/{name}\n"
+        f"@@ -0,0 +1,{len(lines)} @@\n" + "".join(f"+{line}\n" for line in lines)
+    )
+    for secret in _scan_diff()(diff):
+        found[str(secret.type)] += 1
+    return +found

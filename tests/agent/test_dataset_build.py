@@ -98,9 +98,15 @@ def repo(tmp_path: Path) -> Path:
             + "\n{broken\n"
             + json.dumps({"instruction": "No answer"})
             + "\n"
-            + json.dumps({"instruction": "Who serves widgets?", "output": f"Acme, key {OPENAI}"})
+            + json.dumps({"instruction": "Who serves widgets?", "output": "Acme does."})
+            + "\n",
+            "data/keys.jsonl": json.dumps(
+                {"instruction": "Which key calls the API?", "output": f"Acme, key {OPENAI}"}
+            )
             + "\n",
             "data/notes.jsonl": json.dumps({"text": "Widgets ship on Tuesdays."}) + "\n",
+            "docs/usage.md": "# Usage\n\n## Asking\n\nSend a widget request to `/widgets` with "
+            "its size.\n\n## Sizes\n\nWidgets come in sizes 1 to 10; larger sizes ship later.\n",
         },
         "Add the question and answer data",
     )
@@ -123,7 +129,7 @@ def test_planted_secrets_reach_no_dataset_file(repo: Path, tmp_path: Path) -> No
         assert secret not in everything, secret
     card = built.card
     assert card["secrets"]["files_skipped"] >= 3  # .env and id_rsa, and their diff
-    redacted = card["secrets"]["redacted"]
+    found = card["secrets"]["found"]
     for kind in (
         "openai-key",
         "github-token",
@@ -132,9 +138,12 @@ def test_planted_secrets_reach_no_dataset_file(repo: Path, tmp_path: Path) -> No
         "bearer-token",
         "secret-assignment",
     ):
-        assert redacted.get(kind, 0) >= 1, (kind, redacted)
-    # What was kept is still useful text.
-    assert "TIMEOUT = 30" in everything and "def handler(request)" in everything
+        assert found.get(kind, 0) >= 1, (kind, found)
+    # A file that holds a secret is left out whole (config.py, the README with a bearer token,
+    # the docs page with a key), found by its content; the rest is still useful text.
+    assert "TIMEOUT = 30" not in everything and "Acme API serves widgets" not in everything
+    assert card["skipped"]["file holds a secret"] >= 3, card["skipped"]
+    assert "def handler(request)" in everything and "Widgets ship on Tuesdays." in everything
 
 
 def test_card_counts_builders_and_skips(repo: Path, tmp_path: Path) -> None:
@@ -212,7 +221,8 @@ def test_incremental_since_a_commit(repo: Path, tmp_path: Path) -> None:
         ("postgres://admin:hunter2secret@db.internal:5432/app", "url-credentials"),
         (PEM, "private-key"),
         (f'client_secret = "{PASSWORD}"', "secret-assignment"),
-        ("DB_PASSWORD=Xk9#mQ2$vL7pR4wz", "secret-assignment"),
+        ("DB_PASSWORD=Xk9#mQ2$vL7pR4wz", "env-credential"),
+        ("export DB_PASS=hunter2hunter2", "env-credential"),
     ],
 )
 def test_each_token_kind_is_redacted(text: str, kind: str) -> None:

@@ -81,8 +81,9 @@ def mission_markdown(m: dict[str, Any], samples: list[dict[str, Any]]) -> str:
     secrets = card.get("secrets") or {}
     if secrets:
         lines.append(
-            f"- secrets: {secrets.get('files_skipped', 0)} credential files left out, "
-            f"redacted {json.dumps(secrets.get('redacted') or {})}"
+            f"- secrets: {secrets.get('files_skipped', 0)} files and "
+            f"{secrets.get('examples_dropped', 0)} examples left out for holding one "
+            f"{json.dumps(secrets.get('found') or {})}"
         )
     if samples:
         lines += ["", "### Sample examples"]

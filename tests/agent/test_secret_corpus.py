@@ -1,0 +1,75 @@
+"""Real leaked-looking secrets: the test data of Yelp's detect-secrets (private keys, cloud keys,
+tokens, passwords in env, ini, yaml, md, py and php files, a diff), cloned from
+`../shared/corpora/`. Every builder (code, docs, commits, jsonl) builds from it, and not one of
+its secret strings may reach a dataset file; the card counts what was left out.
+"""
+
+from __future__ import annotations
+
+import json
+import subprocess
+from pathlib import Path
+
+import pytest
+
+from agent.dataset_build import build_dataset
+from tests.agent.test_dataset_build import commit
+
+CORPUS = (
+    Path(__file__).resolve().parents[3] / "shared" / "corpora" / "detect-secrets-test-data.bundle"
+)
+
+SECRETS = [
+    "AKIAIOSFODNN7EXAMPLE",
+    "wJalrXUtnFEMI/K7MDENG/bPxRfiCYEXAMPLEKEY",
+    "c2VjcmV0IG1lc3NhZ2Ugc28geW91J2xsIG5ldmVyIGd1ZXNzIG15IHBhc3N3b3Jk",
+    "8b1118b376c313ed420e5133ba91307817ed52c2",
+    "whywouldyouusehttpforpasswords",
+    "gX69YO4CvBsVjzAwYxdGyDd30t5+9ez31gKATtj4",
+    "123456789a1234",
+    "vh987tyw9ehy8ghis7vwyhiwbwitefy7w3ASDGYDGUASDG",
+    "somethingSuperRandomAndSecretHereThatShouldNeverBeShared",
+    "c3VwZXIgbG9uZyBzdHJpbmcgc2hvdWxkIGNhdXNlIGVub3VnaCBlbnRyb3B5",
+    "f6CGV4aMM9zedoh3OUNbSakBymo7yplB",
+    "AKIATESTTESTTESTTEST",
+    "ToCynx5Se4e2PtoZxEhW7lUJcOX15c54",
+    "MmIwMDA0MmY3NDgxYzdiMDU2YzRiNDEwZDI4ZjMzY2Y=",
+]
+"""Secret values of the corpus, one per kind of place it hides them."""
+
+
+@pytest.fixture
+def corpus(tmp_path: Path) -> Path:
+    if not CORPUS.exists():
+        pytest.skip(f"{CORPUS} is absent (../shared/corpora not beside main)")
+    repo = tmp_path / "secrets"
+    subprocess.run(["git", "clone", "-q", str(CORPUS), str(repo)], check=True)
+    # The jsonl builder's material: each file of the corpus as a training record, and again
+    # as a question and answer, in commits of their own on top.
+    files = sorted(p for p in repo.rglob("*") if p.is_file() and ".git" not in p.parts)
+    records = [json.dumps({"text": p.read_text(errors="replace")}) for p in files]
+    pairs = [
+        json.dumps(
+            {"instruction": f"What is in {p.name}?", "output": p.read_text(errors="replace")}
+        )
+        for p in files
+    ]
+    commit(repo, {"data/files.jsonl": "\n".join(records) + "\n"}, "Add the files as records")
+    commit(repo, {"data/qa.jsonl": "\n".join(pairs) + "\n"}, "Add the files as questions")
+    return repo
+
+
+@pytest.mark.parametrize("builder", ["code", "docs", "commits", "jsonl"])
+def test_no_secret_of_a_scanners_test_data_reaches_a_dataset(
+    corpus: Path, tmp_path: Path, builder: str
+) -> None:
+    built = build_dataset(corpus, tmp_path / "datasets", "secrets", builders=(builder,))
+    written = {p.name: p.read_text() for p in built.path.glob("*.jsonl")}
+    for name, text in written.items():
+        leaked = [s for s in SECRETS if s in text]
+        assert not leaked, (builder, name, leaked)
+    secrets = built.card["secrets"]
+    assert secrets["files_skipped"] + secrets["examples_dropped"] > 0, secrets
+    assert secrets["found"], secrets
+    if builder == "code":  # what holds no secret is still there
+        assert "sweet potato casserole" in "".join(written.values())
