@@ -26,6 +26,8 @@ class Services:
     hardware: Hardware
     agent: AgentService
     models: ModelRegistry
+    permissions_fixed: list[str] = field(default_factory=list)
+    """Folders and files of ours that were open to other users at start, and are not now."""
     started_at: float = field(default_factory=time.time)
 
 

@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import os
 import signal
 import sys
 
@@ -23,6 +24,7 @@ from forged.context import Services, Session
 from forged.events import EventBus
 from forged.hardware import Hardware
 from forged.paths import ForgePaths
+from forged.private_dirs import UnsafeFolder
 from forged.registry import ModelRegistry
 from forged.runner import JobRunner
 from forged.sdnotify import notify
@@ -33,7 +35,14 @@ log = logging.getLogger("forged")
 
 
 async def serve(paths: ForgePaths, config: Config) -> int:
-    paths.ensure()
+    os.umask(0o077)  # what the daemon and its engines write is this user's alone
+    try:
+        fixed = paths.ensure()
+    except UnsafeFolder as exc:
+        print(f"forged: {exc}", file=sys.stderr)
+        return 1
+    for note in fixed:
+        log.warning("permissions: %s", note)
     try:
         lock = acquire_lock(paths.lock_file)
     except AlreadyRunning as exc:
@@ -61,6 +70,7 @@ async def serve(paths: ForgePaths, config: Config) -> int:
         hardware=hardware,
         agent=agent,
         models=models,
+        permissions_fixed=fixed,
     )
     registry = build_registry()
 

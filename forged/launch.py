@@ -13,6 +13,7 @@ import time
 
 from forged.client import Client, DaemonNotRunning
 from forged.paths import ForgePaths
+from forged.private_dirs import UnsafeFolder
 
 
 class DaemonStartFailed(RuntimeError):
@@ -21,7 +22,10 @@ class DaemonStartFailed(RuntimeError):
 
 def spawn_daemon(paths: ForgePaths) -> subprocess.Popen[bytes]:
     """Start `forge daemon` detached; returns once its socket answers."""
-    paths.ensure()
+    try:
+        paths.ensure()
+    except UnsafeFolder as exc:
+        raise DaemonStartFailed(str(exc)) from None
     log = paths.log_file
     env = dict(os.environ)
     if paths.home is not None:

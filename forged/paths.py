@@ -62,16 +62,25 @@ class ForgePaths:
     def run_dir(self, job_id: str) -> Path:
         return self.runs_dir / job_id
 
-    def ensure(self) -> None:
-        """Create the folders, the runtime one private to this user (0700)."""
-        for folder in (self.config_file.parent, self.data_dir, self.state_dir, self.runs_dir):
+    def ensure(self) -> list[str]:
+        """Create the folders private to this user (0700), fixing wider modes on folders and
+        files of ours; what was fixed, one line each. Raises `UnsafeFolder` for a socket folder
+        that others can write to (see `forged.private_dirs`)."""
+        from forged.private_dirs import check_socket_folder, own_file, own_folder
+
+        ours = [self.data_dir, self.state_dir, self.runtime_dir]
+        if self.home is None:  # with FORGE_HOME the config sits in the folder the user named
+            ours.append(self.config_file.parent)
+        else:
+            self.home.mkdir(parents=True, exist_ok=True)
+        fixed = [own_folder(folder) for folder in ours]
+        fixed.append(own_file(self.config_file))
+        for folder in (self.runs_dir, self.models_dir, self.datasets_dir):
             folder.mkdir(parents=True, exist_ok=True)
-        self.models_dir.mkdir(parents=True, exist_ok=True)
-        self.datasets_dir.mkdir(parents=True, exist_ok=True)
-        self.socket_file.parent.mkdir(parents=True, exist_ok=True, mode=0o700)
-        self.runtime_dir.mkdir(parents=True, exist_ok=True, mode=0o700)
-        for private in {self.runtime_dir, self.socket_file.parent}:
-            os.chmod(private, 0o700)
+        socket_folder = self.socket_file.parent
+        if socket_folder != self.runtime_dir:
+            check_socket_folder(socket_folder, f"FORGE_SOCKET={self.socket_file}")
+        return [note for note in fixed if note]
 
 
 def resolve_paths(env: dict[str, str] | None = None) -> ForgePaths:

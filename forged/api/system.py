@@ -55,4 +55,8 @@ def register(reg: Registry[Session]) -> None:
         checks["disk"] = (
             "ok" if free >= LOW_DISK_BYTES else f"low: {free // 1024**2} MiB free in data dir"
         )
-        return SystemHealth(ok=all(v == "ok" for v in checks.values()), checks=checks)
+        fixed = svc.permissions_fixed
+        checks["permissions"] = f"ok (fixed at start: {'; '.join(fixed)})" if fixed else "ok"
+        return SystemHealth(
+            ok=all(v == "ok" or v.startswith("ok (") for v in checks.values()), checks=checks
+        )
