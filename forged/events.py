@@ -131,5 +131,10 @@ class EventBus:
                     cursor = event.seq
         except (ConnectionError, asyncio.CancelledError):
             pass
+        except Exception:
+            # Never a silent stall: the client is cut off, reconnects and is replayed from
+            # its last seq; what went wrong is in the log.
+            log.exception("subscription %d: forwarding failed at seq %d; dropped", sub.id, cursor)
+            sub.on_overflow()
         finally:
             self.subscriptions.pop(sub.id, None)
