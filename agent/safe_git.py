@@ -43,7 +43,7 @@ PINNED: dict[str, str] = {
 each is pinned to; `false` exits at once where git insists on running something."""
 
 DRIVER_KEY = re.compile(
-    r"^(?:(?:diff|merge|filter)\.(?P<driver>.+)\.(?P<what>command|textconv|driver|clean|smudge|process)"
+    r"^(?:(?:diff|merge|filter)\..+\.(?P<what>command|textconv|driver|clean|smudge|process)"
     r"|protocol\.(?P<proto>.+)\.allow)$",
     re.IGNORECASE,
 )

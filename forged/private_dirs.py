@@ -22,28 +22,27 @@ class UnsafeFolder(Exception):
     """A folder the daemon will not use; the message says why and what to do."""
 
 
+def _narrow(path: Path, private: int) -> str | None:
+    """Give `path` the mode `private` if others can reach it; what was fixed, or None."""
+    mode = stat.S_IMODE(path.stat().st_mode)
+    if not mode & 0o077:
+        return None
+    os.chmod(path, private)
+    return f"{path} was {mode:04o} (open to other users): now {private:04o}"
+
+
 def own_folder(folder: Path) -> str | None:
     """Create `folder` private, or make an existing one private; what was fixed, or None."""
     if not folder.exists():
         folder.mkdir(parents=True, mode=PRIVATE_DIR)
         os.chmod(folder, PRIVATE_DIR)  # mkdir's mode is filtered by the umask
         return None
-    mode = stat.S_IMODE(folder.stat().st_mode)
-    if mode & 0o077:
-        os.chmod(folder, PRIVATE_DIR)
-        return f"{folder} was {mode:04o} (open to other users): now 0700"
-    return None
+    return _narrow(folder, PRIVATE_DIR)
 
 
 def own_file(file: Path) -> str | None:
     """Make an existing file of ours 0600; what was fixed, or None."""
-    if not file.is_file():
-        return None
-    mode = stat.S_IMODE(file.stat().st_mode)
-    if mode & 0o077:
-        os.chmod(file, PRIVATE_FILE)
-        return f"{file} was {mode:04o} (open to other users): now 0600"
-    return None
+    return _narrow(file, PRIVATE_FILE) if file.is_file() else None
 
 
 def check_socket_folder(folder: Path, setting: str) -> None:
