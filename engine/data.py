@@ -79,22 +79,44 @@ class DataReport:
         }
 
 
-def dataset_files(path: Path) -> list[Path]:
+def dataset_files(path: Path, inside: Path | None = None) -> list[Path]:
+    """The JSONL files of a dataset (a file, or a folder's files in name order).
+
+    With `inside` (the data dir), every file is resolved first and refused if it leads out of
+    it: a symbolic link placed in a dataset folder must not make a job read a file its owner
+    never imported (the daemon checks the dataset's own path at submit; this checks each file
+    at the moment it is read).
+    """
     if path.is_dir():
         files = sorted(path.rglob("*.jsonl"))
         if not files:
             raise DataError(f"{path}: no .jsonl files in this folder")
-        return files
-    if not path.exists():
+    elif not path.exists():
         raise DataError(f"{path}: no such file")
-    return [path]
+    else:
+        files = [path]
+    if inside is not None:
+        root = inside.resolve()
+        for file in files:
+            target = file.resolve()
+            if not target.is_relative_to(root):
+                raise DataError(
+                    f"{file}: leads to {target}, outside the data dir ({root}); a job reads "
+                    "only files in the data dir: import that file with `forge datasets import`"
+                )
+    return files
 
 
-def load_examples(path: Path, *, skip_bad: bool = False) -> tuple[list[Example], DataReport]:
-    """Every example of a JSONL file (or a folder of them), checked; raises DataError."""
+def load_examples(
+    path: Path, *, skip_bad: bool = False, inside: Path | None = None
+) -> tuple[list[Example], DataReport]:
+    """Every example of a JSONL file (or a folder of them), checked; raises DataError.
+
+    `inside`: refuse files that resolve outside this folder (see `dataset_files`).
+    """
     report = DataReport()
     examples: list[Example] = []
-    for file in dataset_files(path):
+    for file in dataset_files(path, inside):
         fmt: Format | None = None
         with file.open("rb") as fh:
             for number, raw in enumerate(fh, start=1):

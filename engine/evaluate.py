@@ -69,7 +69,9 @@ def run(spec: JobSpec, events: Emitter) -> dict[str, Any]:
     tokenizer = AutoTokenizer.from_pretrained(base_dir, local_files_only=True)
     pad_id = tokenizer.pad_token_id if tokenizer.pad_token_id is not None else 0
     max_len = p.max_seq_len or eval_length(p.adapter)
-    data = prepare_data(p.dataset, tokenizer, max_len, p.val_fraction, True, True)
+    data = prepare_data(
+        p.dataset, tokenizer, max_len, p.val_fraction, True, True, spec.datasets_dir
+    )
     rows = data.val or data.train
     chat = [e for e in data.val_examples if e.format in ("chat", "instruction")][: p.generations]
     references = [

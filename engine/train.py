@@ -45,11 +45,20 @@ class Data:
 
 
 def prepare_data(
-    dataset: str, tokenizer: Any, max_len: int, val_fraction: float, packing: bool, skip: bool
+    dataset: str,
+    tokenizer: Any,
+    max_len: int,
+    val_fraction: float,
+    packing: bool,
+    skip: bool,
+    inside: str | None = None,
 ) -> Data:
     """Examples that fit `max_len`, split into training and validation rows (validation is
-    drawn from those that fit, so it is never empty with two examples or more)."""
-    examples, report = load_examples(Path(dataset).expanduser(), skip_bad=skip)
+    drawn from those that fit, so it is never empty with two examples or more). `inside`: the
+    data dir, out of which no file is read."""
+    examples, report = load_examples(
+        Path(dataset).expanduser(), skip_bad=skip, inside=Path(inside) if inside else None
+    )
     pairs = fitting(examples, tokenizer, max_len, report, skip)
     train, val = split(pairs, val_fraction, key=lambda pair: pair[0].key())
     rows = pack if packing else lambda items, _n: unpacked(items)
@@ -195,7 +204,13 @@ def run(spec: JobSpec, events: Emitter) -> dict[str, Any]:
     # mlx-lm batches examples itself: it gets them one per row.
     packing = p.packing and backend != "mlx"
     data = prepare_data(
-        p.dataset, tokenizer, p.max_seq_len, p.val_fraction, packing, p.skip_bad_examples
+        p.dataset,
+        tokenizer,
+        p.max_seq_len,
+        p.val_fraction,
+        packing,
+        p.skip_bad_examples,
+        spec.datasets_dir,
     )
     skipped = sum(data.report.skipped.values())
     events.log(

@@ -7,6 +7,7 @@ from typing import Any
 
 from pydantic import ValidationError
 
+from engine.data import DataError, dataset_files
 from engine.spec import RESUMABLE_KINDS, UnknownKind, parse_params
 from forged.context import Session
 from forged.registry import RegistryError, UnknownModel
@@ -149,6 +150,15 @@ def _refuse_outside_data_dir(s: Session, values: dict[str, Any]) -> None:
     root = s.services.paths.datasets_dir.resolve()
     path = Path(ref)
     if path.is_absolute() and path.resolve().is_relative_to(root):
+        if path.is_dir():
+            # A folder's own files too: a link in it must not lead out (the engine checks
+            # again as it reads, since the folder may change before the job starts).
+            try:
+                dataset_files(path, inside=root)
+            except DataError as exc:
+                raise RpcError(
+                    INVALID_PARAMS, f"params.dataset: {exc}", {"param": "params.dataset"}
+                ) from None
         return
     raise RpcError(
         INVALID_PARAMS,

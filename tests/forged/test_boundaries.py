@@ -4,11 +4,13 @@ datasets only from the data dir. Each refusal names the param and the fix, and c
 
 from __future__ import annotations
 
+import json
 from pathlib import Path
 
 import pytest
 
 from agent.dataset_build import build_dataset
+from engine.synthetic import write_dataset
 from forged.client import RemoteError
 from tests.agent.test_dataset_build import commit, git
 from tests.daemon_harness import Daemon, DaemonFactory
@@ -94,3 +96,31 @@ def test_jobs_read_datasets_only_from_the_data_dir(daemon: Daemon, tmp_path: Pat
     job = daemon.call("jobs.submit", kind="train", params={"dataset": dataset["id"]})
     assert job["params"]["dataset"] == dataset["path"]
     daemon.call("jobs.cancel", id=job["id"])
+
+
+def test_a_link_in_a_dataset_folder_never_leads_a_job_out_of_the_data_dir(
+    daemon: Daemon, tiny_model: Path, tmp_path: Path
+) -> None:
+    secret = tmp_path / "private.jsonl"
+    secret.write_text('{"text": "root-only hunter2hunter2"}\n')
+    secret.chmod(0o600)
+    folder = daemon.paths.datasets_dir / "mixed"
+    folder.mkdir(parents=True)
+    write_dataset(folder / "a.jsonl", 20)
+    (folder / "b.jsonl").symlink_to(secret)
+    params = {"base_model": str(tiny_model), "dataset": str(folder), "max_steps": 1}
+
+    # At submit: refused, naming the link and where it leads.
+    err = refusal(daemon, "jobs.submit", kind="train", params=params)
+    assert f"{folder / 'b.jsonl'}: leads to {secret}, outside the data dir" in str(err), err
+    assert err.data == {"param": "params.dataset"}
+
+    # Added after the job was queued: the engine refuses it as it reads.
+    (folder / "b.jsonl").unlink()
+    job = daemon.call("jobs.submit", kind="train", params=params)
+    (folder / "b.jsonl").symlink_to(secret)
+    failed = daemon.wait_job(job["id"], {"completed", "failed"}, 120)
+    assert failed["status"] == "failed"
+    assert f"{folder / 'b.jsonl'}: leads to {secret}, outside the data dir" in failed["error"]
+    logs = daemon.call("jobs.logs", id=job["id"], limit=1000)
+    assert "hunter2" not in json.dumps(logs)
