@@ -12,7 +12,7 @@ from __future__ import annotations
 import hashlib
 import json
 from collections import Counter
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, TypeVar
@@ -115,49 +115,65 @@ def load_examples(
     `inside`: refuse files that resolve outside this folder (see `dataset_files`).
     """
     report = DataReport()
-    examples: list[Example] = []
-    for file in dataset_files(path, inside):
-        fmt: Format | None = None
-        with file.open("rb") as fh:
-            for number, raw in enumerate(fh, start=1):
-                where = f"{file}:{number}"
-                if not raw.strip():
-                    continue
-                try:
-                    record = json.loads(raw)
-                    if not isinstance(record, dict):
-                        raise ValueError("each line must be a JSON object")
-                    found = detect_format(record)
-                    if found is None:
-                        raise ValueError(
-                            "unknown format: expected messages, instruction/output, "
-                            "prompt/completion or text"
-                        )
-                    if fmt is None:
-                        fmt = found
-                    elif found != fmt:
-                        raise ValueError(f"a {found} example in a {fmt} file")
-                    problem = record_problem(found, record)
-                    if problem:
-                        raise ValueError(problem)
-                except (UnicodeDecodeError, json.JSONDecodeError) as exc:
-                    if not skip_bad:
-                        raise DataError(f"{where}: not valid JSON: {exc}") from exc
-                    report.skip(where, "not valid JSON")
-                    continue
-                except ValueError as exc:
-                    if not skip_bad:
-                        raise DataError(f"{where}: {exc}") from exc
-                    report.skip(where, str(exc))
-                    continue
-                examples.append(Example(found, record, where))
-                report.formats[found] += 1
-        if fmt is None and not skip_bad:
-            raise DataError(f"{file}: no examples (the file is empty)")
+    examples = [
+        ex for file in dataset_files(path, inside) for ex in file_examples(file, report, skip_bad)
+    ]
     if not examples:
         raise DataError(f"{path}: no usable examples")
     report.examples = len(examples)
     return examples, report
+
+
+def count_examples(file: Path) -> int:
+    """How many examples a JSONL file holds, each checked exactly as training checks it (the
+    daemon's `datasets.import` runs it on the person's own file, so an error names their file and
+    line); streams, so a large file is never held in memory."""
+    report = DataReport()
+    count = sum(1 for _ in file_examples(file, report, skip_bad=False))
+    if count == 0:
+        raise DataError(f"{file}: no examples (the file is empty)")
+    return count
+
+
+def file_examples(file: Path, report: DataReport, skip_bad: bool) -> Iterator[Example]:
+    """The examples of one file, in order, counted into `report`; one format per file."""
+    fmt: Format | None = None
+    with file.open("rb") as fh:
+        for number, raw in enumerate(fh, start=1):
+            where = f"{file}:{number}"
+            if not raw.strip():
+                continue
+            try:
+                record = json.loads(raw)
+                if not isinstance(record, dict):
+                    raise ValueError("each line must be a JSON object")
+                found = detect_format(record)
+                if found is None:
+                    raise ValueError(
+                        "unknown format: expected messages, instruction/output, "
+                        "prompt/completion or text"
+                    )
+                if fmt is None:
+                    fmt = found
+                elif found != fmt:
+                    raise ValueError(f"a {found} example in a {fmt} file")
+                problem = record_problem(found, record)
+                if problem:
+                    raise ValueError(problem)
+            except (UnicodeDecodeError, json.JSONDecodeError) as exc:
+                if not skip_bad:
+                    raise DataError(f"{where}: not valid JSON: {exc}") from exc
+                report.skip(where, "not valid JSON")
+                continue
+            except (ValueError, RecursionError) as exc:
+                if not skip_bad:
+                    raise DataError(f"{where}: {exc}") from exc
+                report.skip(where, str(exc))
+                continue
+            report.formats[found] += 1
+            yield Example(found, record, where)
+    if fmt is None and not skip_bad:
+        raise DataError(f"{file}: no examples (the file is empty)")
 
 
 def split(

@@ -10,6 +10,7 @@ import shutil
 from pathlib import Path
 from typing import Any
 
+from engine.data import DataError, count_examples
 from forged.context import Session
 from forged.rpc import INVALID_PARAMS, Registry, RpcError, lookup
 from forged.schema import (
@@ -20,25 +21,6 @@ from forged.schema import (
     DatasetsPreviewParams,
     DatasetsPreviewResult,
 )
-
-
-def scan_jsonl(path: Path) -> int:
-    """Count the examples of a JSONL file; the first bad line is an error naming file:line."""
-    count = 0
-    with path.open("rb") as fh:
-        for number, raw in enumerate(fh, start=1):
-            if not raw.strip():
-                continue
-            try:
-                value = json.loads(raw)
-            except (UnicodeDecodeError, json.JSONDecodeError) as exc:
-                raise ValueError(f"{path}:{number}: not valid JSON: {exc}") from exc
-            if not isinstance(value, dict):
-                raise ValueError(f"{path}:{number}: each line must be a JSON object")
-            count += 1
-    if count == 0:
-        raise ValueError(f"{path}: no examples (the file is empty)")
-    return count
 
 
 def _copy_in(src: Path, dest: Path) -> None:
@@ -85,15 +67,22 @@ def register(reg: Registry[Session]) -> None:
 
     @reg.method("datasets.import", DatasetsImportParams)
     async def datasets_import(p: DatasetsImportParams, s: Session) -> Dataset:
-        """Copy a JSONL file into the data dir as a dataset, after checking every line."""
+        """Copy a JSONL file into the data dir as a dataset, after checking every line as training
+        will (format and fields, not only JSON), naming the person's own file and line."""
         src = Path(p.path).expanduser()
-        if not src.is_absolute() or not src.is_file():
-            raise RpcError(
-                INVALID_PARAMS, f"not an absolute path to a file: {p.path}", {"param": "path"}
-            )
+        if not src.is_absolute():
+            problem = "not an absolute path (the daemon has no working folder of yours)"
+        elif not src.exists():
+            problem = "no such file"
+        elif not src.is_file():
+            problem = "not a file"
+        else:
+            problem = None
+        if problem:
+            raise RpcError(INVALID_PARAMS, f"{p.path}: {problem}", {"param": "path"})
         try:
-            count = await asyncio.to_thread(scan_jsonl, src)
-        except (OSError, ValueError) as exc:
+            count = await asyncio.to_thread(count_examples, src)
+        except (OSError, DataError) as exc:
             raise RpcError(INVALID_PARAMS, str(exc), {"param": "path"}) from exc
         name = p.name or src.stem
         dest = s.services.paths.datasets_dir / f"{name}-{os.urandom(3).hex()}.jsonl"

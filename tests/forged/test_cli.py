@@ -130,6 +130,18 @@ def test_datasets_import_checks_every_line(daemon: Daemon, tmp_path: Path) -> No
     bad.write_text('{"text": "a"}\n{"text": \n')
     out = forge("datasets", "import", str(bad), home=daemon.home)
     assert out.returncode == 1 and f"{bad}:2: not valid JSON" in out.stderr
+    # Valid JSON that training would refuse is refused here, with the person's file and line.
+    wrong = tmp_path / "wrong.jsonl"
+    wrong.write_text('{"text": "a"}\n{"text": "b"}\n{"messages": [{"role": "user"}]}\n')
+    out = forge("datasets", "import", str(wrong), home=daemon.home)
+    assert out.returncode == 1 and f"forge: {wrong}:3: " in out.stderr, out.stderr
+    mixed = tmp_path / "mixed.jsonl"
+    mixed.write_text('{"text": "a"}\n{"prompt": "p", "completion": "c"}\n')
+    out = forge("datasets", "import", str(mixed), home=daemon.home)
+    assert f"{mixed}:2: a completion example in a text file" in out.stderr, out.stderr
+    out = forge("datasets", "import", str(tmp_path / "nope.jsonl"), home=daemon.home)
+    assert f"{tmp_path / 'nope.jsonl'}: no such file" in out.stderr, out.stderr
+    assert daemon.call("datasets.list")["datasets"] == []  # nothing half-imported
     imported = json.loads(forge("datasets", "import", str(good), "--json", home=daemon.home).stdout)
     assert imported["examples"] == 2
     preview = daemon.call("datasets.preview", id=imported["id"])
