@@ -13,11 +13,17 @@ import os
 import signal
 import sys
 import time
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Iterator, Sequence
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from forged.client import Client, DaemonNotRunning, RemoteError
+from forged.client import (
+    DEFAULT_TIMEOUT,
+    Client,
+    DaemonNotRunning,
+    DaemonUnresponsive,
+    RemoteError,
+)
 from forged.kv import parse_setting, parse_settings
 from forged.paths import ForgePaths, resolve_paths
 
@@ -39,7 +45,7 @@ class Cli:
     @property
     def client(self) -> Client:
         if self._client is None:
-            self._client = Client(self.paths.socket_file, timeout=None)
+            self._client = Client(self.paths.socket_file, timeout=_timeout())
         return self._client
 
     def call(self, method: str, **params: Any) -> Any:
@@ -50,6 +56,20 @@ class Cli:
             print(json.dumps(result, indent=2))
         else:
             human(result)
+
+
+def _timeout() -> float:
+    """Seconds a call waits for its reply: FORGE_TIMEOUT, or the client's default."""
+    raw = os.environ.get("FORGE_TIMEOUT")
+    if not raw:
+        return DEFAULT_TIMEOUT
+    try:
+        value = float(raw)
+    except ValueError:
+        raise ValueError(f"FORGE_TIMEOUT={raw!r}: not a number of seconds") from None
+    if not value > 0:
+        raise ValueError(f"FORGE_TIMEOUT={raw!r}: must be more than 0 seconds")
+    return value
 
 
 # ---- formatting -----------------------------------------------------------------------------
@@ -217,18 +237,20 @@ def _follow(cli: Cli, job_ref: str, tail: int | None) -> int:
     params: dict[str, Any] = {"id": job_id}
     if tail:
         params["tail"] = tail
-    logs = cli.call("jobs.logs", **params)
-    for line in logs["lines"]:
-        _print_log(line["line"])
+    last_seq = 0
+    for page in _log_pages(cli, params):
+        for line in page["lines"]:
+            _print_log(line["line"])
+        last_seq = page["last_seq"]
     job = cli.call("jobs.get", id=job_id)
     if job["status"] not in TERMINAL:
         cli.call(
             "events.subscribe",
-            since=logs["last_seq"],
+            since=last_seq,
             job_id=job_id,
             types=["job.log", "job.status"],
         )
-        for event in cli.client.events():
+        for event in cli.client.events(forever=True):
             if event["type"] == "job.log":
                 _print_log(event["data"]["line"])
             elif event["data"].get("status") in TERMINAL:
@@ -249,13 +271,25 @@ def cmd_jobs_logs(cli: Cli) -> int:
     params: dict[str, Any] = {"id": a.id}
     if a.tail:
         params["tail"] = a.tail
-
-    def show(r: dict[str, Any]) -> None:
-        for x in r["lines"]:
-            _print_log(x["line"])
-
-    cli.out(cli.call("jobs.logs", **params), show)
+    if cli.args.json:
+        pages = list(_log_pages(cli, params))
+        lines = [line for page in pages for line in page["lines"]]
+        print(json.dumps({"lines": lines, "last_seq": pages[-1]["last_seq"]}, indent=2))
+        return 0
+    for page in _log_pages(cli, params):
+        for line in page["lines"]:
+            _print_log(line["line"])
     return 0
+
+
+def _log_pages(cli: Cli, params: dict[str, Any]) -> Iterator[dict[str, Any]]:
+    """`jobs.logs` replies, one page after another until the daemon says there is no more
+    (a log of any length, each reply within the daemon's size cap)."""
+    page = cli.call("jobs.logs", **params)
+    yield page
+    while page.get("more"):
+        page = cli.call("jobs.logs", **(params | {"after_seq": page["last_seq"]}))
+        yield page
 
 
 def cmd_missions_ls(cli: Cli) -> int:
@@ -746,7 +780,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     try:
         code: int = args.fn(cli)
         return code
-    except DaemonNotRunning as exc:
+    except (DaemonNotRunning, DaemonUnresponsive) as exc:
         print(f"forge: {exc}", file=sys.stderr)
         return EXIT_NO_DAEMON
     except RemoteError as exc:

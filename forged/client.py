@@ -16,7 +16,12 @@ from collections.abc import AsyncIterator, Iterator
 from pathlib import Path
 from typing import Any
 
-MAX_LINE = 1024 * 1024 + 1
+MAX_REPLY_BYTES = 32 * 1024 * 1024
+"""The most a reply may hold, on the wire, as one line: the daemon answers larger results with
+an error asking for less (pages), and clients read any line up to this size."""
+MAX_LINE = MAX_REPLY_BYTES + 1
+DEFAULT_TIMEOUT = 60.0
+"""Seconds a call waits for its reply (FORGE_TIMEOUT for the CLI); following events waits on."""
 
 
 class DaemonNotRunning(ConnectionError):
@@ -28,6 +33,11 @@ class DaemonNotRunning(ConnectionError):
             "start it with `forge daemon`, or `forge service install` to run it as a service"
         )
         self.path = path
+
+
+class DaemonUnresponsive(ConnectionError):
+    """The daemon took the connection but gave no reply: it timed out, stopped mid-call, or
+    sent something that is not a reply."""
 
 
 class RemoteError(Exception):
@@ -50,8 +60,9 @@ def _result(reply: dict[str, Any]) -> Any:
 class Client:
     """A blocking connection to the daemon."""
 
-    def __init__(self, path: Path, timeout: float | None = 30.0) -> None:
+    def __init__(self, path: Path, timeout: float | None = DEFAULT_TIMEOUT) -> None:
         self.path = path
+        self.timeout = timeout
         self.sock = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
         self.sock.settimeout(timeout)
         try:
@@ -74,16 +85,39 @@ class Client:
         self.sock.close()
 
     def _read(self) -> dict[str, Any]:
-        line = self.reader.readline(MAX_LINE)
+        try:
+            line = self.reader.readline(MAX_LINE)
+        except TimeoutError:
+            raise DaemonUnresponsive(
+                f"the daemon took the request but did not answer within {self.timeout:g} s "
+                f"(it may be stuck: see its log; FORGE_TIMEOUT sets how long to wait)"
+            ) from None
+        except OSError as exc:
+            raise DaemonUnresponsive(f"the connection to the daemon broke: {exc}") from None
         if not line:
-            raise ConnectionResetError("the daemon closed the connection")
-        message: dict[str, Any] = json.loads(line)
+            raise DaemonUnresponsive(
+                "the daemon closed the connection before answering (did it stop? see its log, "
+                "and `forge status`)"
+            )
+        try:
+            message = json.loads(line)
+        except ValueError:
+            raise DaemonUnresponsive(
+                f"the daemon sent a line that is not JSON ({len(line)} bytes): "
+                "is something else listening on its socket?"
+            ) from None
+        if not isinstance(message, dict):
+            raise DaemonUnresponsive("the daemon sent a reply that is not a JSON object")
         return message
 
     def call(self, method: str, **params: Any) -> Any:
         msg_id = next(self.ids)
         request = {"jsonrpc": "2.0", "id": msg_id, "method": method, "params": params}
-        self.sock.sendall(json.dumps(request).encode() + b"\n")
+        self.sock.settimeout(self.timeout)
+        try:
+            self.sock.sendall(json.dumps(request).encode() + b"\n")
+        except OSError as exc:
+            raise DaemonUnresponsive(f"the connection to the daemon broke: {exc}") from None
         while True:
             message = self._read()
             if message.get("id") == msg_id and ("result" in message or "error" in message):
@@ -91,10 +125,16 @@ class Client:
             if "method" in message:
                 self.pending.append(message)
 
-    def events(self) -> Iterator[dict[str, Any]]:
-        """The `event` notifications of this connection's subscriptions, as they arrive."""
+    def events(self, *, forever: bool = False) -> Iterator[dict[str, Any]]:
+        """The `event` notifications of this connection's subscriptions, as they arrive. Each
+        is waited for as long as a reply is, or, with `forever`, as long as it takes (a quiet
+        job is not a stuck daemon: `forge jobs logs -f`)."""
         while True:
-            message = self.pending.popleft() if self.pending else self._read()
+            if self.pending:
+                message = self.pending.popleft()
+            else:
+                self.sock.settimeout(None if forever else self.timeout)
+                message = self._read()
             if message.get("method") == "event":
                 yield message["params"]
 

@@ -14,6 +14,8 @@ from typing import Any, Generic, TypeVar
 
 from pydantic import BaseModel, ValidationError
 
+from forged import json_limits
+from forged.client import MAX_REPLY_BYTES
 from forged.store import AmbiguousRef
 
 log = logging.getLogger(__name__)
@@ -27,8 +29,11 @@ INTERNAL_ERROR = -32603
 NOT_FOUND = -32001
 INVALID_STATE = -32002
 UNSUPPORTED = -32003
+REPLY_TOO_LARGE = -32004
 
 MAX_MESSAGE_BYTES = 1024 * 1024
+MAX_BATCH = 100
+"""Requests in one batch: each is answered in turn, so a batch is bounded work."""
 
 
 class RpcError(Exception):
@@ -104,15 +109,43 @@ class Registry(Generic[C]):
         """One line in, the encoded reply out (None when nothing is to be sent back)."""
         try:
             message = json.loads(line)
-        except (UnicodeDecodeError, json.JSONDecodeError) as exc:
+        except RecursionError:
+            return encode(
+                error_reply(None, RpcError(PARSE_ERROR, "parse error: nested too deeply"))
+            )
+        except (UnicodeDecodeError, ValueError) as exc:
+            # ValueError: bad JSON, or an integer of more digits than Python converts.
             return encode(error_reply(None, RpcError(PARSE_ERROR, f"parse error: {exc}")))
         if isinstance(message, list):
             if not message:
                 return encode(error_reply(None, RpcError(INVALID_REQUEST, "empty batch")))
-            replies = [r for r in [await self.handle(m, ctx) for m in message] if r is not None]
-            return encode(replies) if replies else None
+            if len(message) > MAX_BATCH:
+                return encode(
+                    error_reply(
+                        None,
+                        RpcError(
+                            INVALID_REQUEST,
+                            f"a batch holds at most {MAX_BATCH} requests; this one has "
+                            f"{len(message)}: send it in parts",
+                        ),
+                    )
+                )
+            return await self._handle_batch(message, ctx)
         reply = await self.handle(message, ctx)
-        return None if reply is None else encode(reply)
+        return None if reply is None else _capped(reply, MAX_REPLY_BYTES)
+
+    async def _handle_batch(self, messages: list[Any], ctx: C) -> bytes | None:
+        """A batch's replies in one array, within MAX_REPLY_BYTES in all: a reply that would
+        pass it is replaced by an error saying so."""
+        parts: list[bytes] = []
+        room = MAX_REPLY_BYTES
+        for message in messages:
+            reply = await self.handle(message, ctx)
+            if reply is not None:
+                part = _capped(reply, room).rstrip(b"\n")
+                room -= len(part) + 1
+                parts.append(part)
+        return b"[" + b",".join(parts) + b"]\n" if parts else None
 
     async def handle(self, message: Any, ctx: C) -> dict[str, Any] | None:
         """Dispatch one decoded message; None for a notification (a request without id)."""
@@ -120,9 +153,17 @@ class Registry(Generic[C]):
             return error_reply(None, RpcError(INVALID_REQUEST, "a request must be a JSON object"))
         has_id = "id" in message
         msg_id = message.get("id")
-        if isinstance(msg_id, bool) or not (msg_id is None or isinstance(msg_id, str | int)):
+        if (
+            isinstance(msg_id, bool)
+            or not (msg_id is None or isinstance(msg_id, str | int))
+            or json_limits.problem(msg_id, "id")
+        ):
             return error_reply(
-                None, RpcError(INVALID_REQUEST, "id must be a string, number or null")
+                None,
+                RpcError(
+                    INVALID_REQUEST,
+                    "id must be a string of Unicode text, an integer within 2^63, or null",
+                ),
             )
         problem = _request_problem(message)
         if problem:
@@ -143,6 +184,18 @@ class Registry(Generic[C]):
         if isinstance(raw, list):
             reply = error_reply(
                 msg_id, RpcError(INVALID_PARAMS, "params must be an object (by name)")
+            )
+            return reply if has_id else None
+        bad = json_limits.problem(raw, "")
+        if bad is not None:
+            where, what = bad
+            reply = error_reply(
+                msg_id,
+                RpcError(
+                    INVALID_PARAMS,
+                    f"invalid params: {where or 'params'}: {what}",
+                    [{"param": where or "params", "error": what}],
+                ),
             )
             return reply if has_id else None
         try:
@@ -202,7 +255,22 @@ def error_reply(msg_id: Any, err: RpcError) -> dict[str, Any]:
 
 
 def encode(obj: Any) -> bytes:
-    return json.dumps(obj, separators=(",", ":"), default=str).encode() + b"\n"
+    return json_limits.dumps(obj).encode() + b"\n"
+
+
+def _capped(reply: dict[str, Any], limit: int) -> bytes:
+    """The encoded reply, or an error in its place when it would be over `limit` bytes (what a
+    client is promised it will never have to read in one line)."""
+    data = encode(reply)
+    if len(data) <= limit:
+        return data
+    too_large = RpcError(
+        REPLY_TOO_LARGE,
+        f"the reply would be {len(data) / 2**20:.1f} MiB, over the "
+        f"{MAX_REPLY_BYTES // 2**20} MiB a reply may hold: ask for less at a time "
+        "(limit/after_seq/offset), or send fewer requests in one batch",
+    )
+    return encode(error_reply(reply.get("id"), too_large))
 
 
 def encode_notification(method: str, params: dict[str, Any]) -> bytes:

@@ -111,8 +111,10 @@ class JobsSubmitParams(Params):
 class JobsLogsParams(Params):
     id: str = Field(min_length=1, max_length=200)
     after_seq: int = Field(0, ge=0, description="only lines with a larger seq")
-    tail: int | None = Field(None, ge=1, le=100_000, description="only the last N lines")
-    limit: int = Field(10_000, ge=1, le=100_000)
+    tail: int | None = Field(None, ge=1, le=10_000, description="only the last N lines")
+    limit: int = Field(
+        5_000, ge=1, le=10_000, description="at most this many lines; page on with after_seq"
+    )
 
 
 class LogLine(Record):
@@ -124,6 +126,9 @@ class LogLine(Record):
 class JobsLogsResult(Record):
     lines: list[LogLine]
     last_seq: int
+    more: bool = Field(
+        False, description="more lines follow last_seq: ask again with after_seq=last_seq"
+    )
 
 
 class JobsMetricsParams(Params):

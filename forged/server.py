@@ -1,8 +1,9 @@
 """The daemon's socket: a Unix stream socket speaking JSON-RPC 2.0, one JSON object per line.
 
 It owns what is about the socket and not about any method: the 0700 folder and 0600 socket,
-the single-instance lock, the stale-socket probe, the peer-uid check, the 1 MiB line cap, and
-one `Connection` per client with a write lock shared by replies and event notifications.
+the single-instance lock, the stale-socket probe, the peer-uid check, the 1 MiB line cap and
+the cap on unfinished lines in all, and one `Connection` per client with a write lock shared by
+replies and event notifications.
 """
 
 from __future__ import annotations
@@ -24,6 +25,10 @@ from forged.rpc import INVALID_REQUEST, MAX_MESSAGE_BYTES, RpcError, encode, err
 
 log = logging.getLogger(__name__)
 
+READ_CHUNK = 64 * 1024
+MAX_PENDING_BYTES = 64 * 1024 * 1024
+"""Unfinished lines all clients together may make the daemon hold (each up to its own 1 MiB)."""
+
 
 class AlreadyRunning(RuntimeError):
     """Another daemon holds this socket."""
@@ -38,6 +43,8 @@ class Connection:
         self.lock = asyncio.Lock()
         self.subscriptions: set[int] = set()
         self.closed = False
+        self.pending = 0
+        """Bytes of an unfinished line held for this client."""
         # Run once the current reply is written (a subscription starts streaming after it).
         self.after_reply: list[Callable[[], None]] = []
 
@@ -110,6 +117,8 @@ class RpcServer:
         self.on_close = on_close
         self.uid = os.getuid()
         self.connections: set[Connection] = set()
+        self.pending_total = 0
+        """Bytes of unfinished lines held for all connections together."""
         self._server: asyncio.AbstractServer | None = None
 
     async def start(self) -> None:
@@ -123,7 +132,7 @@ class RpcServer:
         old_umask = os.umask(0o177)
         try:
             self._server = await asyncio.start_unix_server(
-                self._serve, path=str(self.path), limit=MAX_MESSAGE_BYTES + 1
+                self._serve, path=str(self.path), limit=READ_CHUNK
             )
         finally:
             os.umask(old_umask)
@@ -160,37 +169,68 @@ class RpcServer:
             return
         self.connections.add(conn)
         try:
-            while not conn.closed:
-                try:
-                    line = await reader.readuntil(b"\n")
-                except asyncio.IncompleteReadError as exc:
-                    if exc.partial.strip():
-                        await self._reply(conn, exc.partial)
-                    break
-                except asyncio.LimitOverrunError:
-                    await conn.send(
-                        encode(
-                            error_reply(
-                                None,
-                                RpcError(
-                                    INVALID_REQUEST,
-                                    f"message too large: the limit is {MAX_MESSAGE_BYTES} bytes "
-                                    "per line; closing the connection",
-                                ),
-                            )
-                        )
-                    )
-                    break
-                if line.strip():
-                    await self._reply(conn, line)
+            await self._read_lines(conn)
         except (ConnectionError, BrokenPipeError):
             pass
         finally:
             conn.closed = True
+            self._hold(conn, 0)
             self.connections.discard(conn)
             self.on_close(conn)
             with contextlib.suppress(Exception):
                 writer.close()
+
+    async def _read_lines(self, conn: Connection) -> None:
+        """Cut what the client sends into lines and answer each. An unfinished line is held
+        here, counted against both its own cap (MAX_MESSAGE_BYTES) and the cap on what all
+        connections together may hold (MAX_PENDING_BYTES), so slow or hostile clients cannot
+        make the daemon hold unbounded memory."""
+        buffer = bytearray()
+        scanned = 0
+        while not conn.closed:
+            chunk = await conn.reader.read(READ_CHUNK)
+            if not chunk:
+                if buffer.strip():
+                    await self._reply(conn, bytes(buffer))
+                return
+            buffer += chunk
+            while (end := buffer.find(b"\n", scanned)) >= 0:
+                line = bytes(buffer[: end + 1])
+                del buffer[: end + 1]
+                scanned = 0
+                self._hold(conn, len(buffer))
+                if line.strip():
+                    await self._reply(conn, line)
+            scanned = len(buffer)
+            self._hold(conn, len(buffer))
+            if len(buffer) > MAX_MESSAGE_BYTES:
+                await self._refuse(
+                    conn,
+                    f"message too large: the limit is {MAX_MESSAGE_BYTES} bytes per line; "
+                    "closing the connection",
+                )
+                return
+            if self.pending_total > MAX_PENDING_BYTES:
+                log.warning(
+                    "closing a connection: unfinished lines hold %d bytes in all",
+                    self.pending_total,
+                )
+                await self._refuse(
+                    conn,
+                    f"the daemon holds {self.pending_total // 2**20} MiB of unfinished "
+                    f"messages from its clients, over its {MAX_PENDING_BYTES // 2**20} MiB cap: "
+                    "send each message as one whole line; closing the connection",
+                )
+                return
+
+    def _hold(self, conn: Connection, size: int) -> None:
+        """Record that `conn` now holds `size` bytes of an unfinished line."""
+        self.pending_total += size - conn.pending
+        conn.pending = size
+
+    async def _refuse(self, conn: Connection, message: str) -> None:
+        self._hold(conn, 0)
+        await conn.send(encode(error_reply(None, RpcError(INVALID_REQUEST, message))))
 
     async def _reply(self, conn: Connection, line: bytes) -> None:
         reply = await self.on_line(line, conn)

@@ -33,7 +33,11 @@ from forged.schema import (
     JobsMetricsParams,
     JobsMetricsResult,
     JobsSubmitParams,
+    LogLine,
 )
+
+LOG_PAGE_BYTES = 4 * 1024 * 1024
+"""Text in one jobs.logs reply: far below the reply cap even with every line escaped."""
 
 
 def resolve_job(s: Session, ref: str) -> str:
@@ -102,17 +106,34 @@ def register(reg: Registry[Session]) -> None:
     async def jobs_logs(p: JobsLogsParams, s: Session) -> JobsLogsResult:
         """Stored log lines; follow new ones with events.subscribe(job_id, types=["job.log"])."""
         job_id = resolve_job(s, p.id)
+        # One more than asked, to tell whether more follow; and no more text than a page holds.
         lines = s.services.store.log_lines(
-            job_id, after_seq=p.after_seq, tail=p.tail, limit=p.limit
+            job_id, after_seq=p.after_seq, tail=p.tail, limit=p.limit + 1
         )
-        last = lines[-1].seq if lines else p.after_seq
-        return JobsLogsResult(lines=lines, last_seq=last)
+        more = p.tail is None and len(lines) > p.limit
+        lines = lines[-p.limit :] if p.tail is not None else lines[: p.limit]
+        kept = _within(lines, LOG_PAGE_BYTES, from_end=p.tail is not None)
+        more = more or (p.tail is None and len(kept) < len(lines))
+        last = kept[-1].seq if kept else p.after_seq
+        return JobsLogsResult(lines=kept, last_seq=last, more=more)
 
     @reg.method("jobs.metrics", JobsMetricsParams)
     async def jobs_metrics(p: JobsMetricsParams, s: Session) -> JobsMetricsResult:
         """Every metric a job reported, by step (loss, lr, eval loss, ...)."""
         job_id = resolve_job(s, p.id)
         return JobsMetricsResult(metrics=s.services.store.metrics(job_id, p.names))
+
+
+def _within(lines: list[LogLine], budget: int, *, from_end: bool) -> list[LogLine]:
+    """As many lines as fit `budget` characters, from the start (a page) or the end (a tail)."""
+    ordered = reversed(lines) if from_end else iter(lines)
+    kept: list[LogLine] = []
+    for line in ordered:
+        budget -= len(line.line) + 64  # the seq, the time stamp and the JSON around them
+        if budget < 0 and kept:
+            break
+        kept.append(line)
+    return kept[::-1] if from_end else kept
 
 
 def _resolve_refs(s: Session, values: dict[str, Any]) -> None:
