@@ -28,6 +28,8 @@ class Services:
     models: ModelRegistry
     permissions_fixed: list[str] = field(default_factory=list)
     """Folders and files of ours that were open to other users at start, and are not now."""
+    store_note: str | None = None
+    """Set when a corrupt store was set aside at start: what happened and how to recover it."""
     started_at: float = field(default_factory=time.time)
 
 

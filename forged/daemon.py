@@ -29,7 +29,8 @@ from forged.registry import ModelRegistry
 from forged.runner import JobRunner
 from forged.sdnotify import notify
 from forged.server import AlreadyRunning, Connection, RpcServer, acquire_lock
-from forged.store import Store, StoreError
+from forged.store import StoreError
+from forged.store_open import open_store
 
 log = logging.getLogger("forged")
 
@@ -49,7 +50,7 @@ async def serve(paths: ForgePaths, config: Config) -> int:
         print(f"forged: {exc}", file=sys.stderr)
         return 1
     try:
-        store = Store(paths.db_file, paths.runs_dir)
+        store, store_note = open_store(paths.db_file, paths.runs_dir)
     except StoreError as exc:
         print(f"forged: {exc}", file=sys.stderr)
         return 1
@@ -71,6 +72,7 @@ async def serve(paths: ForgePaths, config: Config) -> int:
         agent=agent,
         models=models,
         permissions_fixed=fixed,
+        store_note=store_note,
     )
     registry = build_registry()
 

@@ -12,14 +12,16 @@ import asyncio
 import contextlib
 import json
 import logging
+import math
 import os
 import signal
+import sqlite3
 import sys
 import time
 from collections.abc import Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import IO, Any
 
 from engine import checkpoint
 from engine.spec import JobSpec, holds_accelerator
@@ -47,6 +49,13 @@ MAX_ATTEMPTS = 3
 failures are never retried, and one with a checkpoint always resumes from it."""
 
 
+STORE_RETRY_S = (1.0, 30.0)
+"""First and longest wait between tries to record a job's end while the store cannot be written."""
+LOSSLESS = {"log", "progress", "token"}
+"""Events a job may lose to a failing store and still count as completed (what it made is
+recorded by the others: checkpoints, artifacts, metrics)."""
+
+
 @dataclass
 class Running:
     job: Job
@@ -56,7 +65,11 @@ class Running:
     last_error: str | None = None
     last_output: str | None = None
     done: bool = False
+    done_recorded: bool = False
     kill_timer: asyncio.TimerHandle | None = None
+    lost: dict[str, int] = field(default_factory=dict)
+    """Events that could not be stored, by type (the store failed: a full disk)."""
+    store_error: str | None = None
 
 
 class JobRunner:
@@ -77,14 +90,16 @@ class JobRunner:
         self.running: dict[str, Running] = {}
         # Told of every job that reaches a final status (the agent chains mission jobs).
         self.listeners: list[Callable[[Job], None]] = []
+        self.unrecorded: dict[str, str] = {}
+        """Jobs whose process ended but whose end the store could not take yet: id → status."""
         self.stopping = False
         self._wake = asyncio.Event()
-        self._loop_task: asyncio.Task[None] | None = None
+        self.loop_task: asyncio.Task[None] | None = None
 
     # ---- lifecycle ----------------------------------------------------------------------------
 
     def start(self) -> None:
-        self._loop_task = asyncio.create_task(self._loop(), name="job-runner")
+        self.loop_task = asyncio.create_task(self._loop(), name="job-runner")
         self.wake()
 
     def wake(self) -> None:
@@ -99,7 +114,13 @@ class JobRunner:
             try:
                 await self._start_ready_jobs()
             except Exception:
-                log.exception("the job runner failed to start a job")
+                log.exception("the job runner could not look at its queue; trying again soon")
+                self._wake_later()
+            if self.store.write_error is not None:
+                self._wake_later()  # jobs wait for the store: look again when it may have room
+
+    def _wake_later(self) -> None:
+        asyncio.get_running_loop().call_later(STORE_RETRY_S[0] * 5, self.wake)
 
     async def _start_ready_jobs(self) -> None:
         busy = sum(1 for r in self.running.values() if holds_accelerator(r.job.kind, r.job.params))
@@ -115,7 +136,19 @@ class JobRunner:
                 if busy >= self.config.max_parallel:
                     continue
                 busy += 1
-            await self._launch(job)
+            try:
+                await self._launch(job)
+                if job.id not in self.running and holds_accelerator(job.kind, job.params):
+                    busy -= 1  # it failed to start: its place goes to the next one
+            except sqlite3.Error as exc:
+                # The store cannot be written (a full disk): the job stays queued for the next
+                # look, and the ones behind it are not held up by it.
+                log.warning("job %s could not start: the store failed: %s", job.id, exc)
+            except Exception as exc:
+                log.exception("job %s could not start", job.id)
+                with contextlib.suppress(sqlite3.Error):
+                    self._finish(job.id, "failed", error=f"the job could not start: {exc}")
+                self.wake()
 
     async def shutdown(self) -> None:
         """Daemon stop: SIGTERM every job (they checkpoint), wait the grace period, then kill.
@@ -133,8 +166,8 @@ class JobRunner:
                 _signal_group(r.proc.pid, signal.SIGKILL)
             if pending:
                 await asyncio.wait(pending, timeout=5)
-        if self._loop_task is not None:
-            self._loop_task.cancel()
+        if self.loop_task is not None:
+            self.loop_task.cancel()
 
     # ---- recovery ------------------------------------------------------------------------------
 
@@ -220,25 +253,34 @@ class JobRunner:
         return job
 
     async def cancel(self, job_id: str) -> Job:
-        """Queued: cancelled now. Running: SIGTERM to its group, SIGKILL after the grace period."""
+        """Queued: cancelled now. Running: SIGTERM to its group, SIGKILL after the grace period.
+
+        The signal goes first and the store's note of the request after: a cancel works even
+        while the store cannot be written, and the job's end is recorded once it can be."""
         job = self.store.get_job(job_id)
         if job.status == "queued":
             return self._finish(job_id, "cancelled", error="cancelled before it started")
         running = self.running.get(job_id)
         if running is None:
+            if job_id in self.unrecorded:
+                self.unrecorded[job_id] = "cancelled"
             return job
         running.cancel_requested = True
-        job, ev = self.store.update_job(
-            job_id,
-            {"cancel_requested": 1},
-            ("job.log", {"line": "cancel requested", "level": "warning"}),
-        )
-        self.bus.publish(ev)
         _signal_group(running.proc.pid, signal.SIGTERM)
         loop = asyncio.get_running_loop()
         running.kill_timer = loop.call_later(
             self.config.cancel_grace_s, _signal_group, running.proc.pid, signal.SIGKILL
         )
+        try:
+            job, ev = self.store.update_job(
+                job_id,
+                {"cancel_requested": 1},
+                ("job.log", {"line": "cancel requested", "level": "warning"}),
+            )
+        except sqlite3.Error as exc:
+            log.warning("job %s: cancel sent; the store could not note it: %s", job_id, exc)
+        else:
+            self.bus.publish(ev)
         return job
 
     # ---- one job ------------------------------------------------------------------------------
@@ -248,6 +290,9 @@ class JobRunner:
             spec_file = self._write_spec(job)
         except OSError as exc:
             self._finish(job.id, "failed", error=f"could not write the job's run dir: {exc}")
+            return
+        except ValueError as exc:  # params the spec cannot carry (an old store's bad job)
+            self._finish(job.id, "failed", error=f"the job's params cannot be used: {exc}")
             return
         env = dict(os.environ, FORGE_PARENT_PID=str(os.getpid()), PYTHONUNBUFFERED="1")
         try:
@@ -267,12 +312,18 @@ class JobRunner:
         except OSError as exc:
             self._finish(job.id, "failed", error=f"could not start the engine: {exc}")
             return
-        if self.store.get_job(job.id).status != "queued":
+        try:
             # Cancelled while the process was being spawned: it must not run after all.
-            _signal_group(proc.pid, signal.SIGKILL)
-            await proc.wait()
-            return
-        self._mark_running(job, proc)
+            cancelled = self.store.get_job(job.id).status != "queued"
+            if not cancelled:
+                self._mark_running(job, proc)
+        except BaseException:
+            cancelled = True
+            raise  # not recorded as running (the store failed): it must not run unseen
+        finally:
+            if cancelled:
+                _signal_group(proc.pid, signal.SIGKILL)
+                await proc.wait()
 
     def _write_spec(self, job: Job) -> Path:
         """The run dir and its spec.json: everything the engine needs, nothing to ask back."""
@@ -314,7 +365,8 @@ class JobRunner:
     async def _supervise(self, r: Running) -> None:
         job_id = r.job.id
         assert r.proc.stdout is not None
-        with open(Path(r.job.run_dir) / "events.jsonl", "a", encoding="utf-8") as record:
+        record = _open_record(Path(r.job.run_dir) / "events.jsonl")
+        try:
             while True:
                 try:
                     raw = await r.proc.stdout.readuntil(b"\n")
@@ -325,30 +377,72 @@ class JobRunner:
                 except asyncio.LimitOverrunError as exc:
                     raw = await r.proc.stdout.readexactly(exc.consumed)
                 self._ingest(r, raw, record)
+        finally:
+            if record is not None:
+                with contextlib.suppress(OSError):
+                    record.close()
         code = await r.proc.wait()
         if r.kill_timer is not None:
             r.kill_timer.cancel()
         self.running.pop(job_id, None)
-        if r.done:
-            # Recorded as completed when it said `done`; only note an unclean exit after that.
-            self.store.update_job(job_id, {"exit_code": code})
-            if code != 0:
-                self.bus.publish(
-                    self._log_event(job_id, f"the engine exited with code {code} after finishing")
-                )
-        elif r.cancel_requested:
-            self._finish(job_id, "cancelled", exit_code=code, error="cancelled by request")
-        elif self.stopping:
+        if self.stopping and not r.done and not r.cancel_requested:
             log.info(
                 "job %s stopped with the daemon; it is resumed or failed at next start", job_id
             )
             return
-        else:
-            self._finish(job_id, "failed", exit_code=code, error=_failure_reason(code, r))
+        await self._settle(r, code)
         self.wake()
 
-    def _ingest(self, r: Running, raw: bytes, record: Any) -> None:
-        """One line of the child's output: store it, apply it to the job, fan it out."""
+    async def _settle(self, r: Running, code: int) -> None:
+        """Record how a job whose process has exited ended; while the store cannot be written
+        (a full disk), try again with growing pauses: its end is never left unrecorded while
+        the daemon runs, and a restart's recovery covers the rest."""
+        job_id = r.job.id
+        if r.done_recorded:
+            # Recorded as completed when it said `done`; only note an unclean exit after that.
+            with contextlib.suppress(sqlite3.Error):
+                self.store.update_job(job_id, {"exit_code": code})
+                if code != 0:
+                    self.bus.publish(
+                        self._log_event(
+                            job_id, f"the engine exited with code {code} after finishing"
+                        )
+                    )
+            return
+        if r.cancel_requested:
+            end = ("cancelled", "cancelled by request")
+        elif r.done and not set(r.lost) - LOSSLESS - {"done"}:
+            end = ("completed", "")
+        elif r.lost:
+            lost = ", ".join(f"{n} {kind}" for kind, n in sorted(r.lost.items()))
+            end = (
+                "failed",
+                f"the store could not record what the job reported ({lost} events lost: "
+                f"{r.store_error}); run it again once the disk has room",
+            )
+        else:
+            end = ("failed", _failure_reason(code, r))
+        self.unrecorded[job_id] = end[0]
+        pause = STORE_RETRY_S[0]
+        while not self.stopping:
+            status = self.unrecorded[job_id]
+            error = end[1] if status == end[0] else "cancelled by request"
+            try:
+                self._finish(job_id, status, exit_code=code, error=error or None)
+            except sqlite3.Error as exc:
+                log.warning(
+                    "job %s ended %s; the store cannot record it yet: %s", job_id, status, exc
+                )
+                await asyncio.sleep(pause)
+                pause = min(pause * 2, STORE_RETRY_S[1])
+                continue
+            break
+        self.unrecorded.pop(job_id, None)
+
+    def _ingest(self, r: Running, raw: bytes, record: IO[str] | None) -> None:
+        """One line of the child's output: store it, apply it to the job, fan it out. A line
+        the store cannot take (a full disk) is counted as lost, never fatal: the job's output
+        keeps being drained, so the job is not blocked on a full pipe and can be cancelled."""
         text = raw.decode("utf-8", errors="replace").rstrip("\r\n")
         if not text.strip():
             return
@@ -363,9 +457,20 @@ class JobRunner:
             text = text.rsplit("\r", 1)[-1][:LOG_LINE_CAP]
             event = {"type": "log", "level": "output", "message": text, "ts": time.time()}
             r.last_output = text
-        record.write(json.dumps(event) + "\n")
-        record.flush()
-        self.bus.publish(*self._apply(r, event))
+        if record is not None:
+            with contextlib.suppress(OSError, ValueError):
+                record.write(json.dumps(event) + "\n")
+                record.flush()
+        try:
+            self.bus.publish(*self._apply(r, event))
+        except Exception as exc:
+            kind = str(event.get("type"))
+            if not r.lost:
+                log.warning(
+                    "job %s: the store could not record its %s event: %s", r.job.id, kind, exc
+                )
+            r.lost[kind] = r.lost.get(kind, 0) + 1
+            r.store_error = str(exc)
 
     def _apply(self, r: Running, ev: dict[str, Any]) -> list[Any]:
         job_id = r.job.id
@@ -380,8 +485,14 @@ class JobRunner:
             )
             return [stored]
         if kind == "metric":
-            values = {k: float(v) for k, v in (ev.get("values") or {}).items() if _is_number(v)}
-            return [self.store.add_metrics(job_id, int(ev.get("step", 0)), values)]
+            step = int(ev.get("step", 0))
+            given = {k: float(v) for k, v in (ev.get("values") or {}).items() if _is_number(v)}
+            values = {k: v for k, v in given.items() if math.isfinite(v)}
+            events = [self.store.add_metrics(job_id, step, values)] if values else []
+            for name in sorted(set(given) - set(values)):
+                note = f"{name} at step {step} is {given[name]} (not a number: diverged?)"
+                events.append(self._log_event(job_id, note, "warning"))
+            return events
         if kind == "checkpoint":
             info = {k: v for k, v in ev.items() if k not in ("type", "ts")}
             _, stored = self.store.update_job(
@@ -419,6 +530,7 @@ class JobRunner:
                 {"status": "completed", "finished_at": time.time(), "pid": None},
                 ("job.status", {"status": "completed", "summary": summary}),
             )
+            r.done_recorded = True
             self.bus.publish(done_log, stored)
             self._tell(job)
             return []
@@ -476,6 +588,16 @@ def _failure_reason(code: int, r: Running) -> str:
         how = f"the engine exited with code {code}"
     last = r.last_error or r.last_output
     return f"{how}: {last}" if last else how
+
+
+def _open_record(path: Path) -> IO[str] | None:
+    """The job's events.jsonl, or None where it cannot be opened (a full disk): the job runs on
+    and its events still reach the store."""
+    try:
+        return open(path, "a", encoding="utf-8")  # closed by _supervise
+    except OSError as exc:
+        log.warning("cannot open %s: %s", path, exc)
+        return None
 
 
 def _is_number(value: Any) -> bool:

@@ -8,6 +8,7 @@ writes its event row in the same transaction, so the event log and the state nev
 
 from __future__ import annotations
 
+import contextlib
 import json
 import sqlite3
 import time
@@ -189,6 +190,9 @@ class Store:
         self.db.execute("PRAGMA synchronous=NORMAL")
         self.db.execute("PRAGMA foreign_keys=ON")
         self.db.execute("PRAGMA busy_timeout=5000")
+        self.write_error: str | None = None
+        """Why the last write failed, while writes fail (None once one succeeds)."""
+        self.write_failed_at = 0.0
         self._migrate()
 
     def close(self) -> None:
@@ -210,14 +214,25 @@ class Store:
 
     @contextmanager
     def tx(self) -> Iterator[sqlite3.Connection]:
-        """One write transaction; rolled back whole if anything in it fails."""
-        self.db.execute("BEGIN IMMEDIATE")
+        """One write transaction; rolled back whole if anything in it fails, the commit
+        included (a commit refused on a full disk must not leave the transaction open, or every
+        later write would fail too). A failure of the database itself (full, I/O, locked) is
+        kept in `write_error` until a write succeeds again: `system.health` reports it."""
         try:
-            yield self.db
-        except BaseException:
-            self.db.execute("ROLLBACK")
+            self.db.execute("BEGIN IMMEDIATE")
+            try:
+                yield self.db
+                self.db.execute("COMMIT")
+            except BaseException:
+                with contextlib.suppress(sqlite3.Error):
+                    self.db.execute("ROLLBACK")
+                raise
+        except sqlite3.OperationalError as exc:
+            if self.write_error is None:
+                self.write_failed_at = time.time()
+            self.write_error = str(exc)
             raise
-        self.db.execute("COMMIT")
+        self.write_error = None
 
     # ---- events -----------------------------------------------------------------------------
 

@@ -10,7 +10,9 @@ from forged import __version__
 from forged.context import Session
 from forged.hardware import memory_available, memory_total
 from forged.rpc import Registry
+from forged.runner import JobRunner
 from forged.schema import NoParams, QueueState, SystemHealth, SystemStatus
+from forged.store import Store
 
 LOW_DISK_BYTES = 2 * 1024**3
 
@@ -45,12 +47,8 @@ def register(reg: Registry[Session]) -> None:
         """Each part's state in a word or a sentence; ok is false when any part is not ok."""
         svc = s.services
         checks: dict[str, str] = {}
-        try:
-            svc.store.db.execute("SELECT 1").fetchone()
-            checks["store"] = "ok"
-        except Exception as exc:
-            checks["store"] = f"error: {exc}"
-        checks["runner"] = "ok" if not svc.runner.stopping else "stopping"
+        checks["store"] = _store_check(svc.store, svc.store_note)
+        checks["runner"] = _runner_check(svc.runner)
         free = shutil.disk_usage(svc.paths.data_dir).free
         checks["disk"] = (
             "ok" if free >= LOW_DISK_BYTES else f"low: {free // 1024**2} MiB free in data dir"
@@ -60,3 +58,28 @@ def register(reg: Registry[Session]) -> None:
         return SystemHealth(
             ok=all(v == "ok" or v.startswith("ok (") for v in checks.values()), checks=checks
         )
+
+
+def _store_check(store: Store, note: str | None) -> str:
+    """Reads, whether writes are failing now (a full disk fails writes, not reads), and
+    whether a corrupt store was set aside at start."""
+    try:
+        store.db.execute("SELECT 1 FROM jobs LIMIT 1").fetchone()
+    except Exception as exc:
+        return f"error: cannot read: {exc}"
+    if store.write_error is not None:
+        since = time.strftime("%H:%M:%S", time.localtime(store.write_failed_at))
+        return f"error: writes fail since {since}: {store.write_error} (free some disk space)"
+    return f"recovered at start: {note}" if note else "ok"
+
+
+def _runner_check(runner: JobRunner) -> str:
+    if runner.stopping:
+        return "stopping"
+    loop = runner.loop_task
+    if loop is not None and loop.done():
+        return "error: the job runner stopped; restart the daemon"
+    if runner.unrecorded:
+        waiting = ", ".join(f"{job} {status}" for job, status in runner.unrecorded.items())
+        return f"error: jobs ended but the store cannot record it yet: {waiting}"
+    return "ok"

@@ -15,7 +15,9 @@ from typing import Any
 import pytest
 
 from engine.synthetic import write_dataset
-from tests.daemon_harness import Daemon, DaemonFactory, wait_for
+from forged.store import Store
+from tests.daemon_harness import Daemon, DaemonFactory, engine_processes, wait_for
+from tests.fake_engine import fake_engine
 
 
 def train(daemon: Daemon, tiny_model: Path, examples: int, **params: Any) -> dict[str, Any]:
@@ -124,3 +126,85 @@ def test_a_full_disk_while_checkpointing_fails_the_job_keeps_the_last_checkpoint
     assert "step-00000004 is kept, resume from it once there is room" in error
     assert failed["checkpoint"].endswith("step-00000004")
     assert_queue_goes_on(daemon, behind)  # the torn checkpoint was removed, so it fits
+
+
+FILL_THE_DISK = """
+import os, time
+if spec["params"].get("name") == "filler":
+    # Fill the disk the store is on, then keep talking: every line must now fail to be stored.
+    with open(os.path.join(os.path.dirname(spec["datasets_dir"]), "filler"), "wb", 0) as fh:
+        for size in (65536, 4096, 512, 1):
+            try:
+                while True:
+                    fh.write(b"0" * size)
+            except OSError:
+                pass
+    for i in range(100):
+        print(f"line {i} " + "x" * 500, flush=True)
+    time.sleep(600)
+emit(type="done", summary={})
+"""
+
+
+@pytest.mark.skipif(_can_mount_tmpfs() is not None, reason=str(_can_mount_tmpfs()))
+def test_a_full_disk_under_the_store_never_stalls_the_queue(
+    make_daemon: DaemonFactory, tmp_path: Path
+) -> None:
+    daemon = make_daemon(config=fake_engine(tmp_path, FILL_THE_DISK) + "max_parallel = 1\n")
+    data_dir = daemon.paths.data_dir
+    data_dir.mkdir(parents=True)
+    daemon.prefix = [
+        "unshare",
+        "-rm",
+        "sh",
+        "-c",
+        'mount -t tmpfs -o size=8m tmpfs "$0" && exec "$@"',
+        str(data_dir),
+    ]
+    daemon.start()
+    filler = daemon.call("jobs.submit", kind="prepare-model", params={"name": "filler"})
+    behind = daemon.call("jobs.submit", kind="prepare-model", params={"name": "behind"})
+
+    def health() -> dict[str, Any]:
+        checks: dict[str, Any] = daemon.call("system.health")
+        return checks
+
+    # Health tells the truth: the store's writes fail.
+    full = wait_for(lambda: (h := health())["checks"]["store"] != "ok" and h, 60)
+    assert full["ok"] is False
+    assert full["checks"]["store"].startswith("error: writes fail since"), full
+    assert "full" in full["checks"]["store"]
+
+    # Cancel works while nothing can be written: the process is stopped at once...
+    assert daemon.call("jobs.cancel", id=filler["id"])["id"] == filler["id"]
+    wait_for(lambda: not engine_processes(filler["run_dir"]), 30)
+    waiting = wait_for(lambda: (h := health())["checks"]["runner"] != "ok" and h, 30)
+    assert f"{filler['id']} cancelled" in waiting["checks"]["runner"], waiting
+    assert daemon.call("jobs.get", id=behind["id"])["status"] == "queued"
+
+    # ...and once there is room again its end is recorded and the queue goes on.
+    assert daemon.proc is not None
+    Path(f"/proc/{daemon.proc.pid}/root{data_dir}/filler").unlink()
+    cancelled = daemon.wait_job(filler["id"], {"cancelled", "failed", "completed"}, 90)
+    assert cancelled["status"] == "cancelled" and cancelled["error"] == "cancelled by request"
+    assert_queue_goes_on(daemon, behind)
+    after = health()["checks"]
+    assert after["store"] == "ok" and after["runner"] == "ok", after
+
+
+def test_a_job_that_cannot_start_fails_with_the_reason_and_the_queue_goes_on(
+    make_daemon: DaemonFactory, tmp_path: Path
+) -> None:
+    # A store written before submit refused params that are not Unicode text holds such a job
+    # at the head of its queue; the one behind it must still run.
+    daemon = make_daemon(config=fake_engine(tmp_path, 'emit(type="done")') + "max_parallel = 1\n")
+    daemon.paths.ensure()
+    store = Store(daemon.paths.db_file, daemon.paths.runs_dir)
+    bad, _ = store.create_job("prepare-model", "old", {"name": "\ud800"}, None, None)
+    good, _ = store.create_job("prepare-model", "behind", {"name": "fine"}, None, None)
+    store.close()
+    daemon.start()
+    failed = daemon.wait_job(bad.id, {"completed", "failed"}, 60)
+    assert failed["status"] == "failed"
+    assert failed["error"].startswith("the job's params cannot be used: "), failed["error"]
+    assert_queue_goes_on(daemon, daemon.call("jobs.get", id=good.id))

@@ -9,6 +9,7 @@ from pathlib import Path
 import pytest
 
 from forged.store import SCHEMA_VERSION, Store, StoreError
+from tests.daemon_harness import DaemonFactory
 
 
 def test_new_store_is_wal_and_versioned(tmp_path: Path) -> None:
@@ -124,3 +125,47 @@ def test_missions_from_before_stages_get_the_stage_their_chain_reached(tmp_path:
         "msn-old": ("superseded", None),
     }
     assert store.get_mission("msn-failed").failure == "eval job x failed: boom"
+
+
+def _damage_pages(db: Path) -> None:
+    """Overwrite the middle of the file (b-tree pages, not the header) with noise."""
+    data = bytearray(db.read_bytes())
+    page = 4096
+    assert len(data) >= 4 * page, len(data)
+    data[page + 16 : len(data) - 16] = bytes(
+        (i * 37 + 11) % 256 for i in range(len(data) - page - 32)
+    )
+    db.write_bytes(bytes(data))
+
+
+@pytest.mark.parametrize("damage", ["noise in its pages", "not a database at all"])
+def test_a_corrupt_store_is_set_aside_said_once_and_the_daemon_starts(
+    make_daemon: DaemonFactory, damage: str, tmp_path: Path
+) -> None:
+    daemon = make_daemon().start()
+    mine = tmp_path / "mine.jsonl"
+    mine.write_text('{"text": "an example long enough to fill the pages of a store"}\n')
+    for i in range(60):
+        daemon.call("datasets.import", path=str(mine), name=f"set-{i}")
+    daemon.stop()
+    db = daemon.paths.db_file
+    if damage == "not a database at all":
+        db.write_bytes(b"these are not the bytes of a database\n" * 200)
+    else:
+        _damage_pages(db)
+    damaged = db.read_bytes()
+
+    daemon.start()
+    health = daemon.call("system.health")
+    assert health["ok"] is False
+    note = health["checks"]["store"]
+    assert note.startswith(f"recovered at start: the store {db} was corrupt ("), note
+    kept = next(db.parent.glob("forge.db.corrupt-*"))
+    assert kept.read_bytes() == damaged  # nothing of it is lost
+    assert f"it is kept as {kept}" in note and f'sqlite3 {kept} ".recover"' in note
+    log = daemon.log.read_text()
+    assert log.count("was corrupt") == 1  # said once
+    # The daemon works on its new store.
+    assert daemon.call("jobs.list")["total"] == 0
+    job = daemon.call("jobs.submit", kind="prepare-model", params={"name": "fresh"})
+    assert daemon.call("jobs.get", id=job["id"])["name"]
