@@ -52,7 +52,14 @@ class Advisor:
 
     def complete(self, messages: list[dict[str, str]]) -> str:
         os.environ.setdefault("LITELLM_LOCAL_MODEL_COST_MAP", "True")  # no fetch at import
-        import litellm
+        try:
+            import litellm
+        except ImportError as exc:
+            # The guide promises the templates then: a missing extra must not stop proposals.
+            raise AdvisorError(
+                f"advisor.model is {self.settings.model!r} but litellm cannot be imported "
+                f"({exc}): install the `llm` extra (pip install 'ai-forge[llm]')"
+            ) from exc
 
         kwargs: dict[str, Any] = {"timeout": self.settings.timeout_s, "num_retries": 0}
         if self.settings.api_base:

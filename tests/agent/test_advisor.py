@@ -6,6 +6,7 @@ from __future__ import annotations
 import json
 import os
 import socket
+import sys
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
@@ -81,6 +82,16 @@ def test_an_unreachable_advisor_falls_back_to_the_template() -> None:
     assert advisor.qa_pairs("t", "some section text") == ([], 0)
     missing_key = Advisor(AdvisorSettings(model="openai/x", api_key_env="FORGE_NO_SUCH_VAR_SET"))
     assert missing_key.rationale({}, "fallback") == "fallback"
+
+
+def test_an_advisor_without_litellm_installed_falls_back_to_the_template(
+    monkeypatch: pytest.MonkeyPatch, caplog: pytest.LogCaptureFixture
+) -> None:
+    monkeypatch.setitem(sys.modules, "litellm", None)  # what `import` sees when it is absent
+    advisor = Advisor(AdvisorSettings(model="openai/test-model"))
+    assert advisor.rationale({}, "the template text") == "the template text"
+    assert advisor.qa_pairs("t", "some section text") == ([], 0)
+    assert "install the `llm` extra" in caplog.text
 
 
 def test_grounding_check() -> None:
