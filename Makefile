@@ -23,11 +23,11 @@ $(STAMP): pyproject.toml
 test: lint typecheck pytest
 
 lint: $(STAMP)
-	$(BIN)/ruff check forged agent engine tui tests bench docs
-	$(BIN)/ruff format --check forged agent engine tui tests bench docs
+	$(BIN)/ruff check forge_api forged agent engine tui tests bench docs
+	$(BIN)/ruff format --check forge_api forged agent engine tui tests bench docs
 
 typecheck: $(STAMP)
-	$(BIN)/mypy forged agent engine tui tests bench docs
+	$(BIN)/mypy forge_api forged agent engine tui tests bench docs
 
 pytest: $(STAMP)
 	$(BIN)/pytest -q

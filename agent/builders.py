@@ -21,7 +21,7 @@ from typing import Any
 from agent.repo_files import DEPENDENCY_FILES, FileText, path_matches
 from agent.secrets import secret_file_reason
 from agent.token_fit import CHAT_MARGIN, TEXT_MARGIN, Fit, chunk_lines, cut_to_fit
-from forged.schema import detect_format, record_problem
+from forge_api.examples import detect_format, record_problem
 
 TRIVIAL = {
     "wip",

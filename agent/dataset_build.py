@@ -35,7 +35,8 @@ from agent.repo_files import select_files, tracked_blobs
 from agent.safe_git import changed_paths, open_repo
 from agent.secrets import find_secrets
 from agent.token_fit import Fit, load_counter
-from forged.schema import ALL_BUILDERS, detect_format
+from forge_api.examples import detect_format
+from forge_api.schema import ALL_BUILDERS
 
 BUILDERS = ALL_BUILDERS
 # (heading, section text) → (grounded question/answer pairs, how many were rejected)

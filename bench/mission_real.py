@@ -75,8 +75,8 @@ def mission_dataset(model: Path, root: Path, seq: int) -> Path:
 def child_ours(model: Path, dataset: Path, seq: int, steps: int, out: Path) -> dict[str, Any]:
     from agent.policy import training_plan
     from engine.events import Emitter
-    from engine.spec import JobSpec
     from engine.train import run
+    from forge_api.jobs import JobSpec
 
     params = training_plan(str(model), dataset, 0, seq)["params"]
     params |= {"max_steps": steps, "rank": RANK, "learning_rate": LR, "checkpoint_every": 10**6}

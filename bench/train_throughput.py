@@ -28,11 +28,11 @@ from typing import Any
 from bench.peft_trainer import trainer_peft
 from engine.batching import evaluate
 from engine.events import Emitter
-from engine.spec import JobSpec, PrepareModelParams
 from engine.synthetic import write_dataset
 from engine.tiny_model import build_model, train_tokenizer
 from engine.train import prepare_data
 from engine.train import run as train_ours
+from forge_api.jobs import JobSpec, PrepareModelParams
 
 RANK, LR, BATCH = 8, 5e-3, 8
 

@@ -5,6 +5,7 @@ Exit codes: 0 done, 1 failed (the last `error` event says why), 143 stopped on r
 
 from __future__ import annotations
 
+import importlib
 import os
 import sys
 
@@ -22,37 +23,19 @@ from pydantic import ValidationError
 from engine import control
 from engine.errors import EngineError, out_of_memory
 from engine.events import Emitter
-from engine.spec import JobSpec
+from forge_api.jobs import JobSpec, kind_of
 
 EXIT_STOPPED = 143
 
 
 def _runner(kind: str) -> Callable[[JobSpec, Emitter], dict[str, object]]:
-    if kind == "prepare-model":
-        from engine.prepare_model import run
-
-        return run
-    if kind == "train":
-        from engine.train import run as train
-
-        return train
-    if kind == "eval":
-        from engine.evaluate import run as evaluate
-
-        return evaluate
-    if kind == "merge":
-        from engine.merge import run as merge
-
-        return merge
-    if kind == "infer":
-        from engine.infer import run as infer
-
-        return infer
-    if kind == "deploy":
-        from engine.deploy import run as deploy
-
-        return deploy
-    raise EngineError(f"this engine cannot run job kind {kind!r}")
+    """The `run` of the kind's engine module (`forge_api.jobs.KINDS`), imported only now: a
+    job loads only what its kind needs."""
+    entry = kind_of(kind)
+    if entry is None:
+        raise EngineError(f"this engine cannot run job kind {kind!r}")
+    run: Callable[[JobSpec, Emitter], dict[str, object]] = importlib.import_module(entry.runs).run
+    return run
 
 
 def main(argv: list[str]) -> int:

@@ -8,7 +8,7 @@ import platform
 import sys
 
 from engine.errors import EngineError
-from engine.spec import TrainParams
+from forge_api.jobs import TrainParams
 
 
 def has_module(name: str) -> bool:

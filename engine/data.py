@@ -18,8 +18,8 @@ from pathlib import Path
 from typing import Any, TypeVar
 
 from engine.errors import EngineError
-from forged.schema import ExampleFormat as Format
-from forged.schema import detect_format, record_problem
+from forge_api.examples import ExampleFormat as Format
+from forge_api.examples import detect_format, record_problem
 
 IGNORE = -100
 T = TypeVar("T")

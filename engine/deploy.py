@@ -22,7 +22,6 @@ from engine.events import Emitter
 from engine.merge import merge_and_verify
 from engine.model_source import base_for, resolve_adapter, resolve_base
 from engine.ollama_api import (
-    ADAPTER_MODEL_TYPES,
     NotFound,
     chat_format,
     client,
@@ -31,43 +30,24 @@ from engine.ollama_api import (
     talking_to,
     upload,
 )
-from engine.spec import DeployParams, JobSpec
+from forge_api.deploy_mode import Mode, ModeError, deploy_mode
+from forge_api.jobs import DeployParams, JobSpec
 
 ADAPTER_FILES = ("adapter_model.safetensors", "adapter_config.json")
 
 
-def choose_mode(p: DeployParams, kind: str, arch: str, events: Emitter) -> str:
-    """`adapter` or `merged`, or an EngineError when the asked-for mode cannot work."""
-    if p.merged is not None:
-        return "merged"
-    takes_adapters = kind in ADAPTER_MODEL_TYPES
-    if p.mode == "adapter":
-        if not p.ollama_base:
-            raise EngineError(
-                "params.ollama_base: mode adapter needs the Ollama model that is this adapter's "
-                f"base ({p.base_model or 'the one it was trained on'}); name it in config.toml "
-                "under [ollama] bases"
-            )
-        if not takes_adapters:
-            raise EngineError(
-                f"Ollama cannot apply adapters to {kind} models ({arch}); it takes them for "
-                f'{", ".join(sorted(ADAPTER_MODEL_TYPES))}. Deploy with mode "merged" to upload '
-                "the adapter folded into its base instead"
-            )
-        return "adapter"
-    if p.mode == "merged":
-        return "merged"
-    if p.ollama_base and takes_adapters:
-        events.log(f"deploying the adapter onto the Ollama model {p.ollama_base}")
-        return "adapter"
-    why = (
-        f"Ollama takes no adapters for {kind} models"
-        if p.ollama_base
-        else "no Ollama model is named as the same base as "
-        f"{p.base_model or 'the adapter'}'s ([ollama] bases)"
-    )
-    events.log(f"merging the adapter and uploading the whole model: {why}")
-    return "merged"
+def choose_mode(p: DeployParams, kind: str, arch: str, events: Emitter) -> Mode:
+    """`adapter` or `merged` (the one rule, `forge_api.deploy_mode`), said in the log; an
+    EngineError when the asked-for mode cannot work."""
+    try:
+        mode, why = deploy_mode(
+            p.mode, merged=p.merged is not None, ollama_base=p.ollama_base, model_type=kind
+        )
+    except ModeError as exc:
+        raise EngineError(f"{exc} (the base is {arch})") from None
+    if p.merged is None:
+        events.log(why)
+    return mode
 
 
 def run(spec: JobSpec, events: Emitter) -> dict[str, Any]:

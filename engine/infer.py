@@ -14,7 +14,7 @@ from engine import control, ollama_api
 from engine.backends import device_name
 from engine.events import Emitter
 from engine.model_source import base_for, resolve_adapter
-from engine.spec import InferParams, JobSpec
+from forge_api.jobs import InferParams, JobSpec
 
 
 def chat_messages(p: InferParams) -> list[dict[str, str]]:

@@ -14,7 +14,7 @@ from engine.errors import EngineError
 from engine.events import Emitter
 from engine.model_folder import inspect_model_folder
 from engine.model_source import base_for, resolve_adapter
-from engine.spec import JobSpec, MergeParams
+from forge_api.jobs import JobSpec, MergeParams
 
 PROBE = [
     [{"role": "user", "content": "What does the forge daemon do?"}],

@@ -20,8 +20,8 @@ from engine import control
 from engine.data import IGNORE
 from engine.errors import EngineError
 from engine.events import Emitter
-from engine.spec import JobSpec, TrainParams
 from engine.train import Data, pick_targets, size_learning_rate
+from forge_api.jobs import JobSpec, TrainParams
 
 
 class _Rows:

@@ -19,10 +19,6 @@ from engine.errors import EngineError
 
 DEFAULT_HOST = "127.0.0.1:11434"
 
-# Architectures (config.json `model_type`) Ollama applies safetensors LoRA adapters to, from its
-# import guide. Any other base is merged here and uploaded whole.
-ADAPTER_MODEL_TYPES = frozenset({"llama", "mistral", "mixtral", "gemma", "gemma2"})
-
 
 def shown_host(host: str | None) -> str:
     """The server a client made with `host` talks to, as a person would write it."""

@@ -18,7 +18,7 @@ from engine import control
 from engine.errors import EngineError
 from engine.events import Emitter
 from engine.model_folder import inspect_model_folder, weights_digest
-from engine.spec import JobSpec, PrepareModelParams
+from forge_api.jobs import JobSpec, PrepareModelParams
 
 STAGES = ["tokenizer", "model", "verify"]
 

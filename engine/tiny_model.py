@@ -14,7 +14,7 @@ from pathlib import Path
 from typing import Any
 
 from engine.errors import EngineError
-from engine.spec import PrepareModelParams
+from forge_api.jobs import PrepareModelParams
 
 PAD, BOS, END = "<|pad|>", "<|bos|>", "<|end|>"
 ROLE_TOKENS = ["<|system|>", "<|user|>", "<|assistant|>"]

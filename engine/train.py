@@ -24,7 +24,7 @@ from engine.errors import EngineError
 from engine.events import Emitter
 from engine.memory_probe import Measured, available_bytes, batch_for, measure_row
 from engine.model_source import TRAINING_RECORD, resolve_base
-from engine.spec import JobSpec, TrainParams
+from forge_api.jobs import JobSpec, TrainParams
 
 # Projection names LoRA targets, by architecture family; `auto` picks the first family present.
 TARGETS = [

@@ -6,16 +6,15 @@ anything is spawned, with the same models the engine runs with. No heavy imports
 
 from __future__ import annotations
 
-from typing import Any, Literal
+from collections.abc import Callable
+from dataclasses import dataclass
+from typing import Any, Literal, cast, get_args
 
 from pydantic import BaseModel, ConfigDict, Field, model_validator
 
-from forged.schema import JobKind
+from forge_api.deploy_mode import merges_here
 
-# Jobs that load a model with torch and hold the accelerator (or the CPU, where that is all there
-# is); the runner runs at most `jobs.max_parallel` of these at once. See `holds_accelerator` for
-# the two kinds that only sometimes do.
-ACCELERATOR_KINDS: frozenset[str] = frozenset({"prepare-model", "train", "eval", "merge", "infer"})
+JobKind = Literal["prepare-model", "train", "eval", "merge", "deploy", "infer"]
 
 
 BASE_DEFAULT = "default: the base the adapter was trained on, else tiny-llama"
@@ -191,30 +190,56 @@ class DeployParams(KindParams):
         return self
 
 
-# The job kinds this engine runs, with the params each takes. A kind that is missing here is
-# refused at submit with a message that says so.
-KIND_PARAMS: dict[str, type[KindParams]] = {
-    "prepare-model": PrepareModelParams,
-    "train": TrainParams,
-    "eval": EvalParams,
-    "merge": MergeParams,
-    "infer": InferParams,
-    "deploy": DeployParams,
-}
+def _always(_params: dict[str, Any]) -> bool:
+    return True
 
-# Kinds that write checkpoints and can continue from one after an interruption.
-RESUMABLE_KINDS: frozenset[str] = frozenset({"prepare-model", "train"})
+
+def _infer_holds(params: dict[str, Any]) -> bool:
+    return not params.get("ollama_model")  # an answer from Ollama loads nothing here
+
+
+@dataclass(frozen=True)
+class Kind:
+    """What the daemon and the engine know of one job kind."""
+
+    params: type[KindParams]
+    runs: str
+    """The engine module whose `run(spec, events)` does the job."""
+    resumable: bool
+    """It writes checkpoints and can continue from one after an interruption."""
+    holds_accelerator: Callable[[dict[str, Any]], bool]
+    """Whether a job of this kind, with these params, loads weights here (or on the CPU, where
+    that is all there is); the runner runs at most `jobs.max_parallel` such jobs at once."""
+
+
+# Every job kind, in one place: adding one is this entry (and its name in `JobKind`, which the
+# check below keeps in step) plus its engine module. A kind missing here is refused at submit.
+KINDS: dict[JobKind, Kind] = {
+    "prepare-model": Kind(PrepareModelParams, "engine.prepare_model", True, _always),
+    "train": Kind(TrainParams, "engine.train", True, _always),
+    "eval": Kind(EvalParams, "engine.evaluate", False, _always),
+    "merge": Kind(MergeParams, "engine.merge", False, _always),
+    "deploy": Kind(DeployParams, "engine.deploy", False, merges_here),
+    "infer": Kind(InferParams, "engine.infer", False, _infer_holds),
+}
+if set(KINDS) != set(get_args(JobKind)):  # pragma: no cover - a contract edited in one place
+    raise ImportError(f"JobKind {get_args(JobKind)} and KINDS {tuple(KINDS)} disagree")
+
+
+def kind_of(name: str) -> Kind | None:
+    """The table's entry for a kind named on the wire or in a spec; None if there is none."""
+    return KINDS.get(cast(JobKind, name))
 
 
 def holds_accelerator(kind: str, params: dict[str, Any]) -> bool:
     """Whether a job loads weights here: an Ollama answer does not, a deploy that merges does."""
-    if kind == "infer":
-        return not params.get("ollama_model")
-    if kind == "deploy":
-        return params.get("mode") == "merged" or (
-            params.get("mode", "auto") == "auto" and not params.get("ollama_base")
-        )
-    return kind in ACCELERATOR_KINDS
+    entry = kind_of(kind)
+    return entry is not None and entry.holds_accelerator(params)
+
+
+def resumable(kind: str) -> bool:
+    entry = kind_of(kind)
+    return entry is not None and entry.resumable
 
 
 class UnknownKind(ValueError):
@@ -223,13 +248,13 @@ class UnknownKind(ValueError):
 
 def parse_params(kind: str, params: dict[str, Any]) -> KindParams:
     """Validate `params` for `kind`; raises pydantic.ValidationError or UnknownKind."""
-    model = KIND_PARAMS.get(kind)
-    if model is None:
+    entry = kind_of(kind)
+    if entry is None:
         raise UnknownKind(
             f"job kind {kind!r} is not available in this version of forge; "
-            f"available: {', '.join(sorted(KIND_PARAMS))}"
+            f"available: {', '.join(sorted(KINDS))}"
         )
-    return model.model_validate(params)
+    return entry.params.model_validate(params)
 
 
 class JobSpec(BaseModel):

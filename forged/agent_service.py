@@ -29,13 +29,13 @@ from agent.policy import (
 from agent.safe_git import UnsafeRepository
 from agent.token_fit import Fit, load_counter
 from engine.memory_probe import MEASURED
-from engine.spec import parse_params
+from forge_api.jobs import parse_params
+from forge_api.schema import ACTIVE_MISSION_STAGES, TERMINAL_JOB_STATUSES, Job, Mission, Source
 from forged.config import AgentConfig
 from forged.events import EventBus
 from forged.paths import ForgePaths
 from forged.registry import ModelRegistry, RegistryError, source_alias
 from forged.runner import JobRunner
-from forged.schema import ACTIVE_MISSION_STAGES, TERMINAL_JOB_STATUSES, Job, Mission, Source
 from forged.store import Store
 
 log = logging.getLogger(__name__)

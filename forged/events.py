@@ -14,7 +14,7 @@ import logging
 from collections.abc import Awaitable, Callable, Sequence
 from typing import Any
 
-from forged.schema import Event
+from forge_api.schema import Event
 from forged.store import Store
 
 log = logging.getLogger(__name__)

@@ -13,7 +13,7 @@ import shutil
 import sys
 from dataclasses import dataclass
 
-from forged.schema import Accelerator
+from forge_api.schema import Accelerator
 
 
 @dataclass

@@ -11,7 +11,7 @@ from typing import Any
 
 from pydantic import ValidationError
 
-from engine.spec import TrainParams, parse_params
+from forge_api.jobs import TrainParams, parse_params
 from forged.registry import ModelRegistry, RegistryError
 from forged.rpc import INVALID_PARAMS, RpcError, params_error
 

@@ -16,7 +16,7 @@ from typing import Any
 
 from engine.errors import EngineError
 from engine.model_folder import inspect_model_folder
-from forged.schema import Model
+from forge_api.schema import Model
 
 # Architectures (config.json `model_type`) Unsloth's fast path covers.
 UNSLOTH_MODEL_TYPES = frozenset(

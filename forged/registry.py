@@ -18,12 +18,13 @@ from typing import Any
 
 from engine.errors import EngineError
 from engine.gguf_import import imported_from
-from engine.ollama_api import ADAPTER_MODEL_TYPES, shown_host
+from engine.ollama_api import shown_host
+from forge_api.deploy_mode import deploy_mode
+from forge_api.schema import Job, Model
 from forged.config import Config
 from forged.events import EventBus
 from forged.model_catalog import base_id, candidate_folders, discover, hf_id
 from forged.paths import ForgePaths
-from forged.schema import Job, Model
 from forged.store import Store
 
 
@@ -260,12 +261,10 @@ class ModelRegistry:
         if model.kind == "merged":
             return params | {"merged": model.path, "mode": "merged"}
         ollama_base = self.ollama_base_for(model.base)
-        takes_adapters = self._model_type(model.base) in ADAPTER_MODEL_TYPES
-        return params | {
-            "adapter": model.path,
-            "ollama_base": ollama_base,
-            "mode": "adapter" if ollama_base and takes_adapters else "merged",
-        }
+        mode, _why = deploy_mode(
+            "auto", merged=False, ollama_base=ollama_base, model_type=self._model_type(model.base)
+        )
+        return params | {"adapter": model.path, "ollama_base": ollama_base, "mode": mode}
 
     def _model_type(self, base: str | None) -> str | None:
         try:

@@ -24,11 +24,11 @@ from pathlib import Path
 from typing import IO, Any
 
 from engine import checkpoint
-from engine.spec import JobSpec, holds_accelerator
+from forge_api.jobs import JobSpec, holds_accelerator
+from forge_api.schema import Job
 from forged.config import JobsConfig
 from forged.events import EventBus
 from forged.paths import ForgePaths
-from forged.schema import Job
 from forged.store import Store
 
 log = logging.getLogger(__name__)

@@ -18,7 +18,7 @@ from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
 
-from forged.schema import (
+from forge_api.schema import (
     Dataset,
     Event,
     Job,

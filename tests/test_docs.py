@@ -37,3 +37,19 @@ def test_guide_shows_every_tui_screen() -> None:
         ElementTree.parse(svg)  # well-formed: no control character leaked from the screen
     for extra in ("job-detail-log", "job-detail-chart", "new-job"):
         assert f"screenshots/{extra}.svg" in guide and (shots / f"{extra}.svg").exists()
+
+
+def test_guide_describes_every_job_kind_as_the_table_says() -> None:
+    """Each kind has its row in the guide, says it resumes exactly when the table says so, and
+    its engine module has the `run` the engine calls."""
+    import importlib
+
+    from forge_api.jobs import KINDS
+
+    guide = (ROOT / "docs" / "guide.md").read_text()
+    for name, kind in KINDS.items():
+        row = next((line for line in guide.splitlines() if line.startswith(f"| `{name}` |")), "")
+        assert row, f"no row for {name} in the guide's job kinds table"
+        says_resumes = row.rstrip(" |").split("|")[-1].strip().startswith("yes")
+        assert says_resumes == kind.resumable, row
+        assert callable(importlib.import_module(kind.runs).run), kind.runs

@@ -11,9 +11,7 @@ from pathlib import Path
 from typing import Any
 
 from engine.data import DataError, count_examples
-from forged.context import Session
-from forged.rpc import INVALID_PARAMS, Registry, RpcError, lookup
-from forged.schema import (
+from forge_api.schema import (
     Dataset,
     DatasetsImportParams,
     DatasetsListParams,
@@ -21,6 +19,8 @@ from forged.schema import (
     DatasetsPreviewParams,
     DatasetsPreviewResult,
 )
+from forged.context import Session
+from forged.rpc import INVALID_PARAMS, Registry, RpcError, lookup
 
 
 def _copy_in(src: Path, dest: Path) -> None:

@@ -2,15 +2,15 @@
 
 from __future__ import annotations
 
-from forged.context import Session
-from forged.rpc import Registry, encode_notification, not_found
-from forged.schema import (
+from forge_api.schema import (
     Event,
     EventsSubscribeParams,
     EventsSubscribeResult,
     EventsUnsubscribeParams,
     Ok,
 )
+from forged.context import Session
+from forged.rpc import Registry, encode_notification, not_found
 
 
 def register(reg: Registry[Session]) -> None:

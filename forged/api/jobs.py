@@ -8,7 +8,20 @@ from typing import Any
 from pydantic import ValidationError
 
 from engine.data import DataError, dataset_files
-from engine.spec import RESUMABLE_KINDS, UnknownKind, parse_params
+from forge_api.jobs import UnknownKind, parse_params, resumable
+from forge_api.schema import (
+    TERMINAL_JOB_STATUSES,
+    IdParams,
+    Job,
+    JobsListParams,
+    JobsListResult,
+    JobsLogsParams,
+    JobsLogsResult,
+    JobsMetricsParams,
+    JobsMetricsResult,
+    JobsSubmitParams,
+    LogLine,
+)
 from forged.context import Session
 from forged.registry import RegistryError, UnknownModel
 from forged.rpc import (
@@ -21,19 +34,6 @@ from forged.rpc import (
     lookup,
     not_found,
     params_error,
-)
-from forged.schema import (
-    TERMINAL_JOB_STATUSES,
-    IdParams,
-    Job,
-    JobsListParams,
-    JobsListResult,
-    JobsLogsParams,
-    JobsLogsResult,
-    JobsMetricsParams,
-    JobsMetricsResult,
-    JobsSubmitParams,
-    LogLine,
 )
 
 LOG_PAGE_BYTES = 4 * 1024 * 1024
@@ -96,7 +96,7 @@ def register(reg: Registry[Session]) -> None:
                 f"job {job_id} is {job.status}; only a cancelled or failed job can be resumed",
                 status=job.status,
             )
-        if job.kind not in RESUMABLE_KINDS or not job.checkpoint:
+        if not resumable(job.kind) or not job.checkpoint:
             raise invalid_state(
                 f"job {job_id} has no checkpoint to resume from; submit it again", kind=job.kind
             )

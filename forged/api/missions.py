@@ -4,10 +4,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from forged.context import Session
-from forged.mission_plan import changed_plan
-from forged.rpc import Registry, invalid_state, lookup
-from forged.schema import (
+from forge_api.schema import (
     IdParams,
     Mission,
     MissionApproveParams,
@@ -16,6 +13,9 @@ from forged.schema import (
     MissionsListParams,
     MissionsListResult,
 )
+from forged.context import Session
+from forged.mission_plan import changed_plan
+from forged.rpc import Registry, invalid_state, lookup
 
 
 def _get(s: Session, mission_id: str) -> Mission:

@@ -4,10 +4,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from forged.context import Session
-from forged.registry import RegistryError, source_alias
-from forged.rpc import INVALID_PARAMS, Registry, RpcError, invalid_state, lookup
-from forged.schema import (
+from forge_api.schema import (
     Job,
     ModelsDeployParams,
     ModelsListParams,
@@ -15,6 +12,9 @@ from forged.schema import (
     ModelsRollbackParams,
     ModelsRollbackResult,
 )
+from forged.context import Session
+from forged.registry import RegistryError, source_alias
+from forged.rpc import INVALID_PARAMS, Registry, RpcError, invalid_state, lookup
 
 
 def bad_param(name: str, why: str) -> RpcError:

@@ -7,9 +7,7 @@ import os
 from pathlib import Path
 
 from agent.safe_git import UnsafeRepository, check_owner
-from forged.context import Session
-from forged.rpc import INVALID_PARAMS, Registry, RpcError, invalid_state, lookup, not_found
-from forged.schema import (
+from forge_api.schema import (
     IdParams,
     NoParams,
     Ok,
@@ -18,6 +16,8 @@ from forged.schema import (
     SourcesAddParams,
     SourcesListResult,
 )
+from forged.context import Session
+from forged.rpc import INVALID_PARAMS, Registry, RpcError, invalid_state, lookup, not_found
 
 
 def _bad_path(message: str, path: str) -> RpcError:

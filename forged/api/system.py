@@ -6,12 +6,12 @@ import os
 import shutil
 import time
 
+from forge_api.schema import NoParams, QueueState, SystemHealth, SystemStatus
 from forged import __version__
 from forged.context import Session
 from forged.hardware import memory_available, memory_total
 from forged.rpc import Registry
 from forged.runner import JobRunner
-from forged.schema import NoParams, QueueState, SystemHealth, SystemStatus
 from forged.store import Store
 
 LOW_DISK_BYTES = 2 * 1024**3

@@ -7,6 +7,7 @@ from __future__ import annotations
 import json
 import shutil
 from collections.abc import Iterator
+from functools import partial
 from pathlib import Path
 from typing import Any
 
@@ -14,6 +15,8 @@ import httpx
 import pytest
 
 from engine.synthetic import write_dataset
+from forge_api.deploy_mode import ModeError, deploy_mode
+from forge_api.jobs import holds_accelerator
 from tests.conftest import engine_job, run_engine
 from tests.ollama_server import FakeOllama
 
@@ -173,3 +176,23 @@ def test_the_server_checks_blob_digests_as_ollama_does(ollama: FakeOllama) -> No
     reply = httpx.post(f"http://{ollama.host}/api/blobs/{wrong}", content=b"weights")
     assert reply.status_code == 400 and "digest mismatch" in reply.json()["error"]
     assert httpx.head(f"http://{ollama.host}/api/blobs/{wrong}").status_code == 404
+
+
+def test_one_deploy_mode_rule_and_what_it_holds() -> None:
+    """The registry, the engine and the runner ask the same function; a deploy that may merge
+    here counts against jobs.max_parallel (an `auto` one did not, though it merged)."""
+    rule = partial(deploy_mode, merged=False)
+    assert rule("auto", ollama_base="llama3.2", model_type="llama")[0] == "adapter"
+    assert rule("auto", ollama_base="phi3", model_type="phi")[0] == "merged"
+    assert rule("auto", ollama_base=None, model_type="llama")[0] == "merged"
+    assert rule("merged", ollama_base="llama3.2", model_type="llama")[0] == "merged"
+    assert deploy_mode("adapter", merged=True, ollama_base=None, model_type=None)[0] == "merged"
+    with pytest.raises(ModeError, match="mode adapter needs the Ollama model"):
+        rule("adapter", ollama_base=None, model_type="llama")
+    with pytest.raises(ModeError, match="cannot apply adapters to phi models"):
+        rule("adapter", ollama_base="phi3", model_type="phi")
+    adapter = {"adapter": "/a", "tag": "t:1"}
+    assert holds_accelerator("deploy", adapter | {"mode": "auto", "ollama_base": "phi3"})
+    assert holds_accelerator("deploy", adapter | {"mode": "merged"})
+    assert not holds_accelerator("deploy", adapter | {"mode": "adapter", "ollama_base": "b"})
+    assert not holds_accelerator("deploy", {"merged": "/m", "mode": "merged", "tag": "t:1"})

@@ -13,8 +13,8 @@ import pytest
 
 from engine.backends import choose_backend, cuda_available
 from engine.errors import EngineError
-from engine.spec import TrainParams
 from engine.synthetic import write_dataset
+from forge_api.jobs import TrainParams
 from tests.conftest import engine_job
 from tests.daemon_harness import Daemon, DaemonFactory
 

@@ -10,12 +10,14 @@ from textual.containers import Horizontal
 from textual.widgets import DataTable, Input, Select
 from textual.widgets.data_table import CellDoesNotExist
 
-from forged.schema import TERMINAL_JOB_STATUSES, JobKind, JobStatus
+from forge_api.jobs import KINDS as JOB_KINDS
+from forge_api.jobs import JobKind
+from forge_api.schema import TERMINAL_JOB_STATUSES, JobStatus
 from tui.format import ago, progress_text
 from tui.screens.base import ForgeScreen
 
 STATUSES: tuple[JobStatus, ...] = ("queued", "running", "completed", "failed", "cancelled")
-KINDS: tuple[JobKind, ...] = ("prepare-model", "train", "eval", "merge", "deploy", "infer")
+KINDS: tuple[JobKind, ...] = tuple(JOB_KINDS)
 COLUMNS = ("id", "name", "kind", "status", "progress", "created")
 # What each column sorts by: the job field behind it (progress: its start time).
 SORT_FIELDS = dict(

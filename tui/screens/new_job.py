@@ -20,7 +20,7 @@ from textual.suggester import SuggestFromList
 from textual.widget import Widget
 from textual.widgets import Button, Checkbox, Input, Label, Select, Static
 
-from engine.spec import TrainParams
+from forge_api.jobs import TrainParams
 from tui.screens.base import ForgeScreen
 
 FIELDS: dict[str, FieldInfo] = dict(TrainParams.model_fields)

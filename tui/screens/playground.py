@@ -17,7 +17,7 @@ from textual.binding import Binding, BindingType
 from textual.containers import Horizontal, VerticalScroll
 from textual.widgets import Button, Input, Label, Select, Static
 
-from forged.schema import TERMINAL_JOB_STATUSES
+from forge_api.schema import TERMINAL_JOB_STATUSES
 from tui.format import printable
 from tui.screens.base import ForgeScreen
 
