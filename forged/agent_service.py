@@ -257,14 +257,13 @@ class AgentService:
             else None,
             fit=fit,
         )
-        dataset, ev = self.store.add_dataset(
+        dataset, _ev = self.store.add_dataset(
             f"{source.name} v{built.card['version']}",
             str(built.path),
             built.card["examples"],
             built.card,
             source.id,
         )
-        self.bus.publish(ev)
         budget = self.config.max_train_minutes
         plan = training_plan(
             base_model, built.path, built.card["examples"], fit.max_seq_len, budget
@@ -305,8 +304,7 @@ class AgentService:
         title = (
             f"Fine-tune {Path(base_model).name} on {material.commits} new commits of {source.name}"
         )
-        mission, events = self.store.propose_mission(source.id, title, data)
-        self.bus.publish(*events)
+        mission, _events = self.store.propose_mission(source.id, title, data)
         log.info("proposed %s: %s", mission.id, title)
         return mission
 
@@ -385,7 +383,7 @@ class AgentService:
         params = parse_params("train", plan["params"]).model_dump(mode="json")
         hold = quiet_until(self.config.quiet_hours, time.time())
         if hold:
-            self.bus.publish(self.store.update_mission_data(mission.id, {"held_until": hold}))
+            self.store.update_mission_data(mission.id, {"held_until": hold})
         return self.runner.submit(
             "train", f"mission {mission.id}: train", params, mission.id, not_before=hold
         )
@@ -398,7 +396,7 @@ class AgentService:
         last = tried[-1] if tried else None
         if step == "train" and last is not None and last.checkpoint:
             job = self.runner.resume(last.id)
-            self.bus.publish(self.store.set_mission_stage(mission.id, "training"))
+            self.store.set_mission_stage(mission.id, "training")
             return job
         if step == "train" or last is None:
             return self.approve(mission)
@@ -416,11 +414,7 @@ class AgentService:
             return  # a job of a mission already failed or done (e.g. cancelled by hand twice)
         if job.status != "completed":
             why = f"{job.kind} job {job.id} {job.status}: {job.error or 'no reason given'}"
-            self.bus.publish(
-                self.store.set_mission_stage(
-                    mission.id, "failed", failed_step=job.kind, failure=why
-                )
-            )
+            self.store.set_mission_stage(mission.id, "failed", failed_step=job.kind, failure=why)
             log.info("mission %s failed at %s: %s", mission.id, job.kind, why)
         elif job.kind == "train":
             trained = job.params  # what the adapter was trained with, changes at approval included
@@ -436,23 +430,15 @@ class AgentService:
                 "generations": 4,
             }
             values = parse_params("eval", params).model_dump(mode="json")
-            self.bus.publish(
-                self.store.update_mission_data(mission.id, {"adapter": values["adapter"]})
-            )
+            self.store.update_mission_data(mission.id, {"adapter": values["adapter"]})
             self.runner.submit("eval", f"mission {mission.id}: eval", values, mission.id)
         elif job.kind == "eval" and mission.source_id:
             # The source's new baseline: later missions count material from this commit.
             self.store.set_source_commits(mission.source_id, trained=mission.data["head"])
-            self.bus.publish(
-                self.store.set_mission_stage(mission.id, "deploying", self._results(job))
-            )
+            self.store.set_mission_stage(mission.id, "deploying", self._results(job))
             asyncio.get_running_loop().create_task(self._deploy_if_better(mission, job))
         elif job.kind == "deploy":
-            self.bus.publish(
-                self.store.set_mission_stage(
-                    mission.id, "done", {"deployed": job.params.get("tag")}
-                )
-            )
+            self.store.set_mission_stage(mission.id, "done", {"deployed": job.params.get("tag")})
 
     def _results(self, eval_job: Job) -> dict[str, Any]:
         """The eval's losses for the mission's card (the registry recorded them on the adapter,
@@ -470,9 +456,9 @@ class AgentService:
             decision, job = f"not deployed: deciding failed: {type(exc).__name__}: {exc}", None
         # A deploy job moved the mission to `deploying` as it was queued; without one, it is done.
         if job is None:
-            self.bus.publish(self.store.set_mission_stage(mission.id, "done", {"deploy": decision}))
+            self.store.set_mission_stage(mission.id, "done", {"deploy": decision})
         else:
-            self.bus.publish(self.store.update_mission_data(mission.id, {"deploy": decision}))
+            self.store.update_mission_data(mission.id, {"deploy": decision})
         log.info("mission %s: %s", mission.id, decision)
 
     async def _decide_deploy(self, mission: Mission, eval_job: Job) -> tuple[str, Job | None]:

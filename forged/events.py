@@ -1,5 +1,9 @@
 """The event bus: every change is stored with an increasing `seq`, then fanned out to subscribers.
 
+The store calls `publish` itself after each commit, with the events that transaction stored, in
+seq order: no other code publishes, so an event is never announced twice, out of order, or
+without its change.
+
 A subscriber gets a bounded queue. Publishing never waits: when a subscriber's queue is full it
 is dropped (its connection closed) so one slow client can never stall the daemon. A client that
 reconnects with `since=seq` is replayed everything after that seq from the store first, then the
@@ -12,7 +16,6 @@ import asyncio
 import itertools
 import logging
 from collections.abc import Awaitable, Callable, Sequence
-from typing import Any
 
 from forge_api.schema import Event
 from forged.store import Store
@@ -59,11 +62,9 @@ class EventBus:
         self.queue_size = queue_size
         self.subscriptions: dict[int, Subscription] = {}
         self._ids = itertools.count(1)
-
-    def emit(self, type_: str, job_id: str | None, data: dict[str, Any]) -> Event:
-        event = self.store.append_event(type_, job_id, data)
-        self.publish(event)
-        return event
+        # The store hands over what each transaction stored, once it is committed: no change is
+        # announced that was rolled back, and none is stored without being announced.
+        store.on_commit = self.publish
 
     def publish(self, *events: Event | None) -> None:
         for event in events:

@@ -183,7 +183,7 @@ class ModelRegistry:
                     origin["source"] = self.store.get_source(mission.source_id).name
         for m in self.store.list_models(["adapter"]):
             if m.job_id == job.id:
-                self.bus.publish(self.store.update_model_data(m.id, origin))
+                self.store.update_model_data(m.id, origin)
 
     def _note_eval(self, job: Job) -> None:
         adapter = self.adapter_at(str(job.params["adapter"]))
@@ -191,9 +191,7 @@ class ModelRegistry:
         if adapter is None or not report.exists():
             return
         scores = eval_scores(json.loads(report.read_text(encoding="utf-8")))
-        self.bus.publish(
-            self.store.update_model_data(adapter.id, {"eval": scores, "eval_job": job.id})
-        )
+        self.store.update_model_data(adapter.id, {"eval": scores, "eval_job": job.id})
 
     def _note_deploy(self, job: Job) -> None:
         tag = self.store.find_model("ollama", str(job.params.get("tag")))
@@ -206,14 +204,14 @@ class ModelRegistry:
             for key in ("source_id", "source", "commit", "mission_id"):
                 if adapter.data.get(key):
                     extra[key] = adapter.data[key]
-        self.bus.publish(self.store.update_model_data(tag.id, extra))
+        self.store.update_model_data(tag.id, extra)
         if tag.data.get("alias"):
             self._mark_current(str(tag.data["alias"]), tag.id)
 
     def _mark_current(self, alias: str, model_id: str) -> None:
         for m in self.deployments(alias):
             if bool(m.data.get("current")) != (m.id == model_id):
-                self.bus.publish(self.store.update_model_data(m.id, {"current": m.id == model_id}))
+                self.store.update_model_data(m.id, {"current": m.id == model_id})
 
     # ---- deploying -----------------------------------------------------------------------------
 

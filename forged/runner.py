@@ -42,6 +42,8 @@ MODEL_ARTIFACTS = {
     "ollama-model": "ollama",
 }
 LOG_LINE_CAP = 8192
+MODEL_FIELDS = ("kind", "path", "name", "base")
+"""An artifact's fields the model's own columns hold; the rest goes in its `data`."""
 
 
 MAX_ATTEMPTS = 3
@@ -208,12 +210,12 @@ class JobRunner:
                     f"(start {job.attempt + 1} of {MAX_ATTEMPTS})"
                 )
                 reason = f"the daemon restarted; {start}"
-                _, ev = self.store.update_job(
+                self.store.update_job(
                     job.id,
                     {"status": "queued", "pid": None},
                     ("job.status", {"status": "queued", "reason": reason}),
                 )
-                self.bus.publish(ev, self._log_event(job.id, reason))
+                self._log_event(job.id, reason)
         self.wake()
 
     def _adopt_checkpoint_on_disk(self, job: Job) -> Job:
@@ -236,19 +238,17 @@ class JobRunner:
         mission_id: str | None = None,
         not_before: float | None = None,
     ) -> Job:
-        job, events = self.store.create_job(kind, name, params, mission_id, not_before)
-        self.bus.publish(*events)
+        job, _events = self.store.create_job(kind, name, params, mission_id, not_before)
         self.wake()
         return job
 
     def resume(self, job_id: str) -> Job:
         """Back to the queue; the engine continues from the job's checkpoint."""
-        job, ev = self.store.update_job(
+        job, _ev = self.store.update_job(
             job_id,
             {"status": "queued", "cancel_requested": 0, "finished_at": None, "error": None},
             ("job.status", {"status": "queued", "reason": "resumed on request"}),
         )
-        self.bus.publish(ev)
         self.wake()
         return job
 
@@ -272,15 +272,13 @@ class JobRunner:
             self.config.cancel_grace_s, _signal_group, running.proc.pid, signal.SIGKILL
         )
         try:
-            job, ev = self.store.update_job(
+            job, _ = self.store.update_job(
                 job_id,
                 {"cancel_requested": 1},
                 ("job.log", {"line": "cancel requested", "level": "warning"}),
             )
         except sqlite3.Error as exc:
             log.warning("job %s: cancel sent; the store could not note it: %s", job_id, exc)
-        else:
-            self.bus.publish(ev)
         return job
 
     # ---- one job ------------------------------------------------------------------------------
@@ -345,7 +343,7 @@ class JobRunner:
         return spec_file
 
     def _mark_running(self, job: Job, proc: asyncio.subprocess.Process) -> None:
-        job, ev = self.store.update_job(
+        job, _ev = self.store.update_job(
             job.id,
             {
                 "status": "running",
@@ -357,7 +355,6 @@ class JobRunner:
             },
             ("job.status", {"status": "running", "pid": proc.pid, "attempt": job.attempt + 1}),
         )
-        self.bus.publish(ev)
         running = Running(job=job, proc=proc)
         self.running[job.id] = running
         running.task = asyncio.create_task(self._supervise(running), name=f"job-{job.id}")
@@ -403,11 +400,7 @@ class JobRunner:
             with contextlib.suppress(sqlite3.Error):
                 self.store.update_job(job_id, {"exit_code": code})
                 if code != 0:
-                    self.bus.publish(
-                        self._log_event(
-                            job_id, f"the engine exited with code {code} after finishing"
-                        )
-                    )
+                    self._log_event(job_id, f"the engine exited with code {code} after finishing")
             return
         if r.cancel_requested:
             end = ("cancelled", "cancelled by request")
@@ -462,7 +455,7 @@ class JobRunner:
                 record.write(json.dumps(event) + "\n")
                 record.flush()
         try:
-            self.bus.publish(*self._apply(r, event))
+            self._apply(r, event)
         except Exception as exc:
             kind = str(event.get("type"))
             if not r.lost:
@@ -472,78 +465,67 @@ class JobRunner:
             r.lost[kind] = r.lost.get(kind, 0) + 1
             r.store_error = str(exc)
 
-    def _apply(self, r: Running, ev: dict[str, Any]) -> list[Any]:
+    def _apply(self, r: Running, ev: dict[str, Any]) -> None:
+        """Record one engine event on its job (the store announces each change as it commits)."""
         job_id = r.job.id
         kind = ev.get("type")
         if kind == "log":
             message = str(ev.get("message", ""))[:LOG_LINE_CAP]
-            return [self._log_event(job_id, message, str(ev.get("level", "info")))]
-        if kind == "progress":
+            self._log_event(job_id, message, str(ev.get("level", "info")))
+        elif kind == "progress":
             progress = {k: ev.get(k) for k in ("step", "total", "stage", "tokens_per_s", "eta_s")}
-            _, stored = self.store.update_job(
-                job_id, {"progress": progress}, ("job.progress", progress)
-            )
-            return [stored]
-        if kind == "metric":
+            self.store.update_job(job_id, {"progress": progress}, ("job.progress", progress))
+        elif kind == "metric":
             step = int(ev.get("step", 0))
             given = {k: float(v) for k, v in (ev.get("values") or {}).items() if _is_number(v)}
             values = {k: v for k, v in given.items() if math.isfinite(v)}
-            events = [self.store.add_metrics(job_id, step, values)] if values else []
+            if values:
+                self.store.add_metrics(job_id, step, values)
             for name in sorted(set(given) - set(values)):
                 note = f"{name} at step {step} is {given[name]} (not a number: diverged?)"
-                events.append(self._log_event(job_id, note, "warning"))
-            return events
-        if kind == "checkpoint":
+                self._log_event(job_id, note, "warning")
+        elif kind == "checkpoint":
             info = {k: v for k, v in ev.items() if k not in ("type", "ts")}
-            _, stored = self.store.update_job(
-                job_id, {"checkpoint": ev.get("path")}, ("job.checkpoint", info)
-            )
-            return [stored]
-        if kind == "artifact":
+            self.store.update_job(job_id, {"checkpoint": ev.get("path")}, ("job.checkpoint", info))
+        elif kind == "artifact":
             info = {k: v for k, v in ev.items() if k not in ("type", "ts")}
-            events = [self.store.add_artifact(job_id, info)]
+            self.store.add_artifact(job_id, info)
             model_kind = MODEL_ARTIFACTS.get(str(info.get("kind")))
             if model_kind and info.get("path"):
-                events.append(
-                    self.store.upsert_model(
-                        model_kind,
-                        str(info.get("name") or Path(str(info["path"])).name),
-                        str(info["path"]),
-                        base=str(info["base"]) if info.get("base") else None,
-                        job_id=job_id,
-                        data={
-                            k: v
-                            for k, v in info.items()
-                            if k not in ("kind", "path", "name", "base")
-                        },
-                    )
+                self.store.upsert_model(
+                    model_kind,
+                    str(info.get("name") or Path(str(info["path"])).name),
+                    str(info["path"]),
+                    base=str(info["base"]) if info.get("base") else None,
+                    job_id=job_id,
+                    data={
+                        k: v for k, v in info.items() if k not in ("kind", "path", "name", "base")
+                    },
                 )
-            return events
-        if kind == "done":
+        elif kind == "done":
             # Completed from this moment: a daemon killed before the process exits must not
             # find it `running` and run it again.
             r.done = True
             summary = ev.get("summary") if isinstance(ev.get("summary"), dict) else {}
-            done_log = self._log_event(job_id, "done", "info")
-            job, stored = self.store.update_job(
+            self._log_event(job_id, "done", "info")
+            job, _ = self.store.update_job(
                 job_id,
                 {"status": "completed", "finished_at": time.time(), "pid": None},
                 ("job.status", {"status": "completed", "summary": summary}),
             )
             r.done_recorded = True
-            self.bus.publish(done_log, stored)
             self._tell(job)
-            return []
-        if kind == "token":
+        elif kind == "token":
             text = str(ev.get("text", ""))[:LOG_LINE_CAP]
-            return [self.store.append_event("job.token", job_id, {"text": text})]
-        if kind == "error":
+            self.store.append_event("job.token", job_id, {"text": text})
+        elif kind == "error":
             r.last_error = str(ev.get("message", ""))
-            return [self._log_event(job_id, f"error: {r.last_error}", "error")]
-        return [self._log_event(job_id, json.dumps(ev), "info")]
+            self._log_event(job_id, f"error: {r.last_error}", "error")
+        else:
+            self._log_event(job_id, json.dumps(ev), "info")
 
-    def _log_event(self, job_id: str, line: str, level: str = "info") -> Any:
-        return self.store.append_event("job.log", job_id, {"line": line, "level": level})
+    def _log_event(self, job_id: str, line: str, level: str = "info") -> None:
+        self.store.append_event("job.log", job_id, {"line": line, "level": level})
 
     def _finish(
         self, job_id: str, status: str, *, exit_code: int | None = None, error: str | None = None
@@ -558,8 +540,7 @@ class JobRunner:
             data["error"] = error
         if exit_code is not None:
             data["exit_code"] = exit_code
-        job, ev = self.store.update_job(job_id, fields, ("job.status", data))
-        self.bus.publish(ev)
+        job, _ev = self.store.update_job(job_id, fields, ("job.status", data))
         self._tell(job)
         return job
 

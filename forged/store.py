@@ -3,17 +3,19 @@
 Only the daemon opens the database, through one connection on its event-loop thread, so
 concurrent clients never meet "database is locked": they are serialised by the loop, and each
 change is one short `BEGIN IMMEDIATE` transaction. Every change that others should hear of
-writes its event row in the same transaction, so the event log and the state never disagree.
+writes its event row in the same transaction, so the event log and the state never disagree, and
+the store itself hands a transaction's events to `on_commit` (the event bus) once it commits.
 """
 
 from __future__ import annotations
 
 import contextlib
 import json
+import logging
 import sqlite3
 import time
 import uuid
-from collections.abc import Iterator, Sequence
+from collections.abc import Callable, Iterator, Sequence
 from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
@@ -28,6 +30,8 @@ from forge_api.schema import (
     Model,
     Source,
 )
+
+log = logging.getLogger(__name__)
 
 # Each entry migrates the schema from version i to i+1; never edit one that has shipped.
 MIGRATIONS: list[str] = [
@@ -190,6 +194,9 @@ class Store:
         self.db.execute("PRAGMA synchronous=NORMAL")
         self.db.execute("PRAGMA foreign_keys=ON")
         self.db.execute("PRAGMA busy_timeout=5000")
+        self.on_commit: Callable[..., None] | None = None
+        """Given the events each transaction stored, once it commits (the event bus)."""
+        self._stored: list[Event] = []
         self.write_error: str | None = None
         """Why the last write failed, while writes fail (None once one succeeds)."""
         self.write_failed_at = 0.0
@@ -220,10 +227,12 @@ class Store:
         kept in `write_error` until a write succeeds again: `system.health` reports it."""
         try:
             self.db.execute("BEGIN IMMEDIATE")
+            self._stored = []
             try:
                 yield self.db
                 self.db.execute("COMMIT")
             except BaseException:
+                self._stored = []
                 with contextlib.suppress(sqlite3.Error):
                     self.db.execute("ROLLBACK")
                 raise
@@ -233,6 +242,14 @@ class Store:
             self.write_error = str(exc)
             raise
         self.write_error = None
+        committed, self._stored = self._stored, []
+        if committed and self.on_commit is not None:
+            try:
+                self.on_commit(*committed)
+            except Exception:  # the write stands; a failed announcement must not undo it
+                log.exception(
+                    "announcing events %d..%d failed", committed[0].seq, committed[-1].seq
+                )
 
     # ---- events -----------------------------------------------------------------------------
 
@@ -243,7 +260,9 @@ class Store:
             (ts, type_, job_id, json.dumps(data)),
         )
         assert cur.lastrowid is not None
-        return Event(seq=cur.lastrowid, ts=ts, type=type_, job_id=job_id, data=data)
+        event = Event(seq=cur.lastrowid, ts=ts, type=type_, job_id=job_id, data=data)
+        self._stored.append(event)
+        return event
 
     def append_events(self, items: Sequence[tuple[str, str | None, dict[str, Any]]]) -> list[Event]:
         """Store several events in one transaction (log lines arrive in bursts)."""

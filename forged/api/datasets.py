@@ -88,6 +88,5 @@ def register(reg: Registry[Session]) -> None:
         dest = s.services.paths.datasets_dir / f"{name}-{os.urandom(3).hex()}.jsonl"
         await asyncio.to_thread(_copy_in, src, dest)
         card = {"imported_from": str(src), "bytes": dest.stat().st_size}
-        dataset, event = s.services.store.add_dataset(name, str(dest), count, card, None)
-        s.services.bus.publish(event)
+        dataset, _event = s.services.store.add_dataset(name, str(dest), count, card, None)
         return dataset

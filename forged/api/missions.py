@@ -36,7 +36,7 @@ def _decide(
             stage=mission.stage,
         )
     data = changed_plan(mission.data, changes, s.services.models) if changes else None
-    s.services.bus.publish(s.services.store.decide_mission(mission.id, stage, reason, data))
+    s.services.store.decide_mission(mission.id, stage, reason, data)
     return _get(s, mission.id)
 
 

@@ -79,8 +79,7 @@ def register(reg: Registry[Session]) -> None:
             "builders": p.builders,
             "thresholds": p.thresholds.model_dump(exclude_none=True),
         }
-        source, event = s.services.store.add_source(str(path), p.name or path.name, config)
-        s.services.bus.publish(event)
+        source, _event = s.services.store.add_source(str(path), p.name or path.name, config)
         s.services.agent.added(source)
         return source
 
@@ -98,5 +97,4 @@ def register(reg: Registry[Session]) -> None:
         if event is None:
             raise not_found("source", p.id)
         s.services.agent.removed(source.id)
-        s.services.bus.publish(event)
         return Ok()
