@@ -5,14 +5,15 @@ from __future__ import annotations
 import time
 from dataclasses import dataclass, field
 
-from forged.agent_service import AgentService
 from forged.config import Config
 from forged.events import EventBus
 from forged.hardware import Hardware
+from forged.mission_chain import MissionChain
 from forged.paths import ForgePaths
 from forged.registry import ModelRegistry
 from forged.runner import JobRunner
 from forged.server import Connection
+from forged.source_scanner import SourceScanner
 from forged.store import Store
 
 
@@ -24,7 +25,8 @@ class Services:
     bus: EventBus
     runner: JobRunner
     hardware: Hardware
-    agent: AgentService
+    scanner: SourceScanner
+    chain: MissionChain
     models: ModelRegistry
     permissions_fixed: list[str] = field(default_factory=list)
     """Folders and files of ours that were open to other users at start, and are not now."""

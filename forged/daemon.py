@@ -17,18 +17,20 @@ import signal
 import sys
 
 from agent.advisor import Advisor, AdvisorSettings
-from forged.agent_service import AgentService
+from forge_api.schema import Job
 from forged.api import build_registry
 from forged.config import Config
 from forged.context import Services, Session
 from forged.events import EventBus
 from forged.hardware import Hardware
+from forged.mission_chain import MissionChain
 from forged.paths import ForgePaths
 from forged.private_dirs import UnsafeFolder
 from forged.registry import ModelRegistry
 from forged.runner import JobRunner
 from forged.sdnotify import notify
 from forged.server import AlreadyRunning, Connection, RpcServer, acquire_lock
+from forged.source_scanner import SourceScanner
 from forged.store import StoreError
 from forged.store_open import open_store
 
@@ -58,10 +60,20 @@ async def serve(paths: ForgePaths, config: Config) -> int:
     runner = JobRunner(store, bus, paths, config.jobs)
     hardware = await Hardware.detect()
     # Registered first: the agent's chain reads the eval results the registry records.
-    models = ModelRegistry(store, bus, paths, config, hardware.accelerator.kind)
-    runner.listeners.append(models.on_job_finished)
+    models = ModelRegistry(store, paths, config, hardware.accelerator.kind)
     advisor = Advisor(AdvisorSettings(**config.advisor.model_dump()))
-    agent = AgentService(store, bus, runner, paths, config.agent, models, advisor)
+    scanner = SourceScanner(store, runner, paths, config.agent, models, advisor)
+    chain = MissionChain(store, runner, config.agent, models)
+
+    def job_finished(job: Job) -> None:
+        """Everything that follows a job's end, in this order: the registry records what it
+        made (models, eval scores), a calibration waiting on it wakes, and the mission chain
+        takes its next step, reading what the registry recorded."""
+        models.on_job_finished(job)
+        scanner.job_finished(job)
+        chain.on_job_finished(job)
+
+    runner.on_job_finished = job_finished
     services = Services(
         paths=paths,
         config=config,
@@ -69,7 +81,8 @@ async def serve(paths: ForgePaths, config: Config) -> int:
         bus=bus,
         runner=runner,
         hardware=hardware,
-        agent=agent,
+        scanner=scanner,
+        chain=chain,
         models=models,
         permissions_fixed=fixed,
         store_note=store_note,
@@ -102,7 +115,8 @@ async def serve(paths: ForgePaths, config: Config) -> int:
         await runner.recover()
         if not stop.is_set():
             runner.start()
-            agent.start()
+            chain.resume_chains()
+            scanner.start()
 
     starting = asyncio.create_task(recover_then_run(), name="recover")
     await stop.wait()
@@ -114,7 +128,7 @@ async def serve(paths: ForgePaths, config: Config) -> int:
         config.jobs.shutdown_grace_s,
     )
     notify("STOPPING=1")
-    agent.stop()
+    scanner.stop()
     await server.stop_accepting()
     await runner.shutdown()
     server.close_all()

@@ -22,7 +22,6 @@ from engine.ollama_api import shown_host
 from forge_api.deploy_mode import deploy_mode
 from forge_api.schema import Job, Model
 from forged.config import Config
-from forged.events import EventBus
 from forged.model_catalog import base_id, candidate_folders, discover, hf_id
 from forged.paths import ForgePaths
 from forged.store import Store
@@ -72,11 +71,8 @@ def parameter_value(text: str) -> Any:
 
 
 class ModelRegistry:
-    def __init__(
-        self, store: Store, bus: EventBus, paths: ForgePaths, config: Config, accelerator: str
-    ) -> None:
+    def __init__(self, store: Store, paths: ForgePaths, config: Config, accelerator: str) -> None:
         self.store = store
-        self.bus = bus
         self.paths = paths
         self.config = config
         self.accelerator = accelerator

@@ -90,8 +90,9 @@ class JobRunner:
         self.config = config
         self.python = config.python or sys.executable
         self.running: dict[str, Running] = {}
-        # Told of every job that reaches a final status (the agent chains mission jobs).
-        self.listeners: list[Callable[[Job], None]] = []
+        self.on_job_finished: Callable[[Job], None] | None = None
+        """Told of every job that reaches a final status (the daemon's one handler: the
+        registry, then the mission chain)."""
         self.unrecorded: dict[str, str] = {}
         """Jobs whose process ended but whose end the store could not take yet: id → status."""
         self.stopping = False
@@ -545,11 +546,12 @@ class JobRunner:
         return job
 
     def _tell(self, job: Job) -> None:
-        for listener in self.listeners:
-            try:
-                listener(job)
-            except Exception:
-                log.exception("a job listener failed on %s", job.id)
+        if self.on_job_finished is None:
+            return
+        try:
+            self.on_job_finished(job)
+        except Exception:
+            log.exception("handling the end of %s failed", job.id)
 
 
 def _failure_reason(code: int, r: Running) -> str:

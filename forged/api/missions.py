@@ -58,7 +58,7 @@ def register(reg: Registry[Session]) -> None:
         """Approve a proposed mission, with any changes to its plan (`set`): its train job
         starts, and its eval follows."""
         mission = _decide(s, p.id, "approved", None, p.set)
-        s.services.agent.approve(mission)
+        s.services.chain.approve(mission)
         return _get(s, mission.id)
 
     @reg.method("missions.reject", MissionRejectParams)
@@ -75,5 +75,5 @@ def register(reg: Registry[Session]) -> None:
                 f"mission {mission.id} is {mission.stage}; only a failed mission can be retried",
                 stage=mission.stage,
             )
-        s.services.agent.retry(mission)
+        s.services.chain.retry(mission)
         return _get(s, mission.id)

@@ -37,7 +37,7 @@ def register(reg: Registry[Session]) -> None:
     @reg.method("sources.list", NoParams)
     async def sources_list(p: NoParams, s: Session) -> SourcesListResult:
         """Every watched repository, with what its last scan found pending."""
-        pending = s.services.agent.pending
+        pending = s.services.scanner.pending
         return SourcesListResult(
             sources=[
                 src.model_copy(update={"pending": pending.get(src.id)})
@@ -80,14 +80,14 @@ def register(reg: Registry[Session]) -> None:
             "thresholds": p.thresholds.model_dump(exclude_none=True),
         }
         source, _event = s.services.store.add_source(str(path), p.name or path.name, config)
-        s.services.agent.added(source)
+        s.services.scanner.added(source)
         return source
 
     @reg.method("sources.scan", IdParams)
     async def sources_scan(p: IdParams, s: Session) -> ScanResult:
         """Look at a source now; the mission it proposed, if its new material was enough."""
         source = lookup(s.services.store.get_source, "source", p.id)
-        return ScanResult(mission=await s.services.agent.scan(source.id))
+        return ScanResult(mission=await s.services.scanner.scan(source.id))
 
     @reg.method("sources.remove", IdParams)
     async def sources_remove(p: IdParams, s: Session) -> Ok:
@@ -96,5 +96,5 @@ def register(reg: Registry[Session]) -> None:
         event = s.services.store.remove_source(source.id)
         if event is None:
             raise not_found("source", p.id)
-        s.services.agent.removed(source.id)
+        s.services.scanner.removed(source.id)
         return Ok()

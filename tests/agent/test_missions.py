@@ -219,7 +219,7 @@ def test_a_commit_landing_proposes_a_mission_without_being_asked(
 
 
 def test_quiet_hours_windows() -> None:
-    from forged.agent_service import quiet_until
+    from forged.mission_chain import quiet_until
 
     def at(h: int, m: int = 0) -> float:
         return dt.datetime(2026, 11, 22, h, m).timestamp()

@@ -1,0 +1,188 @@
+"""The Antigravity agent's hands: the chain of an approved mission, train → eval → deploy.
+
+Each step is taken when the job before it finishes (`on_job_finished`, called by the daemon
+after the registry has recorded what that job made); the deploy only when the new adapter
+beats the model the source's alias serves (or the base, before the first deploy), saying so
+either way. A daemon stopped between steps takes the due step at its next start
+(`resume_chains`).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import datetime as dt
+import logging
+import time
+from pathlib import Path
+from typing import Any
+
+from agent.policy import compare_scores
+from forge_api.jobs import parse_params
+from forge_api.schema import ACTIVE_MISSION_STAGES, TERMINAL_JOB_STATUSES, Job, Mission
+from forged.config import AgentConfig
+from forged.registry import ModelRegistry, RegistryError, source_alias
+from forged.runner import JobRunner
+from forged.store import Store
+
+log = logging.getLogger(__name__)
+
+
+def quiet_until(window: str, now: float) -> float | None:
+    """The end of the quiet window `now` falls in (local time), or None outside it."""
+    if not window:
+        return None
+    start_s, end_s = window.split("-")
+    here = dt.datetime.fromtimestamp(now)
+    start = here.replace(hour=int(start_s[:2]), minute=int(start_s[3:]), second=0, microsecond=0)
+    end = here.replace(hour=int(end_s[:2]), minute=int(end_s[3:]), second=0, microsecond=0)
+    if start <= end:  # a window inside one day, e.g. 09:00-18:00
+        return end.timestamp() if start <= here < end else None
+    if here >= start:  # a window across midnight, e.g. 22:00-07:00, evening part
+        return (end + dt.timedelta(days=1)).timestamp()
+    return end.timestamp() if here < end else None
+
+
+class MissionChain:
+    """Runs approved missions step by step, and retries a failed one from the step that failed."""
+
+    def __init__(
+        self, store: Store, runner: JobRunner, config: AgentConfig, models: ModelRegistry
+    ) -> None:
+        self.store = store
+        self.runner = runner
+        self.config = config
+        self.models = models
+
+    def approve(self, mission: Mission) -> Job:
+        """Start the chain: the train job now; eval follows it (see on_job_finished)."""
+        plan = mission.data["plan"]
+        params = parse_params("train", plan["params"]).model_dump(mode="json")
+        hold = quiet_until(self.config.quiet_hours, time.time())
+        if hold:
+            self.store.update_mission_data(mission.id, {"held_until": hold})
+        return self.runner.submit(
+            "train", f"mission {mission.id}: train", params, mission.id, not_before=hold
+        )
+
+    def retry(self, mission: Mission) -> Job:
+        """Run a failed mission again from the step that failed: a train job that left a
+        checkpoint continues from it; any other step's job runs again with the same params."""
+        step = mission.failed_step or "train"
+        tried = [j for j in self.store.mission_jobs(mission.id) if j.kind == step]
+        last = tried[-1] if tried else None
+        if step == "train" and last is not None and last.checkpoint:
+            job = self.runner.resume(last.id)
+            self.store.set_mission_stage(mission.id, "training")
+            return job
+        if step == "train" or last is None:
+            return self.approve(mission)
+        return self.runner.submit(
+            step, f"mission {mission.id}: {step} (retry)", last.params, mission.id
+        )
+
+    def resume_chains(self) -> None:
+        """Missions whose chain stopped with the daemon: take the step they are due.
+
+        A step is taken when the job before it finishes; a daemon killed in between (or between
+        approving and queueing the train job) would leave the mission waiting for ever. Only the
+        mission's newest job is looked at, and a step's job is recorded on the mission as it is
+        queued (`Store.create_job`), so no step runs twice.
+        """
+        for mission in self.store.list_missions(ACTIVE_MISSION_STAGES, None, 1000):
+            jobs = self.store.mission_jobs(mission.id)
+            if not jobs:
+                log.info("mission %s: approved but its train job was never queued", mission.id)
+                self.approve(mission)
+            elif jobs[-1].status in TERMINAL_JOB_STATUSES:
+                log.info("mission %s: taking the step after %s", mission.id, jobs[-1].id)
+                self.on_job_finished(jobs[-1])
+
+    def on_job_finished(self, job: Job) -> None:
+        """The step after `job`, if it belongs to an active mission."""
+        if job.mission_id is None:
+            return
+        mission = self.store.get_mission(job.mission_id)
+        if mission.stage not in ACTIVE_MISSION_STAGES:
+            return  # a job of a mission already failed or done (e.g. cancelled by hand twice)
+        if job.status != "completed":
+            why = f"{job.kind} job {job.id} {job.status}: {job.error or 'no reason given'}"
+            self.store.set_mission_stage(mission.id, "failed", failed_step=job.kind, failure=why)
+            log.info("mission %s failed at %s: %s", mission.id, job.kind, why)
+        elif job.kind == "train":
+            trained = job.params  # what the adapter was trained with, changes at approval included
+            params = {
+                "base_model": mission.data["base_model"],
+                "dataset": trained["dataset"],
+                "adapter": str(Path(job.run_dir) / "adapter"),
+                "previous_adapter": mission.data.get("previous_adapter"),
+                "max_seq_len": trained.get("max_seq_len"),
+                # The same held-out rows as training's: a wider fraction would score the
+                # adapter on rows it was trained on.
+                "val_fraction": trained.get("val_fraction", 0.1),
+                "generations": 4,
+            }
+            values = parse_params("eval", params).model_dump(mode="json")
+            self.store.update_mission_data(mission.id, {"adapter": values["adapter"]})
+            self.runner.submit("eval", f"mission {mission.id}: eval", values, mission.id)
+        elif job.kind == "eval" and mission.source_id:
+            # The source's new baseline: later missions count material from this commit.
+            self.store.set_source_commits(mission.source_id, trained=mission.data["head"])
+            self.store.set_mission_stage(mission.id, "deploying", self._results(job))
+            asyncio.get_running_loop().create_task(self._deploy_if_better(mission, job))
+        elif job.kind == "deploy":
+            self.store.set_mission_stage(mission.id, "done", {"deployed": job.params.get("tag")})
+
+    def _results(self, eval_job: Job) -> dict[str, Any]:
+        """The eval's losses for the mission's card (the registry recorded them on the adapter,
+        its listener running first)."""
+        adapter = self.models.adapter_at(str(eval_job.params.get("adapter")))
+        scores = adapter.data.get("eval") if adapter is not None else None
+        return {"results": compare_scores(scores)} if scores and "base" in scores else {}
+
+    async def _deploy_if_better(self, mission: Mission, eval_job: Job) -> None:
+        """Deploy the mission's adapter when its eval beats what its source serves now."""
+        try:
+            decision, job = await self._decide_deploy(mission, eval_job)
+        except (OSError, ValueError, KeyError) as exc:
+            log.exception("mission %s: deciding on the deploy failed", mission.id)
+            decision, job = f"not deployed: deciding failed: {type(exc).__name__}: {exc}", None
+        # A deploy job moved the mission to `deploying` as it was queued; without one, it is done.
+        if job is None:
+            self.store.set_mission_stage(mission.id, "done", {"deploy": decision})
+        else:
+            self.store.update_mission_data(mission.id, {"deploy": decision})
+        log.info("mission %s: %s", mission.id, decision)
+
+    async def _decide_deploy(self, mission: Mission, eval_job: Job) -> tuple[str, Job | None]:
+        # The registry has already recorded this eval's scores on the adapter (its listener
+        # runs first), so the decision reads them there rather than the report again.
+        adapter = self.models.adapter_at(str(eval_job.params["adapter"]))
+        scores = adapter.data.get("eval") if adapter is not None else None
+        if adapter is None or not scores:
+            return (
+                f"not deployed: no eval results are recorded for {eval_job.params['adapter']}",
+                None,
+            )
+        source = self.store.get_source(str(mission.source_id))
+        deployed = self.models.current(source_alias(source.name))
+        if deployed is not None and "previous" in scores:
+            rival, old = f"the deployed {deployed.name}", scores["previous"]["eval_loss"]
+        else:
+            rival, old = "the base model", scores["base"]["eval_loss"]
+        new = scores["adapter"]["eval_loss"]
+        versus = f"eval loss {new:.4f} against {rival}'s {old:.4f}"
+        if new >= old:
+            return f"not deployed: the new adapter does not beat {rival} ({versus})", None
+        later = "deploy it from the Models screen (d) or with `forge models deploy`"
+        if not self.models.config.ollama.deploy_missions:
+            return f"not deployed: ollama.deploy_missions is off ({versus}); {later}", None
+        if (unreachable := await self.models.reachable()) is not None:
+            return f"not deployed: {unreachable} ({versus}); {later} once it runs", None
+        try:
+            params = self.models.plan_deploy(adapter)
+        except RegistryError as exc:
+            return f"not deployed: {exc}", None
+        job = self.runner.submit(
+            "deploy", f"mission {mission.id}: deploy {params['tag']}", params, mission.id
+        )
+        return f"deploying as {params['tag']}: it beats {rival} ({versus})", job
