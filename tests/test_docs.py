@@ -53,3 +53,17 @@ def test_guide_describes_every_job_kind_as_the_table_says() -> None:
         says_resumes = row.rstrip(" |").split("|")[-1].strip().startswith("yes")
         assert says_resumes == kind.resumable, row
         assert callable(importlib.import_module(kind.runs).run), kind.runs
+
+
+def test_guide_lists_every_event_type_the_daemon_writes() -> None:
+    """Every event type written by the store or the runner is in the guide's list of types."""
+    import re
+
+    guide = (ROOT / "docs" / "guide.md").read_text()
+    events = guide[guide.index("**Events.**") :].split("\n\n")[0]
+    written: set[str] = set()
+    for module in ("store.py", "runner.py"):
+        text = (ROOT / "forged" / module).read_text()
+        written |= set(re.findall(r'"((?:job|mission|model|source|dataset)\.[a-z_]+)"', text))
+    assert len(written) >= 14, written
+    assert not [t for t in sorted(written) if f"`{t}`" not in events]
