@@ -58,7 +58,8 @@ def make_repo(root: Path) -> Path:
 
 
 def next_proposal(daemon: Daemon, since: int) -> dict[str, Any]:
-    with daemon.client() as c:
+    # A proposal may wait for a calibration (a real model's few steps on a busy CI core).
+    with daemon.client(timeout=600) as c:
         c.call("events.subscribe", since=since, types=["mission.proposed"])
         event = next(c.events())
     mission: dict[str, Any] = daemon.call("missions.get", id=event["data"]["id"])
