@@ -68,14 +68,16 @@ def run_engine(spec: Mapping[str, object], run_dir: Path) -> list[dict[str, Any]
 
 
 def engine_job(kind: str, params: dict[str, Any], root: Path, name: str) -> list[dict[str, Any]]:
-    """One job through `python -m engine` in `root/name`; the test fails unless it exits 0."""
+    """One job through `python -m engine` in `root/name`; the test fails unless it exits 0.
+    Its data dir is its dataset's folder: the engine reads no dataset file from outside it."""
+    dataset = params.get("dataset")
     spec = {
         "job_id": name,
         "kind": kind,
         "params": params,
         "run_dir": str(root / name),
         "models_dir": str(root / "models"),
-        "datasets_dir": str(root),
+        "datasets_dir": str(Path(dataset).parent if dataset else root),
     }
     events = run_engine(spec, root / name)
     assert events[-1]["code"] == 0, events[-1]["stderr"][-2000:]

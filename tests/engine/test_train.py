@@ -378,7 +378,7 @@ def test_a_stop_in_the_middle_of_a_step_keeps_the_steps_before_it(
         "params": params,
         "run_dir": str(run_dir),
         "models_dir": str(tmp_path / "models"),
-        "datasets_dir": str(tmp_path),
+        "datasets_dir": str(dataset.parent),
     }
     (run_dir / "spec.json").write_text(json.dumps(spec))
     proc = subprocess.Popen(
