@@ -114,7 +114,7 @@ def child_baseline(
 
     from bench.peft_trainer import trainer_peft
     from engine.batching import evaluate
-    from engine.train import prepare_data
+    from engine.train_setup import prepare_data
 
     tokenizer = AutoTokenizer.from_pretrained(model)
     pad = tokenizer.pad_token_id if tokenizer.pad_token_id is not None else tokenizer.eos_token_id

@@ -30,8 +30,8 @@ from engine.batching import evaluate
 from engine.events import Emitter
 from engine.synthetic import write_dataset
 from engine.tiny_model import build_model, train_tokenizer
-from engine.train import prepare_data
 from engine.train import run as train_ours
+from engine.train_setup import prepare_data
 from forge_api.jobs import JobSpec, PrepareModelParams
 
 RANK, LR, BATCH = 8, 5e-3, 8

@@ -13,7 +13,7 @@ from engine.batching import evaluate, perplexity
 from engine.data import Example
 from engine.events import Emitter
 from engine.model_source import base_for, resolve_adapter, training_record
-from engine.train import prepare_data
+from engine.train_setup import prepare_data
 from forge_api.jobs import EvalParams, JobSpec
 
 EVAL_BATCH = 8

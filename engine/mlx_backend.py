@@ -20,7 +20,7 @@ from engine import control
 from engine.data import IGNORE
 from engine.errors import EngineError
 from engine.events import Emitter
-from engine.train import Data, pick_targets, size_learning_rate
+from engine.train_setup import Data, pick_targets, size_learning_rate
 from forge_api.jobs import JobSpec, TrainParams
 
 
