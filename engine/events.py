@@ -1,31 +1,43 @@
 """The engine's side of the event stream: one JSON object per line on stdout.
 
-The daemon reads these lines, keeps them in `<run-dir>/events.jsonl` and the store, and fans
-them out. Anything else a library prints (warnings, tracebacks) arrives as a plain log line.
+The events are the contract's (`forge_api.engine_events`); the daemon reads these lines, keeps
+them in `<run-dir>/events.jsonl` and the store, and fans them out. Anything else a library
+prints (warnings, tracebacks) arrives as a plain log line.
 """
 
 from __future__ import annotations
 
-import json
 import sys
 import time
 from typing import Any, TextIO
 
+from forge_api.engine_events import (
+    ArtifactEvent,
+    CheckpointEvent,
+    DoneEvent,
+    EngineEvent,
+    ErrorEvent,
+    LogEvent,
+    MetricEvent,
+    ProgressEvent,
+    TokenEvent,
+    event_line,
+)
+
 
 class Emitter:
-    """Writes the design's events: log, progress, metric, checkpoint, artifact, done, error."""
+    """Writes the events of one job, each as one line, flushed at once."""
 
     def __init__(self, out: TextIO | None = None) -> None:
         self.out = out or sys.stdout
         self.started = time.monotonic()
 
-    def emit(self, type_: str, **data: Any) -> None:
-        line = json.dumps({"type": type_, "ts": time.time(), **data}, default=str)
-        self.out.write(line + "\n")
+    def emit(self, event: EngineEvent) -> None:
+        self.out.write(event_line(event) + "\n")
         self.out.flush()
 
     def log(self, message: str, level: str = "info") -> None:
-        self.emit("log", level=level, message=message)
+        self.emit(LogEvent(level=level, message=message))
 
     def progress(
         self,
@@ -40,20 +52,23 @@ class Emitter:
         if total and step:
             eta = round(elapsed / step * (total - step), 2)
         self.emit(
-            "progress", step=step, total=total, stage=stage, tokens_per_s=tokens_per_s, eta_s=eta
+            ProgressEvent(step=step, total=total, stage=stage, tokens_per_s=tokens_per_s, eta_s=eta)
         )
 
     def metric(self, step: int, **values: float) -> None:
-        self.emit("metric", step=step, values=values)
+        self.emit(MetricEvent(step=step, values=values))
 
     def checkpoint(self, path: str, step: int, **info: Any) -> None:
-        self.emit("checkpoint", path=path, step=step, **info)
+        self.emit(CheckpointEvent(path=path, step=step, **info))
 
     def artifact(self, kind: str, path: str, **info: Any) -> None:
-        self.emit("artifact", kind=kind, path=path, **info)
+        self.emit(ArtifactEvent(kind=kind, path=path, **info))
+
+    def token(self, text: str) -> None:
+        self.emit(TokenEvent(text=text))
 
     def done(self, **summary: Any) -> None:
-        self.emit("done", summary=summary)
+        self.emit(DoneEvent(summary=summary))
 
     def error(self, message: str) -> None:
-        self.emit("error", message=message)
+        self.emit(ErrorEvent(message=message))

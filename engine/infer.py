@@ -47,7 +47,7 @@ def run_ollama(p: InferParams, events: Emitter) -> dict[str, Any]:
                 break
             if chunk.message.content:
                 pieces.append(chunk.message.content)
-                events.emit("token", text=chunk.message.content)
+                events.token(chunk.message.content)
             if chunk.done:
                 tokens = chunk.eval_count or len(pieces)
     control.check()
@@ -94,7 +94,7 @@ def run_local(spec: JobSpec, p: InferParams, events: Emitter) -> dict[str, Any]:
         def on_finalized_text(self, text: str, stream_end: bool = False) -> None:
             if text:
                 pieces.append(text)
-                events.emit("token", text=text)
+                events.token(text)
 
     class OnCancel(StoppingCriteria):  # type: ignore[misc]
         def __call__(self, input_ids: Any, scores: Any, **kwargs: Any) -> Any:

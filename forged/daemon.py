@@ -74,6 +74,7 @@ async def serve(paths: ForgePaths, config: Config) -> int:
         chain.on_job_finished(job)
 
     runner.on_job_finished = job_finished
+    runner.on_artifact = models.record_artifact
     services = Services(
         paths=paths,
         config=config,

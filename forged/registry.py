@@ -20,11 +20,20 @@ from engine.errors import EngineError
 from engine.gguf_import import imported_from
 from engine.ollama_api import shown_host
 from forge_api.deploy_mode import deploy_mode
+from forge_api.engine_events import ArtifactEvent
 from forge_api.schema import Job, Model
 from forged.config import Config
 from forged.model_catalog import base_id, candidate_folders, discover, hf_id
 from forged.paths import ForgePaths
 from forged.store import Store
+
+# Artifacts that are models, and the registry kind each becomes.
+MODEL_ARTIFACTS = {
+    "base-model": "base",
+    "adapter": "adapter",
+    "merged-model": "merged",
+    "ollama-model": "ollama",
+}
 
 
 class RegistryError(ValueError):
@@ -158,6 +167,21 @@ class ModelRegistry:
             self._note_eval(job)
         elif job.kind == "deploy":
             self._note_deploy(job)
+
+    def record_artifact(self, job_id: str, artifact: ArtifactEvent) -> None:
+        """A job made a model (a base, an adapter, a merged model, an Ollama tag): register it
+        under the name it was given, with what the engine said about it."""
+        kind = MODEL_ARTIFACTS.get(artifact.kind)
+        if kind is None:
+            return  # an eval report and the like: recorded on the job only
+        self.store.upsert_model(
+            kind,
+            artifact.name or Path(artifact.path).name,
+            artifact.path,
+            base=artifact.base,
+            job_id=job_id,
+            data=artifact.extras(),
+        )
 
     def adapter_at(self, path: str) -> Model | None:
         here = Path(path).resolve()

@@ -10,7 +10,6 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-import json
 import logging
 import math
 import os
@@ -24,6 +23,19 @@ from pathlib import Path
 from typing import IO, Any
 
 from engine import checkpoint
+from forge_api.engine_events import (
+    ArtifactEvent,
+    CheckpointEvent,
+    DoneEvent,
+    EngineEvent,
+    ErrorEvent,
+    LogEvent,
+    MetricEvent,
+    ProgressEvent,
+    TokenEvent,
+    event_line,
+    parse_engine_event,
+)
 from forge_api.jobs import JobSpec, holds_accelerator
 from forge_api.schema import Job
 from forged.config import JobsConfig
@@ -35,15 +47,7 @@ log = logging.getLogger(__name__)
 
 MAX_LINE = 1024 * 1024
 # Artifacts that are models, and the registry kind each becomes.
-MODEL_ARTIFACTS = {
-    "base-model": "base",
-    "adapter": "adapter",
-    "merged-model": "merged",
-    "ollama-model": "ollama",
-}
 LOG_LINE_CAP = 8192
-MODEL_FIELDS = ("kind", "path", "name", "base")
-"""An artifact's fields the model's own columns hold; the rest goes in its `data`."""
 
 
 MAX_ATTEMPTS = 3
@@ -90,6 +94,8 @@ class JobRunner:
         self.config = config
         self.python = config.python or sys.executable
         self.running: dict[str, Running] = {}
+        self.on_artifact: Callable[[str, ArtifactEvent], None] | None = None
+        """Told of everything a job made (the registry records the models among them)."""
         self.on_job_finished: Callable[[Job], None] | None = None
         """Told of every job that reaches a final status (the daemon's one handler: the
         registry, then the mission chain)."""
@@ -440,90 +446,66 @@ class JobRunner:
         text = raw.decode("utf-8", errors="replace").rstrip("\r\n")
         if not text.strip():
             return
-        event: dict[str, Any] | None = None
-        if text.startswith("{"):
-            with contextlib.suppress(json.JSONDecodeError):
-                parsed = json.loads(text)
-                if isinstance(parsed, dict) and isinstance(parsed.get("type"), str):
-                    event = parsed
+        event = parse_engine_event(text)
         if event is None:
             # tqdm redraws with \r: only the last state of the line is worth keeping.
             text = text.rsplit("\r", 1)[-1][:LOG_LINE_CAP]
-            event = {"type": "log", "level": "output", "message": text, "ts": time.time()}
+            event = LogEvent(level="output", message=text)
             r.last_output = text
         if record is not None:
             with contextlib.suppress(OSError, ValueError):
-                record.write(json.dumps(event) + "\n")
+                record.write(event_line(event) + "\n")
                 record.flush()
         try:
             self._apply(r, event)
         except Exception as exc:
-            kind = str(event.get("type"))
             if not r.lost:
                 log.warning(
-                    "job %s: the store could not record its %s event: %s", r.job.id, kind, exc
+                    "job %s: the store could not record its %s event: %s", r.job.id, event.type, exc
                 )
-            r.lost[kind] = r.lost.get(kind, 0) + 1
+            r.lost[event.type] = r.lost.get(event.type, 0) + 1
             r.store_error = str(exc)
 
-    def _apply(self, r: Running, ev: dict[str, Any]) -> None:
+    def _apply(self, r: Running, ev: EngineEvent) -> None:
         """Record one engine event on its job (the store announces each change as it commits)."""
         job_id = r.job.id
-        kind = ev.get("type")
-        if kind == "log":
-            message = str(ev.get("message", ""))[:LOG_LINE_CAP]
-            self._log_event(job_id, message, str(ev.get("level", "info")))
-        elif kind == "progress":
-            progress = {k: ev.get(k) for k in ("step", "total", "stage", "tokens_per_s", "eta_s")}
+        if isinstance(ev, LogEvent):
+            self._log_event(job_id, ev.message[:LOG_LINE_CAP], ev.level)
+        elif isinstance(ev, ProgressEvent):
+            progress = ev.model_dump(include={"step", "total", "stage", "tokens_per_s", "eta_s"})
             self.store.update_job(job_id, {"progress": progress}, ("job.progress", progress))
-        elif kind == "metric":
-            step = int(ev.get("step", 0))
-            given = {k: float(v) for k, v in (ev.get("values") or {}).items() if _is_number(v)}
-            values = {k: v for k, v in given.items() if math.isfinite(v)}
+        elif isinstance(ev, MetricEvent):
+            values = {k: v for k, v in ev.values.items() if math.isfinite(v)}
             if values:
-                self.store.add_metrics(job_id, step, values)
-            for name in sorted(set(given) - set(values)):
-                note = f"{name} at step {step} is {given[name]} (not a number: diverged?)"
+                self.store.add_metrics(job_id, ev.step, values)
+            for name in sorted(set(ev.values) - set(values)):
+                note = f"{name} at step {ev.step} is {ev.values[name]} (not a number: diverged?)"
                 self._log_event(job_id, note, "warning")
-        elif kind == "checkpoint":
-            info = {k: v for k, v in ev.items() if k not in ("type", "ts")}
-            self.store.update_job(job_id, {"checkpoint": ev.get("path")}, ("job.checkpoint", info))
-        elif kind == "artifact":
-            info = {k: v for k, v in ev.items() if k not in ("type", "ts")}
-            self.store.add_artifact(job_id, info)
-            model_kind = MODEL_ARTIFACTS.get(str(info.get("kind")))
-            if model_kind and info.get("path"):
-                self.store.upsert_model(
-                    model_kind,
-                    str(info.get("name") or Path(str(info["path"])).name),
-                    str(info["path"]),
-                    base=str(info["base"]) if info.get("base") else None,
-                    job_id=job_id,
-                    data={
-                        k: v for k, v in info.items() if k not in ("kind", "path", "name", "base")
-                    },
-                )
-        elif kind == "done":
+        elif isinstance(ev, CheckpointEvent):
+            info = ev.model_dump(exclude={"type", "ts"})
+            self.store.update_job(job_id, {"checkpoint": ev.path}, ("job.checkpoint", info))
+        elif isinstance(ev, ArtifactEvent):
+            unnamed = {key for key in ("name", "base") if getattr(ev, key) is None}
+            self.store.add_artifact(job_id, ev.model_dump(exclude={"type", "ts", *unnamed}))
+            if self.on_artifact is not None:
+                self.on_artifact(job_id, ev)
+        elif isinstance(ev, DoneEvent):
             # Completed from this moment: a daemon killed before the process exits must not
             # find it `running` and run it again.
             r.done = True
-            summary = ev.get("summary") if isinstance(ev.get("summary"), dict) else {}
             self._log_event(job_id, "done", "info")
             job, _ = self.store.update_job(
                 job_id,
                 {"status": "completed", "finished_at": time.time(), "pid": None},
-                ("job.status", {"status": "completed", "summary": summary}),
+                ("job.status", {"status": "completed", "summary": ev.summary}),
             )
             r.done_recorded = True
             self._tell(job)
-        elif kind == "token":
-            text = str(ev.get("text", ""))[:LOG_LINE_CAP]
-            self.store.append_event("job.token", job_id, {"text": text})
-        elif kind == "error":
-            r.last_error = str(ev.get("message", ""))
+        elif isinstance(ev, TokenEvent):
+            self.store.append_event("job.token", job_id, {"text": ev.text[:LOG_LINE_CAP]})
+        elif isinstance(ev, ErrorEvent):
+            r.last_error = ev.message
             self._log_event(job_id, f"error: {r.last_error}", "error")
-        else:
-            self._log_event(job_id, json.dumps(ev), "info")
 
     def _log_event(self, job_id: str, line: str, level: str = "info") -> None:
         self.store.append_event("job.log", job_id, {"line": line, "level": level})
@@ -581,10 +563,6 @@ def _open_record(path: Path) -> IO[str] | None:
     except OSError as exc:
         log.warning("cannot open %s: %s", path, exc)
         return None
-
-
-def _is_number(value: Any) -> bool:
-    return isinstance(value, int | float) and not isinstance(value, bool)
 
 
 def _signal_group(pgid: int, sig: signal.Signals) -> None:
