@@ -25,7 +25,7 @@ from forged.config import default_config_text
 from forged.demo import make_demo_repo
 from forged.launch import spawn_daemon
 from forged.paths import resolve_paths
-from tests.ollama_server import FakeOllama
+from tests.support.ollama_server import FakeOllama
 from tui.app import ForgeApp
 
 OUT = Path(__file__).resolve().parent / "screenshots"

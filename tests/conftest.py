@@ -13,7 +13,7 @@ from typing import Any
 
 import pytest
 
-from tests.daemon_harness import Daemon, DaemonFactory, short_tmp
+from tests.support.daemon_harness import Daemon, DaemonFactory, short_tmp
 
 
 @pytest.fixture(autouse=True)

@@ -14,9 +14,9 @@ from typing import Any
 import pytest
 
 from agent.advisor import Advisor, AdvisorSettings, grounded
-from tests.agent.openai_server import OpenAIServer
-from tests.agent.test_missions import agent_config, widgets_proposal
-from tests.daemon_harness import DaemonFactory
+from tests.support.daemon_harness import DaemonFactory
+from tests.support.missions import agent_config, widgets_proposal
+from tests.support.openai_server import OpenAIServer
 
 RATIONALE = "These commits define widget sizes; training helps answer questions about them."
 

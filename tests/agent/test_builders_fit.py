@@ -6,7 +6,6 @@ ordinary code is not taken for a secret."""
 from __future__ import annotations
 
 import json
-import subprocess
 from pathlib import Path
 
 import pytest
@@ -17,18 +16,7 @@ from agent.repo_files import FileText
 from agent.secrets import redact
 from agent.token_fit import Fit, chunk_lines, load_counter
 from engine.data import fitting, load_examples
-from tests.agent.test_dataset_build import commit, git
-
-CORPORA = Path(__file__).resolve().parents[3] / "shared" / "corpora"
-MARKUPSAFE = CORPORA / "markupsafe.bundle"
-needs_markupsafe = pytest.mark.skipif(
-    not MARKUPSAFE.exists(), reason=f"{MARKUPSAFE} is absent (../shared/corpora not beside main)"
-)
-
-
-def clone_markupsafe(into: Path) -> Path:
-    subprocess.run(["git", "clone", "-q", str(MARKUPSAFE), str(into)], check=True)
-    return into
+from tests.support.repos import clone_markupsafe, commit, git, needs_markupsafe
 
 
 def every_example_fits(dataset: Path, tokenizer_dir: Path, max_seq_len: int) -> int:

@@ -4,8 +4,6 @@ might leave one: none of them may reach a dataset file, and the card must count 
 from __future__ import annotations
 
 import json
-import os
-import subprocess
 from pathlib import Path
 
 import pytest
@@ -13,6 +11,7 @@ import pytest
 from agent.dataset_build import build_dataset
 from agent.secrets import redact, secret_file_reason
 from engine.data import load_examples
+from tests.support.repos import commit, git
 
 AWS_ID = "AKIAIOSFODNN7EXAMPLE"
 AWS_SECRET = "wJalrXUtnFEMI/K7MDENG/bPxRfiCYEXAMPLEKEY"
@@ -25,32 +24,6 @@ PEM = (
     "-----END RSA PRIVATE KEY-----"
 )
 PLANTED = [AWS_ID, AWS_SECRET, OPENAI, GITHUB, PASSWORD, BEARER, "MIIEowIBAAKCAQEA7yQ2planted"]
-
-
-def git(repo: Path, *args: str) -> str:
-    env = dict(
-        os.environ,
-        GIT_AUTHOR_NAME="T",
-        GIT_AUTHOR_EMAIL="t@example.invalid",
-        GIT_COMMITTER_NAME="T",
-        GIT_COMMITTER_EMAIL="t@example.invalid",
-    )
-    return subprocess.run(
-        ["git", "-C", str(repo), *args], check=True, capture_output=True, text=True, env=env
-    ).stdout.strip()
-
-
-def commit(repo: Path, files: dict[str, str | bytes], message: str) -> str:
-    for name, content in files.items():
-        path = repo / name
-        path.parent.mkdir(parents=True, exist_ok=True)
-        if isinstance(content, bytes):
-            path.write_bytes(content)
-        else:
-            path.write_text(content)
-        git(repo, "add", name)
-    git(repo, "commit", "-q", "-m", message)
-    return git(repo, "rev-parse", "HEAD")
 
 
 @pytest.fixture

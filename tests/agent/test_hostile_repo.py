@@ -18,9 +18,9 @@ from pathlib import Path
 import pytest
 
 from forged.client import RemoteError
-from tests.agent.test_dataset_build import git
-from tests.agent.test_missions import agent_config, make_repo, next_proposal
-from tests.daemon_harness import DaemonFactory
+from tests.support.daemon_harness import DaemonFactory
+from tests.support.missions import agent_config, make_repo, next_proposal
+from tests.support.repos import git
 
 PROGRAM_KEYS = [
     "core.fsmonitor",

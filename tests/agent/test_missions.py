@@ -6,75 +6,13 @@ from __future__ import annotations
 import datetime as dt
 import time
 from pathlib import Path
-from typing import Any
 
 import pytest
 
 from forged.client import RemoteError
-from tests.agent.test_dataset_build import commit, git
-from tests.daemon_harness import Daemon, DaemonFactory, wait_for
-
-
-def agent_config(tiny_model: Path, ollama_host: str = "127.0.0.1:9") -> str:
-    """Missions on the tiny model; Ollama where none listens unless the test brings one."""
-    return (
-        f'[ollama]\nhost = "{ollama_host}"\n\n'
-        '[agent]\nallowed_roots = ["/tmp"]\nmin_commits = 2\nmin_tokens = 20\n'
-        f'base_model = "{tiny_model}"\nrescan_interval_s = 3600\n'
-    )
-
-
-def make_repo(root: Path) -> Path:
-    repo = root / "widgets"
-    repo.mkdir()
-    git(repo, "init", "-q", "-b", "main")
-    commit(
-        repo,
-        {
-            "README.md": "# Widgets\n\n## Usage\n\nCall `make_widget(size)` to get a "
-            "widget of that size; sizes run from 1 to 10.\n"
-        },
-        "Describe the widgets",
-    )
-    commit(
-        repo,
-        {
-            "widgets.py": "def make_widget(size: int) -> str:\n"
-            '    """A widget of the given size."""\n    return \'#\' * size\n'
-        },
-        "Add make_widget with sizes",
-    )
-    commit(
-        repo,
-        {
-            "widgets.py": "def make_widget(size: int) -> str:\n"
-            '    """A widget of the given size, 1 to 10."""\n'
-            "    if not 1 <= size <= 10:\n        raise ValueError(size)\n"
-            "    return '#' * size\n"
-        },
-        "Refuse widget sizes out of range",
-    )
-    return repo
-
-
-def next_proposal(daemon: Daemon, since: int) -> dict[str, Any]:
-    # A proposal may wait for a calibration (a real model's few steps on a busy CI core).
-    with daemon.client(timeout=600) as c:
-        c.call("events.subscribe", since=since, types=["mission.proposed"])
-        event = next(c.events())
-    mission: dict[str, Any] = daemon.call("missions.get", id=event["data"]["id"])
-    return mission
-
-
-def widgets_proposal(
-    make_daemon: DaemonFactory, config: str, tmp_path: Path
-) -> tuple[Daemon, Path, dict[str, Any], dict[str, Any]]:
-    """A daemon watching the widgets repository, and the mission it proposed for it."""
-    daemon = make_daemon(config=config).start()
-    repo = make_repo(tmp_path)
-    start = daemon.call("system.status")["last_seq"]
-    source = daemon.call("sources.add", path=str(repo))
-    return daemon, repo, source, next_proposal(daemon, start)
+from tests.support.daemon_harness import Daemon, DaemonFactory, wait_for
+from tests.support.missions import agent_config, make_repo, next_proposal, widgets_proposal
+from tests.support.repos import commit, git
 
 
 def test_commits_to_proposal_to_trained_and_evaluated(

@@ -9,10 +9,9 @@ from pathlib import Path
 
 import pytest
 
-from tests.agent.test_builders_fit import clone_markupsafe, needs_markupsafe
-from tests.agent.test_dataset_build import commit, git
-from tests.agent.test_missions import agent_config, next_proposal
-from tests.daemon_harness import DaemonFactory, wait_for
+from tests.support.daemon_harness import DaemonFactory, wait_for
+from tests.support.missions import agent_config, next_proposal
+from tests.support.repos import clone_markupsafe, commit, git, needs_markupsafe
 
 
 @needs_markupsafe

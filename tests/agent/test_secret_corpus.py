@@ -13,11 +13,9 @@ from pathlib import Path
 import pytest
 
 from agent.dataset_build import build_dataset
-from tests.agent.test_dataset_build import commit
+from tests.support.repos import CORPORA, commit
 
-CORPUS = (
-    Path(__file__).resolve().parents[3] / "shared" / "corpora" / "detect-secrets-test-data.bundle"
-)
+CORPUS = CORPORA / "detect-secrets-test-data.bundle"
 
 SECRETS = [
     "AKIAIOSFODNN7EXAMPLE",

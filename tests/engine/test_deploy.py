@@ -18,7 +18,7 @@ from engine.synthetic import write_dataset
 from forge_api.deploy_mode import ModeError, deploy_mode
 from forge_api.jobs import holds_accelerator
 from tests.conftest import engine_job, run_engine
-from tests.ollama_server import FakeOllama
+from tests.support.ollama_server import FakeOllama
 
 ALIAS = "forge-widgets:latest"
 

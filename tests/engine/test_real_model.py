@@ -20,13 +20,13 @@ from typing import Any
 
 import pytest
 
-from tests.agent.test_missions import next_proposal
 from tests.conftest import engine_job
-from tests.daemon_harness import DaemonFactory, wait_for
-from tests.ollama_server import FakeOllama, full_name
+from tests.support.daemon_harness import DaemonFactory, wait_for
+from tests.support.missions import next_proposal
+from tests.support.ollama_server import FakeOllama, full_name
+from tests.support.repos import MARKUPSAFE
 
 GGUF_NAME = "SmolLM2-135M-Instruct.Q4_1.gguf"
-MARKUPSAFE = Path(__file__).resolve().parents[3] / "shared" / "corpora" / "markupsafe.bundle"
 
 
 def smollm2_gguf() -> Path:

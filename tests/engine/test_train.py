@@ -16,7 +16,7 @@ from engine.errors import EngineError
 from engine.synthetic import write_dataset
 from forge_api.jobs import TrainParams
 from tests.conftest import engine_job
-from tests.daemon_harness import Daemon, DaemonFactory
+from tests.support.daemon_harness import Daemon, DaemonFactory
 
 STEPS = 24
 

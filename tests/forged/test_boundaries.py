@@ -12,8 +12,8 @@ import pytest
 from agent.dataset_build import build_dataset
 from engine.synthetic import write_dataset
 from forged.client import RemoteError
-from tests.agent.test_dataset_build import commit, git
-from tests.daemon_harness import Daemon, DaemonFactory
+from tests.support.daemon_harness import Daemon, DaemonFactory
+from tests.support.repos import commit, git
 
 INVALID_PARAMS = -32602
 

@@ -8,19 +8,8 @@ import subprocess
 import sys
 from pathlib import Path
 
-from tests.daemon_harness import Daemon
-
-
-def forge(
-    *args: str, home: Path, env: dict[str, str] | None = None
-) -> subprocess.CompletedProcess[str]:
-    return subprocess.run(
-        [sys.executable, "-m", "forged.cli", *args],
-        env=dict(os.environ, FORGE_HOME=str(home), **(env or {})),
-        capture_output=True,
-        text=True,
-        timeout=180,
-    )
+from tests.support.cli import forge
+from tests.support.daemon_harness import Daemon
 
 
 def test_no_daemon_is_one_line_and_exit_3(tmp_path: Path) -> None:

@@ -26,10 +26,10 @@ import pytest
 from safetensors import safe_open
 
 from engine.synthetic import write_dataset
-from tests.agent.test_dataset_build import commit
-from tests.agent.test_missions import agent_config, make_repo
-from tests.daemon_harness import Daemon, DaemonFactory, engine_processes, wait_for
-from tests.ollama_server import FakeOllama
+from tests.support.daemon_harness import Daemon, DaemonFactory, engine_processes, wait_for
+from tests.support.missions import agent_config, make_repo
+from tests.support.ollama_server import FakeOllama
+from tests.support.repos import commit
 
 pytestmark = pytest.mark.slow
 

@@ -12,8 +12,8 @@ from pathlib import Path
 
 import pytest
 
-from tests.daemon_harness import Daemon, DaemonFactory, short_tmp, wait_for
-from tests.rawsock import Raw
+from tests.support.daemon_harness import Daemon, DaemonFactory, short_tmp, wait_for
+from tests.support.rawsock import Raw
 
 
 def test_second_daemon_refuses_with_a_clear_message(daemon: Daemon) -> None:

@@ -7,8 +7,8 @@ import subprocess
 from pathlib import Path
 
 from forged.client import Client
-from tests.daemon_harness import Daemon, DaemonFactory, wait_for
-from tests.rawsock import Raw
+from tests.support.daemon_harness import Daemon, DaemonFactory, wait_for
+from tests.support.rawsock import Raw
 
 
 def make_repo(root: Path, name: str) -> Path:

@@ -16,8 +16,8 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from forged.api import build_registry
-from tests.daemon_harness import Daemon, short_tmp
-from tests.rawsock import Raw
+from tests.support.daemon_harness import Daemon, short_tmp
+from tests.support.rawsock import Raw
 
 pytestmark = pytest.mark.slow
 

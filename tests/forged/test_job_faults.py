@@ -16,8 +16,8 @@ import pytest
 
 from engine.synthetic import write_dataset
 from forged.store import Store
-from tests.daemon_harness import Daemon, DaemonFactory, engine_processes, wait_for
-from tests.fake_engine import fake_engine
+from tests.support.daemon_harness import Daemon, DaemonFactory, engine_processes, wait_for
+from tests.support.fake_engine import fake_engine
 
 
 def train(daemon: Daemon, tiny_model: Path, examples: int, **params: Any) -> dict[str, Any]:

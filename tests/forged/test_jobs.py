@@ -10,7 +10,7 @@ import time
 from pathlib import Path
 from typing import Any
 
-from tests.daemon_harness import Daemon, DaemonFactory, wait_for
+from tests.support.daemon_harness import Daemon, DaemonFactory, wait_for
 
 
 def collect_until_status(

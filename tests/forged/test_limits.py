@@ -15,9 +15,9 @@ import time
 from pathlib import Path
 from typing import Any
 
-from tests.daemon_harness import Daemon, DaemonFactory, short_tmp
-from tests.fake_engine import fake_engine
-from tests.rawsock import Raw
+from tests.support.daemon_harness import Daemon, DaemonFactory, short_tmp
+from tests.support.fake_engine import fake_engine
+from tests.support.rawsock import Raw
 
 
 def no_constants(name: str) -> None:

@@ -15,7 +15,7 @@ import termios
 from pathlib import Path
 
 from engine.synthetic import write_dataset
-from tests.daemon_harness import DaemonFactory, wait_for
+from tests.support.daemon_harness import DaemonFactory, wait_for
 
 
 def test_hang_up_stops_the_daemon_cleanly_and_the_job_resumes(

@@ -13,10 +13,10 @@ from pathlib import Path
 import pytest
 
 from forged.client import RemoteError
-from tests.agent.test_missions import agent_config, make_repo, next_proposal
-from tests.daemon_harness import DaemonFactory, wait_for
-from tests.forged.test_cli import forge
-from tests.ollama_server import FakeOllama
+from tests.support.cli import forge
+from tests.support.daemon_harness import DaemonFactory, wait_for
+from tests.support.missions import agent_config, make_repo, next_proposal
+from tests.support.ollama_server import FakeOllama
 
 ALIAS = "forge-widgets:latest"
 

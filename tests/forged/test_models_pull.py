@@ -12,9 +12,9 @@ from pathlib import Path
 
 import pytest
 
-from tests.daemon_harness import Daemon, DaemonFactory, wait_for
-from tests.forged.test_cli import forge
-from tests.hf_hub_server import FakeHub
+from tests.support.cli import forge
+from tests.support.daemon_harness import Daemon, DaemonFactory, wait_for
+from tests.support.hf_hub_server import FakeHub
 
 REPO = "forge-test/tiny-llama"
 

@@ -15,7 +15,7 @@ from pathlib import Path
 import pytest
 
 from engine.synthetic import write_dataset
-from tests.daemon_harness import DaemonFactory, short_tmp
+from tests.support.daemon_harness import DaemonFactory, short_tmp
 
 
 def mode(path: Path) -> int:

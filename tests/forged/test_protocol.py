@@ -7,8 +7,8 @@ import contextlib
 import json
 import threading
 
-from tests.daemon_harness import Daemon
-from tests.rawsock import Raw
+from tests.support.daemon_harness import Daemon
+from tests.support.rawsock import Raw
 
 
 def test_parse_error(daemon: Daemon) -> None:

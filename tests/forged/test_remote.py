@@ -19,8 +19,8 @@ from textual.widgets import DataTable
 
 from forged.paths import resolve_paths
 from forged.remote import SshBridge, SshTarget
-from tests.daemon_harness import Daemon
-from tests.forged.test_cli import forge
+from tests.support.cli import forge
+from tests.support.daemon_harness import Daemon
 from tests.tui.pilot import run_app, until
 from tui.app import ForgeApp
 

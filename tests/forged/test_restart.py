@@ -11,7 +11,7 @@ from pathlib import Path
 from typing import Any
 
 from engine.synthetic import write_dataset
-from tests.daemon_harness import Daemon, DaemonFactory, engine_processes, wait_for
+from tests.support.daemon_harness import Daemon, DaemonFactory, engine_processes, wait_for
 
 
 def test_kill_9_after_a_checkpoint_resumes_from_it(make_daemon: DaemonFactory) -> None:

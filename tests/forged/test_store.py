@@ -9,7 +9,7 @@ from pathlib import Path
 import pytest
 
 from forged.store import SCHEMA_VERSION, Store, StoreError
-from tests.daemon_harness import DaemonFactory
+from tests.support.daemon_harness import DaemonFactory
 
 
 def test_new_store_is_wal_and_versioned(tmp_path: Path) -> None:

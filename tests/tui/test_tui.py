@@ -18,9 +18,9 @@ from engine.synthetic import write_dataset
 from forged.client import Client
 from forged.config import load_config
 from forged.launch import daemon_answers
-from tests.agent.test_missions import agent_config, widgets_proposal
-from tests.daemon_harness import Daemon, DaemonFactory, wait_for
-from tests.ollama_server import FakeOllama
+from tests.support.daemon_harness import Daemon, DaemonFactory, wait_for
+from tests.support.missions import agent_config, widgets_proposal
+from tests.support.ollama_server import FakeOllama
 from tests.tui.pilot import notices, press_closing, run_app, until
 from tui.app import ForgeApp
 from tui.screens.job_detail import JobDetailScreen

@@ -21,7 +21,7 @@ from http.server import BaseHTTPRequestHandler
 from pathlib import Path
 from typing import Any
 
-from tests.http_fake import LocalServer
+from tests.support.http_fake import LocalServer
 
 CHUNK = 64 * 1024
 

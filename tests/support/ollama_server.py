@@ -21,7 +21,7 @@ from datetime import UTC, datetime
 from http.server import BaseHTTPRequestHandler
 from typing import Any
 
-from tests.http_fake import LocalServer
+from tests.support.http_fake import LocalServer
 
 IMPORT_ARCHITECTURES = frozenset(
     {"LlamaForCausalLM", "MistralForCausalLM", "GemmaForCausalLM", "Gemma2ForCausalLM"}

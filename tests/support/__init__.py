@@ -1,0 +1,1 @@
+"""What tests share: real daemons, repositories, fake servers speaking real protocols."""

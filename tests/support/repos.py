@@ -1,0 +1,47 @@
+"""Git repositories built in a test, and the real ones in `../shared/corpora`."""
+
+from __future__ import annotations
+
+import os
+import subprocess
+from pathlib import Path
+
+import pytest
+
+CORPORA = Path(__file__).resolve().parents[3] / "shared" / "corpora"
+"""`../shared/corpora` beside the checkout (tests that need it skip, saying why, without it)."""
+MARKUPSAFE = CORPORA / "markupsafe.bundle"
+needs_markupsafe = pytest.mark.skipif(
+    not MARKUPSAFE.exists(), reason=f"{MARKUPSAFE} is absent (../shared/corpora not beside main)"
+)
+
+
+def clone_markupsafe(into: Path) -> Path:
+    subprocess.run(["git", "clone", "-q", str(MARKUPSAFE), str(into)], check=True)
+    return into
+
+
+def git(repo: Path, *args: str) -> str:
+    env = dict(
+        os.environ,
+        GIT_AUTHOR_NAME="T",
+        GIT_AUTHOR_EMAIL="t@example.invalid",
+        GIT_COMMITTER_NAME="T",
+        GIT_COMMITTER_EMAIL="t@example.invalid",
+    )
+    return subprocess.run(
+        ["git", "-C", str(repo), *args], check=True, capture_output=True, text=True, env=env
+    ).stdout.strip()
+
+
+def commit(repo: Path, files: dict[str, str | bytes], message: str) -> str:
+    for name, content in files.items():
+        path = repo / name
+        path.parent.mkdir(parents=True, exist_ok=True)
+        if isinstance(content, bytes):
+            path.write_bytes(content)
+        else:
+            path.write_text(content)
+        git(repo, "add", name)
+    git(repo, "commit", "-q", "-m", message)
+    return git(repo, "rev-parse", "HEAD")
