@@ -8,7 +8,8 @@ from pathlib import Path
 
 import pytest
 
-from forged.store import SCHEMA_VERSION, Store, StoreError
+from forged.store import Store, StoreError
+from forged.store_schema import SCHEMA_VERSION
 from tests.support.daemon_harness import DaemonFactory
 
 
@@ -86,7 +87,7 @@ def test_text_filter_is_literal(tmp_path: Path) -> None:
 
 def test_missions_from_before_stages_get_the_stage_their_chain_reached(tmp_path: Path) -> None:
     """Schema 3 kept a status and flags in data; migrating gives each mission its stage."""
-    from forged.store import MIGRATIONS
+    from forged.store_schema import MIGRATIONS
 
     db = sqlite3.connect(tmp_path / "forge.db")
     for version, script in enumerate(MIGRATIONS[:3], start=1):
