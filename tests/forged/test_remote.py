@@ -1,8 +1,8 @@
 """`forge --host ssh://user@box …`: the laptop's CLI and TUI drive a daemon on another machine
-through ssh and `forge dial-stdio` there. No sshd runs here, so ssh itself is stood in for by
-tests/fake_ssh.py (it runs the remote command on this machine, as sshd would on the box); the
-daemon, `forge dial-stdio` and the bridge are the real ones. A last test uses the real ssh to
-localhost where that works, and skips saying so where it does not."""
+through ssh and `forge dial-stdio` there. No sshd runs here, so ssh itself is stood in for
+by tests/support/fake_ssh.py (it runs the remote command on this machine, as sshd would on
+the box); the daemon, `forge dial-stdio` and the bridge are the real ones. A last test uses
+the real ssh to localhost where that works, and skips saying so where it does not."""
 
 from __future__ import annotations
 
@@ -24,7 +24,7 @@ from tests.support.daemon_harness import Daemon
 from tests.tui.pilot import run_app, until
 from tui.app import ForgeApp
 
-FAKE_SSH = f"{sys.executable} {Path(__file__).parent.parent / 'fake_ssh.py'}"
+FAKE_SSH = f"{sys.executable} {Path(__file__).parent.parent / 'support' / 'fake_ssh.py'}"
 REMOTE_FORGE = f"{sys.executable} -m forged.cli"
 
 
