@@ -23,17 +23,17 @@ $(STAMP): pyproject.toml
 test: lint typecheck pytest
 
 lint: $(STAMP)
-	$(BIN)/ruff check forge_api forged agent engine tui tests bench docs
-	$(BIN)/ruff format --check forge_api forged agent engine tui tests bench docs
+	$(BIN)/ruff check forge_api forge_client forge_cli forged agent engine tui tests bench docs
+	$(BIN)/ruff format --check forge_api forge_client forge_cli forged agent engine tui tests bench docs
 
 typecheck: $(STAMP)
-	$(BIN)/mypy forge_api forged agent engine tui tests bench docs
+	$(BIN)/mypy forge_api forge_client forge_cli forged agent engine tui tests bench docs
 
 pytest: $(STAMP)
 	$(BIN)/pytest -q
 
 demo: $(STAMP)
-	$(BIN)/python -m forged.demo
+	$(BIN)/python -m forge_cli.demo
 
 bench: $(STAMP)
 	$(BIN)/python -m bench.train_throughput

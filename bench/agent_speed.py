@@ -24,8 +24,8 @@ from pathlib import Path
 
 from agent.dataset_build import build_dataset
 from bench.scratch_daemon import scratch_daemon
-from forged.client import Client
-from forged.paths import ForgePaths
+from forge_api.paths import ForgePaths
+from forge_client.client import Client
 
 ROOT = Path(__file__).resolve().parent.parent
 DEBOUNCE_S = 1.0

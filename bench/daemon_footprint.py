@@ -44,7 +44,7 @@ def main() -> int:
         env = dict(os.environ)  # FORGE_HOME names the scratch daemon
         ours, base = [], []
         for _ in range(args.runs):
-            ours.append(timed([sys.executable, "-m", "forged.cli", "status"], env))
+            ours.append(timed([sys.executable, "-m", "forge_cli", "status"], env))
             base.append(timed([sys.executable, "-c", "pass"], env))
     o, b = statistics.median(ours), statistics.median(base)
     print(f"idle daemon RSS: {idle:.1f} MB (target < 100 MB)")

@@ -19,8 +19,8 @@ import time
 
 from bench.scratch_daemon import scratch_daemon
 from engine.synthetic import write_dataset
-from forged.client import Client
-from forged.paths import ForgePaths
+from forge_api.paths import ForgePaths
+from forge_client.client import Client
 from forged.store import Store
 
 QUERY = "SELECT * FROM jobs ORDER BY created_at DESC LIMIT 100"

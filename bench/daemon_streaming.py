@@ -26,8 +26,8 @@ from pathlib import Path
 from typing import Any
 
 from bench.scratch_daemon import scratch_daemon
-from forged.client import Client
-from forged.paths import ForgePaths
+from forge_api.paths import ForgePaths
+from forge_client.client import Client
 
 FIREHOSE = Path(__file__).with_name("log_firehose.py")
 SUBSCRIBE = b'{"jsonrpc": "2.0", "id": 1, "method": "events.subscribe", "params": '

@@ -10,9 +10,9 @@ from contextlib import contextmanager
 from pathlib import Path
 from subprocess import Popen
 
-from forged.cli import main as forge
-from forged.launch import spawn_daemon
-from forged.paths import ForgePaths, resolve_paths
+from forge_api.paths import ForgePaths, resolve_paths
+from forge_cli.main import main as forge
+from forge_client.launch import spawn_daemon
 
 
 @contextmanager

@@ -79,7 +79,7 @@ def main() -> int:
     args = parser.parse_args()
     hello = Path(tempfile.mkdtemp(prefix="forge-bench-tui-")) / "hello.py"
     hello.write_text(HELLO)
-    forge = [sys.executable, "-m", "forged.cli", "tui"]
+    forge = [sys.executable, "-m", "forge_cli", "tui"]
     ours_paint, ours_online, theirs = [], [], []
     with scratch_daemon("forge-bench-tui-"):
         for _ in range(args.runs):

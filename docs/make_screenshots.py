@@ -19,12 +19,12 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
-from forged.cli import main as forge
-from forged.client import Client
-from forged.config import default_config_text
-from forged.demo import make_demo_repo
-from forged.launch import spawn_daemon
-from forged.paths import resolve_paths
+from forge_api.config import default_config_text
+from forge_api.paths import resolve_paths
+from forge_cli.demo import make_demo_repo
+from forge_cli.main import main as forge
+from forge_client.client import Client
+from forge_client.launch import spawn_daemon
 from tests.support.ollama_server import FakeOllama
 from tui.app import ForgeApp
 

@@ -13,9 +13,7 @@ from typing import Any, Literal, cast, get_args
 from pydantic import BaseModel, ConfigDict, Field, model_validator
 
 from forge_api.deploy_mode import merges_here
-
-JobKind = Literal["prepare-model", "train", "eval", "merge", "deploy", "infer"]
-
+from forge_api.names import JobKind
 
 BASE_DEFAULT = "default: the base the adapter was trained on, else tiny-llama"
 

@@ -10,32 +10,13 @@ from typing import Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field
 
-from forge_api.jobs import JobKind
-
-JobStatus = Literal["queued", "running", "completed", "failed", "cancelled"]
-# Where a mission is, in one field. `failed` says which step failed and why (retry runs that
-# step again); `done` is the end of a chain that ran, whether or not it deployed.
-MissionStage = Literal[
-    "proposed",
-    "approved",
-    "training",
-    "evaluating",
-    "deploying",
-    "done",
-    "failed",
-    "rejected",
-    "superseded",
-]
-MissionStep = Literal["train", "eval", "deploy"]
-ACTIVE_MISSION_STAGES: tuple[MissionStage, ...] = (
-    "approved",
-    "training",
-    "evaluating",
-    "deploying",
+from forge_api.names import (
+    JobKind,
+    JobStatus,
+    MissionStage,
+    MissionStep,
+    ModelKind,
 )
-ModelKind = Literal["base", "adapter", "merged", "ollama"]
-
-TERMINAL_JOB_STATUSES: frozenset[str] = frozenset({"completed", "failed", "cancelled"})
 
 
 class Params(BaseModel):

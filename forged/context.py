@@ -5,11 +5,11 @@ from __future__ import annotations
 import time
 from dataclasses import dataclass, field
 
-from forged.config import Config
+from forge_api.config import Config
+from forge_api.paths import ForgePaths
 from forged.events import EventBus
 from forged.hardware import Hardware
 from forged.mission_chain import MissionChain
-from forged.paths import ForgePaths
 from forged.registry import ModelRegistry
 from forged.runner import JobRunner
 from forged.server import Connection

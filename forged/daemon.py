@@ -17,15 +17,15 @@ import signal
 import sys
 
 from agent.advisor import Advisor, AdvisorSettings
+from forge_api.config import Config, ConfigError, load_config
+from forge_api.paths import ForgePaths, resolve_paths
+from forge_api.private_dirs import UnsafeFolder
 from forge_api.schema import Job
 from forged.api import build_registry
-from forged.config import Config
 from forged.context import Services, Session
 from forged.events import EventBus
 from forged.hardware import Hardware
 from forged.mission_chain import MissionChain
-from forged.paths import ForgePaths
-from forged.private_dirs import UnsafeFolder
 from forged.registry import ModelRegistry
 from forged.runner import JobRunner
 from forged.sdnotify import notify
@@ -146,3 +146,15 @@ def run_daemon(paths: ForgePaths, config: Config) -> int:
         stream=sys.stderr,
     )
     return asyncio.run(serve(paths, config))
+
+
+def main(paths: ForgePaths | None = None) -> int:
+    """Run the daemon in the foreground on this instance's config (what `forge daemon`, the
+    service and `python -m forged` start); a config error is one line and exit 2."""
+    paths = paths or resolve_paths()
+    try:
+        config = load_config(paths.config_file)
+    except ConfigError as exc:
+        print(f"forged: {exc}", file=sys.stderr)
+        return 2
+    return run_daemon(paths, config)

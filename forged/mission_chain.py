@@ -17,9 +17,10 @@ from pathlib import Path
 from typing import Any
 
 from agent.policy import compare_scores
+from forge_api.config import AgentConfig
 from forge_api.jobs import parse_params
-from forge_api.schema import ACTIVE_MISSION_STAGES, TERMINAL_JOB_STATUSES, Job, Mission
-from forged.config import AgentConfig
+from forge_api.names import ACTIVE_MISSION_STAGES, TERMINAL_JOB_STATUSES
+from forge_api.schema import Job, Mission
 from forged.registry import ModelRegistry, RegistryError, source_alias
 from forged.runner import JobRunner
 from forged.store import Store

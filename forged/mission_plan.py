@@ -12,8 +12,9 @@ from typing import Any
 from pydantic import ValidationError
 
 from forge_api.jobs import TrainParams, parse_params
+from forge_api.protocol import INVALID_PARAMS
 from forged.registry import ModelRegistry, RegistryError
-from forged.rpc import INVALID_PARAMS, RpcError, params_error
+from forged.rpc import RpcError, params_error
 
 # Short names a person may type for the params they change most.
 ALIASES = {"steps": "max_steps", "minutes": "max_minutes", "time_budget": "max_minutes"}

@@ -19,12 +19,12 @@ from typing import Any
 from engine.errors import EngineError
 from engine.gguf_import import imported_from
 from engine.ollama_api import shown_host
+from forge_api.config import Config
 from forge_api.deploy_mode import deploy_mode
 from forge_api.engine_events import ArtifactEvent
+from forge_api.paths import ForgePaths
 from forge_api.schema import Job, Model
-from forged.config import Config
 from forged.model_catalog import base_id, candidate_folders, discover, hf_id
-from forged.paths import ForgePaths
 from forged.store import Store
 
 # Artifacts that are models, and the registry kind each becomes.

@@ -14,26 +14,22 @@ from typing import Any, Generic, TypeVar
 
 from pydantic import BaseModel, ValidationError
 
+from forge_api.protocol import (
+    INTERNAL_ERROR,
+    INVALID_PARAMS,
+    INVALID_REQUEST,
+    INVALID_STATE,
+    MAX_BATCH,
+    MAX_REPLY_BYTES,
+    METHOD_NOT_FOUND,
+    NOT_FOUND,
+    PARSE_ERROR,
+    REPLY_TOO_LARGE,
+)
 from forged import json_limits
-from forged.client import MAX_REPLY_BYTES
 from forged.store import AmbiguousRef
 
 log = logging.getLogger(__name__)
-
-PARSE_ERROR = -32700
-INVALID_REQUEST = -32600
-METHOD_NOT_FOUND = -32601
-INVALID_PARAMS = -32602
-INTERNAL_ERROR = -32603
-# Application codes (the -32000..-32099 range the spec reserves for servers).
-NOT_FOUND = -32001
-INVALID_STATE = -32002
-UNSUPPORTED = -32003
-REPLY_TOO_LARGE = -32004
-
-MAX_MESSAGE_BYTES = 1024 * 1024
-MAX_BATCH = 100
-"""Requests in one batch: each is answered in turn, so a batch is bounded work."""
 
 
 class RpcError(Exception):

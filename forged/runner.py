@@ -23,6 +23,7 @@ from pathlib import Path
 from typing import IO, Any
 
 from engine import checkpoint
+from forge_api.config import JobsConfig
 from forge_api.engine_events import (
     ArtifactEvent,
     CheckpointEvent,
@@ -37,10 +38,9 @@ from forge_api.engine_events import (
     parse_engine_event,
 )
 from forge_api.jobs import JobSpec, holds_accelerator
+from forge_api.paths import ForgePaths
 from forge_api.schema import Job
-from forged.config import JobsConfig
 from forged.events import EventBus
-from forged.paths import ForgePaths
 from forged.store import Store
 
 log = logging.getLogger(__name__)

@@ -19,9 +19,10 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import IO, Any
 
-from forged.paths import MAX_SOCKET_PATH
+from forge_api.paths import MAX_SOCKET_PATH
+from forge_api.protocol import INVALID_REQUEST, MAX_MESSAGE_BYTES
 from forged.peercred import peer_uid
-from forged.rpc import INVALID_REQUEST, MAX_MESSAGE_BYTES, RpcError, encode, error_reply
+from forged.rpc import RpcError, encode, error_reply
 
 log = logging.getLogger(__name__)
 

@@ -23,10 +23,11 @@ from agent.policy import decide, eta_seconds, pending_material, rationale, train
 from agent.safe_git import UnsafeRepository
 from agent.token_fit import Fit, load_counter
 from engine.memory_probe import MEASURED
+from forge_api.config import AgentConfig
 from forge_api.jobs import parse_params
-from forge_api.schema import TERMINAL_JOB_STATUSES, Job, Mission, Source
-from forged.config import AgentConfig
-from forged.paths import ForgePaths
+from forge_api.names import TERMINAL_JOB_STATUSES
+from forge_api.paths import ForgePaths
+from forge_api.schema import Job, Mission, Source
 from forged.registry import ModelRegistry, RegistryError, source_alias
 from forged.runner import JobRunner
 from forged.store import Store

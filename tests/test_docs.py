@@ -5,7 +5,7 @@ from __future__ import annotations
 from pathlib import Path
 from xml.etree import ElementTree
 
-from forged.config import default_config_text
+from forge_api.config import default_config_text
 from forged.rpc import Registry
 
 ROOT = Path(__file__).resolve().parent.parent

@@ -1,2 +1,2 @@
-"""tui: the Textual terminal UI, `forge tui`, talking to the daemon only through forged.client.
-It arrives with the terminal-UI issue."""
+"""tui: the Textual terminal UI, `forge tui`, talking to the daemon only through the socket
+client of `forge_client`."""

@@ -17,10 +17,10 @@ from textual.binding import Binding, BindingType
 from textual.reactive import reactive
 from textual.screen import Screen
 
-from forged.client import DaemonNotRunning, RemoteError
-from forged.config import Config, ConfigError, TuiConfig, load_config
-from forged.launch import DaemonStartFailed, spawn_daemon
-from forged.paths import ForgePaths, resolve_paths
+from forge_api.config import Config, ConfigError, TuiConfig, load_config
+from forge_api.paths import ForgePaths, resolve_paths
+from forge_client.client import DaemonNotRunning, RemoteError
+from forge_client.launch import DaemonStartFailed, spawn_daemon
 from tui.link import DaemonLink
 from tui.messages import DaemonEvent, LinkChanged
 from tui.modes import SCREENS

@@ -15,7 +15,7 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
-from forged.client import AsyncClient, DaemonNotRunning
+from forge_client.client import AsyncClient, DaemonNotRunning
 
 RETRY_MIN_S = 0.2
 RETRY_MAX_S = 2.0

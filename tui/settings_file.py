@@ -13,7 +13,7 @@ from typing import Any
 
 import tomlkit
 
-from forged.config import TuiConfig, load_config
+from forge_api.config import TuiConfig, load_config
 
 
 def save_tui_settings(path: Path, settings: TuiConfig) -> None:

@@ -11,6 +11,7 @@ from pathlib import Path
 from typing import Any
 
 from engine.data import DataError, count_examples
+from forge_api.protocol import INVALID_PARAMS
 from forge_api.schema import (
     Dataset,
     DatasetsImportParams,
@@ -20,7 +21,7 @@ from forge_api.schema import (
     DatasetsPreviewResult,
 )
 from forged.context import Session
-from forged.rpc import INVALID_PARAMS, Registry, RpcError, lookup
+from forged.rpc import Registry, RpcError, lookup
 
 
 def _copy_in(src: Path, dest: Path) -> None:

@@ -9,8 +9,9 @@ from pydantic import ValidationError
 
 from engine.data import DataError, dataset_files
 from forge_api.jobs import UnknownKind, parse_params, resumable
+from forge_api.names import TERMINAL_JOB_STATUSES
+from forge_api.protocol import INVALID_PARAMS, NOT_FOUND, UNSUPPORTED
 from forge_api.schema import (
-    TERMINAL_JOB_STATUSES,
     IdParams,
     Job,
     JobsListParams,
@@ -24,17 +25,7 @@ from forge_api.schema import (
 )
 from forged.context import Session
 from forged.registry import RegistryError, UnknownModel
-from forged.rpc import (
-    INVALID_PARAMS,
-    NOT_FOUND,
-    UNSUPPORTED,
-    Registry,
-    RpcError,
-    invalid_state,
-    lookup,
-    not_found,
-    params_error,
-)
+from forged.rpc import Registry, RpcError, invalid_state, lookup, not_found, params_error
 
 LOG_PAGE_BYTES = 4 * 1024 * 1024
 """Text in one jobs.logs reply: far below the reply cap even with every line escaped."""

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from typing import Any
 
+from forge_api.protocol import INVALID_PARAMS
 from forge_api.schema import (
     Job,
     ModelsDeployParams,
@@ -14,7 +15,7 @@ from forge_api.schema import (
 )
 from forged.context import Session
 from forged.registry import RegistryError, source_alias
-from forged.rpc import INVALID_PARAMS, Registry, RpcError, invalid_state, lookup
+from forged.rpc import Registry, RpcError, invalid_state, lookup
 
 
 def bad_param(name: str, why: str) -> RpcError:

@@ -7,6 +7,7 @@ import os
 from pathlib import Path
 
 from agent.safe_git import UnsafeRepository, check_owner
+from forge_api.protocol import INVALID_PARAMS
 from forge_api.schema import (
     IdParams,
     NoParams,
@@ -17,7 +18,7 @@ from forge_api.schema import (
     SourcesListResult,
 )
 from forged.context import Session
-from forged.rpc import INVALID_PARAMS, Registry, RpcError, invalid_state, lookup, not_found
+from forged.rpc import Registry, RpcError, invalid_state, lookup, not_found
 
 
 def _bad_path(message: str, path: str) -> RpcError:

@@ -17,7 +17,7 @@ from pathlib import Path
 
 import pytest
 
-from forged.client import RemoteError
+from forge_client.client import RemoteError
 from tests.support.daemon_harness import DaemonFactory
 from tests.support.missions import agent_config, make_repo, next_proposal
 from tests.support.repos import git

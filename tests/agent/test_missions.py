@@ -9,7 +9,7 @@ from pathlib import Path
 
 import pytest
 
-from forged.client import RemoteError
+from forge_client.client import RemoteError
 from tests.support.daemon_harness import Daemon, DaemonFactory, wait_for
 from tests.support.missions import agent_config, make_repo, next_proposal, widgets_proposal
 from tests.support.repos import commit, git

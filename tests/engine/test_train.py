@@ -95,7 +95,7 @@ def test_cancel_then_resume_ends_where_an_uninterrupted_run_does(
     daemon.call("jobs.resume", id=job["id"])
     # Following the resumed job's log goes on past its earlier `cancelled`, to the real end.
     follow = subprocess.run(
-        [sys.executable, "-m", "forged.cli", "jobs", "logs", "-f", job["id"]],
+        [sys.executable, "-m", "forge_cli", "jobs", "logs", "-f", job["id"]],
         env=dict(os.environ, FORGE_HOME=str(daemon.home)),
         capture_output=True,
         text=True,

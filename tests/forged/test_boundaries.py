@@ -11,7 +11,7 @@ import pytest
 
 from agent.dataset_build import build_dataset
 from engine.synthetic import write_dataset
-from forged.client import RemoteError
+from forge_client.client import RemoteError
 from tests.support.daemon_harness import Daemon, DaemonFactory
 from tests.support.repos import commit, git
 

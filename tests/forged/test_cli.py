@@ -54,7 +54,7 @@ def test_relative_paths_are_made_absolute(daemon: Daemon, tmp_path: Path) -> Non
         [
             sys.executable,
             "-m",
-            "forged.cli",
+            "forge_cli",
             "jobs",
             "submit",
             "train",
@@ -161,7 +161,7 @@ def test_service_units(tmp_path: Path) -> None:
     assert out.returncode == 0, out.stderr
     unit = (tmp_path / "cfg" / "systemd" / "user" / "forged.service").read_text()
     assert "Type=notify" in unit and "Restart=on-failure" in unit
-    assert f"ExecStart={sys.executable} -m forged.cli daemon" in unit
+    assert f"ExecStart={sys.executable} -m forged" in unit
     assert f'Environment="FORGE_HOME={tmp_path}"' in unit
     assert "systemctl --user enable --now forged.service" in out.stdout
     assert "loginctl enable-linger" in out.stdout
@@ -176,19 +176,18 @@ def test_service_units(tmp_path: Path) -> None:
     import plistlib
 
     parsed = plistlib.loads(plist.read_bytes())
-    assert parsed["ProgramArguments"] == [sys.executable, "-m", "forged.cli", "daemon"]
+    assert parsed["ProgramArguments"] == [sys.executable, "-m", "forged"]
     assert parsed["KeepAlive"] == {"SuccessfulExit": False}
     assert parsed["EnvironmentVariables"]["FORGE_HOME"] == str(tmp_path)
     assert "launchctl bootstrap" in out.stdout
 
 
-def test_the_cli_choices_agree_with_the_schema() -> None:
-    """The CLI repeats the schema's kinds and stages to start without pydantic: same lists."""
-    from typing import get_args
-
-    from forge_api.jobs import KINDS
-    from forge_api.schema import MissionStage
-    from forged.cli import JOB_KINDS, MISSION_STAGES
-
-    assert list(KINDS) == JOB_KINDS
-    assert list(get_args(MissionStage)) == MISSION_STAGES
+def test_the_cli_loads_no_pydantic_and_no_textual() -> None:
+    """The CLI takes its choices from the contract's plain names (`forge_api.names`), so a
+    command starts without the models' validation library, and without the TUI's."""
+    code = (
+        "import sys, forge_cli.main;"
+        "print(sorted({'pydantic', 'textual', 'forged'} & {m.split('.')[0] for m in sys.modules}))"
+    )
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
+    assert out.stdout.strip() == "[]"

@@ -41,7 +41,7 @@ def test_socket_and_folder_are_private(daemon: Daemon) -> None:
 
 
 def test_runtime_dir_layout_without_forge_home(tmp_path: Path) -> None:
-    from forged.paths import resolve_paths
+    from forge_api.paths import resolve_paths
 
     paths = resolve_paths({"XDG_RUNTIME_DIR": str(tmp_path)})
     assert paths.socket_file == tmp_path / "forge" / "forged.sock"
@@ -120,7 +120,7 @@ def test_other_users_are_refused(daemon: Daemon) -> None:
 
 def test_daemon_start_imports_nothing_heavy() -> None:
     code = (
-        "import sys, forged.daemon, forged.cli, forged.api, forged.client;"
+        "import sys, forged.daemon, forged.api;"
         "heavy={'torch','transformers','peft','unsloth','mlx','litellm','tokenizers'};"
         "print(sorted(heavy & {m.split('.')[0] for m in sys.modules}))"
     )

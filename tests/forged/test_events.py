@@ -6,7 +6,7 @@ from __future__ import annotations
 import subprocess
 from pathlib import Path
 
-from forged.client import Client
+from forge_client.client import Client
 from tests.support.daemon_harness import Daemon, DaemonFactory, wait_for
 from tests.support.rawsock import Raw
 

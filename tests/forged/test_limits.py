@@ -102,7 +102,7 @@ def test_a_log_of_any_length_is_read_in_pages_and_nan_is_null(
     assert page["more"] is True and 1000 < len(page["lines"]) < 10_000  # cut by size
     # `forge jobs logs` reads every page: all 12,000 lines, in order, each whole.
     out = subprocess.run(
-        [sys.executable, "-m", "forged.cli", "jobs", "logs", job["id"]],
+        [sys.executable, "-m", "forge_cli", "jobs", "logs", job["id"]],
         env=dict(os.environ, FORGE_HOME=str(daemon.home)),
         capture_output=True,
         text=True,
@@ -157,7 +157,7 @@ def test_the_cli_never_hangs_on_a_daemon_that_does_not_answer() -> None:
         sock.unlink(missing_ok=True)
         serve_once(sock, closes)
         out = subprocess.run(
-            [sys.executable, "-m", "forged.cli", "jobs", "ls"],
+            [sys.executable, "-m", "forge_cli", "jobs", "ls"],
             env=env,
             capture_output=True,
             text=True,

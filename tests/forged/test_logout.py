@@ -28,7 +28,7 @@ def test_hang_up_stops_the_daemon_cleanly_and_the_job_resumes(
         fcntl.ioctl(0, termios.TIOCSCTTY, 0)
 
     proc = subprocess.Popen(
-        [sys.executable, "-m", "forged.cli", "daemon"],
+        [sys.executable, "-m", "forged"],
         env=daemon.env,
         stdin=terminal,
         stdout=terminal,

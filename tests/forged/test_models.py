@@ -12,7 +12,7 @@ from pathlib import Path
 
 import pytest
 
-from forged.client import RemoteError
+from forge_client.client import RemoteError
 from tests.support.cli import forge
 from tests.support.daemon_harness import DaemonFactory, wait_for
 from tests.support.missions import agent_config, make_repo, next_proposal

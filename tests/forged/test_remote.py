@@ -17,15 +17,15 @@ import pytest
 from textual.pilot import Pilot
 from textual.widgets import DataTable
 
-from forged.paths import resolve_paths
-from forged.remote import SshBridge, SshTarget
+from forge_api.paths import resolve_paths
+from forge_client.remote import SshBridge, SshTarget
 from tests.support.cli import forge
 from tests.support.daemon_harness import Daemon
 from tests.tui.pilot import run_app, until
 from tui.app import ForgeApp
 
 FAKE_SSH = f"{sys.executable} {Path(__file__).parent.parent / 'support' / 'fake_ssh.py'}"
-REMOTE_FORGE = f"{sys.executable} -m forged.cli"
+REMOTE_FORGE = f"{sys.executable} -m forge_cli"
 
 
 @pytest.fixture

@@ -12,7 +12,7 @@ def forge(
     *args: str, home: Path, env: dict[str, str] | None = None
 ) -> subprocess.CompletedProcess[str]:
     return subprocess.run(
-        [sys.executable, "-m", "forged.cli", *args],
+        [sys.executable, "-m", "forge_cli", *args],
         env=dict(os.environ, FORGE_HOME=str(home), **(env or {})),
         capture_output=True,
         text=True,

@@ -19,8 +19,8 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import Any, Protocol
 
-from forged.client import Client
-from forged.paths import resolve_paths
+from forge_api.paths import resolve_paths
+from forge_client.client import Client
 
 
 def short_tmp(prefix: str) -> Path:
@@ -73,7 +73,7 @@ class Daemon:
         self.home.mkdir(parents=True, exist_ok=True)
         with open(self.log, "ab") as log:
             proc = subprocess.Popen(
-                [*self.prefix, sys.executable, "-m", "forged.cli", "daemon"],
+                [*self.prefix, sys.executable, "-m", "forged"],
                 env=self.env | (extra_env or {}),
                 stdout=log,
                 stderr=subprocess.STDOUT,

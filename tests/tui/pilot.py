@@ -13,7 +13,7 @@ from typing import Any
 
 from textual.pilot import Pilot
 
-from forged.paths import ForgePaths
+from forge_api.paths import ForgePaths
 from tui.app import ForgeApp
 
 Scenario = Callable[[ForgeApp, Pilot[None]], Awaitable[None]]

@@ -15,9 +15,9 @@ from textual.pilot import Pilot
 from textual.widgets import DataTable, Input, Select
 
 from engine.synthetic import write_dataset
-from forged.client import Client
-from forged.config import load_config
-from forged.launch import daemon_answers
+from forge_api.config import load_config
+from forge_client.client import Client
+from forge_client.launch import daemon_answers
 from tests.support.daemon_harness import Daemon, DaemonFactory, wait_for
 from tests.support.missions import agent_config, widgets_proposal
 from tests.support.ollama_server import FakeOllama
@@ -214,7 +214,7 @@ def test_a_daemon_restart_while_open_loses_no_event(
     try:
         run_app(daemon.paths, scenario)
     finally:
-        from forged.cli import main as forge
+        from forge_cli.main import main as forge
 
         forge(["daemon", "stop"])
     wait_for(lambda: not daemon_answers(daemon.paths), 30)

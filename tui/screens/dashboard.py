@@ -9,7 +9,7 @@ from textual.binding import Binding, BindingType
 from textual.containers import Horizontal, Vertical
 from textual.widgets import Button, DataTable, Log, ProgressBar, Sparkline, Static
 
-from tui.format import ago, describe_event, duration, progress_text, size
+from forge_client.format import ago, describe_event, duration, progress_text, size
 from tui.screens.base import ForgeScreen
 
 ACTIVITY_LINES = 200

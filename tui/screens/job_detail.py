@@ -16,8 +16,8 @@ from textual.binding import Binding, BindingType
 from textual.containers import Horizontal
 from textual.widgets import DataTable, ProgressBar, Static, TabbedContent, TabPane
 
-from forge_api.schema import TERMINAL_JOB_STATUSES
-from tui.format import ago, metric, progress_text
+from forge_api.names import TERMINAL_JOB_STATUSES
+from forge_client.format import ago, metric, progress_text
 from tui.screens.base import ForgeScreen
 from tui.widgets.log_view import MAX_LINES, LogView
 from tui.widgets.loss_chart import SERIES, LossChart

@@ -11,9 +11,8 @@ from textual.widgets import DataTable, Input, Select
 from textual.widgets.data_table import CellDoesNotExist
 
 from forge_api.jobs import KINDS as JOB_KINDS
-from forge_api.jobs import JobKind
-from forge_api.schema import TERMINAL_JOB_STATUSES, JobStatus
-from tui.format import ago, progress_text
+from forge_api.names import TERMINAL_JOB_STATUSES, JobKind, JobStatus
+from forge_client.format import ago, progress_text
 from tui.screens.base import ForgeScreen
 
 STATUSES: tuple[JobStatus, ...] = ("queued", "running", "completed", "failed", "cancelled")

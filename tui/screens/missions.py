@@ -17,8 +17,8 @@ from textual.binding import Binding, BindingType
 from textual.containers import VerticalScroll
 from textual.widgets import DataTable, Markdown
 
-from forged.kv import parse_line
-from tui.format import ago, duration
+from forge_client.format import ago, duration
+from forge_client.kv import parse_line
 from tui.screens.base import ForgeScreen
 from tui.widgets.dialogs import AskText
 

@@ -17,7 +17,7 @@ from textual.containers import Horizontal, Vertical
 from textual.screen import ModalScreen
 from textual.widgets import Button, DataTable, Input, Label, Static
 
-from tui.format import ago, metric, size
+from forge_client.format import ago, metric, size
 from tui.screens.base import ForgeScreen
 from tui.widgets.metric_comparison import MetricComparison
 

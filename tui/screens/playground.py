@@ -17,8 +17,8 @@ from textual.binding import Binding, BindingType
 from textual.containers import Horizontal, VerticalScroll
 from textual.widgets import Button, Input, Label, Select, Static
 
-from forge_api.schema import TERMINAL_JOB_STATUSES
-from tui.format import printable
+from forge_api.names import TERMINAL_JOB_STATUSES
+from forge_client.format import printable
 from tui.screens.base import ForgeScreen
 
 MAX_NEW_TOKENS = 128

@@ -13,7 +13,7 @@ from textual.binding import Binding, BindingType
 from textual.containers import Horizontal, VerticalScroll
 from textual.widgets import Button, Checkbox, DataTable, Label, Select, Static
 
-from forged.config import ConfigError, TuiConfig
+from forge_api.config import ConfigError, TuiConfig
 from tui.keys import all_bindings
 from tui.screens.base import ForgeScreen
 from tui.settings_file import save_tui_settings

@@ -8,7 +8,7 @@ from textual.app import ComposeResult
 from textual.binding import Binding, BindingType
 from textual.widgets import DataTable, Static
 
-from tui.format import ago
+from forge_client.format import ago
 from tui.screens.base import ForgeScreen
 from tui.widgets.dialogs import AskText, Confirm
 

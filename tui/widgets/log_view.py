@@ -10,7 +10,7 @@ from __future__ import annotations
 from textual.timer import Timer
 from textual.widgets import Log
 
-from tui.format import printable
+from forge_client.format import printable
 
 MAX_LINES = 5000
 LINE_CAP = 1000

@@ -8,7 +8,7 @@ from __future__ import annotations
 
 from textual.widgets import DataTable
 
-from tui.format import metric
+from forge_client.format import metric
 
 # Metric suffix → whether a higher value is better.
 HIGHER_IS_BETTER = {"eval_loss": False, "perplexity": False, "chrf": True}

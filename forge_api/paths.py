@@ -65,8 +65,8 @@ class ForgePaths:
     def ensure(self) -> list[str]:
         """Create the folders private to this user (0700), fixing wider modes on folders and
         files of ours; what was fixed, one line each. Raises `UnsafeFolder` for a socket folder
-        that others can write to (see `forged.private_dirs`)."""
-        from forged.private_dirs import check_socket_folder, own_file, own_folder
+        that others can write to (see `forge_api.private_dirs`)."""
+        from forge_api.private_dirs import check_socket_folder, own_file, own_folder
 
         ours = [self.data_dir, self.state_dir, self.runtime_dir]
         if self.home is None:  # with FORGE_HOME the config sits in the folder the user named

@@ -1,4 +1,5 @@
-"""The daemon's settings: `config.toml`, read with tomllib and validated by pydantic.
+"""An instance's settings: `config.toml`, read with tomllib and validated by pydantic; the
+daemon reads all of it, the TUI its `[tui]` table, `forge config check` checks it.
 
 A missing file means the embedded defaults. A wrong key or value is an error that names the
 file, the line where we can find it and the dotted key; it is never replaced by a default.

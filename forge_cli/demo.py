@@ -16,11 +16,11 @@ import sys
 import time
 from pathlib import Path
 
-from forged.cli import main as forge
-from forged.client import Client
-from forged.config import default_config_text
-from forged.launch import DaemonStartFailed, daemon_answers, spawn_daemon
-from forged.paths import resolve_paths
+from forge_api.config import default_config_text
+from forge_api.paths import resolve_paths
+from forge_cli.main import main as forge
+from forge_client.client import Client
+from forge_client.launch import DaemonStartFailed, daemon_answers, spawn_daemon
 
 DEMO_FILES = {
     "README.md": "# Demo project\n\nA tiny service used to show AI Forge at work.\n\n"

@@ -15,7 +15,7 @@ import sys
 from pathlib import Path
 from xml.sax.saxutils import escape
 
-from forged.paths import ForgePaths
+from forge_api.paths import ForgePaths
 
 UNIT_NAME = "forged.service"
 LAUNCHD_LABEL = "dev.aiforge.forged"
@@ -45,7 +45,7 @@ def linger_state() -> str:
 
 
 def _command() -> list[str]:
-    return [sys.executable, "-m", "forged.cli", "daemon"]
+    return [sys.executable, "-m", "forged"]
 
 
 def systemd_unit(paths: ForgePaths) -> str:

@@ -11,9 +11,9 @@ import subprocess
 import sys
 import time
 
-from forged.client import Client, DaemonNotRunning
-from forged.paths import ForgePaths
-from forged.private_dirs import UnsafeFolder
+from forge_api.paths import ForgePaths
+from forge_api.private_dirs import UnsafeFolder
+from forge_client.client import Client, DaemonNotRunning
 
 
 class DaemonStartFailed(RuntimeError):
@@ -32,7 +32,7 @@ def spawn_daemon(paths: ForgePaths) -> subprocess.Popen[bytes]:
         env["FORGE_HOME"] = str(paths.home)
     with open(log, "ab") as out:
         proc = subprocess.Popen(
-            [sys.executable, "-m", "forged.cli", "daemon"],
+            [sys.executable, "-m", "forged"],
             env=env,
             stdout=out,
             stderr=subprocess.STDOUT,

@@ -16,9 +16,8 @@ from collections.abc import AsyncIterator, Iterator
 from pathlib import Path
 from typing import Any
 
-MAX_REPLY_BYTES = 32 * 1024 * 1024
-"""The most a reply may hold, on the wire, as one line: the daemon answers larger results with
-an error asking for less (pages), and clients read any line up to this size."""
+from forge_api.protocol import MAX_REPLY_BYTES
+
 MAX_LINE = MAX_REPLY_BYTES + 1
 DEFAULT_TIMEOUT = 60.0
 """Seconds a call waits for its reply (FORGE_TIMEOUT for the CLI); following events waits on."""

@@ -1,0 +1,35 @@
+"""The names the contract is made of: job kinds and statuses, mission stages, model kinds.
+
+Plain `Literal`s without pydantic, so the CLI can offer them as choices and still start fast;
+`forge_api.schema` and `forge_api.jobs` build their models on them.
+"""
+
+from __future__ import annotations
+
+from typing import Literal
+
+JobKind = Literal["prepare-model", "train", "eval", "merge", "deploy", "infer"]
+JobStatus = Literal["queued", "running", "completed", "failed", "cancelled"]
+TERMINAL_JOB_STATUSES: frozenset[str] = frozenset({"completed", "failed", "cancelled"})
+
+# Where a mission is, in one field. `failed` says which step failed and why (retry runs that
+# step again); `done` is the end of a chain that ran, whether or not it deployed.
+MissionStage = Literal[
+    "proposed",
+    "approved",
+    "training",
+    "evaluating",
+    "deploying",
+    "done",
+    "failed",
+    "rejected",
+    "superseded",
+]
+MissionStep = Literal["train", "eval", "deploy"]
+ACTIVE_MISSION_STAGES: tuple[MissionStage, ...] = (
+    "approved",
+    "training",
+    "evaluating",
+    "deploying",
+)
+ModelKind = Literal["base", "adapter", "merged", "ollama"]
