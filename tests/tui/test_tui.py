@@ -7,6 +7,7 @@ daemon restart, started again from the TUI's own key.
 
 from __future__ import annotations
 
+import asyncio
 from pathlib import Path
 from typing import Any
 
@@ -24,6 +25,7 @@ from tests.support.ollama_server import FakeOllama
 from tests.tui.pilot import notices, press_closing, run_app, until
 from tui.app import ForgeApp
 from tui.screens.job_detail import JobDetailScreen
+from tui.screens.missions import MissionsScreen
 from tui.screens.new_job import NewJobScreen
 from tui.widgets.connection_bar import ConnectionBar
 from tui.widgets.dialogs import AskText
@@ -77,6 +79,38 @@ def test_approving_a_mission_starts_its_job_and_shows_it(
 
     run_app(daemon.paths, scenario)
     assert daemon.call("missions.get", id=mission["id"])["stage"] in ("approved", "training")
+
+
+def test_reloads_cutting_short_the_mission_detail_never_stop_the_app(
+    make_daemon: DaemonFactory, tiny_model: Path, tmp_path: Path
+) -> None:
+    """Each load of the missions screen cancels the one before it (an exclusive worker). When
+    that cut a Markdown update short while it mounted its blocks, the CancelledError reached
+    the app's message loop, which stopped: the TUI showed no event and took no key again."""
+    daemon, _, _, mission = widgets_proposal(make_daemon, agent_config(tiny_model), tmp_path)
+
+    async def scenario(app: ForgeApp, pilot: Pilot[None]) -> None:
+        await until(pilot, "the daemon online", lambda: app.online)
+        await pilot.press("3")
+        await until(pilot, "the mission", lambda: mission["id"] in table_keys(app, "#missions"))
+        screen = app.screen
+        assert isinstance(screen, MissionsScreen)
+        for i in range(40):
+            screen.shown_text = ""  # so that every load renders the Markdown again
+            screen.reload()
+            await asyncio.sleep(0.002 * (i % 7))
+        await pilot.press("1")
+        await until(
+            pilot, "the dashboard after the reloads", lambda: app.current_mode == "dashboard"
+        )
+        await pilot.press("3")
+        await until(
+            pilot,
+            "the mission's rationale again",
+            lambda: "widgets has 3 new commits" in app.screen.query_one("#mission-md").source,  # type: ignore[attr-defined]
+        )
+
+    run_app(daemon.paths, scenario)
 
 
 def test_the_wizard_shows_a_bad_value_submits_nothing_then_submits_a_good_one(

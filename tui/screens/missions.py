@@ -15,6 +15,7 @@ from typing import Any, ClassVar
 from textual.app import ComposeResult
 from textual.binding import Binding, BindingType
 from textual.containers import VerticalScroll
+from textual.message import Message
 from textual.widgets import DataTable, Markdown
 
 from forge_client.format import ago, duration
@@ -156,11 +157,24 @@ class MissionsScreen(ForgeScreen):
         if dataset_id:
             preview = await self.call("datasets.preview", id=dataset_id, limit=SAMPLES)
             samples = preview["examples"]
-        text = mission_markdown(mission, samples)
-        if text != self.shown_text:  # re-rendering Markdown rebuilds its widgets: only on change
-            await self.query_one("#mission-md", Markdown).update(text)
-            self.shown_text = text
         self.shown = mission_id
+        self.post_message(self.DetailReady(mission_markdown(mission, samples)))
+
+    class DetailReady(Message):
+        """A mission's detail, fetched by a worker, to be shown by the screen itself."""
+
+        def __init__(self, text: str) -> None:
+            super().__init__()
+            self.text = text
+
+    async def on_missions_screen_detail_ready(self, message: DetailReady) -> None:
+        """Markdown is re-rendered here, in the screen's own message loop, one update after
+        another, never in a worker: the next load cancels a worker, and a Markdown update
+        cancelled while it mounts its blocks let a CancelledError reach the app's message
+        loop, which then stopped for good (the TUI froze, under load, after an approval)."""
+        if message.text != self.shown_text:  # re-rendering rebuilds its widgets: only on change
+            self.shown_text = message.text
+            await self.query_one("#mission-md", Markdown).update(message.text)
 
     def on_data_table_row_highlighted(self) -> None:
         self.io(lambda: self.show_detail(), "loading the mission", group="detail", exclusive=True)
