@@ -23,6 +23,7 @@ from pathlib import Path
 from typing import IO, Any
 
 from engine import checkpoint
+from forge_api import atomic_file
 from forge_api.config import JobsConfig
 from forge_api.engine_events import (
     ArtifactEvent,
@@ -346,7 +347,7 @@ class JobRunner:
             memory_limit_bytes=int(self.config.memory_limit_gb * 2**30) or None,
         )
         spec_file = run_dir / "spec.json"
-        _write_atomic(spec_file, spec.model_dump_json(indent=2))
+        atomic_file.write_text(spec_file, spec.model_dump_json(indent=2))
         return spec_file
 
     def _mark_running(self, job: Job, proc: asyncio.subprocess.Process) -> None:
@@ -602,9 +603,3 @@ async def _reap_orphan(pgid: int, run_dir: Path) -> None:
         if not _group_alive(pgid):
             return
         await asyncio.sleep(0.1)
-
-
-def _write_atomic(path: Path, text: str) -> None:
-    tmp = path.with_name(path.name + ".tmp")
-    tmp.write_text(text, encoding="utf-8")
-    os.replace(tmp, path)

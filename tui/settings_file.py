@@ -7,12 +7,12 @@ file, atomically.
 
 from __future__ import annotations
 
-import os
 from pathlib import Path
 from typing import Any
 
 import tomlkit
 
+from forge_api.atomic_file import replacing
 from forge_api.config import TuiConfig, load_config
 
 
@@ -32,11 +32,6 @@ def save_tui_settings(path: Path, settings: TuiConfig) -> None:
         else:
             table[name] = value
     path.parent.mkdir(parents=True, exist_ok=True)
-    partial = path.with_name(path.name + ".partial")
-    partial.write_text(tomlkit.dumps(doc), encoding="utf-8")
-    try:
+    with replacing(path) as partial:  # a file the daemon would refuse is never written
+        partial.write_text(tomlkit.dumps(doc), encoding="utf-8")
         load_config(partial)
-    except Exception:
-        partial.unlink()
-        raise
-    os.replace(partial, path)

@@ -11,6 +11,7 @@ from pathlib import Path
 from typing import Any
 
 from engine.data import DataError, count_examples
+from forge_api.atomic_file import replacing
 from forge_api.protocol import INVALID_PARAMS
 from forge_api.schema import (
     Dataset,
@@ -25,9 +26,8 @@ from forged.rpc import Registry, RpcError, lookup
 
 
 def _copy_in(src: Path, dest: Path) -> None:
-    tmp = dest.with_name(dest.name + ".partial")
-    shutil.copyfile(src, tmp)
-    os.replace(tmp, dest)
+    with replacing(dest) as tmp:
+        shutil.copyfile(src, tmp)
 
 
 def _head(path: Path, limit: int) -> list[dict[str, Any]]:
