@@ -27,6 +27,7 @@ from forge_client.client import Client
 from forge_client.launch import spawn_daemon
 from tests.support.ollama_server import FakeOllama
 from tui.app import ForgeApp
+from tui.messages import OpenJob
 
 OUT = Path(__file__).resolve().parent / "screenshots"
 SIZE = (80, 24)
@@ -81,7 +82,7 @@ async def shoot(home: Path, train_job: str) -> None:
         await pilot.pause(1.0)
         await save("dashboard")
         await save("jobs", ("2",))
-        app.open_job(train_job)
+        app.post_message(OpenJob(train_job))
         await save("job-detail-log")
         await save("job-detail-chart", ("x",))
         await pilot.press("escape")

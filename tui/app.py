@@ -8,12 +8,12 @@ remapping) come from the `[tui]` table of the config file.
 
 from __future__ import annotations
 
-import importlib
 from collections.abc import Awaitable, Callable, Iterable
 from typing import Any, ClassVar
 
 from textual.app import App, SystemCommand
 from textual.binding import Binding, BindingType
+from textual.dom import DOMNode
 from textual.reactive import reactive
 from textual.screen import Screen
 
@@ -21,22 +21,43 @@ from forge_api.config import Config, ConfigError, TuiConfig, load_config
 from forge_api.paths import ForgePaths, resolve_paths
 from forge_client.client import DaemonNotRunning, RemoteError
 from forge_client.launch import DaemonStartFailed, spawn_daemon
+from tui.keys import bindings_by_owner, bindings_of
 from tui.link import DaemonLink
-from tui.messages import DaemonEvent, LinkChanged
-from tui.modes import SCREENS
+from tui.messages import DaemonEvent, LinkChanged, NewJob, OpenJob
+from tui.modes import MODE_LABELS
+from tui.screens.dashboard import DashboardScreen
+from tui.screens.datasets import DatasetsScreen
+from tui.screens.job_detail import JobDetailScreen
+from tui.screens.jobs import JobsScreen
+from tui.screens.missions import MissionsScreen
+from tui.screens.models import DeployDialog, ModelsScreen
+from tui.screens.new_job import NewJobScreen
+from tui.screens.playground import PlaygroundScreen
+from tui.screens.settings import SettingsScreen
+from tui.screens.sources import SourcesScreen
+from tui.widgets.dialogs import AskText, Confirm
 
 THEMES = {"dark": "textual-dark", "light": "textual-light", "ansi": "textual-ansi"}
 SCREENS_GROUP = Binding.Group("screens", compact=True)
 
 
-def _screen_factory(target: str) -> Callable[[], Screen[Any]]:
-    module, _, name = target.partition(":")
-
-    def make() -> Screen[Any]:
-        screen: Screen[Any] = getattr(importlib.import_module(module), name)()
-        return screen
-
-    return make
+# The screen behind each mode of `tui.modes.MODE_LABELS`.
+MODE_SCREENS: dict[str, type[Screen[Any]]] = {
+    "dashboard": DashboardScreen,
+    "jobs": JobsScreen,
+    "missions": MissionsScreen,
+    "datasets": DatasetsScreen,
+    "sources": SourcesScreen,
+    "models": ModelsScreen,
+    "playground": PlaygroundScreen,
+    "settings": SettingsScreen,
+}
+if list(MODE_SCREENS) != [
+    mode for mode, _ in MODE_LABELS
+]:  # pragma: no cover - edited in one place
+    raise ImportError(f"MODE_LABELS {MODE_LABELS} and MODE_SCREENS {list(MODE_SCREENS)} disagree")
+# Screens and dialogs opened over the modes, whose keys the Settings screen lists too.
+PUSHED: tuple[type[DOMNode], ...] = (JobDetailScreen, NewJobScreen, DeployDialog, AskText, Confirm)
 
 
 def describe_error(what: str, exc: BaseException) -> str:
@@ -53,9 +74,7 @@ class ForgeApp(App[None]):
 
     TITLE = "AI Forge"
     CSS_PATH = "forge.tcss"
-    MODES: ClassVar[dict[str, str | Callable[[], Screen[Any]]]] = {
-        mode: _screen_factory(target) for mode, _, target in SCREENS
-    }
+    MODES: ClassVar[dict[str, str | Callable[[], Screen[Any]]]] = dict(MODE_SCREENS)
     DEFAULT_MODE = "dashboard"
     BINDINGS: ClassVar[list[BindingType]] = [
         *(
@@ -66,7 +85,7 @@ class ForgeApp(App[None]):
                 id=f"nav.{mode}",
                 group=SCREENS_GROUP,
             )
-            for n, (mode, label, _) in enumerate(SCREENS, start=1)
+            for n, (mode, label) in enumerate(MODE_LABELS, start=1)
         ),
         Binding("n", "new_job", "New", id="app.new_job"),
         Binding("S", "start_daemon", "Start daemon", id="app.start_daemon"),
@@ -123,10 +142,13 @@ class ForgeApp(App[None]):
             )
         self.set_keymap({k: v for k, v in self.settings.keys.items() if k in known})
 
-    def binding_ids(self) -> set[str]:
-        from tui.keys import all_bindings
+    def all_bindings(self) -> list[tuple[Binding, str]]:
+        """(binding, where it applies) for the app, each screen and each dialog."""
+        app = [(b, "everywhere") for b in bindings_of(ForgeApp.BINDINGS)]
+        return app + bindings_by_owner([*MODE_SCREENS.values(), *PUSHED])
 
-        return {b.id for b, _ in all_bindings() if b.id}
+    def binding_ids(self) -> set[str]:
+        return {b.id for b, _ in self.all_bindings() if b.id}
 
     # ---- the daemon link ----------------------------------------------------------------------
 
@@ -182,14 +204,13 @@ class ForgeApp(App[None]):
             self.action_show_help_panel()
 
     def action_new_job(self) -> None:
-        from tui.screens.new_job import NewJobScreen
-
         self.push_screen(NewJobScreen())
 
-    def open_job(self, job_id: str) -> None:
-        from tui.screens.job_detail import JobDetailScreen
+    def on_new_job(self, _: NewJob) -> None:
+        self.action_new_job()
 
-        self.push_screen(JobDetailScreen(job_id))
+    def on_open_job(self, message: OpenJob) -> None:
+        self.push_screen(JobDetailScreen(message.job_id))
 
     def check_action(self, action: str, parameters: tuple[object, ...]) -> bool | None:
         if action == "start_daemon":
@@ -210,8 +231,8 @@ class ForgeApp(App[None]):
 
     def get_system_commands(self, screen: Screen[Any]) -> Iterable[SystemCommand]:
         yield from super().get_system_commands(screen)
-        for mode, label, target in SCREENS:
-            name = target.rsplit(":", 1)[1].removesuffix("Screen")
+        for mode, label in MODE_LABELS:
+            name = MODE_SCREENS[mode].__name__.removesuffix("Screen")
             yield SystemCommand(
                 f"Open {name}", f"the {label} screen", lambda m=mode: self.switch_mode(m)
             )

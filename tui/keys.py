@@ -1,34 +1,22 @@
-"""Every key binding of the TUI with its id, for the Settings screen, the guide and `[tui.keys]`."""
+"""Listing key bindings with their ids, for the Settings screen, the guide and `[tui.keys]`."""
 
 from __future__ import annotations
 
-import importlib
+from collections.abc import Iterable
 
 from textual.binding import Binding, BindingType
 from textual.dom import DOMNode
 
-from tui.modes import SCREENS
 
-
-def _bindings(declared: list[BindingType]) -> list[Binding]:
+def bindings_of(declared: list[BindingType]) -> list[Binding]:
+    """The `Binding`s of a BINDINGS list (which may also hold plain tuples)."""
     return [b for b in declared if isinstance(b, Binding)]
 
 
-def all_bindings() -> list[tuple[Binding, str]]:
-    """(binding, where it applies) for the app, each screen and each dialog."""
-    from tui.app import ForgeApp
-    from tui.screens.job_detail import JobDetailScreen
-    from tui.screens.models import DeployDialog
-    from tui.screens.new_job import NewJobScreen
-    from tui.widgets.dialogs import AskText, Confirm
-
-    found = [(b, "everywhere") for b in _bindings(ForgeApp.BINDINGS)]
-    classes: list[type[DOMNode]] = []
-    for _, _, target in SCREENS:
-        module, _, name = target.partition(":")
-        classes.append(getattr(importlib.import_module(module), name))
-    classes += [JobDetailScreen, NewJobScreen, DeployDialog, AskText, Confirm]
-    for cls in classes:
+def bindings_by_owner(owners: Iterable[type[DOMNode]]) -> list[tuple[Binding, str]]:
+    """(binding, where it applies) for each screen or dialog class, named by its title."""
+    found: list[tuple[Binding, str]] = []
+    for cls in owners:
         where = getattr(cls, "TITLE", None) or cls.__name__
-        found += [(b, str(where)) for b in _bindings(cls.BINDINGS)]
+        found += [(b, str(where)) for b in bindings_of(cls.BINDINGS)]
     return found

@@ -1,4 +1,6 @@
-"""The messages the app sends its screens: daemon events, and the link going up or down."""
+"""Messages between the app and its screens: daemon events and the link going up or down
+(app to screens); a job to open and a new job to start (screens to the app, which owns the
+screen stack)."""
 
 from __future__ import annotations
 
@@ -25,3 +27,15 @@ class LinkChanged(Message):
     def __init__(self, online: bool) -> None:
         super().__init__()
         self.online = online
+
+
+class OpenJob(Message):
+    """Show this job's screen over the current one."""
+
+    def __init__(self, job_id: str) -> None:
+        super().__init__()
+        self.job_id = job_id
+
+
+class NewJob(Message):
+    """Open the training wizard."""

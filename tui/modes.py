@@ -1,18 +1,18 @@
-"""The app's screens behind the number keys, in order: (mode name, short label, screen class).
+"""The app's screens behind the number keys, in order: (mode name, short label).
 
-Kept apart from the app so the connection bar and the app read the same list. Classes are
-named by import path and loaded by the app, so this module stays free of screen imports.
+Kept apart from the app, with no screen in it, so the connection bar (inside every screen) can
+name the modes without importing the screens; the app maps each mode to its screen class.
 """
 
 from __future__ import annotations
 
-SCREENS: tuple[tuple[str, str, str], ...] = (
-    ("dashboard", "Dash", "tui.screens.dashboard:DashboardScreen"),
-    ("jobs", "Jobs", "tui.screens.jobs:JobsScreen"),
-    ("missions", "Missions", "tui.screens.missions:MissionsScreen"),
-    ("datasets", "Data", "tui.screens.datasets:DatasetsScreen"),
-    ("sources", "Sources", "tui.screens.sources:SourcesScreen"),
-    ("models", "Models", "tui.screens.models:ModelsScreen"),
-    ("playground", "Play", "tui.screens.playground:PlaygroundScreen"),
-    ("settings", "Settings", "tui.screens.settings:SettingsScreen"),
+MODE_LABELS: tuple[tuple[str, str], ...] = (
+    ("dashboard", "Dash"),
+    ("jobs", "Jobs"),
+    ("missions", "Missions"),
+    ("datasets", "Data"),
+    ("sources", "Sources"),
+    ("models", "Models"),
+    ("playground", "Play"),
+    ("settings", "Settings"),
 )

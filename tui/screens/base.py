@@ -11,7 +11,7 @@ from __future__ import annotations
 
 from collections.abc import Awaitable, Callable
 from functools import partial
-from typing import TYPE_CHECKING, Any, ClassVar
+from typing import Any, ClassVar
 
 from textual.app import ComposeResult
 from textual.screen import Screen
@@ -19,11 +19,9 @@ from textual.timer import Timer
 from textual.widgets import DataTable, Footer
 from textual.worker import Worker
 
+from tui.host import ForgeHost
 from tui.messages import DaemonEvent, LinkChanged
 from tui.widgets.connection_bar import ConnectionBar
-
-if TYPE_CHECKING:
-    from tui.app import ForgeApp
 
 RELOAD_DELAY_S = 0.25
 
@@ -40,10 +38,9 @@ class ForgeScreen(Screen[None]):
     _reload_timer: Timer | None = None
 
     @property
-    def forge(self) -> ForgeApp:
-        from tui.app import ForgeApp
-
-        assert isinstance(self.app, ForgeApp)
+    def forge(self) -> ForgeHost:
+        """The app, as far as a screen needs it (see `tui.host`)."""
+        assert isinstance(self.app, ForgeHost)
         return self.app
 
     def compose(self) -> ComposeResult:

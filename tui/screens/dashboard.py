@@ -10,6 +10,7 @@ from textual.containers import Horizontal, Vertical
 from textual.widgets import Button, DataTable, Log, ProgressBar, Sparkline, Static
 
 from forge_client.format import ago, describe_event, duration, progress_text, size
+from tui.messages import NewJob, OpenJob
 from tui.screens.base import ForgeScreen
 
 ACTIVITY_LINES = 200
@@ -116,15 +117,15 @@ class DashboardScreen(ForgeScreen):
 
     def action_open_running(self) -> None:
         if self.running_id:
-            self.forge.open_job(self.running_id)
+            self.post_message(OpenJob(self.running_id))
 
     def on_data_table_row_selected(self) -> None:
-        self.forge.switch_mode("missions")
+        self.app.switch_mode("missions")
 
     def on_button_pressed(self, event: Button.Pressed) -> None:
         if event.button.id == "quick-new":
-            self.forge.action_new_job()
+            self.post_message(NewJob())
         elif event.button.id == "quick-missions":
-            self.forge.switch_mode("missions")
+            self.app.switch_mode("missions")
         elif event.button.id == "quick-play":
-            self.forge.switch_mode("playground")
+            self.app.switch_mode("playground")

@@ -13,6 +13,7 @@ from textual.widgets.data_table import CellDoesNotExist
 from forge_api.jobs import KINDS as JOB_KINDS
 from forge_api.names import TERMINAL_JOB_STATUSES, JobKind, JobStatus
 from forge_client.format import ago, progress_text
+from tui.messages import OpenJob
 from tui.screens.base import ForgeScreen
 
 STATUSES: tuple[JobStatus, ...] = ("queued", "running", "completed", "failed", "cancelled")
@@ -113,7 +114,7 @@ class JobsScreen(ForgeScreen):
 
     def on_data_table_row_selected(self, event: DataTable.RowSelected) -> None:
         if event.row_key.value:
-            self.forge.open_job(event.row_key.value)
+            self.post_message(OpenJob(event.row_key.value))
 
     def action_cancel_job(self) -> None:
         job_id = self.cursor_key("jobs")

@@ -20,6 +20,7 @@ from textual.widgets import DataTable, Markdown
 
 from forge_client.format import ago, duration
 from forge_client.kv import parse_line
+from tui.messages import OpenJob
 from tui.screens.base import ForgeScreen
 from tui.widgets.dialogs import AskText
 
@@ -223,7 +224,7 @@ class MissionsScreen(ForgeScreen):
         note = f"; held for quiet hours until {held}" if held else ""
         self.notify(f"approved {mission_id}: train job {job} queued{note}")
         if job:
-            self.forge.open_job(job)
+            self.post_message(OpenJob(job))
 
     def action_reject(self) -> None:
         mission_id = self.cursor_key("missions")
@@ -247,4 +248,4 @@ class MissionsScreen(ForgeScreen):
         mission_id = self.cursor_key("missions")
         job = self.missions.get(mission_id or "", {}).get("data", {}).get("train_job")
         if job:
-            self.forge.open_job(job)
+            self.post_message(OpenJob(job))

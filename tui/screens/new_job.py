@@ -22,6 +22,7 @@ from textual.widgets import Button, Checkbox, Input, Label, Select, Static
 
 from forge_api.jobs import TrainParams
 from tui.screens.base import ForgeScreen
+from tui.screens.job_detail import JobDetailScreen
 
 FIELDS: dict[str, FieldInfo] = dict(TrainParams.model_fields)
 
@@ -177,7 +178,5 @@ class NewJobScreen(ForgeScreen):
 
     async def _submit(self, params: dict[str, Any], name: str | None) -> None:
         job = await self.call("jobs.submit", kind="train", params=params, name=name)
-        from tui.screens.job_detail import JobDetailScreen
-
         self.notify(f"submitted {job['id']}")
-        self.forge.switch_screen(JobDetailScreen(job["id"]))
+        self.app.switch_screen(JobDetailScreen(job["id"]))

@@ -14,7 +14,6 @@ from textual.containers import Horizontal, VerticalScroll
 from textual.widgets import Button, Checkbox, DataTable, Label, Select, Static
 
 from forge_api.config import ConfigError, TuiConfig
-from tui.keys import all_bindings
 from tui.screens.base import ForgeScreen
 from tui.settings_file import save_tui_settings
 
@@ -55,7 +54,7 @@ class SettingsScreen(ForgeScreen):
         table = self.query_one("#keys", DataTable)
         table.add_columns("id", "key", "does", "where")
         keymap = self.forge.settings.keys
-        for binding, where in all_bindings():
+        for binding, where in self.forge.all_bindings():
             key = keymap.get(binding.id or "", binding.key)
             table.add_row(binding.id or "-", key, binding.description or binding.action, where)
 

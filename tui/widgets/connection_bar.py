@@ -10,7 +10,7 @@ from __future__ import annotations
 from rich.text import Text
 from textual.widget import Widget
 
-from tui.modes import SCREENS
+from tui.modes import MODE_LABELS
 
 
 class ConnectionBar(Widget):
@@ -44,7 +44,7 @@ class ConnectionBar(Widget):
             text.append("press S to start it", style="bold")
         text.append("\n")
         current = getattr(self.app, "current_mode", "")
-        for key, (mode, label, _) in enumerate(SCREENS, start=1):
+        for key, (mode, label) in enumerate(MODE_LABELS, start=1):
             style = "bold reverse" if mode == current else ""
             text.append(f" {key}", style="bold " + ("reverse" if mode == current else "cyan"))
             text.append(f" {label} ", style=style)
