@@ -2,8 +2,8 @@
 launchd agent.
 
 We write the unit and print the commands that enable it rather than running them, so nothing
-changes on the machine behind the person's back. The unit runs `forge daemon` with this very
-interpreter and, when set, this `FORGE_HOME`.
+changes on the machine behind the person's back. The unit runs the daemon (`python -m forged`)
+with this very interpreter and, when set, this `FORGE_HOME`.
 """
 
 from __future__ import annotations
