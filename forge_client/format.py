@@ -54,7 +54,7 @@ def progress_text(progress: dict[str, Any] | None) -> str:
     parts.append(f"{progress.get('stage') or 'step'} {step}/{total}" if total else f"step {step}")
     if progress.get("tokens_per_s"):
         parts.append(f"{progress['tokens_per_s']:,.0f} tok/s")
-    if progress.get("eta_s") is not None:
+    if progress.get("eta_s"):  # none left (a finished job) says nothing
         parts.append(f"ETA {duration(progress['eta_s'])}")
     return " · ".join(parts)
 
