@@ -30,7 +30,7 @@ typecheck: $(STAMP)
 	$(BIN)/mypy forge_api forge_client forge_cli forged agent engine tui tests bench docs
 
 pytest: $(STAMP)
-	$(BIN)/pytest -q
+	$(BIN)/pytest -q --cov --cov-report=term
 
 demo: $(STAMP)
 	$(BIN)/python -m forge_cli.demo
