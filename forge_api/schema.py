@@ -10,6 +10,8 @@ from typing import Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field
 
+from forge_api.mission_data import DatasetCard, MissionData
+from forge_api.model_data import ModelData
 from forge_api.names import (
     JobKind,
     JobStatus,
@@ -142,7 +144,7 @@ class Mission(Record):
     reason: str | None = Field(None, description="why it was rejected")
     failed_step: MissionStep | None = Field(None, description="the step that failed")
     failure: str | None = Field(None, description="why that step failed")
-    data: dict[str, Any] = {}
+    data: MissionData = MissionData()
 
 
 class MissionsListParams(Params):
@@ -222,7 +224,7 @@ class Dataset(Record):
     path: str
     created_at: float
     examples: int
-    card: dict[str, Any] = {}
+    card: DatasetCard = DatasetCard()
 
 
 class DatasetsListParams(Params):
@@ -258,7 +260,7 @@ class Model(Record):
     base: str | None = None
     job_id: str | None = None
     created_at: float
-    data: dict[str, Any] = {}
+    data: ModelData = ModelData()
 
 
 class ModelsListParams(Params):

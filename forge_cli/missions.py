@@ -2,12 +2,12 @@
 
 from __future__ import annotations
 
-import json
+import sys
 from typing import Any, get_args
 
 from forge_api.names import MissionStage
 from forge_cli.context import AddCommand, Cli, Subparsers, table
-from forge_client.format import ago
+from forge_client.format import ago, clock
 from forge_client.kv import parse_settings
 
 
@@ -28,26 +28,31 @@ def _stage(m: dict[str, Any]) -> str:
 
 
 def _show_mission(m: dict[str, Any]) -> None:
-    for key in ("id", "title", "stage", "failure", "source_id", "reason"):
-        if m.get(key):
-            print(f"{key:<10}{_stage(m) if key == 'stage' else m[key]}")
-    print(f"{'proposed':<10}{ago(m['created_at'])}")
-    data = dict(m.get("data") or {})
-    if results := data.pop("results", None):
-        rows = [
-            [
-                name,
-                f"{row['loss']:.4f}",
-                f"{row['perplexity']:.2f}",
-                "" if row["change_pct"] is None else f"{row['change_pct']:+.1f} %",
-            ]
-            for name, row in results["models"].items()
-        ]
-        print("results   held-out, on the mission's validation examples")
-        table(rows, ["MODEL", "LOSS", "PERPLEXITY", "CHANGE"])
-        print(f"{'verdict':<10}{results['summary']}")
-    for key, value in data.items():
-        print(f"{key:<10}{json.dumps(value) if not isinstance(value, str) else value}")
+    """The mission as the TUI shows it: Markdown, rendered on a terminal, plain when piped.
+    (Its model and text load here, not at start: listing stays quick.)"""
+    from forge_api.schema import Mission
+    from forge_client.record_text import mission_markdown
+
+    text = mission_markdown(Mission.model_validate(m))
+    if sys.stdout.isatty():
+        from rich.console import Console
+        from rich.markdown import Markdown
+
+        Console().print(Markdown(text))
+    else:
+        print(text)
+
+
+def _decided(m: dict[str, Any]) -> None:
+    """One line for a decision: the mission's stage now, and the newest job of its chain."""
+    from forge_api.schema import Mission
+    from forge_client.record_text import stage_text
+
+    mission = Mission.model_validate(m)
+    data = mission.data
+    job = data.deploy_job or data.eval_job or data.train_job
+    held = f", held for quiet hours until {clock(data.held_until)}" if data.held_until else ""
+    print(f"{mission.id}: {stage_text(mission)}" + (f"; job {job}{held}" if job else ""))
 
 
 def cmd_missions_show(cli: Cli) -> int:
@@ -57,17 +62,17 @@ def cmd_missions_show(cli: Cli) -> int:
 
 def cmd_missions_approve(cli: Cli) -> int:
     changes = parse_settings(cli.args.set or [])
-    cli.out(cli.call("missions.approve", id=cli.args.id, set=changes), _show_mission)
+    cli.out(cli.call("missions.approve", id=cli.args.id, set=changes), _decided)
     return 0
 
 
 def cmd_missions_retry(cli: Cli) -> int:
-    cli.out(cli.call("missions.retry", id=cli.args.id), _show_mission)
+    cli.out(cli.call("missions.retry", id=cli.args.id), _decided)
     return 0
 
 
 def cmd_missions_reject(cli: Cli) -> int:
-    cli.out(cli.call("missions.reject", id=cli.args.id, reason=cli.args.reason), _show_mission)
+    cli.out(cli.call("missions.reject", id=cli.args.id, reason=cli.args.reason), _decided)
     return 0
 
 

@@ -20,6 +20,16 @@ def ago(ts: float | None, now: float | None = None) -> str:
     return f"{delta / 86400:.0f} d ago"
 
 
+def clock(ts: float, now: float | None = None) -> str:
+    """A moment as local time: `07:00` today, `Wed 07:00` within a week, else the date."""
+    here, today = time.localtime(ts), time.localtime(now or time.time())
+    if here[:3] == today[:3]:
+        return time.strftime("%H:%M", here)
+    if abs(ts - (now or time.time())) < 6 * 86400:
+        return time.strftime("%a %H:%M", here)
+    return time.strftime("%Y-%m-%d %H:%M", here)
+
+
 def duration(seconds: float | None) -> str:
     """`45 s`, `3 min 20 s`, `2 h 05 min`; `-` when unknown."""
     if seconds is None:
@@ -71,21 +81,21 @@ def describe_event(event: dict[str, Any]) -> str | None:
     kind = str(event.get("type", ""))
     data = event.get("data") or {}
     job = event.get("job_id")
-    clock = time.strftime("%H:%M:%S", time.localtime(event.get("ts") or time.time()))
+    at = time.strftime("%H:%M:%S", time.localtime(event.get("ts") or time.time()))
     if kind == "job.status":
         why = data.get("error") or data.get("reason") or ""
-        return f"{clock} job {job} {data.get('status')}" + (f": {why}" if why else "")
+        return f"{at} job {job} {data.get('status')}" + (f": {why}" if why else "")
     if kind == "job.checkpoint":
-        return f"{clock} job {job} checkpoint at step {data.get('step')}"
+        return f"{at} job {job} checkpoint at step {data.get('step')}"
     if kind == "mission.proposed":
-        return f"{clock} mission proposed: {data.get('title')}"
+        return f"{at} mission proposed: {data.get('title')}"
     if kind == "mission.stage":
         why = f" at {data['step']}: {data.get('reason')}" if data.get("step") else ""
-        return f"{clock} mission {data.get('id')} {data.get('stage')}{why}"
+        return f"{at} mission {data.get('id')} {data.get('stage')}{why}"
     if kind in ("source.added", "source.removed"):
-        return f"{clock} source {data.get('id')} {kind.split('.')[1]}"
+        return f"{at} source {data.get('id')} {kind.split('.')[1]}"
     if kind in ("dataset.added", "model.added"):
-        return f"{clock} {kind.split('.')[0]} {data.get('name')} added"
+        return f"{at} {kind.split('.')[0]} {data.get('name')} added"
     return None
 
 

@@ -14,11 +14,11 @@ import datetime as dt
 import logging
 import time
 from pathlib import Path
-from typing import Any
 
 from agent.policy import compare_scores
 from forge_api.config import AgentConfig
 from forge_api.jobs import parse_params
+from forge_api.mission_data import EvalResults, MissionData
 from forge_api.names import ACTIVE_MISSION_STAGES, TERMINAL_JOB_STATUSES
 from forge_api.schema import Job, Mission
 from forged.registry import ModelRegistry, RegistryError, source_alias
@@ -56,11 +56,13 @@ class MissionChain:
 
     def approve(self, mission: Mission) -> Job:
         """Start the chain: the train job now; eval follows it (see on_job_finished)."""
-        plan = mission.data["plan"]
-        params = parse_params("train", plan["params"]).model_dump(mode="json")
+        plan = mission.data.plan
+        if plan is None:
+            raise ValueError(f"mission {mission.id} has no training plan")
+        params = parse_params("train", plan.params).model_dump(mode="json")
         hold = quiet_until(self.config.quiet_hours, time.time())
         if hold:
-            self.store.update_mission_data(mission.id, {"held_until": hold})
+            self.store.update_mission_data(mission.id, MissionData(held_until=hold))
         return self.runner.submit(
             "train", f"mission {mission.id}: train", params, mission.id, not_before=hold
         )
@@ -112,10 +114,10 @@ class MissionChain:
         elif job.kind == "train":
             trained = job.params  # what the adapter was trained with, changes at approval included
             params = {
-                "base_model": mission.data["base_model"],
+                "base_model": mission.data.base_model,
                 "dataset": trained["dataset"],
                 "adapter": str(Path(job.run_dir) / "adapter"),
-                "previous_adapter": mission.data.get("previous_adapter"),
+                "previous_adapter": mission.data.previous_adapter,
                 "max_seq_len": trained.get("max_seq_len"),
                 # The same held-out rows as training's: a wider fraction would score the
                 # adapter on rows it was trained on.
@@ -123,22 +125,25 @@ class MissionChain:
                 "generations": 4,
             }
             values = parse_params("eval", params).model_dump(mode="json")
-            self.store.update_mission_data(mission.id, {"adapter": values["adapter"]})
+            self.store.update_mission_data(mission.id, MissionData(adapter=values["adapter"]))
             self.runner.submit("eval", f"mission {mission.id}: eval", values, mission.id)
         elif job.kind == "eval" and mission.source_id:
             # The source's new baseline: later missions count material from this commit.
-            self.store.set_source_commits(mission.source_id, trained=mission.data["head"])
+            self.store.set_source_commits(mission.source_id, trained=mission.data.head)
             self.store.set_mission_stage(mission.id, "deploying", self._results(job))
             asyncio.get_running_loop().create_task(self._deploy_if_better(mission, job))
         elif job.kind == "deploy":
-            self.store.set_mission_stage(mission.id, "done", {"deployed": job.params.get("tag")})
+            tag = job.params.get("tag")
+            self.store.set_mission_stage(mission.id, "done", MissionData(deployed=tag))
 
-    def _results(self, eval_job: Job) -> dict[str, Any]:
+    def _results(self, eval_job: Job) -> MissionData:
         """The eval's losses for the mission's card (the registry recorded them on the adapter,
         its listener running first)."""
         adapter = self.models.adapter_at(str(eval_job.params.get("adapter")))
-        scores = adapter.data.get("eval") if adapter is not None else None
-        return {"results": compare_scores(scores)} if scores and "base" in scores else {}
+        scores = adapter.data.eval if adapter is not None else None
+        if not scores or "base" not in scores:
+            return MissionData()
+        return MissionData(results=EvalResults.model_validate(compare_scores(scores)))
 
     async def _deploy_if_better(self, mission: Mission, eval_job: Job) -> None:
         """Deploy the mission's adapter when its eval beats what its source serves now."""
@@ -149,16 +154,16 @@ class MissionChain:
             decision, job = f"not deployed: deciding failed: {type(exc).__name__}: {exc}", None
         # A deploy job moved the mission to `deploying` as it was queued; without one, it is done.
         if job is None:
-            self.store.set_mission_stage(mission.id, "done", {"deploy": decision})
+            self.store.set_mission_stage(mission.id, "done", MissionData(deploy=decision))
         else:
-            self.store.update_mission_data(mission.id, {"deploy": decision})
+            self.store.update_mission_data(mission.id, MissionData(deploy=decision))
         log.info("mission %s: %s", mission.id, decision)
 
     async def _decide_deploy(self, mission: Mission, eval_job: Job) -> tuple[str, Job | None]:
         # The registry has already recorded this eval's scores on the adapter (its listener
         # runs first), so the decision reads them there rather than the report again.
         adapter = self.models.adapter_at(str(eval_job.params["adapter"]))
-        scores = adapter.data.get("eval") if adapter is not None else None
+        scores = adapter.data.eval if adapter is not None else None
         if adapter is None or not scores:
             return (
                 f"not deployed: no eval results are recorded for {eval_job.params['adapter']}",

@@ -12,6 +12,7 @@ from typing import Any
 from pydantic import ValidationError
 
 from forge_api.jobs import TrainParams, parse_params
+from forge_api.mission_data import MissionData, Plan
 from forge_api.protocol import INVALID_PARAMS
 from forged.registry import ModelRegistry, RegistryError
 from forged.rpc import RpcError, params_error
@@ -22,11 +23,10 @@ ALIASES = {"steps": "max_steps", "minutes": "max_minutes", "time_budget": "max_m
 FIXED = {"dataset"}
 
 
-def changed_plan(
-    data: dict[str, Any], changes: dict[str, Any], models: ModelRegistry
-) -> dict[str, Any]:
+def changed_plan(data: MissionData, changes: dict[str, Any], models: ModelRegistry) -> MissionData:
     """The mission data to merge for these changes: the new plan, and the new base model."""
-    params = dict(data["plan"]["params"])
+    plan = data.plan or Plan()
+    params = dict(plan.params)
     for key, value in changes.items():
         name = ALIASES.get(key, key)
         if name in FIXED or name not in TrainParams.model_fields:
@@ -37,7 +37,7 @@ def changed_plan(
                 {"param": f"set.{key}", "known": known},
             )
         params[name] = value
-    if "base_model" in params and params["base_model"] != data["plan"]["params"].get("base_model"):
+    if "base_model" in params and params["base_model"] != plan.params.get("base_model"):
         try:
             params["base_model"] = models.resolve_base(str(params["base_model"]))
         except RegistryError as exc:
@@ -48,5 +48,5 @@ def changed_plan(
         checked = parse_params("train", params).model_dump(mode="json", exclude_unset=True)
     except ValidationError as exc:
         raise params_error(exc, prefix="set") from exc
-    plan = dict(data["plan"]) | {"params": checked, "changed": sorted(changes)}
-    return {"plan": plan, "base_model": checked.get("base_model", data.get("base_model"))}
+    changed = plan.model_copy(update={"params": checked, "changed": sorted(changes)})
+    return MissionData(plan=changed, base_model=checked.get("base_model", data.base_model))

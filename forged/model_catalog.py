@@ -16,6 +16,7 @@ from typing import Any
 
 from engine.errors import EngineError
 from engine.model_folder import inspect_model_folder
+from forge_api.model_data import ModelData
 from forge_api.schema import Model
 
 # Architectures (config.json `model_type`) Unsloth's fast path covers.
@@ -113,7 +114,7 @@ def discover(
         details = describe(folder, accelerator)
         if key in stored:
             m = stored.pop(key)
-            out.append(m.model_copy(update={"data": m.data | details}))
+            out.append(_with_details(m, details))
             continue
         out.append(
             Model(
@@ -122,7 +123,7 @@ def discover(
                 name=hf_id(folder) or folder.name,
                 path=key,
                 created_at=folder.stat().st_mtime,
-                data=details,
+                data=ModelData.model_validate(details),
             )
         )
     # Stored base models elsewhere (a folder a prepare-model job verified), or gone from disk.
@@ -130,5 +131,12 @@ def discover(
         assert m.path is not None
         here = Path(m.path)
         details = describe(here, accelerator) if here.is_dir() else {"problem": "missing"}
-        out.append(m.model_copy(update={"data": m.data | details}))
+        out.append(_with_details(m, details))
     return out
+
+
+def _with_details(model: Model, details: dict[str, Any]) -> Model:
+    """A stored base model with what its folder says now."""
+    return model.model_copy(
+        update={"data": ModelData.model_validate(model.data.changes() | details)}
+    )

@@ -22,6 +22,7 @@ from engine.ollama_api import shown_host
 from forge_api.config import Config
 from forge_api.deploy_mode import deploy_mode
 from forge_api.engine_events import ArtifactEvent
+from forge_api.model_data import ModelData
 from forge_api.paths import ForgePaths
 from forge_api.schema import Job, Model
 from forged.model_catalog import base_id, candidate_folders, discover, hf_id
@@ -149,12 +150,12 @@ class ModelRegistry:
 
     def deployments(self, alias: str) -> list[Model]:
         """The Ollama tags deployed under `alias`, oldest first."""
-        tags = [m for m in self.store.list_models(["ollama"]) if m.data.get("alias") == alias]
+        tags = [m for m in self.store.list_models(["ollama"]) if m.data.alias == alias]
         return sorted(tags, key=lambda m: m.created_at)
 
     def current(self, alias: str) -> Model | None:
         tags = self.deployments(alias)
-        return next((m for m in tags if m.data.get("current")), tags[-1] if tags else None)
+        return next((m for m in tags if m.data.current), tags[-1] if tags else None)
 
     # ---- what finished jobs add ----------------------------------------------------------------
 
@@ -180,7 +181,7 @@ class ModelRegistry:
             artifact.path,
             base=artifact.base,
             job_id=job_id,
-            data=artifact.extras(),
+            data=ModelData.model_validate(artifact.extras()),
         )
 
     def adapter_at(self, path: str) -> Model | None:
@@ -192,15 +193,16 @@ class ModelRegistry:
         return None
 
     def _note_training(self, job: Job) -> None:
-        origin: dict[str, Any] = {"dataset": job.params.get("dataset")}
+        origin = ModelData(dataset=job.params.get("dataset"))
         if job.mission_id:
             mission = self.store.get_mission(job.mission_id)
-            origin |= {"mission_id": mission.id, "commit": mission.data.get("head")}
-            origin["dataset_id"] = mission.data.get("dataset_id")
+            origin.mission_id = mission.id
+            origin.commit = mission.data.head
+            origin.dataset_id = mission.data.dataset_id
             if mission.source_id:
-                origin["source_id"] = mission.source_id
+                origin.source_id = mission.source_id
                 with contextlib.suppress(KeyError):  # the source may be removed since
-                    origin["source"] = self.store.get_source(mission.source_id).name
+                    origin.source = self.store.get_source(mission.source_id).name
         for m in self.store.list_models(["adapter"]):
             if m.job_id == job.id:
                 self.store.update_model_data(m.id, origin)
@@ -211,27 +213,29 @@ class ModelRegistry:
         if adapter is None or not report.exists():
             return
         scores = eval_scores(json.loads(report.read_text(encoding="utf-8")))
-        self.store.update_model_data(adapter.id, {"eval": scores, "eval_job": job.id})
+        self.store.update_model_data(adapter.id, ModelData(eval=scores, eval_job=job.id))
 
     def _note_deploy(self, job: Job) -> None:
         tag = self.store.find_model("ollama", str(job.params.get("tag")))
         if tag is None:
             return
-        extra: dict[str, Any] = {"deploy_job": job.id}
+        extra = ModelData(deploy_job=job.id)
         adapter = self.adapter_at(str(job.params["adapter"])) if job.params.get("adapter") else None
         if adapter is not None:
-            extra |= {"adapter_model_id": adapter.id, "eval": adapter.data.get("eval", {})}
+            extra.adapter_model_id = adapter.id
+            extra.eval = adapter.data.eval or {}
+            # What the tag covers is what its adapter covers.
             for key in ("source_id", "source", "commit", "mission_id"):
-                if adapter.data.get(key):
-                    extra[key] = adapter.data[key]
+                if value := getattr(adapter.data, key):
+                    setattr(extra, key, value)
         self.store.update_model_data(tag.id, extra)
-        if tag.data.get("alias"):
-            self._mark_current(str(tag.data["alias"]), tag.id)
+        if tag.data.alias:
+            self._mark_current(tag.data.alias, tag.id)
 
     def _mark_current(self, alias: str, model_id: str) -> None:
         for m in self.deployments(alias):
-            if bool(m.data.get("current")) != (m.id == model_id):
-                self.store.update_model_data(m.id, {"current": m.id == model_id})
+            if bool(m.data.current) != (m.id == model_id):
+                self.store.update_model_data(m.id, ModelData(current=m.id == model_id))
 
     # ---- deploying -----------------------------------------------------------------------------
 
@@ -265,7 +269,7 @@ class ModelRegistry:
             )
         if not Path(model.path).exists():
             raise RegistryError(f"{model.id}: its files are gone from {model.path}")
-        alias = source_alias(str(model.data.get("source") or model.name))
+        alias = source_alias(model.data.source or model.name)
         tag = tag or self.next_tag(alias.partition(":")[0])
         settings = self.config.ollama
         params: dict[str, Any] = {

@@ -25,6 +25,7 @@ from agent.token_fit import Fit, load_counter
 from engine.memory_probe import MEASURED
 from forge_api.config import AgentConfig
 from forge_api.jobs import parse_params
+from forge_api.mission_data import DatasetCard, Measured, MissionData, Plan, Trigger
 from forge_api.names import TERMINAL_JOB_STATUSES
 from forge_api.paths import ForgePaths
 from forge_api.schema import Job, Mission, Source
@@ -222,12 +223,9 @@ class SourceScanner:
             else None,
             fit=fit,
         )
+        card = DatasetCard.model_validate(built.card)
         dataset, _ev = self.store.add_dataset(
-            f"{source.name} v{built.card['version']}",
-            str(built.path),
-            built.card["examples"],
-            built.card,
-            source.id,
+            f"{source.name} v{card.version}", str(built.path), card.examples, card, source.id
         )
         budget = self.config.max_train_minutes
         plan = training_plan(
@@ -248,24 +246,24 @@ class SourceScanner:
                 "eta_s": eta,
             }
             why_text = await asyncio.to_thread(self.advisor.rationale, facts, why_text)
-        data = {
-            "head": material.head,
-            "trigger": {
-                "commits": material.commits,
-                "files": material.files,
-                "approx_tokens": material.approx_tokens,
-                "since": material.since,
-                "why": why,
-            },
-            "dataset_id": dataset.id,
-            "card": built.card,
-            "base_model": base_model,
-            "plan": plan,
-            "eta_s": eta,
-            "measured": measured,
-            "rationale": why_text,
-            "previous_adapter": self._previous_adapter(source.id),
-        }
+        data = MissionData(
+            head=material.head,
+            trigger=Trigger(
+                commits=material.commits,
+                files=material.files,
+                approx_tokens=material.approx_tokens,
+                since=material.since,
+                why=why,
+            ),
+            dataset_id=dataset.id,
+            card=card,
+            base_model=base_model,
+            plan=Plan.model_validate(plan),
+            eta_s=eta,
+            measured=Measured.model_validate(measured) if measured else None,
+            rationale=why_text,
+            previous_adapter=self._previous_adapter(source.id),
+        )
         title = (
             f"Fine-tune {Path(base_model).name} on {material.commits} new commits of {source.name}"
         )
@@ -335,9 +333,9 @@ class SourceScanner:
     def _previous_adapter(self, source_id: str) -> str | None:
         """What a new adapter is compared with: the deployed one, else the last one trained."""
         deployed = self.models.current(source_alias(self.store.get_source(source_id).name))
-        if deployed is not None and deployed.data.get("adapter"):
-            return str(deployed.data["adapter"])
+        if deployed is not None and deployed.data.adapter:
+            return deployed.data.adapter
         for m in self.store.list_missions(["done", "deploying"], source_id, 50):
-            if m.data.get("adapter"):
-                return str(m.data["adapter"])
+            if m.data.adapter:
+                return m.data.adapter
         return None

@@ -20,6 +20,8 @@ from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
 
+from forge_api.mission_data import DatasetCard, MissionData
+from forge_api.model_data import ModelData
 from forge_api.schema import (
     Dataset,
     Event,
@@ -404,7 +406,7 @@ class Store:
         return Mission.model_validate(_row(self._find("missions", "msn", mission_id)))
 
     def decide_mission(
-        self, mission_id: str, stage: str, reason: str | None, data: dict[str, Any] | None = None
+        self, mission_id: str, stage: str, reason: str | None, data: MissionData | None = None
     ) -> Event:
         """A person's decision (approved or rejected), with any change to the plan."""
         with self.tx() as db:
@@ -412,8 +414,8 @@ class Store:
                 "UPDATE missions SET stage = ?, decided_at = ?, reason = ? WHERE id = ?",
                 (stage, time.time(), reason, mission_id),
             )
-            if data:
-                self._merge_mission_data(db, mission_id, data)
+            if data is not None:
+                self._merge_mission_data(db, mission_id, data.changes())
             return self._insert_event(
                 "mission.stage", None, {"id": mission_id, "stage": stage, "reason": reason}
             )
@@ -422,7 +424,7 @@ class Store:
         self,
         mission_id: str,
         stage: str,
-        data: dict[str, Any] | None = None,
+        data: MissionData | None = None,
         *,
         failed_step: str | None = None,
         failure: str | None = None,
@@ -431,8 +433,8 @@ class Store:
         transaction; a stage other than `failed` clears the last failure."""
         with self.tx() as db:
             self._set_stage(db, mission_id, stage, failed_step, failure)
-            if data:
-                self._merge_mission_data(db, mission_id, data)
+            if data is not None:
+                self._merge_mission_data(db, mission_id, data.changes())
             info: dict[str, Any] = {"id": mission_id, "stage": stage}
             if failed_step:
                 info |= {"step": failed_step, "reason": failure}
@@ -452,7 +454,7 @@ class Store:
         )
 
     def propose_mission(
-        self, source_id: str, title: str, data: dict[str, Any]
+        self, source_id: str, title: str, data: MissionData
     ) -> tuple[Mission, list[Event]]:
         """A new proposal for a source; any older open proposal for it is superseded."""
         mission_id = new_id("msn")
@@ -476,7 +478,7 @@ class Store:
             db.execute(
                 "INSERT INTO missions(id, source_id, stage, title, created_at, data)"
                 " VALUES (?, ?, 'proposed', ?, ?, ?)",
-                (mission_id, source_id, title, time.time(), json.dumps(data)),
+                (mission_id, source_id, title, time.time(), json.dumps(data.changes())),
             )
             events.append(
                 self._insert_event(
@@ -495,12 +497,13 @@ class Store:
         )
         return [Mission.model_validate(_row(r)) for r in rows]
 
-    def update_mission_data(self, mission_id: str, extra: dict[str, Any]) -> Event:
+    def update_mission_data(self, mission_id: str, extra: MissionData) -> Event:
         """Record what a step learned on the mission, with its `mission.updated` event."""
+        changes = extra.changes()
         with self.tx() as db:
-            self._merge_mission_data(db, mission_id, extra)
+            self._merge_mission_data(db, mission_id, changes)
             return self._insert_event(
-                "mission.updated", None, {"id": mission_id, "keys": sorted(extra)}
+                "mission.updated", None, {"id": mission_id, "keys": sorted(changes)}
             )
 
     @staticmethod
@@ -561,14 +564,22 @@ class Store:
         return Dataset.model_validate(_row(self._find("datasets", "ds", dataset_id)))
 
     def add_dataset(
-        self, name: str, path: str, examples: int, card: dict[str, Any], source_id: str | None
+        self, name: str, path: str, examples: int, card: DatasetCard, source_id: str | None
     ) -> tuple[Dataset, Event]:
         dataset_id = new_id("ds")
         with self.tx() as db:
             db.execute(
                 "INSERT INTO datasets(id, name, source_id, path, created_at, examples, card)"
                 " VALUES (?, ?, ?, ?, ?, ?, ?)",
-                (dataset_id, name, source_id, path, time.time(), examples, json.dumps(card)),
+                (
+                    dataset_id,
+                    name,
+                    source_id,
+                    path,
+                    time.time(),
+                    examples,
+                    json.dumps(card.changes()),
+                ),
             )
             event = self._insert_event("dataset.added", None, {"id": dataset_id, "name": name})
         return self.get_dataset(dataset_id), event
@@ -593,13 +604,13 @@ class Store:
         ).fetchone()
         return None if row is None else Model.model_validate(_row(row))
 
-    def update_model_data(self, model_id: str, extra: dict[str, Any]) -> Event:
+    def update_model_data(self, model_id: str, extra: ModelData) -> Event:
         """Merge `extra` into a model's details (eval results, where it is deployed)."""
         with self.tx() as db:
             row = db.execute("SELECT data FROM models WHERE id = ?", (model_id,)).fetchone()
             if row is None:
                 raise KeyError(model_id)
-            data = json.loads(row["data"]) | extra
+            data = json.loads(row["data"]) | extra.changes()
             db.execute("UPDATE models SET data = ? WHERE id = ?", (json.dumps(data), model_id))
             return self._insert_event("model.updated", None, {"id": model_id})
 
@@ -611,7 +622,7 @@ class Store:
         *,
         base: str | None,
         job_id: str | None,
-        data: dict[str, Any],
+        data: ModelData,
     ) -> Event:
         """Register a model by (kind, path); a rebuilt one replaces the old record's details."""
         with self.tx() as db:
@@ -624,6 +635,15 @@ class Store:
                 " VALUES (?, ?, ?, ?, ?, ?, ?, ?) ON CONFLICT(id) DO UPDATE SET"
                 " name = excluded.name, base = excluded.base, job_id = excluded.job_id,"
                 " created_at = excluded.created_at, data = excluded.data",
-                (model_id, kind, name, path, base, job_id, time.time(), json.dumps(data)),
+                (
+                    model_id,
+                    kind,
+                    name,
+                    path,
+                    base,
+                    job_id,
+                    time.time(),
+                    json.dumps(data.changes()),
+                ),
             )
             return self._insert_event("model.added", job_id, {"id": model_id, "name": name})

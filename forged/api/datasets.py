@@ -12,6 +12,7 @@ from typing import Any
 
 from engine.data import DataError, count_examples
 from forge_api.atomic_file import replacing
+from forge_api.mission_data import DatasetCard
 from forge_api.protocol import INVALID_PARAMS
 from forge_api.schema import (
     Dataset,
@@ -88,6 +89,6 @@ def register(reg: Registry[Session]) -> None:
         name = p.name or src.stem
         dest = s.services.paths.datasets_dir / f"{name}-{os.urandom(3).hex()}.jsonl"
         await asyncio.to_thread(_copy_in, src, dest)
-        card = {"imported_from": str(src), "bytes": dest.stat().st_size}
+        card = DatasetCard(imported_from=str(src), bytes=dest.stat().st_size)
         dataset, _event = s.services.store.add_dataset(name, str(dest), count, card, None)
         return dataset

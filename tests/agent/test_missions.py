@@ -10,6 +10,7 @@ from pathlib import Path
 import pytest
 
 from forge_client.client import RemoteError
+from tests.support.cli import forge
 from tests.support.daemon_harness import Daemon, DaemonFactory, wait_for
 from tests.support.missions import agent_config, make_repo, next_proposal, widgets_proposal
 from tests.support.repos import commit, git
@@ -70,6 +71,19 @@ def test_commits_to_proposal_to_trained_and_evaluated(
     assert "Ollama is not reachable at 127.0.0.1:9" in decision or "does not beat" in decision
     metrics = {m["name"] for m in daemon.call("jobs.metrics", id=eval_id)["metrics"]}
     assert {"base_eval_loss", "adapter_eval_loss"} <= metrics
+    # The CLI shows the mission as the TUI does, from the same typed record: readable, no JSON.
+    shown = forge("missions", "show", mission["id"], home=daemon.home)
+    assert shown.returncode == 0, shown.stderr
+    for part in (
+        "### Results (held-out)",
+        "| new adapter | ",
+        "- 3 commits, ",
+        f"### Dataset `{data['dataset_id']}`",
+        f"- eval job: `{eval_id}`",
+        "- deploy: `not deployed: ",
+    ):
+        assert part in shown.stdout, (part, shown.stdout)
+    assert '{"' not in shown.stdout and "dataset_id" not in shown.stdout
     head = git(repo, "rev-parse", "HEAD")
     src = next(s for s in daemon.call("sources.list")["sources"] if s["id"] == source["id"])
     assert src["trained_commit"] == head and src["last_commit"] == head

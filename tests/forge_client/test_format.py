@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
-from forge_client.format import progress_text
+import time
+
+from forge_client.format import clock, progress_text
 
 
 def test_progress_gives_an_eta_only_while_time_is_left() -> None:
@@ -10,3 +12,10 @@ def test_progress_gives_an_eta_only_while_time_is_left() -> None:
         "train 1/4 · ETA 30 s"
     )
     assert progress_text({"stage": "done", "step": 2, "total": 2, "eta_s": 0}) == "done 2/2"
+
+
+def test_a_moment_reads_as_a_time_of_day_today_and_with_a_date_further_off() -> None:
+    now = time.mktime((2026, 11, 24, 12, 0, 0, 0, 0, -1))
+    assert clock(now + 3600, now) == "13:00"
+    assert clock(now + 86400, now) == "Wed 12:00"  # 2026-11-25 is a Wednesday
+    assert clock(now + 30 * 86400, now) == "2026-12-24 12:00"

@@ -8,6 +8,7 @@ from pathlib import Path
 
 import pytest
 
+from forge_api.mission_data import MissionData
 from forged.store import Store, StoreError
 from forged.store_schema import SCHEMA_VERSION
 from tests.support.daemon_harness import DaemonFactory
@@ -47,13 +48,17 @@ def test_failed_transaction_changes_nothing(tmp_path: Path) -> None:
 def test_a_missions_job_is_recorded_on_it_in_the_same_transaction(tmp_path: Path) -> None:
     store = Store(tmp_path / "forge.db", tmp_path / "runs")
     source, _ = store.add_source(str(tmp_path), "repo", {})
-    mission, _ = store.propose_mission(source.id, "train on repo", {"head": "abc"})
+    mission, _ = store.propose_mission(source.id, "train on repo", MissionData(head="abc"))
     train, _ = store.create_job("train", "t", {}, mission.id)
     evaluation, _ = store.create_job("eval", "e", {}, mission.id)
     store.close()
     again = Store(tmp_path / "forge.db", tmp_path / "runs")
     mission = again.get_mission(mission.id)
-    assert mission.data == {"head": "abc", "train_job": train.id, "eval_job": evaluation.id}
+    assert mission.data.changes() == {
+        "head": "abc",
+        "train_job": train.id,
+        "eval_job": evaluation.id,
+    }
     assert mission.stage == "evaluating"
     assert [j.id for j in again.mission_jobs(mission.id)] == [train.id, evaluation.id]
 

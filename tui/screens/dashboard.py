@@ -9,6 +9,7 @@ from textual.binding import Binding, BindingType
 from textual.containers import Horizontal, Vertical
 from textual.widgets import Button, DataTable, Log, ProgressBar, Sparkline, Static
 
+from forge_api.schema import Mission
 from forge_client.format import ago, describe_event, duration, progress_text, size
 from tui.messages import NewJob, OpenJob
 from tui.screens.base import ForgeScreen
@@ -58,7 +59,8 @@ class DashboardScreen(ForgeScreen):
         waiting = self.query_one("#waiting", DataTable)
         waiting.clear()
         for m in proposed:
-            waiting.add_row(m["title"], ago(m["created_at"]), duration(m["data"].get("eta_s")))
+            mission = Mission.model_validate(m)
+            waiting.add_row(mission.title, ago(mission.created_at), duration(mission.data.eta_s))
         activity = self.query_one("#activity", Log)
         if activity.line_count == 0:
             recent = (await self.call("jobs.list", limit=8))["jobs"]

@@ -7,14 +7,17 @@ the first bad one by file:line.
 from __future__ import annotations
 
 import json
-from typing import Any, ClassVar
+from typing import ClassVar
 
+from rich.markup import escape
 from textual.app import ComposeResult
 from textual.binding import Binding, BindingType
 from textual.containers import VerticalScroll
 from textual.widgets import DataTable, Static
 
+from forge_api.schema import Dataset
 from forge_client.format import ago
+from forge_client.record_text import card_lines
 from tui.screens.base import ForgeScreen
 from tui.widgets.dialogs import AskText
 
@@ -30,7 +33,7 @@ class DatasetsScreen(ForgeScreen):
 
     def __init__(self) -> None:
         super().__init__()
-        self.datasets: dict[str, dict[str, Any]] = {}
+        self.datasets: dict[str, Dataset] = {}
 
     def body(self) -> ComposeResult:
         yield DataTable(id="datasets", cursor_type="row", zebra_stripes=True)
@@ -43,19 +46,14 @@ class DatasetsScreen(ForgeScreen):
         table.focus()
 
     async def load(self) -> None:
-        datasets = (await self.call("datasets.list"))["datasets"]
-        self.datasets = {d["id"]: d for d in datasets}
+        listed = (await self.call("datasets.list"))["datasets"]
+        datasets = [Dataset.model_validate(d) for d in listed]
+        self.datasets = {d.id: d for d in datasets}
         table = self.query_one("#datasets", DataTable)
         table.clear()
         for d in datasets:
-            table.add_row(
-                d["id"],
-                d["name"],
-                str(d["examples"]),
-                d["source_id"] or "imported",
-                ago(d["created_at"]),
-                key=d["id"],
-            )
+            source = d.source_id or "imported"
+            table.add_row(d.id, d.name, f"{d.examples:,}", source, ago(d.created_at), key=d.id)
         await self.show_card()
 
     async def show_card(self) -> None:
@@ -64,10 +62,9 @@ class DatasetsScreen(ForgeScreen):
             return
         d = self.datasets[dataset_id]
         preview = await self.call("datasets.preview", id=dataset_id, limit=PREVIEW)
-        card = {k: v for k, v in d["card"].items() if k not in ("per_builder",)}
-        text = [f"[b]{d['name']}[/b]  {d['path']}", json.dumps(card, indent=2), ""]
+        text = [f"[b]{escape(d.name)}[/b]  {escape(d.path)}", *map(escape, card_lines(d.card)), ""]
         text.append(f"[b]first {len(preview['examples'])} of {preview['total']} examples[/b]")
-        text += [json.dumps(ex, ensure_ascii=False)[:500] for ex in preview["examples"]]
+        text += [escape(json.dumps(ex, ensure_ascii=False)[:500]) for ex in preview["examples"]]
         self.query_one("#dataset-card", Static).update("\n".join(text))
 
     def on_data_table_row_highlighted(self) -> None:

@@ -9,7 +9,6 @@ failed mission from the step that failed. The list reloads whenever a mission's 
 
 from __future__ import annotations
 
-import json
 from typing import Any, ClassVar
 
 from textual.app import ComposeResult
@@ -18,86 +17,13 @@ from textual.containers import VerticalScroll
 from textual.message import Message
 from textual.widgets import DataTable, Markdown
 
-from forge_client.format import ago, duration
+from forge_api.schema import Mission
+from forge_client.format import ago, clock, duration
 from forge_client.kv import parse_line
+from forge_client.record_text import SAMPLES, mission_markdown, stage_text
 from tui.messages import OpenJob
 from tui.screens.base import ForgeScreen
 from tui.widgets.dialogs import AskText
-
-SAMPLES = 3
-HINTS = {
-    "proposed": "**Press `a` to approve (its training starts), `e` to approve with changes,"
-    " `r` to reject.**",
-    "failed": "**Press `t` to retry from the step that failed.**",
-}
-
-
-def stage_text(m: dict[str, Any]) -> str:
-    return f"failed at {m['failed_step']}" if m["stage"] == "failed" else str(m["stage"])
-
-
-def result_lines(results: dict[str, Any] | None) -> list[str]:
-    """The eval's verdict as a table: held-out loss and perplexity of each model, and the
-    change against the base and against the deployed model."""
-    if not results:
-        return []
-    lines = ["### Results (held-out)", "", "| model | loss | perplexity | change |", "|-|-|-|-|"]
-    for name, row in results["models"].items():
-        change = row.get("change_pct")
-        shown = f"{change:+.1f} %" if change is not None else ""
-        lines.append(f"| {name} | {row['loss']:.4f} | {row['perplexity']:.2f} | {shown} |")
-    return [*lines, "", str(results.get("summary", "")), ""]
-
-
-def mission_markdown(m: dict[str, Any], samples: list[dict[str, Any]]) -> str:
-    """A mission's detail as Markdown: trigger, dataset card and samples, plan, ETA, rationale."""
-    data = m.get("data") or {}
-    trigger = data.get("trigger") or {}
-    card = data.get("card") or {}
-    plan = (data.get("plan") or {}).get("params") or {}
-    lines = [
-        HINTS.get(m["stage"], ""),
-        f"## {m['title']}",
-        f"`{m['id']}` · **{stage_text(m)}** · proposed {ago(m['created_at'])}"
-        + (f" · reason: {m['reason']}" if m.get("reason") else ""),
-        "",
-        *([f"**Failed:** {m['failure']}", ""] if m.get("failure") else []),
-        *result_lines(data.get("results")),
-        "### Why now",
-        str(trigger.get("why") or "-"),
-        f"- {trigger.get('commits', '-')} commits, {trigger.get('files', '-')} files, "
-        f"about {trigger.get('approx_tokens', '-')} tokens since "
-        f"`{str(trigger.get('since') or 'the start')[:12]}`",
-        "",
-        "### Rationale",
-        str(data.get("rationale") or "-"),
-        "",
-        f"### Estimated time: {duration(data.get('eta_s'))}",
-        "",
-        "### Dataset",
-        f"{card.get('examples', '-')} examples, about {card.get('approx_tokens', '-')} tokens"
-        f" (dataset `{data.get('dataset_id', '-')}`, version {card.get('version', '-')})",
-    ]
-    for builder, count in (card.get("kept_per_builder") or {}).items():
-        lines.append(f"- {builder}: {count}")
-    secrets = card.get("secrets") or {}
-    if secrets:
-        lines.append(
-            f"- secrets: {secrets.get('files_skipped', 0)} files and "
-            f"{secrets.get('examples_dropped', 0)} examples left out for holding one "
-            f"{json.dumps(secrets.get('found') or {})}"
-        )
-    if samples:
-        lines += ["", "### Sample examples"]
-        for ex in samples[:SAMPLES]:
-            lines += ["```json", json.dumps(ex, ensure_ascii=False)[:600], "```"]
-    lines += ["", "### Hyperparameters"]
-    lines += [f"- {k}: `{v}`" for k, v in plan.items() if k != "dataset"]
-    steps = ("train_job", "eval_job", "deploy", "deploy_job", "deployed", "held_until")
-    chain = {k: data[k] for k in steps if k in data}
-    if chain:
-        lines += ["", "### Progress"] + [f"- {k}: `{v}`" for k, v in chain.items()]
-    return "\n".join(lines)
 
 
 class MissionsScreen(ForgeScreen):
@@ -112,7 +38,7 @@ class MissionsScreen(ForgeScreen):
 
     def __init__(self) -> None:
         super().__init__()
-        self.missions: dict[str, dict[str, Any]] = {}
+        self.missions: dict[str, Mission] = {}
         self.shown: str | None = None
         self.shown_text = ""
 
@@ -130,18 +56,15 @@ class MissionsScreen(ForgeScreen):
         table.focus()
 
     async def load(self) -> None:
-        missions = (await self.call("missions.list", limit=200))["missions"]
-        self.missions = {m["id"]: m for m in missions}
+        listed = (await self.call("missions.list", limit=200))["missions"]
+        missions = [Mission.model_validate(m) for m in listed]
+        self.missions = {m.id: m for m in missions}
         table = self.query_one("#missions", DataTable)
         current = self.cursor_key("missions")
         table.clear()
         for m in missions:
             table.add_row(
-                stage_text(m),
-                m["title"],
-                ago(m["created_at"]),
-                duration(m["data"].get("eta_s")),
-                key=m["id"],
+                stage_text(m), m.title, ago(m.created_at), duration(m.data.eta_s), key=m.id
             )
         if current in self.missions:
             table.move_cursor(row=table.get_row_index(current))
@@ -154,7 +77,7 @@ class MissionsScreen(ForgeScreen):
             return
         mission = self.missions[mission_id]
         samples: list[dict[str, Any]] = []
-        dataset_id = mission["data"].get("dataset_id")
+        dataset_id = mission.data.dataset_id
         if dataset_id:
             preview = await self.call("datasets.preview", id=dataset_id, limit=SAMPLES)
             samples = preview["examples"]
@@ -214,14 +137,15 @@ class MissionsScreen(ForgeScreen):
             self.io(lambda: self._retry(mission_id), f"retrying {mission_id}")
 
     async def _retry(self, mission_id: str) -> None:
-        mission = await self.call("missions.retry", id=mission_id)
+        mission = Mission.model_validate(await self.call("missions.retry", id=mission_id))
         self.notify(f"retrying {mission_id}: {stage_text(mission)}")
 
     async def _approve(self, mission_id: str, changes: dict[str, Any] | None = None) -> None:
-        mission = await self.call("missions.approve", id=mission_id, set=changes or {})
-        job = mission["data"].get("train_job")
-        held = mission["data"].get("held_until")
-        note = f"; held for quiet hours until {held}" if held else ""
+        approved = await self.call("missions.approve", id=mission_id, set=changes or {})
+        data = Mission.model_validate(approved).data
+        job = data.train_job
+        held = data.held_until
+        note = f"; held for quiet hours until {clock(held)}" if held else ""
         self.notify(f"approved {mission_id}: train job {job} queued{note}")
         if job:
             self.post_message(OpenJob(job))
@@ -246,6 +170,6 @@ class MissionsScreen(ForgeScreen):
     def on_data_table_row_selected(self) -> None:
         """Enter on an approved mission opens its train job."""
         mission_id = self.cursor_key("missions")
-        job = self.missions.get(mission_id or "", {}).get("data", {}).get("train_job")
-        if job:
+        mission = self.missions.get(mission_id or "")
+        if mission is not None and (job := mission.data.train_job):
             self.post_message(OpenJob(job))

@@ -9,7 +9,7 @@ beside those of the model its source's alias serves and of the base, then a tag 
 from __future__ import annotations
 
 from pathlib import Path
-from typing import Any, ClassVar
+from typing import ClassVar
 
 from textual.app import ComposeResult
 from textual.binding import Binding, BindingType
@@ -17,6 +17,7 @@ from textual.containers import Horizontal, Vertical
 from textual.screen import ModalScreen
 from textual.widgets import Button, DataTable, Input, Label, Static
 
+from forge_api.schema import Model
 from forge_client.format import ago, metric, size
 from tui.screens.base import ForgeScreen
 from tui.widgets.metric_comparison import MetricComparison
@@ -24,58 +25,60 @@ from tui.widgets.metric_comparison import MetricComparison
 Metrics = dict[str, float]
 
 
-def origin(m: dict[str, Any]) -> str:
+def origin(m: Model) -> str:
     """Where a model came from, in a few words, for the table."""
-    data = m.get("data") or {}
-    if m["kind"] == "ollama":
-        run = Path(str(data.get("adapter") or "")).parent.name  # the train job's run dir
-        return f"{data.get('mode', '?')}, of {data.get('source') or run or m.get('base')}"
-    if data.get("source"):
-        return f"{data['source']} @ {str(data.get('commit') or '')[:8]}"
-    if m["kind"] == "base":
-        return str(data.get("architecture") or data.get("problem") or "-")
-    return Path(m["base"]).name if m.get("base") else "-"
+    data = m.data
+    if m.kind == "ollama":
+        run = Path(data.adapter or "").parent.name  # the train job's run dir
+        return f"{data.mode or '?'}, of {data.source or run or m.base}"
+    if data.source:
+        return f"{data.source} @ {(data.commit or '')[:8]}"
+    if m.kind == "base":
+        return data.architecture or data.problem or "-"
+    return Path(m.base).name if m.base else "-"
 
 
-def state(m: dict[str, Any]) -> str:
-    data = m.get("data") or {}
-    if data.get("problem"):
+def adapter_scores(m: Model) -> Metrics:
+    """The held-out metrics of the model itself (its `adapter` column of the eval)."""
+    return (m.data.eval or {}).get("adapter", {})
+
+
+def state(m: Model) -> str:
+    data = m.data
+    if data.problem:
         return "unusable"
-    if m["kind"] == "ollama":
-        return f"serves {data['alias']}" if data.get("current") else "-"
-    loss = (data.get("eval") or {}).get("adapter", {}).get("eval_loss")
+    if m.kind == "ollama":
+        return f"serves {data.alias}" if data.current else "-"
+    loss = adapter_scores(m).get("eval_loss")
     return f"eval loss {metric(loss)}" if loss is not None else "-"
 
 
-def detail_lines(m: dict[str, Any]) -> list[str]:
+def detail_lines(m: Model) -> list[str]:
     """Everything the registry knows about one model, for the panel under the table."""
-    data = m.get("data") or {}
-    lines = [f"[b]{m['name']}[/b] {m['kind']}  {m.get('path') or ''}"]
-    if data.get("problem"):
-        lines.append(f"[red]unusable:[/red] {data['problem']}")
-    if m["kind"] == "base" and "architecture" in data:
+    data = m.data
+    lines = [f"[b]{m.name}[/b] {m.kind}  {m.path or ''}"]
+    if data.problem:
+        lines.append(f"[red]unusable:[/red] {data.problem}")
+    if m.kind == "base" and data.architecture:
         lines.append(
-            f"{data['architecture']}, {data.get('parameters') or 0:,} parameters, "
-            f"{size(data.get('size_bytes'))}"
+            f"{data.architecture}, {data.parameters or 0:,} parameters, {size(data.size_bytes)}"
         )
-        for backend, verdict in (data.get("trainable") or {}).items():
-            mark = "[green]✔[/green]" if verdict["ok"] else "[red]✖[/red]"
-            lines.append(f"  {mark} {backend}: {verdict['why']}")
-    if data.get("source"):
-        lines.append(f"source {data['source']} at commit {str(data.get('commit'))[:12]}")
-    if m["kind"] == "adapter":
-        lines.append(f"method {data.get('method', '?')}, rank {data.get('rank', '?')}")
-    for who, values in (data.get("eval") or {}).items():
+        for backend, verdict in (data.trainable or {}).items():
+            mark = "[green]✔[/green]" if verdict.ok else "[red]✖[/red]"
+            lines.append(f"  {mark} {backend}: {verdict.why}")
+    if data.source:
+        lines.append(f"source {data.source} at commit {(data.commit or '-')[:12]}")
+    if m.kind == "adapter":
+        lines.append(f"method {data.method or '?'}, rank {data.rank or '?'}")
+    for who, values in (data.eval or {}).items():
         lines.append(f"{who}: " + ", ".join(f"{k} {metric(v)}" for k, v in values.items()))
-    if m["kind"] == "adapter" and not data.get("eval"):
+    if m.kind == "adapter" and not data.eval:
         lines.append("not evaluated yet")
-    if m["kind"] == "ollama":
-        lines.append(
-            f"on {data.get('host')}, {data.get('mode')} from {data.get('adapter') or m.get('base')}"
-        )
-        if data.get("alias"):
-            now = "serves" if data.get("current") else "served"
-            lines.append(f"{now} as {data['alias']}; b rolls the alias back to the tag before")
+    if m.kind == "ollama":
+        lines.append(f"on {data.host}, {data.mode} from {data.adapter or m.base}")
+        if data.alias:
+            now = "serves" if data.current else "served"
+            lines.append(f"{now} as {data.alias}; b rolls the alias back to the tag before")
     return lines
 
 
@@ -86,7 +89,7 @@ class DeployDialog(ModalScreen[str | None]):
         Binding("escape", "cancel", "Cancel", id="deploy.cancel")
     ]
 
-    def __init__(self, model: dict[str, Any], columns: dict[str, Metrics], tag: str) -> None:
+    def __init__(self, model: Model, columns: dict[str, Metrics], tag: str) -> None:
         super().__init__()
         self.model = model
         self.columns = columns
@@ -94,7 +97,7 @@ class DeployDialog(ModalScreen[str | None]):
 
     def compose(self) -> ComposeResult:
         with Vertical(classes="dialog wide"):
-            yield Label(f"Deploy [b]{self.model['name']}[/b] ({self.model['id']}) to Ollama")
+            yield Label(f"Deploy [b]{self.model.name}[/b] ({self.model.id}) to Ollama")
             yield MetricComparison(id="comparison", cursor_type="none")
             yield Label("tag (empty: the next forge-<source>:<n>)")
             yield Input(value=self.tag, placeholder="forge-<source>:<n>", id="tag")
@@ -123,7 +126,7 @@ class ModelsScreen(ForgeScreen):
 
     def __init__(self) -> None:
         super().__init__()
-        self.models: dict[str, dict[str, Any]] = {}
+        self.models: dict[str, Model] = {}
 
     def body(self) -> ComposeResult:
         yield DataTable(id="models", cursor_type="row", zebra_stripes=True)
@@ -135,17 +138,16 @@ class ModelsScreen(ForgeScreen):
         table.focus()
 
     async def load(self) -> None:
-        models = (await self.call("models.list"))["models"]
-        self.models = {m["id"]: m for m in models}
+        listed = (await self.call("models.list"))["models"]
+        models = [Model.model_validate(m) for m in listed]
+        self.models = {m.id: m for m in models}
         table = self.query_one("#models", DataTable)
         table.clear()
         for m in models:
-            table.add_row(
-                m["kind"], m["name"], origin(m), state(m), ago(m["created_at"]), key=m["id"]
-            )
+            table.add_row(m.kind, m.name, origin(m), state(m), ago(m.created_at), key=m.id)
         self.show_detail()
 
-    def current(self) -> dict[str, Any] | None:
+    def current(self) -> Model | None:
         return self.models.get(self.cursor_key("models") or "")
 
     def show_detail(self) -> None:
@@ -161,40 +163,35 @@ class ModelsScreen(ForgeScreen):
 
     def action_deploy(self) -> None:
         model = self.current()
-        if model is None or model["kind"] not in ("adapter", "merged"):
+        if model is None or model.kind not in ("adapter", "merged"):
             self.notify("highlight an adapter or a merged model to deploy", severity="warning")
             return
-        self.io(lambda: self._deploy(model), f"deploying {model['name']}")
+        self.io(lambda: self._deploy(model), f"deploying {model.name}")
 
-    def comparison(self, model: dict[str, Any]) -> dict[str, Metrics]:
+    def comparison(self, model: Model) -> dict[str, Metrics]:
         """The candidate, what its source's alias serves now, and the base, on held-out data."""
-        found = (model.get("data") or {}).get("eval") or {}
-        columns: dict[str, Metrics] = {"new": found.get("adapter", {})}
-        source = (model.get("data") or {}).get("source")
+        columns: dict[str, Metrics] = {"new": adapter_scores(model)}
         serving = [
             m
             for m in self.models.values()
-            if m["kind"] == "ollama"
-            and m["data"].get("current")
-            and m["data"].get("source") == source
+            if m.kind == "ollama" and m.data.current and m.data.source == model.data.source
         ]
         if serving:
-            scores = serving[0]["data"].get("eval") or {}
-            columns[f"serving {serving[0]['name']}"] = scores.get("adapter", {})
-        columns["base"] = found.get("base", {})
+            columns[f"serving {serving[0].name}"] = adapter_scores(serving[0])
+        columns["base"] = (model.data.eval or {}).get("base", {})
         return columns
 
-    async def _deploy(self, model: dict[str, Any]) -> None:
+    async def _deploy(self, model: Model) -> None:
         tag = await self.app.push_screen_wait(DeployDialog(model, self.comparison(model), ""))
         if tag is None:
             return
-        job = await self.call("models.deploy", id=model["id"], **({"tag": tag} if tag else {}))
-        self.notify(f"deploying {model['name']} as {job['params']['tag']} ({job['id']})")
+        job = await self.call("models.deploy", id=model.id, **({"tag": tag} if tag else {}))
+        self.notify(f"deploying {model.name} as {job['params']['tag']} ({job['id']})")
 
     def action_rollback(self) -> None:
         model = self.current()
-        alias = ((model or {}).get("data") or {}).get("alias")
-        if model is None or model["kind"] != "ollama" or not alias:
+        alias = model.data.alias if model is not None else None
+        if model is None or model.kind != "ollama" or not alias:
             self.notify(
                 "highlight a deployed Ollama tag to roll its alias back", severity="warning"
             )

@@ -18,6 +18,7 @@ from textual.containers import Horizontal, VerticalScroll
 from textual.widgets import Button, Input, Label, Select, Static
 
 from forge_api.names import TERMINAL_JOB_STATUSES
+from forge_api.schema import Model
 from forge_client.format import printable
 from tui.screens.base import ForgeScreen
 
@@ -56,24 +57,23 @@ class PlaygroundScreen(ForgeScreen):
             yield Static("", id="play-answer")
 
     async def load(self) -> None:
-        models = (await self.call("models.list", kind=["base", "adapter", "merged", "ollama"]))[
-            "models"
-        ]
+        kinds = ["base", "adapter", "merged", "ollama"]
+        listed = (await self.call("models.list", kind=kinds))["models"]
         self.targets = {}
-        for m in models:
-            if (m.get("data") or {}).get("problem"):
+        for m in (Model.model_validate(x) for x in listed):
+            if m.data.problem:
                 continue
-            if m["kind"] == "adapter":
-                target = {"base_model": m.get("base") or "tiny-llama", "adapter": m["path"]}
-                base = Path(m["base"]).name if m.get("base") else "tiny-llama"
-                label = f"adapter {m['name']} on {base}"
-            elif m["kind"] == "ollama":
-                target = {"ollama_model": m["name"], "host": m["data"].get("host")}
-                label = f"ollama {m['name']}"
+            target: dict[str, Any]
+            if m.kind == "adapter":
+                target = {"base_model": m.base or "tiny-llama", "adapter": m.path}
+                label = f"adapter {m.name} on {Path(m.base).name if m.base else 'tiny-llama'}"
+            elif m.kind == "ollama":
+                target = {"ollama_model": m.name, "host": m.data.host}
+                label = f"ollama {m.name}"
             else:
-                target = {"base_model": m["path"] or m["name"]}
-                label = f"{m['kind']} {m['name']}"
-            self.targets[m["id"]] = target | {"label": label}
+                target = {"base_model": m.path or m.name}
+                label = f"{m.kind} {m.name}"
+            self.targets[m.id] = target | {"label": label}
         select = self.query_one("#play-model", Select)
         keep = select.value
         select.set_options([(t["label"], key) for key, t in self.targets.items()])

@@ -1,0 +1,136 @@
+"""Missions and dataset cards as a person reads them: why a mission was proposed, its dataset,
+its plan, the eval's verdict and how far its chain has gone, in Markdown.
+
+One text for the TUI (mission detail, dataset card) and `forge missions show`, built from the
+typed records (`forge_api.mission_data`), so the two never disagree and neither prints raw JSON.
+"""
+
+from __future__ import annotations
+
+import json
+from typing import Any
+
+from forge_api.mission_data import DatasetCard, EvalResults, MissionData
+from forge_api.schema import Mission
+from forge_client.format import ago, clock, duration, size
+
+SAMPLES = 3
+HINTS = {
+    "proposed": "**Press `a` to approve (its training starts), `e` to approve with changes,"
+    " `r` to reject.**",
+    "failed": "**Press `t` to retry from the step that failed.**",
+}
+
+
+def stage_text(m: Mission) -> str:
+    """The mission's stage, with the step that failed."""
+    return f"failed at {m.failed_step}" if m.stage == "failed" else m.stage
+
+
+def result_rows(results: EvalResults) -> list[list[str]]:
+    """Per model: name, held-out loss, perplexity, change in loss against the base."""
+    return [
+        [
+            name,
+            f"{row.loss:.4f}",
+            "-" if row.perplexity is None else f"{row.perplexity:.2f}",
+            "" if row.change_pct is None else f"{row.change_pct:+.1f} %",
+        ]
+        for name, row in results.models.items()
+    ]
+
+
+def _results(results: EvalResults | None) -> list[str]:
+    if results is None or not results.models:
+        return []
+    lines = ["### Results (held-out)", "", "| model | loss | perplexity | change |", "|-|-|-|-|"]
+    lines += ["| " + " | ".join(row) + " |" for row in result_rows(results)]
+    return [*lines, "", results.summary, ""]
+
+
+def card_lines(card: DatasetCard) -> list[str]:
+    """A dataset's card for a person: size, what each builder kept, what was left out and why,
+    and where it came from."""
+    tokens = f"about {card.approx_tokens:,} tokens" if card.approx_tokens else "tokens not counted"
+    version = f", version {card.version}" if card.version else ""
+    built = f", built {ago(card.built_at)}" if card.built_at else ""
+    lines = [f"{card.examples:,} examples, {tokens}{version}{built}"]
+    if card.source:
+        since = f" since {card.since[:12]}" if card.since else ""
+        lines.append(f"- from {card.source} at commit {(card.commit or '-')[:12]}{since}")
+    if card.imported_from:
+        lines.append(f"- imported from {card.imported_from} ({size(card.bytes)})")
+    lines += [f"- {builder}: {count:,}" for builder, count in card.kept_per_builder.items()]
+    skipped = ", ".join(f"{count:,} {why}" for why, count in card.skipped.items() if count)
+    if skipped:
+        lines.append(f"- left out: {skipped}")
+    secrets = card.secrets
+    if secrets and (secrets.files_skipped or secrets.examples_dropped):
+        kinds = ", ".join(f"{count} {kind}" for kind, count in secrets.found.items())
+        lines.append(
+            f"- secrets: {secrets.files_skipped} files and {secrets.examples_dropped} examples"
+            f" left out for holding one ({kinds or 'kinds not recorded'})"
+        )
+    return lines
+
+
+def _progress(data: MissionData) -> list[str]:
+    steps = [
+        ("held for quiet hours until", clock(data.held_until) if data.held_until else None),
+        ("train job", data.train_job),
+        ("eval job", data.eval_job),
+        ("deploy", data.deploy),
+        ("deploy job", data.deploy_job),
+        ("deployed as", data.deployed),
+    ]
+    shown = [f"- {label}: `{value}`" for label, value in steps if value]
+    return ["", "### Progress", *shown] if shown else []
+
+
+def mission_markdown(m: Mission, samples: list[dict[str, Any]] | None = None) -> str:
+    """A mission's detail as Markdown: trigger, dataset card and samples, plan, ETA, rationale,
+    results and progress; `samples` are examples of its dataset, where the caller has them."""
+    data = m.data
+    trigger = data.trigger
+    plan = data.plan.params if data.plan else {}
+    lines = [
+        HINTS.get(m.stage, ""),
+        f"## {m.title}",
+        f"`{m.id}` · **{stage_text(m)}** · proposed {ago(m.created_at)}"
+        + (f" · reason: {m.reason}" if m.reason else ""),
+        "",
+        *([f"**Failed:** {m.failure}", ""] if m.failure else []),
+        *_results(data.results),
+        "### Why now",
+    ]
+    if trigger is not None:
+        since = (trigger.since or "the start")[:12]
+        lines += [
+            trigger.why or "-",
+            f"- {trigger.commits:,} commits, {trigger.files:,} files, about"
+            f" {trigger.approx_tokens:,} tokens since `{since}`",
+        ]
+    else:
+        lines.append("-")
+    lines += [
+        "",
+        "### Rationale",
+        data.rationale or "-",
+        "",
+        f"### Estimated time: {duration(data.eta_s)}",
+        "",
+        f"### Dataset `{data.dataset_id or '-'}`",
+        *(card_lines(data.card) if data.card else []),
+    ]
+    if samples:
+        lines += ["", "### Sample examples"]
+        for ex in samples[:SAMPLES]:
+            lines += ["```json", json.dumps(ex, ensure_ascii=False)[:600], "```"]
+    lines += ["", "### Hyperparameters"]
+    if data.base_model:
+        lines.append(f"- base model: `{data.base_model}`")
+    lines += [f"- {k}: `{v}`" for k, v in plan.items() if k not in ("dataset", "base_model")]
+    if data.plan and data.plan.changed:
+        lines.append(f"- changed before approval: {', '.join(data.plan.changed)}")
+    lines += _progress(data)
+    return "\n".join(lines)
