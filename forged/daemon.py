@@ -31,7 +31,7 @@ from forged.runner import JobRunner
 from forged.sdnotify import notify
 from forged.server import AlreadyRunning, Connection, RpcServer, acquire_lock
 from forged.source_scanner import SourceScanner
-from forged.store import StoreError
+from forged.store_base import StoreError
 from forged.store_open import open_store
 
 log = logging.getLogger("forged")

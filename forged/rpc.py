@@ -27,7 +27,7 @@ from forge_api.protocol import (
     REPLY_TOO_LARGE,
 )
 from forged import json_limits
-from forged.store import AmbiguousRef
+from forged.store_base import AmbiguousRef
 
 log = logging.getLogger(__name__)
 

@@ -1,9 +1,10 @@
 """The job queue and runner: jobs become `python -m engine <run-dir>/spec.json` child processes.
 
-Each job runs in its own process group so a cancel reaches everything it started. Its stdout
-(stderr merged) is read line by line: JSON events are stored and fanned out, anything else is
-a log line, and every line is kept in `<run-dir>/events.jsonl`. At most `jobs.max_parallel`
+Each job runs in its own process group (`forged.process_group`) so a cancel reaches everything
+it started; its output is recorded by `forged.job_output`. At most `jobs.max_parallel`
 accelerator-bound jobs run at once; the rest wait in the persistent queue (the jobs table).
+This module is the queue and the supervision: starting, cancelling, recovering after a restart,
+and recording each job's end, even while the store cannot be written.
 """
 
 from __future__ import annotations
@@ -11,72 +12,40 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
-import math
 import os
 import signal
 import sqlite3
 import sys
 import time
 from collections.abc import Callable
-from dataclasses import dataclass, field
 from pathlib import Path
-from typing import IO, Any
+from typing import Any
 
 from engine import checkpoint
 from forge_api import atomic_file
 from forge_api.config import JobsConfig
 from forge_api.engine_events import (
     ArtifactEvent,
-    CheckpointEvent,
-    DoneEvent,
-    EngineEvent,
-    ErrorEvent,
-    LogEvent,
-    MetricEvent,
-    ProgressEvent,
-    TokenEvent,
-    event_line,
-    parse_engine_event,
 )
 from forge_api.jobs import JobSpec, holds_accelerator
 from forge_api.paths import ForgePaths
 from forge_api.schema import Job
 from forged.events import EventBus
+from forged.job_output import LOSSLESS, OutputRecorder, Running, failure_reason
+from forged.process_group import reap_orphan, signal_group
 from forged.store import Store
 
 log = logging.getLogger(__name__)
 
 MAX_LINE = 1024 * 1024
-# Artifacts that are models, and the registry kind each becomes.
-LOG_LINE_CAP = 8192
-
+"""The longest line read whole from a job's output; a longer one is read in pieces."""
 
 MAX_ATTEMPTS = 3
 """Starts a job without a checkpoint gets when daemon restarts interrupt it; a job's own
 failures are never retried, and one with a checkpoint always resumes from it."""
 
-
 STORE_RETRY_S = (1.0, 30.0)
 """First and longest wait between tries to record a job's end while the store cannot be written."""
-LOSSLESS = {"log", "progress", "token"}
-"""Events a job may lose to a failing store and still count as completed (what it made is
-recorded by the others: checkpoints, artifacts, metrics)."""
-
-
-@dataclass
-class Running:
-    job: Job
-    proc: asyncio.subprocess.Process
-    task: asyncio.Task[None] | None = None
-    cancel_requested: bool = False
-    last_error: str | None = None
-    last_output: str | None = None
-    done: bool = False
-    done_recorded: bool = False
-    kill_timer: asyncio.TimerHandle | None = None
-    lost: dict[str, int] = field(default_factory=dict)
-    """Events that could not be stored, by type (the store failed: a full disk)."""
-    store_error: str | None = None
 
 
 class JobRunner:
@@ -100,6 +69,7 @@ class JobRunner:
         self.on_job_finished: Callable[[Job], None] | None = None
         """Told of every job that reaches a final status (the daemon's one handler: the
         registry, then the mission chain)."""
+        self.output = OutputRecorder(store, self._artifact, self._tell)
         self.unrecorded: dict[str, str] = {}
         """Jobs whose process ended but whose end the store could not take yet: id → status."""
         self.stopping = False
@@ -168,12 +138,12 @@ class JobRunner:
         self.stopping = True
         self._wake.set()
         for r in self.running.values():
-            _signal_group(r.proc.pid, signal.SIGTERM)
+            signal_group(r.proc.pid, signal.SIGTERM)
         tasks = [r.task for r in self.running.values() if r.task is not None]
         if tasks:
             _done, pending = await asyncio.wait(tasks, timeout=self.config.shutdown_grace_s)
             for r in self.running.values():
-                _signal_group(r.proc.pid, signal.SIGKILL)
+                signal_group(r.proc.pid, signal.SIGKILL)
             if pending:
                 await asyncio.wait(pending, timeout=5)
         if self.loop_task is not None:
@@ -194,7 +164,7 @@ class JobRunner:
         for job in jobs:
             pid = self.store.job_pid(job.id)
             if pid is not None:
-                await _reap_orphan(pid, Path(job.run_dir))
+                await reap_orphan(pid, Path(job.run_dir))
             job = self._adopt_checkpoint_on_disk(job)
             resumable = job.checkpoint is not None  # only resumable kinds write checkpoints
             if self.store.cancel_requested(job.id):
@@ -223,7 +193,7 @@ class JobRunner:
                     {"status": "queued", "pid": None},
                     ("job.status", {"status": "queued", "reason": reason}),
                 )
-                self._log_event(job.id, reason)
+                self.output.log(job.id, reason)
         self.wake()
 
     def _adopt_checkpoint_on_disk(self, job: Job) -> Job:
@@ -233,7 +203,7 @@ class JobRunner:
         if on_disk is None or (job.checkpoint and on_disk.name <= Path(job.checkpoint).name):
             return job
         log.info("job %s: taking the newer checkpoint %s found on disk", job.id, on_disk)
-        job, _ = self.store.update_job(job.id, {"checkpoint": str(on_disk)})
+        job = self.store.update_job(job.id, {"checkpoint": str(on_disk)})
         return job
 
     # ---- submit and cancel --------------------------------------------------------------------
@@ -246,13 +216,13 @@ class JobRunner:
         mission_id: str | None = None,
         not_before: float | None = None,
     ) -> Job:
-        job, _events = self.store.create_job(kind, name, params, mission_id, not_before)
+        job = self.store.create_job(kind, name, params, mission_id, not_before)
         self.wake()
         return job
 
     def resume(self, job_id: str) -> Job:
         """Back to the queue; the engine continues from the job's checkpoint."""
-        job, _ev = self.store.update_job(
+        job = self.store.update_job(
             job_id,
             {"status": "queued", "cancel_requested": 0, "finished_at": None, "error": None},
             ("job.status", {"status": "queued", "reason": "resumed on request"}),
@@ -274,13 +244,13 @@ class JobRunner:
                 self.unrecorded[job_id] = "cancelled"
             return job
         running.cancel_requested = True
-        _signal_group(running.proc.pid, signal.SIGTERM)
+        signal_group(running.proc.pid, signal.SIGTERM)
         loop = asyncio.get_running_loop()
         running.kill_timer = loop.call_later(
-            self.config.cancel_grace_s, _signal_group, running.proc.pid, signal.SIGKILL
+            self.config.cancel_grace_s, signal_group, running.proc.pid, signal.SIGKILL
         )
         try:
-            job, _ = self.store.update_job(
+            job = self.store.update_job(
                 job_id,
                 {"cancel_requested": 1},
                 ("job.log", {"line": "cancel requested", "level": "warning"}),
@@ -328,7 +298,7 @@ class JobRunner:
             raise  # not recorded as running (the store failed): it must not run unseen
         finally:
             if cancelled:
-                _signal_group(proc.pid, signal.SIGKILL)
+                signal_group(proc.pid, signal.SIGKILL)
                 await proc.wait()
 
     def _write_spec(self, job: Job) -> Path:
@@ -351,7 +321,7 @@ class JobRunner:
         return spec_file
 
     def _mark_running(self, job: Job, proc: asyncio.subprocess.Process) -> None:
-        job, _ev = self.store.update_job(
+        job = self.store.update_job(
             job.id,
             {
                 "status": "running",
@@ -369,23 +339,7 @@ class JobRunner:
 
     async def _supervise(self, r: Running) -> None:
         job_id = r.job.id
-        assert r.proc.stdout is not None
-        record = _open_record(Path(r.job.run_dir) / "events.jsonl")
-        try:
-            while True:
-                try:
-                    raw = await r.proc.stdout.readuntil(b"\n")
-                except asyncio.IncompleteReadError as exc:
-                    if exc.partial:
-                        self._ingest(r, exc.partial, record)
-                    break
-                except asyncio.LimitOverrunError as exc:
-                    raw = await r.proc.stdout.readexactly(exc.consumed)
-                self._ingest(r, raw, record)
-        finally:
-            if record is not None:
-                with contextlib.suppress(OSError):
-                    record.close()
+        await self.output.drain(r)
         code = await r.proc.wait()
         if r.kill_timer is not None:
             r.kill_timer.cancel()
@@ -408,7 +362,7 @@ class JobRunner:
             with contextlib.suppress(sqlite3.Error):
                 self.store.update_job(job_id, {"exit_code": code})
                 if code != 0:
-                    self._log_event(job_id, f"the engine exited with code {code} after finishing")
+                    self.output.log(job_id, f"the engine exited with code {code} after finishing")
             return
         if r.cancel_requested:
             end = ("cancelled", "cancelled by request")
@@ -422,7 +376,7 @@ class JobRunner:
                 f"{r.store_error}); run it again once the disk has room",
             )
         else:
-            end = ("failed", _failure_reason(code, r))
+            end = ("failed", failure_reason(code, r))
         self.unrecorded[job_id] = end[0]
         pause = STORE_RETRY_S[0]
         while not self.stopping:
@@ -440,77 +394,6 @@ class JobRunner:
             break
         self.unrecorded.pop(job_id, None)
 
-    def _ingest(self, r: Running, raw: bytes, record: IO[str] | None) -> None:
-        """One line of the child's output: store it, apply it to the job, fan it out. A line
-        the store cannot take (a full disk) is counted as lost, never fatal: the job's output
-        keeps being drained, so the job is not blocked on a full pipe and can be cancelled."""
-        text = raw.decode("utf-8", errors="replace").rstrip("\r\n")
-        if not text.strip():
-            return
-        event = parse_engine_event(text)
-        if event is None:
-            # tqdm redraws with \r: only the last state of the line is worth keeping.
-            text = text.rsplit("\r", 1)[-1][:LOG_LINE_CAP]
-            event = LogEvent(level="output", message=text)
-            r.last_output = text
-        if record is not None:
-            with contextlib.suppress(OSError, ValueError):
-                record.write(event_line(event) + "\n")
-                record.flush()
-        try:
-            self._apply(r, event)
-        except Exception as exc:
-            if not r.lost:
-                log.warning(
-                    "job %s: the store could not record its %s event: %s", r.job.id, event.type, exc
-                )
-            r.lost[event.type] = r.lost.get(event.type, 0) + 1
-            r.store_error = str(exc)
-
-    def _apply(self, r: Running, ev: EngineEvent) -> None:
-        """Record one engine event on its job (the store announces each change as it commits)."""
-        job_id = r.job.id
-        if isinstance(ev, LogEvent):
-            self._log_event(job_id, ev.message[:LOG_LINE_CAP], ev.level)
-        elif isinstance(ev, ProgressEvent):
-            progress = ev.model_dump(include={"step", "total", "stage", "tokens_per_s", "eta_s"})
-            self.store.update_job(job_id, {"progress": progress}, ("job.progress", progress))
-        elif isinstance(ev, MetricEvent):
-            values = {k: v for k, v in ev.values.items() if math.isfinite(v)}
-            if values:
-                self.store.add_metrics(job_id, ev.step, values)
-            for name in sorted(set(ev.values) - set(values)):
-                note = f"{name} at step {ev.step} is {ev.values[name]} (not a number: diverged?)"
-                self._log_event(job_id, note, "warning")
-        elif isinstance(ev, CheckpointEvent):
-            info = ev.model_dump(exclude={"type", "ts"})
-            self.store.update_job(job_id, {"checkpoint": ev.path}, ("job.checkpoint", info))
-        elif isinstance(ev, ArtifactEvent):
-            unnamed = {key for key in ("name", "base") if getattr(ev, key) is None}
-            self.store.add_artifact(job_id, ev.model_dump(exclude={"type", "ts", *unnamed}))
-            if self.on_artifact is not None:
-                self.on_artifact(job_id, ev)
-        elif isinstance(ev, DoneEvent):
-            # Completed from this moment: a daemon killed before the process exits must not
-            # find it `running` and run it again.
-            r.done = True
-            self._log_event(job_id, "done", "info")
-            job, _ = self.store.update_job(
-                job_id,
-                {"status": "completed", "finished_at": time.time(), "pid": None},
-                ("job.status", {"status": "completed", "summary": ev.summary}),
-            )
-            r.done_recorded = True
-            self._tell(job)
-        elif isinstance(ev, TokenEvent):
-            self.store.append_event("job.token", job_id, {"text": ev.text[:LOG_LINE_CAP]})
-        elif isinstance(ev, ErrorEvent):
-            r.last_error = ev.message
-            self._log_event(job_id, f"error: {r.last_error}", "error")
-
-    def _log_event(self, job_id: str, line: str, level: str = "info") -> None:
-        self.store.append_event("job.log", job_id, {"line": line, "level": level})
-
     def _finish(
         self, job_id: str, status: str, *, exit_code: int | None = None, error: str | None = None
     ) -> Job:
@@ -524,9 +407,13 @@ class JobRunner:
             data["error"] = error
         if exit_code is not None:
             data["exit_code"] = exit_code
-        job, _ev = self.store.update_job(job_id, fields, ("job.status", data))
+        job = self.store.update_job(job_id, fields, ("job.status", data))
         self._tell(job)
         return job
+
+    def _artifact(self, job_id: str, artifact: ArtifactEvent) -> None:
+        if self.on_artifact is not None:
+            self.on_artifact(job_id, artifact)
 
     def _tell(self, job: Job) -> None:
         if self.on_job_finished is None:
@@ -535,71 +422,3 @@ class JobRunner:
             self.on_job_finished(job)
         except Exception:
             log.exception("handling the end of %s failed", job.id)
-
-
-def _failure_reason(code: int, r: Running) -> str:
-    if code < 0:
-        try:
-            name = signal.Signals(-code).name
-        except ValueError:
-            name = f"signal {-code}"
-        how = f"the engine was killed by {name}"
-        if -code == signal.SIGKILL:
-            # Not ours (a cancel is recorded as cancelled): usually the kernel's OOM killer.
-            how += (
-                " (not sent by forge; the kernel sends it when memory runs out: "
-                "see `journalctl -k | grep -i oom`)"
-            )
-    else:
-        how = f"the engine exited with code {code}"
-    last = r.last_error or r.last_output
-    return f"{how}: {last}" if last else how
-
-
-def _open_record(path: Path) -> IO[str] | None:
-    """The job's events.jsonl, or None where it cannot be opened (a full disk): the job runs on
-    and its events still reach the store."""
-    try:
-        return open(path, "a", encoding="utf-8")  # closed by _supervise
-    except OSError as exc:
-        log.warning("cannot open %s: %s", path, exc)
-        return None
-
-
-def _signal_group(pgid: int, sig: signal.Signals) -> None:
-    with contextlib.suppress(ProcessLookupError, PermissionError):
-        os.killpg(pgid, sig)
-
-
-def _group_alive(pgid: int) -> bool:
-    try:
-        os.killpg(pgid, 0)
-    except ProcessLookupError:
-        return False
-    except PermissionError:
-        return False
-    return True
-
-
-async def _reap_orphan(pgid: int, run_dir: Path) -> None:
-    """Kill what is left of a job's process group from a previous daemon, and wait for it."""
-    if not _group_alive(pgid):
-        return
-    cmdline = Path(f"/proc/{pgid}/cmdline")
-    if cmdline.exists():
-        try:
-            if str(run_dir).encode() not in cmdline.read_bytes():
-                return  # the pid was reused by something that is not our job
-        except OSError:
-            return
-    log.warning("stopping the leftover process group %d of %s", pgid, run_dir.name)
-    _signal_group(pgid, signal.SIGTERM)
-    for _ in range(50):
-        if not _group_alive(pgid):
-            return
-        await asyncio.sleep(0.1)
-    _signal_group(pgid, signal.SIGKILL)
-    for _ in range(50):
-        if not _group_alive(pgid):
-            return
-        await asyncio.sleep(0.1)

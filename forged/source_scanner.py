@@ -224,7 +224,7 @@ class SourceScanner:
             fit=fit,
         )
         card = DatasetCard.model_validate(built.card)
-        dataset, _ev = self.store.add_dataset(
+        dataset = self.store.add_dataset(
             f"{source.name} v{card.version}", str(built.path), card.examples, card, source.id
         )
         budget = self.config.max_train_minutes
@@ -267,7 +267,7 @@ class SourceScanner:
         title = (
             f"Fine-tune {Path(base_model).name} on {material.commits} new commits of {source.name}"
         )
-        mission, _events = self.store.propose_mission(source.id, title, data)
+        mission = self.store.propose_mission(source.id, title, data)
         log.info("proposed %s: %s", mission.id, title)
         return mission
 

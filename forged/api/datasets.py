@@ -90,5 +90,5 @@ def register(reg: Registry[Session]) -> None:
         dest = s.services.paths.datasets_dir / f"{name}-{os.urandom(3).hex()}.jsonl"
         await asyncio.to_thread(_copy_in, src, dest)
         card = DatasetCard(imported_from=str(src), bytes=dest.stat().st_size)
-        dataset, _event = s.services.store.add_dataset(name, str(dest), count, card, None)
+        dataset = s.services.store.add_dataset(name, str(dest), count, card, None)
         return dataset

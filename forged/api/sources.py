@@ -80,7 +80,7 @@ def register(reg: Registry[Session]) -> None:
             "builders": p.builders,
             "thresholds": p.thresholds.model_dump(exclude_none=True),
         }
-        source, _event = s.services.store.add_source(str(path), p.name or path.name, config)
+        source = s.services.store.add_source(str(path), p.name or path.name, config)
         s.services.scanner.added(source)
         return source
 

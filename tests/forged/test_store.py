@@ -9,7 +9,9 @@ from pathlib import Path
 import pytest
 
 from forge_api.mission_data import MissionData
-from forged.store import Store, StoreError
+from forge_api.schema import Event
+from forged.store import Store
+from forged.store_base import StoreError
 from forged.store_schema import SCHEMA_VERSION
 from tests.support.daemon_harness import DaemonFactory
 
@@ -25,19 +27,20 @@ def test_new_store_is_wal_and_versioned(tmp_path: Path) -> None:
 
 def test_reopening_keeps_everything(tmp_path: Path) -> None:
     store = Store(tmp_path / "forge.db", tmp_path / "runs")
-    job, (event,) = store.create_job("prepare-model", "n", {"a": 1})
+    job = store.create_job("prepare-model", "n", {"a": 1})
+    queued = store.last_seq()
     store.add_metrics(job.id, 3, {"loss": 1.5})
     store.close()
     again = Store(tmp_path / "forge.db", tmp_path / "runs")
     assert again.get_job(job.id).params == {"a": 1}
     assert [(m.step, m.name, m.value) for m in again.metrics(job.id)] == [(3, "loss", 1.5)]
-    assert again.last_seq() == event.seq + 1
+    assert again.last_seq() == queued + 1
     assert again.get_job(job.id).run_dir == str(tmp_path / "runs" / job.id)
 
 
 def test_failed_transaction_changes_nothing(tmp_path: Path) -> None:
     store = Store(tmp_path / "forge.db", tmp_path / "runs")
-    job, _ = store.create_job("prepare-model", "n", {})
+    job = store.create_job("prepare-model", "n", {})
     before = store.last_seq()
     with pytest.raises(sqlite3.OperationalError):
         store.update_job(job.id, {"no_such_column": 1}, ("job.status", {"status": "x"}))
@@ -47,10 +50,10 @@ def test_failed_transaction_changes_nothing(tmp_path: Path) -> None:
 
 def test_a_missions_job_is_recorded_on_it_in_the_same_transaction(tmp_path: Path) -> None:
     store = Store(tmp_path / "forge.db", tmp_path / "runs")
-    source, _ = store.add_source(str(tmp_path), "repo", {})
-    mission, _ = store.propose_mission(source.id, "train on repo", MissionData(head="abc"))
-    train, _ = store.create_job("train", "t", {}, mission.id)
-    evaluation, _ = store.create_job("eval", "e", {}, mission.id)
+    source = store.add_source(str(tmp_path), "repo", {})
+    mission = store.propose_mission(source.id, "train on repo", MissionData(head="abc"))
+    train = store.create_job("train", "t", {}, mission.id)
+    evaluation = store.create_job("eval", "e", {}, mission.id)
     store.close()
     again = Store(tmp_path / "forge.db", tmp_path / "runs")
     mission = again.get_mission(mission.id)
@@ -73,7 +76,7 @@ def test_newer_schema_is_refused(tmp_path: Path) -> None:
 
 def test_job_prefix_resolution(tmp_path: Path) -> None:
     store = Store(tmp_path / "forge.db", tmp_path / "runs")
-    job, _ = store.create_job("prepare-model", "n", {})
+    job = store.create_job("prepare-model", "n", {})
     assert store.resolve_job_id(job.id) == job.id
     assert store.resolve_job_id(job.id[:8]) == job.id
     assert store.resolve_job_id(job.id[4:10]) == job.id  # without the "job-" prefix
@@ -175,3 +178,22 @@ def test_a_corrupt_store_is_set_aside_said_once_and_the_daemon_starts(
     assert daemon.call("jobs.list")["total"] == 0
     job = daemon.call("jobs.submit", kind="prepare-model", params={"name": "fresh"})
     assert daemon.call("jobs.get", id=job["id"])["name"]
+
+
+def test_the_store_announces_a_transactions_events_once_it_commits(tmp_path: Path) -> None:
+    store = Store(tmp_path / "forge.db", tmp_path / "runs")
+    announced: list[list[Event]] = []
+    store.on_commit = lambda *events: announced.append(list(events))
+    source = store.add_source(str(tmp_path), "repo", {})
+    mission = store.propose_mission(source.id, "train on repo", MissionData(head="abc"))
+    job = store.create_job("train", "t", {}, mission.id)
+    assert [[e.type for e in batch] for batch in announced] == [
+        ["source.added"],
+        ["mission.proposed"],
+        ["job.status", "mission.stage"],
+    ]
+    assert announced[-1][1].data == {"id": mission.id, "stage": "training", "job": job.id}
+    assert [e.seq for batch in announced for e in batch] == [1, 2, 3, 4]
+    with pytest.raises(sqlite3.OperationalError):
+        store.update_job(job.id, {"no_such_column": 1}, ("job.status", {"status": "x"}))
+    assert len(announced) == 3  # a rolled-back change announces nothing

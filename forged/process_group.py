@@ -1,0 +1,55 @@
+"""A job's process group: every job runs in its own, so a signal reaches all it started
+(tokenizer workers, data loaders), and what a dead daemon left running can be found and
+stopped before the job runs again."""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+import os
+import signal
+from pathlib import Path
+
+log = logging.getLogger(__name__)
+
+
+def signal_group(pgid: int, sig: signal.Signals) -> None:
+    """Send `sig` to a job's process group; one already gone is no error."""
+    with contextlib.suppress(ProcessLookupError, PermissionError):
+        os.killpg(pgid, sig)
+
+
+def group_alive(pgid: int) -> bool:
+    """Whether any process of the group is still there (and ours to signal)."""
+    try:
+        os.killpg(pgid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:
+        return False
+    return True
+
+
+async def reap_orphan(pgid: int, run_dir: Path) -> None:
+    """Kill what is left of a job's process group from a previous daemon, and wait for it."""
+    if not group_alive(pgid):
+        return
+    cmdline = Path(f"/proc/{pgid}/cmdline")
+    if cmdline.exists():
+        try:
+            if str(run_dir).encode() not in cmdline.read_bytes():
+                return  # the pid was reused by something that is not our job
+        except OSError:
+            return
+    log.warning("stopping the leftover process group %d of %s", pgid, run_dir.name)
+    signal_group(pgid, signal.SIGTERM)
+    for _ in range(50):
+        if not group_alive(pgid):
+            return
+        await asyncio.sleep(0.1)
+    signal_group(pgid, signal.SIGKILL)
+    for _ in range(50):
+        if not group_alive(pgid):
+            return
+        await asyncio.sleep(0.1)
