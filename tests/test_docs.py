@@ -56,13 +56,13 @@ def test_guide_describes_every_job_kind_as_the_table_says() -> None:
 
 
 def test_guide_lists_every_event_type_the_daemon_writes() -> None:
-    """Every event type written by the store or the runner is in the guide's list of types."""
+    """Every event type the store, the runner or a job's output writes is in the guide's list."""
     import re
 
     guide = (ROOT / "docs" / "guide.md").read_text()
     events = guide[guide.index("**Events.**") :].split("\n\n")[0]
     written: set[str] = set()
-    for module in ("store.py", "runner.py"):
+    for module in ("store.py", "store_jobs.py", "runner.py", "job_output.py"):
         text = (ROOT / "forged" / module).read_text()
         written |= set(re.findall(r'"((?:job|mission|model|source|dataset)\.[a-z_]+)"', text))
     assert len(written) >= 14, written
