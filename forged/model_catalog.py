@@ -8,7 +8,6 @@ on this machine, with the reason when it cannot.
 from __future__ import annotations
 
 import hashlib
-import importlib.util
 import json
 import os
 from pathlib import Path
@@ -16,13 +15,9 @@ from typing import Any
 
 from engine.errors import EngineError
 from engine.model_folder import inspect_model_folder
+from forge_api.backend_rules import BACKENDS, Machine, backend_problem
 from forge_api.model_data import ModelData
 from forge_api.schema import Model
-
-# Architectures (config.json `model_type`) Unsloth's fast path covers.
-UNSLOTH_MODEL_TYPES = frozenset(
-    {"llama", "mistral", "qwen2", "qwen3", "gemma", "gemma2", "gemma3", "phi3", "granite"}
-)
 
 
 def hf_cache_dir() -> Path:
@@ -68,24 +63,18 @@ def hf_id(folder: Path) -> str | None:
 
 
 def trainable(model_type: str | None, accelerator: str) -> dict[str, dict[str, Any]]:
-    """Per backend: whether it can train this architecture here, and why not."""
+    """Per backend: whether it can train this architecture here, and why (not)."""
+    machine = Machine.here(cuda=accelerator == "cuda")
     kind = model_type or "unknown"
-    out: dict[str, dict[str, Any]] = {"peft": {"ok": True, "why": "transformers + PEFT"}}
-    if accelerator != "cuda":
-        out["unsloth"] = {"ok": False, "why": "needs an NVIDIA GPU with CUDA"}
-    elif importlib.util.find_spec("unsloth") is None:
-        out["unsloth"] = {"ok": False, "why": "not installed (pip install 'ai-forge[unsloth]')"}
-    elif kind not in UNSLOTH_MODEL_TYPES:
-        out["unsloth"] = {"ok": False, "why": f"Unsloth does not cover {kind} models"}
-    else:
-        out["unsloth"] = {"ok": True, "why": "CUDA and Unsloth are here"}
-    spec = importlib.util.find_spec("mlx_lm")
-    if spec is None or spec.origin is None:
-        out["mlx"] = {"ok": False, "why": "mlx-lm is not installed"}
-    elif not (Path(spec.origin).parent / "models" / f"{kind}.py").exists():
-        out["mlx"] = {"ok": False, "why": f"mlx-lm has no {kind} architecture"}
-    else:
-        out["mlx"] = {"ok": True, "why": "mlx-lm has this architecture"}
+    fine = {
+        "peft": "transformers + PEFT",
+        "unsloth": "CUDA and Unsloth are here",
+        "mlx": "mlx-lm has this architecture",
+    }
+    out: dict[str, dict[str, Any]] = {}
+    for backend in BACKENDS:
+        why = backend_problem(backend, machine, model_type=kind)
+        out[backend] = {"ok": why is None, "why": why or fine[backend]}
     return out
 
 

@@ -8,6 +8,7 @@ from typing import Any
 from pydantic import ValidationError
 
 from engine.data import DataError, dataset_files
+from forge_api.backend_rules import Machine, train_problem
 from forge_api.jobs import UnknownKind, parse_params, resumable
 from forge_api.names import TERMINAL_JOB_STATUSES
 from forge_api.protocol import INVALID_PARAMS, NOT_FOUND, UNSUPPORTED
@@ -63,6 +64,8 @@ def register(reg: Registry[Session]) -> None:
         except ValidationError as exc:
             raise params_error(exc, prefix="params") from exc
         values = params.model_dump(mode="json")
+        if p.kind == "train":
+            _refuse_what_cannot_train_here(s, values)
         _resolve_refs(s, values)
         _refuse_outside_data_dir(s, values)
         name = p.name or _default_name(p.kind, values)
@@ -178,6 +181,15 @@ def _refuse_outside_data_dir(s: Session, values: dict[str, Any]) -> None:
         f"`forge datasets import {ref}` (datasets.import) and pass its ds- id",
         {"param": "params.dataset", "value": ref},
     )
+
+
+def _refuse_what_cannot_train_here(s: Session, values: dict[str, Any]) -> None:
+    """A method or backend this machine cannot run (QLoRA or Unsloth without CUDA, MLX without
+    mlx-lm) is refused now, by the rule the engine itself applies, not when its turn comes."""
+    cuda = s.services.hardware.accelerator.kind == "cuda" or Path("/proc/driver/nvidia").exists()
+    why = train_problem(str(values["backend"]), str(values["method"]), Machine.here(cuda=cuda))
+    if why:
+        raise RpcError(INVALID_PARAMS, why, {"param": why.split(":", 1)[0]})
 
 
 def _default_name(kind: str, params: dict[str, Any]) -> str:

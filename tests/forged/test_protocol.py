@@ -5,7 +5,11 @@ from __future__ import annotations
 
 import contextlib
 import json
+import shutil
 import threading
+from pathlib import Path
+
+import pytest
 
 from tests.support.daemon_harness import Daemon
 from tests.support.rawsock import Raw
@@ -70,6 +74,27 @@ def test_wrong_param_types_name_the_param(daemon: Daemon) -> None:
     assert err["code"] == -32602 and err["data"][0]["param"] == "params.layers"
     raw.request("jobs.list", [1, 2], msg_id=5)
     assert raw.recv()["error"]["code"] == -32602
+
+
+@pytest.mark.skipif(
+    shutil.which("nvidia-smi") is not None or Path("/proc/driver/nvidia").exists(),
+    reason="this machine has an NVIDIA GPU: QLoRA and Unsloth may run here",
+)
+def test_a_train_job_this_machine_cannot_run_is_refused_at_submit(daemon: Daemon) -> None:
+    """By the rule the engine applies, before it is queued (not when its turn comes)."""
+    raw = Raw(daemon.socket)
+    for msg_id, (params, param, words) in enumerate(
+        [
+            ({"method": "qlora"}, "params.method", "needs an NVIDIA GPU with CUDA"),
+            ({"backend": "unsloth"}, "params.backend", "unsloth needs an NVIDIA GPU with CUDA"),
+        ]
+    ):
+        submit = {"kind": "train", "params": {"dataset": "d.jsonl", **params}}
+        raw.request("jobs.submit", submit, msg_id=msg_id)
+        err = raw.recv()["error"]
+        assert err["code"] == -32602 and err["data"]["param"] == param, err
+        assert words in err["message"]
+    assert daemon.call("jobs.list")["total"] == 0
 
 
 def test_application_errors(daemon: Daemon) -> None:
