@@ -1,7 +1,9 @@
 """The pydantic models that cross the socket: every method's params and result, and events.
 
 The daemon validates each request's params against these before doing anything; the TUI parses
-results with them. The CLI reads plain JSON, to start fast. Field names are the wire names.
+the records it shows with them, and so does the CLI for one record (`forge missions show`); the
+CLI's listings read plain JSON, to start fast. Field names are the wire names. A mission's and a
+model's data, and a dataset's card, are typed in `mission_data` and `model_data`.
 """
 
 from __future__ import annotations

@@ -66,10 +66,9 @@ class EventBus:
         # announced that was rolled back, and none is stored without being announced.
         store.on_commit = self.publish
 
-    def publish(self, *events: Event | None) -> None:
+    def publish(self, *events: Event) -> None:
+        """Fan committed events out to the subscriptions that want them (the store calls this)."""
         for event in events:
-            if event is None:
-                continue
             for sub in list(self.subscriptions.values()):
                 if not sub.matches(event):
                     continue
