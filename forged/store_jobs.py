@@ -24,6 +24,8 @@ from forged.store_base import (
 
 
 class JobRecords(StoreBase):
+    """Jobs and what they report; `Store` adds the other records."""
+
     def _job(self, row: sqlite3.Row) -> Job:
         d = row_dict(row)
         return Job.model_validate(d | {"run_dir": str(self.runs_dir / d["id"])})

@@ -27,8 +27,9 @@ from tui.app import ForgeApp
 from tui.screens.job_detail import JobDetailScreen
 from tui.screens.missions import MissionsScreen
 from tui.screens.new_job import NewJobScreen
+from tui.screens.playground import PlaygroundScreen
 from tui.widgets.connection_bar import ConnectionBar
-from tui.widgets.dialogs import AskText
+from tui.widgets.dialogs import AskText, Confirm
 from tui.widgets.log_view import LogView
 
 
@@ -126,6 +127,11 @@ def test_the_wizard_shows_a_bad_value_submits_nothing_then_submits_a_good_one(
             "the wizard",
             lambda: app.screen if isinstance(app.screen, NewJobScreen) else None,
         )
+        # The wizard opens in its first field: typed keys fill it, none reaches the app's keys.
+        await until(pilot, "the name field focused", lambda: app.focused is not None)
+        assert app.focused is wizard.query_one("#f-name", Input)
+        await pilot.press(*"2?n")
+        assert app.screen is wizard and wizard.query_one("#f-name", Input).value == "2?n"
         wizard.query_one("#f-base_model", Input).value = str(tiny_model)
         wizard.query_one("#f-dataset", Input).value = data
         rank = wizard.query_one("#f-rank", Input)
@@ -198,7 +204,15 @@ def test_following_a_running_jobs_log_then_cancelling_it(
             return step > 1 and value is not None and shown == f"{value:.4g}"
 
         await until(pilot, "a pushed loss in the metrics table", shows_the_stored_loss)
+        # Cancelling asks first; `n` leaves the job running.
         await pilot.press("c")
+        await until(pilot, "the question", lambda: isinstance(app.screen, Confirm))
+        press_closing(app, "n")
+        await until(pilot, "the job's screen again", lambda: app.screen is screen)
+        assert daemon.call("jobs.get", id=job["id"])["status"] == "running"
+        await pilot.press("c")
+        await until(pilot, "the question", lambda: isinstance(app.screen, Confirm))
+        press_closing(app, "y")
         await until(pilot, "the job cancelled", lambda: screen.job.get("status") == "cancelled")
         assert "cancelled" in str(screen.query_one("#job-head").render())
         await pilot.press("escape")
@@ -300,6 +314,13 @@ def test_the_playground_streams_from_a_trained_adapter_and_an_ollama_tag(
                 for t in getattr(app.screen, "targets", {}).values()
             ),
         )
+        # The prompt has the focus: a typed `2` is text, not the Jobs screen; Escape leaves it.
+        prompt = app.screen.query_one("#play-prompt", Input)
+        await until(pilot, "the prompt focused", lambda: app.focused is prompt)
+        await pilot.press("2")
+        assert isinstance(app.screen, PlaygroundScreen) and prompt.value == "2"
+        await pilot.press("escape")
+        assert app.focused is None
         await ask(app, pilot, f"adapter {adapter['name']} on {tiny_model.name}", "Widget sizes?")
         said = await ask(app, pilot, "ollama forge-widgets:1", "How big is a widget?")
         assert said.strip() == "forge-widgets:1 heard: How big is a widget?"

@@ -22,6 +22,7 @@ from textual.worker import Worker
 from tui.host import ForgeHost
 from tui.messages import DaemonEvent, LinkChanged
 from tui.widgets.connection_bar import ConnectionBar
+from tui.widgets.dialogs import Confirm
 
 RELOAD_DELAY_S = 0.25
 
@@ -60,6 +61,16 @@ class ForgeScreen(Screen[None]):
         if not table.row_count:
             return None
         return table.coordinate_to_cell_key(table.cursor_coordinate).row_key.value
+
+    def confirm(self, question: str, then: Callable[[], object]) -> None:
+        """Ask before something that cannot be taken back (cancel, resume, approve, roll back):
+        `y` runs `then`, `n` or Escape does nothing. One key, so it stays quick."""
+
+        def answered(yes: bool | None) -> None:
+            if yes:
+                then()
+
+        self.app.push_screen(Confirm(f"{question}  (y/n)"), answered)
 
     async def call(self, method: str, **params: Any) -> Any:
         return await self.forge.link.call(method, **params)

@@ -168,10 +168,20 @@ class JobDetailScreen(ForgeScreen):
         return True
 
     def action_cancel_job(self) -> None:
-        self.io(lambda: self.call("jobs.cancel", id=self.job_id), f"cancelling {self.job_id}")
+        self.confirm(
+            f"Cancel {self.job_id}? A train job saves a checkpoint first.",
+            lambda: self.io(
+                lambda: self.call("jobs.cancel", id=self.job_id), f"cancelling {self.job_id}"
+            ),
+        )
 
     def action_resume_job(self) -> None:
-        self.io(lambda: self.call("jobs.resume", id=self.job_id), f"resuming {self.job_id}")
+        self.confirm(
+            f"Resume {self.job_id} from its checkpoint?",
+            lambda: self.io(
+                lambda: self.call("jobs.resume", id=self.job_id), f"resuming {self.job_id}"
+            ),
+        )
 
     def action_toggle_follow(self) -> None:
         log = self.query_one("#job-log", LogView)

@@ -119,7 +119,10 @@ class JobsScreen(ForgeScreen):
     def action_cancel_job(self) -> None:
         job_id = self.cursor_key("jobs")
         if job_id:
-            self.io(lambda: self._cancel(job_id), f"cancelling {job_id}")
+            self.confirm(
+                f"Cancel {job_id}?",
+                lambda: self.io(lambda: self._cancel(job_id), f"cancelling {job_id}"),
+            )
 
     async def _cancel(self, job_id: str) -> None:
         job = await self.call("jobs.cancel", id=job_id)

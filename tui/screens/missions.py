@@ -106,7 +106,10 @@ class MissionsScreen(ForgeScreen):
     def action_approve(self) -> None:
         mission_id = self.cursor_key("missions")
         if mission_id:
-            self.io(lambda: self._approve(mission_id), f"approving {mission_id}")
+            self.confirm(
+                f"Approve {mission_id}? Its training starts.",
+                lambda: self.io(lambda: self._approve(mission_id), f"approving {mission_id}"),
+            )
 
     def action_approve_with_changes(self) -> None:
         mission_id = self.cursor_key("missions")

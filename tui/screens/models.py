@@ -196,7 +196,10 @@ class ModelsScreen(ForgeScreen):
                 "highlight a deployed Ollama tag to roll its alias back", severity="warning"
             )
             return
-        self.io(lambda: self._rollback(alias), f"rolling {alias} back")
+        self.confirm(
+            f"Point {alias} back at the tag deployed before {model.name}?",
+            lambda: self.io(lambda: self._rollback(alias), f"rolling {alias} back"),
+        )
 
     async def _rollback(self, alias: str) -> None:
         done = await self.call("models.rollback", alias=alias)

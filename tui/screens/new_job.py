@@ -74,6 +74,7 @@ def parse_form(raw: dict[str, Any]) -> tuple[dict[str, Any], dict[str, str]]:
 
 class NewJobScreen(ForgeScreen):
     TITLE = "New job"
+    AUTO_FOCUS = "#f-name"  # typed keys go to the form, not to the app's keys
     BINDINGS: ClassVar[list[BindingType]] = [
         Binding("escape", "app.pop_screen", "Back", id="wizard.back"),
         Binding("ctrl+s", "submit", "Submit", id="wizard.submit", priority=True),

@@ -27,6 +27,7 @@ MAX_NEW_TOKENS = 128
 
 class PlaygroundScreen(ForgeScreen):
     TITLE = "Playground"
+    AUTO_FOCUS = "#play-prompt"  # typed keys go to the prompt, not to the app's keys
     RELOAD_ON: ClassVar[tuple[str, ...]] = ("model.added",)
     BINDINGS: ClassVar[list[BindingType]] = [
         Binding("ctrl+s", "generate", "Generate", id="playground.generate", priority=True),
@@ -138,5 +139,9 @@ class PlaygroundScreen(ForgeScreen):
                 self.job_id = None
 
     def action_stop(self) -> None:
-        if self.job_id:
-            self.io(lambda: self.call("jobs.cancel", id=self.job_id), f"stopping {self.job_id}")
+        """Escape: stop the answer being generated; with none, leave the prompt (the screen's
+        and the app's keys work again)."""
+        if not self.job_id:
+            self.set_focus(None)
+            return
+        self.io(lambda: self.call("jobs.cancel", id=self.job_id), f"stopping {self.job_id}")
