@@ -15,6 +15,7 @@ import sys
 from collections.abc import Sequence
 from typing import TYPE_CHECKING
 
+from forge_api.version import VERSION
 from forge_cli import jobs, missions, models, sources, system
 from forge_cli.context import EXIT_ERROR, EXIT_NO_DAEMON, EXIT_USAGE, Cli, Command, Subparsers
 from forge_client.client import DaemonNotRunning, DaemonUnresponsive, RemoteError
@@ -27,6 +28,7 @@ def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
         prog="forge", description="AI Forge: fine-tune local LLMs on your own repositories."
     )
+    parser.add_argument("--version", action="version", version=f"forge {VERSION}")
     parser.add_argument(
         "--host",
         metavar="ssh://[USER@]HOST[:PORT]",

@@ -1,7 +1,9 @@
-"""forged: the AI Forge daemon, its socket API, its store, its job runner and the `forge` CLI.
+"""forged: the AI Forge daemon: its socket API, its store, its job runner and its agent.
 
 Nothing imported from this package at start-up may pull in torch, transformers, unsloth,
 mlx or litellm: those live in the `engine` child processes.
 """
 
-__version__ = "0.1.0"
+from forge_api.version import VERSION as __version__
+
+__all__ = ["__version__"]

@@ -27,6 +27,9 @@ def test_status_and_json(daemon: Daemon) -> None:
     assert "accelerator" in out.stdout and str(daemon.socket) in out.stdout
     data = json.loads(forge("status", "--json", home=daemon.home).stdout)
     assert data["socket"] == str(daemon.socket)
+    # The CLI and the daemon say the same version: the installed distribution's.
+    version = forge("--version", home=daemon.home).stdout.split()
+    assert version == ["forge", data["version"]] and data["version"][0].isdigit()
 
 
 def test_submit_follow_show_and_list(daemon: Daemon, tiny_model: Path) -> None:
