@@ -54,6 +54,36 @@ class Subscription:
         )
 
 
+LIFECYCLE = frozenset(
+    {
+        "job.status",
+        "mission.proposed",
+        "mission.stage",
+        "source.added",
+        "source.removed",
+        "dataset.added",
+        "model.added",
+    }
+)
+"""Event types that change what exists or where it stands: each is a line in the daemon's log."""
+
+
+def lifecycle_line(event: Event) -> str:
+    """`job job-… running (pid 123, attempt 1)`, `mission msn-… training (job job-…)`, …"""
+    data = dict(event.data)
+    subject = data.pop("id", None) or event.job_id or ""
+    if event.job_id and event.job_id != subject:
+        data = {"job": event.job_id} | data
+    what = data.pop("status", None) or data.pop("stage", None) or event.type.split(".")[1]
+    details = ", ".join(
+        f"{k} {v}"
+        for k, v in data.items()
+        if v not in (None, "") and not isinstance(v, dict | list)
+    )
+    noun = event.type.split(".")[0]
+    return f"{noun} {subject} {what}" + (f" ({details})" if details else "")
+
+
 class EventBus:
     """Stores events and delivers them to the subscriptions that match."""
 
@@ -67,8 +97,11 @@ class EventBus:
         store.on_commit = self.publish
 
     def publish(self, *events: Event) -> None:
-        """Fan committed events out to the subscriptions that want them (the store calls this)."""
+        """Fan committed events out to the subscriptions that want them (the store calls this),
+        and write each lifecycle change in the daemon's log (for `journalctl --user -u forged`)."""
         for event in events:
+            if event.type in LIFECYCLE:
+                log.info("%s", lifecycle_line(event))
             for sub in list(self.subscriptions.values()):
                 if not sub.matches(event):
                     continue

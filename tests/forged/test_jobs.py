@@ -73,6 +73,12 @@ def test_prepare_model_job_builds_the_tiny_model(daemon: Daemon) -> None:
     logs = daemon.call("jobs.logs", id=job["id"])["lines"]
     assert any("BPE tokenizer" in x["line"] for x in logs)
     assert daemon.call("jobs.logs", id=job["id"], tail=1)["lines"][0]["line"] == "done"
+    # The daemon's own log (journalctl's, under a service) tells the job's life.
+    said = daemon.log.read_text()
+    for line in (f"job {job['id']} queued (kind prepare-model)", f"job {job['id']} running (pid "):
+        assert line in said, said[-2000:]
+    assert f"job {job['id']} completed" in said
+    assert f"model {models[0]['id']} added (job {job['id']}, name tiny-llama)" in said
 
 
 def test_job_that_fails_reports_exit_code_and_last_error(daemon: Daemon, tmp_path: Path) -> None:
