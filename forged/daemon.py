@@ -132,7 +132,7 @@ async def serve(paths: ForgePaths, config: Config) -> int:
     scanner.stop()
     await server.stop_accepting()
     await runner.shutdown()
-    server.close_all()
+    await server.close_all()
     store.close()
     lock.close()
     log.info("stopped")

@@ -44,6 +44,8 @@ class Connection:
         self.lock = asyncio.Lock()
         self.subscriptions: set[int] = set()
         self.closed = False
+        self.task: asyncio.Task[None] | None = None
+        """The task serving this client (asyncio's, for the server's callback)."""
         self.pending = 0
         """Bytes of an unfinished line held for this client."""
         # Run once the current reply is written (a subscription starts streaming after it).
@@ -147,12 +149,19 @@ class RpcServer:
         with contextlib.suppress(FileNotFoundError):
             self.path.unlink()
 
-    def close_all(self) -> None:
+    async def close_all(self, timeout: float = 2.0) -> None:
+        """Drop every client and wait for their tasks to end: a client task still waiting on
+        its socket when the loop closes is cancelled there, and Python 3.11's stream server
+        logs each such cancellation as an error (four tracebacks for one TUI)."""
+        tasks = [conn.task for conn in self.connections if conn.task is not None]
         for conn in list(self.connections):
             conn.abort()
+        if tasks:
+            await asyncio.wait(tasks, timeout=timeout)
 
     async def _serve(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
         conn = Connection(reader, writer)
+        conn.task = asyncio.current_task()
         sock = writer.get_extra_info("socket")
         uid = peer_uid(sock) if sock is not None else None
         if uid is not None and uid != self.uid:

@@ -104,3 +104,17 @@ def test_slow_subscriber_is_dropped_and_never_stalls_the_daemon(
                 break
     assert daemon.call("system.status")["subscribers"] == 0
     assert wait_for(slow.closed_by_peer, timeout=10)
+
+
+def test_stopping_with_subscribers_connected_is_clean(daemon: Daemon) -> None:
+    """A TUI open while the daemon stops: its connection is closed, and the log says so
+    plainly, with no traceback (Python 3.11 logs a client task cancelled at loop close)."""
+    watchers = [daemon.client(), daemon.client()]
+    for c in watchers:
+        c.__enter__()
+        c.call("events.subscribe", types=["job."])
+    assert daemon.stop() == 0
+    for c in watchers:
+        c.__exit__(None, None, None)
+    said = daemon.log.read_text()
+    assert "stopped" in said and "Traceback" not in said and " ERROR " not in said, said
