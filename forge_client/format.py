@@ -76,12 +76,17 @@ def metric(value: Any) -> str:
     return "-"
 
 
+def time_of_day(ts: float | None) -> str:
+    """`14:05:09`, local time: how the activity lists say when something happened."""
+    return time.strftime("%H:%M:%S", time.localtime(ts or time.time()))
+
+
 def describe_event(event: dict[str, Any]) -> str | None:
     """One line of recent activity for an event, or None for the chatty ones (logs, tokens)."""
     kind = str(event.get("type", ""))
     data = event.get("data") or {}
     job = event.get("job_id")
-    at = time.strftime("%H:%M:%S", time.localtime(event.get("ts") or time.time()))
+    at = time_of_day(event.get("ts"))
     if kind == "job.status":
         why = data.get("error") or data.get("reason") or ""
         return f"{at} job {job} {data.get('status')}" + (f": {why}" if why else "")

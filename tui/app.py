@@ -8,6 +8,7 @@ remapping) come from the `[tui]` table of the config file.
 
 from __future__ import annotations
 
+from collections import deque
 from collections.abc import Awaitable, Callable, Iterable
 from typing import Any, ClassVar
 
@@ -20,12 +21,13 @@ from textual.screen import Screen
 from forge_api.config import Config, ConfigError, TuiConfig, load_config
 from forge_api.paths import ForgePaths, resolve_paths
 from forge_client.client import DaemonNotRunning, RemoteError
+from forge_client.format import describe_event
 from forge_client.launch import DaemonStartFailed, spawn_daemon
 from tui.keys import bindings_by_owner, bindings_of
 from tui.link import DaemonLink
 from tui.messages import DaemonEvent, LinkChanged, NewJob, OpenJob
 from tui.modes import MODE_LABELS
-from tui.screens.dashboard import DashboardScreen
+from tui.screens.dashboard import ACTIVITY_LINES, DashboardScreen
 from tui.screens.datasets import DatasetsScreen
 from tui.screens.job_detail import JobDetailScreen
 from tui.screens.jobs import JobsScreen
@@ -106,6 +108,8 @@ class ForgeApp(App[None]):
         except ConfigError as exc:
             self.config = Config()
             self.config_error = str(exc)
+        self.activity: deque[str] = deque(maxlen=ACTIVITY_LINES)
+        """Recent activity, one line an event, whatever screen is shown (the dashboard's)."""
 
     @property
     def settings(self) -> TuiConfig:
@@ -159,6 +163,8 @@ class ForgeApp(App[None]):
             screen.post_message(LinkChanged(online))
 
     def _on_event(self, event: dict[str, Any]) -> None:
+        if line := describe_event(event):
+            self.activity.append(line)
         self._notify_for(event)
         for screen in self.screen_stack:
             screen.post_message(DaemonEvent(event))

@@ -4,6 +4,7 @@ importing it, so the app can import every screen and no import runs the other wa
 
 from __future__ import annotations
 
+from collections import deque
 from collections.abc import Awaitable, Callable
 from typing import Any, Protocol, runtime_checkable
 
@@ -19,6 +20,8 @@ class ForgeHost(Protocol):
     link: DaemonLink
     paths: ForgePaths
     config: Config
+    activity: deque[str]
+    """Recent activity lines, kept while any screen is shown."""
 
     @property
     def settings(self) -> TuiConfig: ...

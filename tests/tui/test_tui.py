@@ -13,7 +13,7 @@ from typing import Any
 
 import pytest
 from textual.pilot import Pilot
-from textual.widgets import DataTable, Input, Select
+from textual.widgets import DataTable, Input, Log, Select
 
 from engine.synthetic import write_dataset
 from forge_api.config import load_config
@@ -221,6 +221,15 @@ def test_following_a_running_jobs_log_then_cancelling_it(
             "cancelled in the list",
             lambda: "cancelled" in str(app.screen.query_one("#jobs", DataTable).get_row(job["id"])),
         )
+        # The dashboard was hidden all along; its recent activity has what happened meanwhile.
+        await pilot.press("1")
+        activity = app.screen.query_one("#activity", Log)
+        await until(
+            pilot,
+            "the cancel in the dashboard's activity",
+            lambda: any(f"job {job['id']} cancelled" in line for line in activity.lines),
+        )
+        assert any(f"job {job['id']} running" in line for line in activity.lines)
 
     run_app(daemon.paths, scenario)
     assert daemon.call("jobs.get", id=job["id"])["status"] == "cancelled"

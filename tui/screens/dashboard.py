@@ -10,11 +10,12 @@ from textual.containers import Horizontal, Vertical
 from textual.widgets import Button, DataTable, Log, ProgressBar, Sparkline, Static
 
 from forge_api.schema import Mission
-from forge_client.format import ago, describe_event, duration, progress_text, size
+from forge_client.format import ago, describe_event, duration, progress_text, size, time_of_day
 from tui.messages import NewJob, OpenJob
 from tui.screens.base import ForgeScreen
 
 ACTIVITY_LINES = 200
+REFRESH_S = 30.0
 
 
 class DashboardScreen(ForgeScreen):
@@ -46,8 +47,10 @@ class DashboardScreen(ForgeScreen):
         self.query_one("#machine").border_title = "Machine"
         self.query_one("#running").border_title = "Running"
         waiting = self.query_one("#waiting", DataTable)
-        waiting.border_title = "Missions waiting (3 to review)"
+        waiting.border_title = "Missions waiting · press 3"
         waiting.add_columns("mission", "proposed", "ETA")
+        # "5 min ago" must not read "12 s ago" for ever: shown again every half minute.
+        self.set_interval(REFRESH_S, self._refresh)
         self.query_one("#activity").border_title = "Recent activity"
 
     async def load(self) -> None:
@@ -61,11 +64,15 @@ class DashboardScreen(ForgeScreen):
         for m in proposed:
             mission = Mission.model_validate(m)
             waiting.add_row(mission.title, ago(mission.created_at), duration(mission.data.eta_s))
-        activity = self.query_one("#activity", Log)
-        if activity.line_count == 0:
+        if not self.forge.activity:  # the TUI just started: the last jobs, as events would say
             recent = (await self.call("jobs.list", limit=8))["jobs"]
             for job in reversed(recent):
-                activity.write_line(f"{ago(job['created_at'])}: {job['name']} {job['status']}")
+                when = job["finished_at"] or job["started_at"] or job["created_at"]
+                self.forge.activity.append(f"{time_of_day(when)} job {job['id']} {job['status']}")
+        # Everything the app heard, while this screen was shown or not.
+        activity = self.query_one("#activity", Log)
+        activity.clear()
+        activity.write_lines(self.forge.activity)
 
     def _show_machine(self, status: dict[str, Any]) -> None:
         acc = status["accelerator"]
@@ -106,8 +113,7 @@ class DashboardScreen(ForgeScreen):
         self.query_one("#running-progress", Static).update(progress_text(progress))
 
     def handle_event(self, event: dict[str, Any]) -> None:
-        line = describe_event(event)
-        if line:
+        if line := describe_event(event):  # the app keeps it too, for when this is hidden
             self.query_one("#activity", Log).write_line(line)
         if event.get("job_id") != self.running_id or self.running_id is None:
             return
@@ -116,6 +122,10 @@ class DashboardScreen(ForgeScreen):
         elif event["type"] == "job.metric" and "loss" in event["data"].get("values", {}):
             spark = self.query_one("#running-loss", Sparkline)
             spark.data = [*(spark.data or []), event["data"]["values"]["loss"]]
+
+    def _refresh(self) -> None:
+        if self.is_current:
+            self.reload()
 
     def action_open_running(self) -> None:
         if self.running_id:

@@ -17,7 +17,7 @@ from textual.containers import Horizontal
 from textual.widgets import DataTable, ProgressBar, Static, TabbedContent, TabPane
 
 from forge_api.names import TERMINAL_JOB_STATUSES
-from forge_client.format import ago, metric, progress_text
+from forge_client.format import clock, metric, progress_text
 from tui.screens.base import ForgeScreen
 from tui.widgets.log_view import MAX_LINES, LogView
 from tui.widgets.loss_chart import SERIES, LossChart
@@ -101,7 +101,9 @@ class JobDetailScreen(ForgeScreen):
         head = [
             f"[b]{job['name']}[/b]  {job['id']}  {job['kind']}  "
             f"[{colour}]{status}[/{colour}]  attempt {job['attempt']}  "
-            f"created {ago(job['created_at'])}"
+            f"created {clock(job['created_at'])}"
+            + (f", started {clock(job['started_at'])}" if job.get("started_at") else "")
+            + (f", ended {clock(job['finished_at'])}" if job.get("finished_at") else "")
         ]
         if job.get("error"):
             head.append(f"[red]{job['error']}[/red]")
