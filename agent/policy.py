@@ -95,7 +95,9 @@ def eta_seconds(
 def rationale(
     source: str, material: Material, card: dict[str, Any], eta: float | None, note: str = ""
 ) -> str:
-    builders = ", ".join(f"{n} {k}" for k, n in card.get("per_builder", {}).items())
+    # What the dataset holds, by builder: these add up to its examples (what the builders made
+    # before near-duplicates and secrets were taken out is in the card's `per_builder`).
+    builders = ", ".join(f"{n} {k}" for k, n in card.get("kept_per_builder", {}).items())
     when = (
         f"about {eta / 60:.0f} min on this machine"
         if eta and eta >= 60

@@ -149,8 +149,9 @@ def run(spec: JobSpec, events: Emitter) -> dict[str, Any]:
         spec.datasets_dir,
     )
     skipped = sum(data.report.skipped.values())
+    formats = ", ".join(f"{n} {fmt}" for fmt, n in sorted(data.report.formats.items()))
     events.log(
-        f"data: {data.report.examples} examples ({dict(data.report.formats)}), "
+        f"data: {data.report.examples} examples ({formats}), "
         f"{skipped} skipped, {len(data.train)} train rows, {len(data.val)} validation rows"
     )
     for line in data.report.skipped_at:
@@ -202,7 +203,8 @@ def run(spec: JobSpec, events: Emitter) -> dict[str, Any]:
     if p.calibrate:  # however small the dataset: its rows come round again
         total = p.max_steps or CALIBRATION_STEPS
     events.log(
-        f"{total} steps ({per_epoch} per epoch × grad_accum {p.grad_accum}), "
+        f"{total} step{'' if total == 1 else 's'} ({per_epoch} per epoch × grad_accum "
+        f"{p.grad_accum}), "
         f"{trainable:,} trainable of {n_params:,} parameters"
     )
 

@@ -86,7 +86,7 @@ def cmd_daemon_stop(cli: Cli) -> int:
 
 
 def cmd_config(cli: Cli) -> int:
-    from forge_api.config import ConfigError, default_config_text, load_config
+    from forge_api.config import Config, ConfigError, default_config_text, load_config
 
     path = cli.paths.config_file
     if cli.args.action == "path":
@@ -104,10 +104,31 @@ def cmd_config(cli: Cli) -> int:
         except ConfigError as exc:
             print(f"forge: {exc}", file=sys.stderr)
             return EXIT_USAGE
+        if cli.args.json:
+            print(json.dumps(config.model_dump(), indent=2))
+            return 0
         where = path if path.exists() else f"{path} (absent: defaults)"
-        print(f"# {where}: valid")
-        print(json.dumps(config.model_dump(), indent=2))
+        print(f"{where}: valid")
+        mine, defaults = _flat(config.model_dump()), _flat(Config().model_dump())
+        changed = sorted(key for key, value in mine.items() if value != defaults.get(key))
+        for key in changed:
+            print(f"  {key} = {json.dumps(mine[key])}")
+        print(
+            f"{'every key' if not changed else 'every other key'} at its default"
+            " (`forge config check --json` shows them all)"
+        )
     return 0
+
+
+def _flat(values: dict[str, Any]) -> dict[str, Any]:
+    """`section.key` → its value, to compare two configs key by key."""
+    out: dict[str, Any] = {}
+    for section, keys in values.items():
+        if isinstance(keys, dict):
+            out |= {f"{section}.{key}": value for key, value in keys.items()}
+        else:
+            out[section] = keys
+    return out
 
 
 def cmd_service(cli: Cli) -> int:
@@ -150,7 +171,8 @@ def register(sub: Subparsers, add: AddCommand) -> None:
 
     config = sub.add_parser("config", help="the config file: path, check, init")
     config.add_argument("action", choices=["path", "check", "init"], nargs="?", default="check")
-    config.set_defaults(fn=cmd_config, json=False)
+    config.add_argument("--json", action="store_true", help="check: every key, as JSON")
+    config.set_defaults(fn=cmd_config)
 
     service = sub.add_parser(
         "service", help="run the daemon as a systemd user service or launchd agent"

@@ -4,6 +4,7 @@ approving it trains and evaluates the tiny model, rejecting it stops re-proposal
 from __future__ import annotations
 
 import datetime as dt
+import re
 import time
 from pathlib import Path
 
@@ -29,6 +30,10 @@ def test_commits_to_proposal_to_trained_and_evaluated(
     assert data["trigger"]["commits"] == 3
     assert data["card"]["examples"] > 0 and data["card"]["per_builder"]["commits"] == 3
     assert "widgets has 3 new commits" in data["rationale"]
+    # Its counts add up: the examples by builder are those the dataset holds.
+    held = re.search(r"holds (\d+) examples \(([^)]*)\)", data["rationale"])
+    assert held, data["rationale"]
+    assert sum(int(part.split()[0]) for part in held[2].split(", ")) == int(held[1])
     # The first mission on this base measured the machine first, so its plan has an ETA, from a
     # calibration job that registered no adapter; the plan keeps to the time budget.
     assert data["eta_s"] > 0 and "tokens/s measured here at batch" in data["rationale"]

@@ -151,7 +151,18 @@ def test_daemon_stop(daemon: Daemon) -> None:
 def test_config_check_and_init(tmp_path: Path) -> None:
     out = forge("config", "init", home=tmp_path)
     assert out.returncode == 0
-    assert forge("config", "check", home=tmp_path).returncode == 0
+    out = forge("config", "check", home=tmp_path)
+    assert out.returncode == 0 and "every key at its default" in out.stdout
+    (tmp_path / "config.toml").write_text("[jobs]\nmax_parallel = 2\n")
+    out = forge("config", "check", home=tmp_path)  # what differs from the defaults, no dump
+    assert out.stdout.splitlines()[1:] == [
+        "  jobs.max_parallel = 2",
+        "every other key at its default (`forge config check --json` shows them all)",
+    ]
+    assert (
+        json.loads(forge("config", "check", "--json", home=tmp_path).stdout)["jobs"]["max_parallel"]
+        == 2
+    )
     (tmp_path / "config.toml").write_text("[jobs]\ncancel_grace_s = -1\n")
     out = forge("config", "check", home=tmp_path)
     assert out.returncode == 2 and "config.toml:2: jobs.cancel_grace_s" in out.stderr
