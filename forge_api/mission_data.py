@@ -68,8 +68,10 @@ class DatasetCard(Part):
     samples: dict[str, list[Any]] = {}
     secrets: SecretsLeftOut | None = None
     imported_from: str | None = None
-    """For a dataset imported from a file (`forge datasets import`): that file, and its size."""
+    """For a dataset imported from a file (`forge datasets import`): that file, its size and the
+    SHA-256 of its content (the same content imported again is the same dataset)."""
     bytes: int | None = None
+    sha256: str | None = None
 
 
 class Plan(Part):

@@ -229,6 +229,12 @@ class Dataset(Record):
     card: DatasetCard = DatasetCard()
 
 
+class ImportedDataset(Dataset):
+    already_imported: bool = Field(
+        False, description="the same content was imported before: this is that dataset"
+    )
+
+
 class DatasetsListParams(Params):
     source_id: str | None = None
 

@@ -94,8 +94,17 @@ def cmd_jobs_submit(cli: Cli) -> int:
 def _imported_dataset(cli: Cli, value: Any) -> Any:
     """A dataset file from outside the data dir imported first (the daemon trains only on files
     inside it), so `dataset=my.jsonl` works as typed; its id is what the job gets."""
-    if not isinstance(value, str) or cli.args.host or not os.path.isfile(value):
+    if not isinstance(value, str) or cli.args.host:
         return value  # with --host the path is the remote box's: its daemon judges it
+    if not os.path.exists(value):
+        if value.startswith("ds-") or os.path.isabs(value):
+            return value  # an id, or a path in the data dir: the daemon judges it
+        raise ValueError(
+            f"--param dataset={value}: no such file in {os.getcwd()}, and not a dataset id"
+            " (`forge datasets ls` lists them)"
+        )
+    if not os.path.isfile(value):
+        return value
     if Path(value).resolve().is_relative_to(cli.paths.datasets_dir.resolve()):
         return value
     dataset = cli.call("datasets.import", path=value)

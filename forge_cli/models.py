@@ -92,10 +92,14 @@ def cmd_datasets_import(cli: Cli) -> int:
     params: dict[str, Any] = {"path": str(Path(cli.args.path).expanduser().resolve())}
     if cli.args.name:
         params["name"] = cli.args.name
-    cli.out(
-        cli.call("datasets.import", **params),
-        lambda d: print(f"imported {d['id']}: {d['examples']} examples"),
-    )
+
+    def show(d: dict[str, Any]) -> None:
+        if d.get("already_imported"):
+            print(f"already imported as {d['id']} ({d['name']}): {d['examples']} examples")
+        else:
+            print(f"imported {d['id']}: {d['examples']} examples")
+
+    cli.out(cli.call("datasets.import", **params), show)
     return 0
 
 

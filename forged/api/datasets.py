@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import hashlib
 import itertools
 import json
 import os
@@ -15,12 +16,12 @@ from forge_api.atomic_file import replacing
 from forge_api.mission_data import DatasetCard
 from forge_api.protocol import INVALID_PARAMS
 from forge_api.schema import (
-    Dataset,
     DatasetsImportParams,
     DatasetsListParams,
     DatasetsListResult,
     DatasetsPreviewParams,
     DatasetsPreviewResult,
+    ImportedDataset,
 )
 from forged.context import Session
 from forged.rpc import Registry, RpcError, lookup
@@ -29,6 +30,14 @@ from forged.rpc import Registry, RpcError, lookup
 def _copy_in(src: Path, dest: Path) -> None:
     with replacing(dest) as tmp:
         shutil.copyfile(src, tmp)
+
+
+def _sha256(path: Path) -> str:
+    digest = hashlib.sha256()
+    with path.open("rb") as fh:
+        while chunk := fh.read(1 << 20):
+            digest.update(chunk)
+    return digest.hexdigest()
 
 
 def _head(path: Path, limit: int) -> list[dict[str, Any]]:
@@ -68,7 +77,7 @@ def register(reg: Registry[Session]) -> None:
         return DatasetsPreviewResult(examples=examples, total=dataset.examples)
 
     @reg.method("datasets.import", DatasetsImportParams)
-    async def datasets_import(p: DatasetsImportParams, s: Session) -> Dataset:
+    async def datasets_import(p: DatasetsImportParams, s: Session) -> ImportedDataset:
         """Copy a JSONL file into the data dir as a dataset, after checking every line as training
         will (format and fields, not only JSON), naming the person's own file and line."""
         src = Path(p.path).expanduser()
@@ -84,11 +93,16 @@ def register(reg: Registry[Session]) -> None:
             raise RpcError(INVALID_PARAMS, f"{p.path}: {problem}", {"param": "path"})
         try:
             count = await asyncio.to_thread(count_examples, src)
+            digest = await asyncio.to_thread(_sha256, src)
         except (OSError, DataError) as exc:
             raise RpcError(INVALID_PARAMS, str(exc), {"param": "path"}) from exc
+        store = s.services.store
+        same = [d for d in store.list_datasets(None) if d.card.sha256 == digest]
+        if same and Path(same[0].path).exists():  # one dataset per content, not per import
+            return ImportedDataset(**same[0].model_dump(), already_imported=True)
         name = p.name or src.stem
         dest = s.services.paths.datasets_dir / f"{name}-{os.urandom(3).hex()}.jsonl"
         await asyncio.to_thread(_copy_in, src, dest)
-        card = DatasetCard(imported_from=str(src), bytes=dest.stat().st_size)
-        dataset = s.services.store.add_dataset(name, str(dest), count, card, None)
-        return dataset
+        card = DatasetCard(imported_from=str(src), bytes=dest.stat().st_size, sha256=digest)
+        dataset = store.add_dataset(name, str(dest), count, card, None)
+        return ImportedDataset(**dataset.model_dump())

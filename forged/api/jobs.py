@@ -66,7 +66,7 @@ def register(reg: Registry[Session]) -> None:
         values = params.model_dump(mode="json")
         if p.kind == "train":
             _refuse_what_cannot_train_here(s, values)
-        _resolve_refs(s, values)
+        _resolve_refs(s, p.kind, values)
         _refuse_outside_data_dir(s, values)
         name = p.name or _default_name(p.kind, values)
         return s.services.runner.submit(p.kind, name, values)
@@ -130,7 +130,7 @@ def _within(lines: list[LogLine], budget: int, *, from_end: bool) -> list[LogLin
     return kept[::-1] if from_end else kept
 
 
-def _resolve_refs(s: Session, values: dict[str, Any]) -> None:
+def _resolve_refs(s: Session, kind: str, values: dict[str, Any]) -> None:
     """Ids a person may pass instead of paths: a dataset id, a train job for its adapter, and
     any base model reference `forge models ls` shows (the registry's one resolver)."""
     store = s.services.store
@@ -138,14 +138,28 @@ def _resolve_refs(s: Session, values: dict[str, Any]) -> None:
     if isinstance(base, str):
         try:
             values["base_model"] = s.services.models.resolve_base(base)
-        except UnknownModel:
-            pass  # a model not on disk yet (a prepare-model job may be queued): the engine says
+        except UnknownModel as exc:
+            # Not on disk yet: fine while a prepare-model job that may build it is waiting,
+            # else refused now rather than failing when the job's turn comes.
+            pending = store.list_jobs(status=["queued", "running"], kind=["prepare-model"])[1]
+            if not pending:
+                raise RpcError(
+                    INVALID_PARAMS, f"params.base_model: {exc}", {"param": "params.base_model"}
+                ) from None
         except RegistryError as exc:
             raise RpcError(
                 INVALID_PARAMS, f"params.base_model: {exc}", {"param": "params.base_model"}
             ) from None
     if isinstance(values.get("dataset"), str) and values["dataset"].startswith("ds-"):
         values["dataset"] = lookup(store.get_dataset, "dataset", values["dataset"]).path
+    path = values.get("path")
+    local = isinstance(path, str) and ":" not in path.split("/")[0]  # not hf: or ollama:
+    if kind == "prepare-model" and local and not Path(str(path)).exists():
+        raise RpcError(
+            INVALID_PARAMS,
+            f"params.path: {path}: no such model folder or .gguf file on the daemon's machine",
+            {"param": "params.path"},
+        )
     for key in ("adapter", "previous_adapter"):
         ref = values.get(key)
         if isinstance(ref, str) and ref.startswith("job-"):

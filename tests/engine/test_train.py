@@ -124,13 +124,14 @@ def test_bad_data_fails_before_training_with_file_and_line(
     assert daemon.call("jobs.metrics", id=job["id"])["metrics"] == []  # not one step ran
 
 
-def test_params_are_checked_at_submit(daemon: Daemon) -> None:
+def test_params_are_checked_at_submit(daemon: Daemon, dataset: Path) -> None:
     with daemon.client() as c:
         for params, where in [
             ({}, "params.dataset"),
             ({"dataset": "x", "method": "ia3"}, "params.method"),
             ({"dataset": "x", "rank": 0}, "params.rank"),
-            ({"dataset": "ds-missing"}, None),
+            ({"dataset": "x", "base_model": "nope"}, "params.base_model: no base model 'nope'"),
+            ({"dataset": "ds-missing", "base_model": "/tmp"}, None),
         ]:
             try:
                 c.call("jobs.submit", kind="train", params=params)
@@ -141,6 +142,13 @@ def test_params_are_checked_at_submit(daemon: Daemon) -> None:
                     assert "no dataset 'ds-missing'" in str(exc)
             else:
                 raise AssertionError(f"{params} was accepted")
+        assert c.call("jobs.list")["total"] == 0
+        # A base model a queued prepare-model job will build is taken on trust.
+        prepare = c.call("jobs.submit", kind="prepare-model", params={})
+        params = {"dataset": daemon.imported(dataset), "base_model": "tiny-llama"}
+        train = c.call("jobs.submit", kind="train", params=params)
+        for job in (train, prepare):
+            c.call("jobs.cancel", id=job["id"])
 
 
 @pytest.mark.parametrize("method", ["dora", "pissa"])

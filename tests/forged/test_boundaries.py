@@ -71,7 +71,9 @@ def test_a_committed_symlink_is_never_followed_into_a_dataset(tmp_path: Path) ->
     assert built.card["skipped"]["symlink"] == 2, built.card["skipped"]
 
 
-def test_jobs_read_datasets_only_from_the_data_dir(daemon: Daemon, tmp_path: Path) -> None:
+def test_jobs_read_datasets_only_from_the_data_dir(
+    daemon: Daemon, tiny_model: Path, tmp_path: Path
+) -> None:
     outside = tmp_path / "mine.jsonl"
     outside.write_text('{"text": "hello"}\n')
     datasets_dir = daemon.paths.datasets_dir.resolve()
@@ -84,7 +86,8 @@ def test_jobs_read_datasets_only_from_the_data_dir(daemon: Daemon, tmp_path: Pat
             str(daemon.paths.datasets_dir / "sneaky.jsonl"),
             "relative.jsonl",
         ):
-            err = refusal(daemon, "jobs.submit", kind=kind, params={"dataset": ref})
+            params = {"dataset": ref, "base_model": str(tiny_model)}
+            err = refusal(daemon, "jobs.submit", kind=kind, params=params)
             assert f"outside the data dir ({datasets_dir})" in str(err), err
             assert f"forge datasets import {ref}" in str(err)
             assert err.data == {"param": "params.dataset", "value": ref}
@@ -93,7 +96,8 @@ def test_jobs_read_datasets_only_from_the_data_dir(daemon: Daemon, tmp_path: Pat
     # The way in: import (every line checked), then train on its id.
     dataset = daemon.call("datasets.import", path=str(outside))
     assert Path(dataset["path"]).parent == daemon.paths.datasets_dir
-    job = daemon.call("jobs.submit", kind="train", params={"dataset": dataset["id"]})
+    params = {"dataset": dataset["id"], "base_model": str(tiny_model)}
+    job = daemon.call("jobs.submit", kind="train", params=params)
     assert job["params"]["dataset"] == dataset["path"]
     daemon.call("jobs.cancel", id=job["id"])
 

@@ -83,12 +83,15 @@ def test_relative_paths_are_made_absolute(daemon: Daemon, tmp_path: Path) -> Non
     assert job["params"]["base_model"] == "no-such-model"  # not a path here: left as typed
 
 
-def test_follow_a_failing_job_exits_nonzero(daemon: Daemon) -> None:
-    out = forge(
-        "jobs", "submit", "prepare-model", "-p", "path=/no/such/model", "-f", home=daemon.home
-    )
+def test_follow_a_failing_job_exits_nonzero(daemon: Daemon, tmp_path: Path) -> None:
+    # A path that is not there is refused at once; nothing is queued.
+    out = forge("jobs", "submit", "prepare-model", "-p", "path=/no/such/model", home=daemon.home)
+    assert out.returncode == 1 and "params.path: /no/such/model: no such model folder" in out.stderr
+    assert daemon.call("jobs.list")["total"] == 0
+    # A folder that is there but holds no model fails when the engine looks at it.
+    out = forge("jobs", "submit", "prepare-model", "-p", f"path={tmp_path}", "-f", home=daemon.home)
     assert out.returncode == 1
-    assert "/no/such/model: not a folder" in out.stdout
+    assert f"{tmp_path}/config.json: missing" in out.stdout
     assert "failed" in out.stderr
 
 
@@ -138,6 +141,18 @@ def test_datasets_import_checks_every_line(daemon: Daemon, tmp_path: Path) -> No
     assert imported["examples"] == 2
     preview = daemon.call("datasets.preview", id=imported["id"])
     assert preview["examples"] == [{"text": "a"}, {"text": "b"}]
+    # The same content again is the same dataset, said so; new content is a new one.
+    again = forge("datasets", "import", str(good), home=daemon.home)
+    assert again.stdout.startswith(f"already imported as {imported['id']}"), again.stdout
+    (tmp_path / "copy.jsonl").write_bytes(good.read_bytes())
+    assert forge("datasets", "import", str(tmp_path / "copy.jsonl"), home=daemon.home).stdout
+    good.write_text('{"text": "a"}\n{"text": "c"}\n')
+    out = forge("datasets", "import", str(good), home=daemon.home)
+    assert out.stdout.startswith("imported ds-"), out.stdout
+    assert len(daemon.call("datasets.list")["datasets"]) == 2
+    # A file that is not there is not taken for a dataset id or a path on the daemon's side.
+    out = forge("jobs", "submit", "train", "-p", "dataset=nope.jsonl", home=daemon.home)
+    assert out.returncode == 2 and "dataset=nope.jsonl: no such file in" in out.stderr
 
 
 def test_daemon_stop(daemon: Daemon) -> None:

@@ -106,7 +106,7 @@ def test_the_tui_drives_a_remote_daemon_over_the_bridge(
 
     async def scenario(app: ForgeApp, pilot: Pilot[None]) -> None:
         await until(pilot, "the remote daemon online", lambda: app.online)
-        job = daemon.call("jobs.submit", kind="prepare-model", params={"path": "/none/y"})
+        job = daemon.call("jobs.submit", kind="prepare-model", params={"path": "/tmp"})  # no model
         await pilot.press("2")
 
         def failed_row() -> bool:

@@ -15,7 +15,7 @@ from textual.binding import Binding, BindingType
 from textual.containers import VerticalScroll
 from textual.widgets import DataTable, Static
 
-from forge_api.schema import Dataset
+from forge_api.schema import Dataset, ImportedDataset
 from forge_client.format import ago
 from forge_client.record_text import card_lines
 from tui.screens.base import ForgeScreen
@@ -80,5 +80,6 @@ class DatasetsScreen(ForgeScreen):
         )
 
     async def _import(self, path: str) -> None:
-        d = await self.call("datasets.import", path=path)
-        self.notify(f"imported {d['id']}: {d['examples']} examples")
+        d = ImportedDataset.model_validate(await self.call("datasets.import", path=path))
+        said = "already imported as" if d.already_imported else "imported"
+        self.notify(f"{said} {d.id}: {d.examples:,} examples")
