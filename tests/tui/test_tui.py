@@ -133,6 +133,12 @@ def test_the_wizard_shows_a_bad_value_submits_nothing_then_submits_a_good_one(
         await pilot.press(*"2?n")
         assert app.screen is wizard and wizard.query_one("#f-name", Input).value == "2?n"
         wizard.query_one("#f-base_model", Input).value = str(tiny_model)
+        wizard.query_one("#f-dataset", Input).value = "ds-nope"  # no such dataset: said at once
+        await until(
+            pilot,
+            "the unknown dataset refused",
+            lambda: "no dataset ds-nope" in str(wizard.query_one("#h-dataset").render()),
+        )
         wizard.query_one("#f-dataset", Input).value = data
         rank = wizard.query_one("#f-rank", Input)
         rank.focus()

@@ -74,6 +74,8 @@ def parse_form(raw: dict[str, Any]) -> tuple[dict[str, Any], dict[str, str]]:
 
 class NewJobScreen(ForgeScreen):
     TITLE = "New job"
+    dataset_ids: list[str] | None = None
+    """The datasets the daemon has, once loaded: a `ds-` id must be one of them."""
     AUTO_FOCUS = "#f-name"  # typed keys go to the form, not to the app's keys
     BINDINGS: ClassVar[list[BindingType]] = [
         Binding("escape", "app.pop_screen", "Back", id="wizard.back"),
@@ -123,7 +125,8 @@ class NewJobScreen(ForgeScreen):
         base = self.query_one("#f-base_model", Input)
         base.suggester = SuggestFromList([m["name"] for m in models])
         dataset = self.query_one("#f-dataset", Input)
-        dataset.suggester = SuggestFromList([d["id"] for d in datasets])
+        self.dataset_ids = [d["id"] for d in datasets]
+        dataset.suggester = SuggestFromList(self.dataset_ids)
         if datasets and not dataset.value:
             dataset.placeholder = f"e.g. {datasets[0]['id']} ({datasets[0]['name']})"
         found = ", ".join(m["name"] for m in models) or "none yet"
@@ -143,6 +146,15 @@ class NewJobScreen(ForgeScreen):
 
     def validate_form(self) -> tuple[dict[str, Any], dict[str, str]]:
         params, problems = parse_form(self.form())
+        dataset = str(params.get("dataset") or "")
+        if self.dataset_ids is not None and dataset.startswith("ds-") and "dataset" not in problems:
+            known = [d for d in self.dataset_ids if d.startswith(dataset)]
+            if len(known) != 1:
+                problems["dataset"] = (
+                    f"no dataset {dataset} (Datasets, 4, lists them)"
+                    if not known
+                    else f"{dataset} could be {', '.join(known[:3])}: give more of it"
+                )
         for name, info in FIELDS.items():
             help_widget = self.query_one(f"#h-{name}", Static)
             if name in problems:
