@@ -12,6 +12,7 @@ from typing import Any, get_args
 
 from forge_api.names import TERMINAL_JOB_STATUSES, JobKind, JobStatus
 from forge_cli.context import EXIT_ERROR, AddCommand, Cli, Subparsers, table
+from forge_cli.follow_view import follow_view
 from forge_client.format import ago, progress_text
 from forge_client.kv import parse_setting
 
@@ -124,39 +125,46 @@ def cmd_jobs_resume(cli: Cli) -> int:
     return 0
 
 
-def _print_log(line: str) -> None:
-    print(line, flush=True)
-
-
 def follow(cli: Cli, job_ref: str, tail: int | None) -> int:
-    """Print the stored lines, then the live ones until the job ends; exit 0 if it completed."""
+    """Print the stored lines, then the live ones until the job ends, with its status and
+    progress as they change (`follow_view`); exit 0 if it completed."""
     job = cli.call("jobs.get", id=job_ref)
     job_id = job["id"]
     params: dict[str, Any] = {"id": job_id}
     if tail:
         params["tail"] = tail
-    last_seq = 0
-    for page in _log_pages(cli, params):
-        for line in page["lines"]:
-            _print_log(line["line"])
-        last_seq = page["last_seq"]
-    job = cli.call("jobs.get", id=job_id)
-    if job["status"] not in TERMINAL_JOB_STATUSES:
-        cli.call(
-            "events.subscribe",
-            since=last_seq,
-            job_id=job_id,
-            types=["job.log", "job.status"],
-        )
-        for event in cli.client.events(forever=True):
-            if event["type"] == "job.log":
-                _print_log(event["data"]["line"])
-            elif event["data"].get("status") in TERMINAL_JOB_STATUSES:
-                # A replayed status can be an earlier attempt's (a resumed job was cancelled
-                # once): only the job's current status says it is over.
-                job = cli.call("jobs.get", id=job_id)
-                if job["status"] in TERMINAL_JOB_STATUSES:
-                    break
+    view = follow_view(job_id)
+    try:
+        last_seq = 0
+        for page in _log_pages(cli, params):
+            for line in page["lines"]:
+                view.log(line["line"])
+            last_seq = page["last_seq"]
+        job = cli.call("jobs.get", id=job_id)
+        if job["status"] not in TERMINAL_JOB_STATUSES:
+            # Status and progress since the last stored line are replayed first, in order.
+            cli.call(
+                "events.subscribe",
+                since=last_seq,
+                job_id=job_id,
+                types=["job.log", "job.status", "job.progress"],
+            )
+            for event in cli.client.events(forever=True):
+                data = event["data"]
+                if event["type"] == "job.log":
+                    view.log(data["line"], data.get("level", "info"))
+                elif event["type"] == "job.progress":
+                    view.progress(data)
+                elif data.get("status") in TERMINAL_JOB_STATUSES:
+                    # A replayed status can be an earlier attempt's (a resumed job was
+                    # cancelled once): only the job's current status says it is over.
+                    job = cli.call("jobs.get", id=job_id)
+                    if job["status"] in TERMINAL_JOB_STATUSES:
+                        break
+                else:
+                    view.status(str(data.get("status")))
+    finally:
+        view.close()
     tail_note = f": {job['error']}" if job.get("error") else ""
     print(f"[{job_id} {job['status']}{tail_note}]", file=sys.stderr)
     return 0 if job["status"] == "completed" else EXIT_ERROR
@@ -176,7 +184,7 @@ def cmd_jobs_logs(cli: Cli) -> int:
         return 0
     for page in _log_pages(cli, params):
         for line in page["lines"]:
-            _print_log(line["line"])
+            print(line["line"], flush=True)
     return 0
 
 

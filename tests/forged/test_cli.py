@@ -39,6 +39,10 @@ def test_submit_follow_show_and_list(daemon: Daemon, tiny_model: Path) -> None:
     assert out.returncode == 0, out.stderr
     assert f"verifying the model folder {tiny_model}" in out.stdout
     assert "completed]" in out.stderr
+    # Piped, its status and each new stage are lines on stderr, never silence, never redrawn.
+    said = out.stderr.splitlines()
+    assert any(line.endswith(" queued: waiting for its turn]") for line in said), said
+    assert any(line.endswith(" verify 0/1]") for line in said), said
     listed = json.loads(forge("jobs", "ls", "--json", home=daemon.home).stdout)
     job_id = listed["jobs"][0]["id"]
     shown = forge("jobs", "show", job_id, home=daemon.home)
