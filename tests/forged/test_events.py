@@ -58,8 +58,8 @@ def test_replay_then_live_without_gap(daemon: Daemon, tmp_path: Path) -> None:
 
 def test_filters_by_job_and_type(daemon: Daemon, tmp_path: Path) -> None:
     with Client(daemon.socket) as c:
-        a = c.call("jobs.submit", kind="prepare-model", params={"path": "/none/a"})
-        c.call("jobs.submit", kind="prepare-model", params={"path": "/none/b"})
+        a = c.call("jobs.submit", kind="prepare-model", params={"path": "/tmp"})  # no model
+        c.call("jobs.submit", kind="prepare-model", params={"path": "/tmp"})
         c.call("events.subscribe", since=0, job_id=a["id"], types=["job.status"])
         statuses = []
         for event in c.events():

@@ -168,11 +168,11 @@ def test_max_parallel_is_configurable(make_daemon: DaemonFactory, tiny_model: Pa
 
 
 def test_jobs_list_filters(daemon: Daemon) -> None:
-    a = daemon.call("jobs.submit", kind="prepare-model", params={"path": "/none/a"}, name="alpha")
-    b = daemon.call("jobs.submit", kind="prepare-model", params={"path": "/none/b"}, name="beta")
+    a = daemon.call("jobs.submit", kind="prepare-model", params={"path": "/tmp"}, name="alpha")
+    b = daemon.call("jobs.submit", kind="prepare-model", params={"path": "/tmp"}, name="beta")
     daemon.wait_job(a["id"], {"failed"})
     daemon.wait_job(b["id"], {"failed"})
-    c = daemon.call("jobs.submit", kind="prepare-model", params={"path": "/none/c"}, name="gamma")
+    c = daemon.call("jobs.submit", kind="prepare-model", params={"path": "/tmp"}, name="gamma")
     daemon.call("jobs.cancel", id=c["id"]) if daemon.call("jobs.get", id=c["id"])[
         "status"
     ] == "queued" else daemon.wait_job(c["id"], {"failed"})

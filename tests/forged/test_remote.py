@@ -46,24 +46,26 @@ def remote(*args: str, env: dict[str, str], tmp_path: Path) -> subprocess.Comple
 def test_the_cli_drives_a_remote_daemon(
     daemon: Daemon, ssh_env: dict[str, str], tmp_path: Path
 ) -> None:
+    empty = tmp_path / "no-model"  # on "the box" (this machine): a folder with no model in it
+    empty.mkdir()
     out = remote(
         "jobs",
         "submit",
         "prepare-model",
         "--json",
         "-p",
-        "path=/none/x",
+        f"path={empty}",
         env=ssh_env,
         tmp_path=tmp_path,
     )
     assert out.returncode == 0, out.stderr
     job = json.loads(out.stdout)
-    assert daemon.call("jobs.get", id=job["id"])["name"] == "prepare /none/x"  # on the box
+    assert daemon.call("jobs.get", id=job["id"])["name"] == f"prepare {empty}"  # on the box
     listed = remote("jobs", "ls", "--json", env=ssh_env, tmp_path=tmp_path)
     assert [j["id"] for j in json.loads(listed.stdout)["jobs"]] == [job["id"]]
     # Followed to its end, its log streamed back over the bridge.
     follow = remote("jobs", "logs", job["id"], "-f", env=ssh_env, tmp_path=tmp_path)
-    assert "/none/x: not a folder" in follow.stdout
+    assert f"{empty}/config.json: missing" in follow.stdout
     calls = Path(ssh_env["FAKE_SSH_LOG"]).read_text().splitlines()
     assert calls and all("alice@gpu-box" in c for c in calls)
     first = shlex.split(calls[0])
