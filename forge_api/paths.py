@@ -17,6 +17,9 @@ import platformdirs
 APP = "forge"
 # sun_path is 108 bytes on Linux and 104 on macOS, terminator included.
 MAX_SOCKET_PATH = 103
+REMOTE_ENV = "FORGE_REMOTE"
+"""Set by `forge --host` to the target: what runs behind its ssh bridge (the TUI) knows the
+socket is a bridge to that machine, not this machine's daemon."""
 
 
 @dataclass(frozen=True)

@@ -11,6 +11,7 @@ from __future__ import annotations
 import argparse
 import json
 import os
+import signal
 import sys
 from collections.abc import Sequence
 from typing import TYPE_CHECKING
@@ -56,15 +57,22 @@ def build_parser() -> argparse.ArgumentParser:
 
 def _bridge(host: str, remote_forge: str) -> SshBridge:
     """Check the remote daemon answers, then point this process's socket at a bridge to it."""
+    from forge_api.paths import REMOTE_ENV
     from forge_client.remote import SshBridge, SshTarget
 
     bridge = SshBridge(SshTarget.parse(host), remote_forge)
+    if sys.stderr.isatty():
+        print(f"connecting to {bridge.target.destination} over ssh…", file=sys.stderr)
     try:
         bridge.check()
     except ConnectionError:
         bridge.close()
         raise
     os.environ["FORGE_SOCKET"] = str(bridge.start().socket_path)
+    os.environ[REMOTE_ENV] = host
+    # Stopped by a signal, the bridge still takes its folder away (the `finally` in main).
+    signal.signal(signal.SIGTERM, lambda *_: sys.exit(128 + signal.SIGTERM))
+    signal.signal(signal.SIGHUP, lambda *_: sys.exit(128 + signal.SIGHUP))
     return bridge
 
 

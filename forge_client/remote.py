@@ -24,6 +24,21 @@ from typing import IO
 from urllib.parse import urlsplit
 
 CHUNK = 65536
+CONNECT_TIMEOUT_S = 10
+
+
+def control_dir() -> Path:
+    """Where ssh keeps its shared master connections for forge: one folder per user, private
+    (0700, ours), so every `forge --host` command within a minute reuses one connection."""
+    base = Path(os.environ.get("XDG_RUNTIME_DIR") or tempfile.gettempdir())
+    folder = base / f"forge-ssh-{os.getuid()}"
+    folder.mkdir(mode=0o700, exist_ok=True)
+    info = folder.lstat()
+    if not folder.is_dir() or folder.is_symlink() or info.st_uid != os.getuid():
+        raise ConnectionError(f"{folder} is not a folder of this user's: remove it")
+    if info.st_mode & 0o077:
+        raise ConnectionError(f"{folder} is open to other users (chmod 700 it, or remove it)")
+    return folder
 
 
 @dataclass(frozen=True)
@@ -91,18 +106,20 @@ class SshBridge:
     def __init__(self, target: SshTarget, remote_forge: str = "forge") -> None:
         self.target = target
         self.remote_forge = remote_forge
-        self.folder = Path(tempfile.mkdtemp(prefix="forge-ssh-"))  # 0700
+        self.control = control_dir()
+        self.folder = Path(tempfile.mkdtemp(prefix="forge-bridge-"))  # 0700
         self.socket_path = self.folder / "forged.sock"
         self.listener = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
         self.children: list[subprocess.Popen[bytes]] = []
         self.lock = threading.Lock()
 
     def _ssh(self) -> list[str]:
-        """ssh and its options, sharing one master connection kept in the private folder."""
+        """ssh and its options: one master connection per host, shared by every command (it
+        stays a minute after the last one), and a bounded wait for an unreachable host."""
         ssh = shlex.split(os.environ.get("FORGE_SSH", "ssh"))
-        control = self.folder / "ssh-control"
+        control = self.control / "%C"  # ssh's hash of local host, host, port and user
         options = ["-o", "ControlMaster=auto", "-o", f"ControlPath={control}"]
-        options += ["-o", "ControlPersist=60"]
+        options += ["-o", "ControlPersist=60", "-o", f"ConnectTimeout={CONNECT_TIMEOUT_S}"]
         if self.target.port:
             options += ["-p", str(self.target.port)]
         return [*ssh, *options]
@@ -111,7 +128,7 @@ class SshBridge:
         remote = f"{self.remote_forge} dial-stdio"
         return [*self._ssh(), "-T", self.target.destination, "--", remote]
 
-    def check(self, timeout: float = 30.0) -> None:
+    def check(self, timeout: float = CONNECT_TIMEOUT_S + 10.0) -> None:
         """Ask the remote daemon for its status once, so a wrong host, a refused login or a
         stopped daemon is one clear error before the TUI starts rather than an empty screen."""
         probe = b'{"jsonrpc": "2.0", "id": 1, "method": "system.status"}\n'
@@ -171,12 +188,7 @@ class SshBridge:
             for child in self.children:
                 if child.poll() is None:
                     child.terminate()
-        with contextlib.suppress(OSError):
-            subprocess.run(
-                [*self._ssh(), "-O", "exit", self.target.destination],
-                capture_output=True,
-                timeout=5,
-            )
+        # The master connection stays (ControlPersist) for the next command.
         for path in self.folder.iterdir():
             path.unlink(missing_ok=True)
         self.folder.rmdir()

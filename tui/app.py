@@ -8,6 +8,7 @@ remapping) come from the `[tui]` table of the config file.
 
 from __future__ import annotations
 
+import os
 from collections import deque
 from collections.abc import Awaitable, Callable, Iterable
 from typing import Any, ClassVar
@@ -19,7 +20,7 @@ from textual.reactive import reactive
 from textual.screen import Screen
 
 from forge_api.config import Config, ConfigError, TuiConfig, load_config
-from forge_api.paths import ForgePaths, resolve_paths
+from forge_api.paths import REMOTE_ENV, ForgePaths, resolve_paths
 from forge_client.client import DaemonNotRunning, RemoteError
 from forge_client.format import describe_event
 from forge_client.launch import DaemonStartFailed, spawn_daemon
@@ -101,7 +102,9 @@ class ForgeApp(App[None]):
         super().__init__()
         self.paths = paths or resolve_paths()
         self.link = DaemonLink(self.paths.socket_file)
-        self.socket_label = str(self.paths.socket_file)
+        self.remote = os.environ.get(REMOTE_ENV)
+        """The `--host` this TUI drives through an ssh bridge, or None for this machine."""
+        self.socket_label = self.remote or str(self.paths.socket_file)
         self.config_error: str | None = None
         try:
             self.config: Config = load_config(self.paths.config_file)
@@ -224,6 +227,14 @@ class ForgeApp(App[None]):
         return True
 
     async def action_start_daemon(self) -> None:
+        if self.remote:  # the daemon is on the other machine: not one to start here
+            self.notify(
+                f"the daemon runs on {self.remote}: start it there (`forge daemon`, or"
+                " `forge service install` for it to start on its own)",
+                severity="warning",
+                timeout=15,
+            )
+            return
         self.notify("starting the daemon…")
         self.run_worker(self._start_daemon, thread=True, group="daemon", exit_on_error=False)
 

@@ -9,20 +9,23 @@ from __future__ import annotations
 import json
 import os
 import shlex
+import signal
 import subprocess
 import sys
+import tempfile
 from pathlib import Path
 
 import pytest
 from textual.pilot import Pilot
 from textual.widgets import DataTable
 
-from forge_api.paths import resolve_paths
-from forge_client.remote import SshBridge, SshTarget
+from forge_api.paths import REMOTE_ENV, resolve_paths
+from forge_client.remote import SshBridge, SshTarget, control_dir
 from tests.support.cli import forge
-from tests.support.daemon_harness import Daemon
-from tests.tui.pilot import run_app, until
+from tests.support.daemon_harness import Daemon, wait_for
+from tests.tui.pilot import notices, run_app, until
 from tui.app import ForgeApp
+from tui.widgets.connection_bar import ConnectionBar
 
 FAKE_SSH = f"{sys.executable} {Path(__file__).parent.parent / 'support' / 'fake_ssh.py'}"
 REMOTE_FORGE = f"{sys.executable} -m forge_cli"
@@ -71,6 +74,34 @@ def test_the_cli_drives_a_remote_daemon(
     first = shlex.split(calls[0])
     assert first[first.index("-p") + 1] == "2222" and "ControlMaster=auto" in first
     assert first[-2:] == ["--", f"{REMOTE_FORGE} dial-stdio"]
+    # One master connection per host for every command (it outlives each by a minute), kept
+    # in a folder of this user's alone; an unreachable host is given up in seconds.
+    control = control_dir()
+    assert f"ControlPath={control}/%C" in first and "ConnectTimeout=10" in first
+    assert oct(control.stat().st_mode & 0o777) == "0o700"
+    assert not any("-O" in shlex.split(c) for c in calls)  # the master is not shut each time
+
+
+def test_a_remote_command_stopped_by_a_signal_leaves_no_bridge_behind(
+    daemon: Daemon, ssh_env: dict[str, str], tmp_path: Path
+) -> None:
+    job = daemon.call("jobs.submit", kind="prepare-model", params={"name": "slow"})
+    before = set(Path(tempfile.gettempdir()).glob("forge-bridge-*"))
+    host = ["--host", "ssh://alice@gpu-box", "--remote-forge", REMOTE_FORGE]
+    follow = subprocess.Popen(
+        [sys.executable, "-m", "forge_cli", *host, "jobs", "logs", job["id"], "-f"],
+        env=dict(os.environ, FORGE_HOME=str(tmp_path / "laptop"), **ssh_env),
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+    )
+    bridge = wait_for(
+        lambda: next(iter(set(Path(tempfile.gettempdir()).glob("forge-bridge-*")) - before), None)
+    )
+    wait_for(lambda: (bridge / "forged.sock").exists())
+    follow.send_signal(signal.SIGTERM)
+    assert follow.wait(30) == 128 + signal.SIGTERM
+    assert not bridge.exists()
+    daemon.call("jobs.cancel", id=job["id"])
 
 
 def test_unreachable_hosts_and_stopped_daemons_are_one_clear_line(
@@ -100,6 +131,7 @@ def test_the_tui_drives_a_remote_daemon_over_the_bridge(
 ) -> None:
     for key, value in ssh_env.items():
         monkeypatch.setenv(key, value)
+    monkeypatch.setenv(REMOTE_ENV, "ssh://alice@gpu-box")  # as `forge --host` sets it
     bridge = SshBridge(SshTarget.parse("ssh://alice@gpu-box"), REMOTE_FORGE)
     bridge.check()
     monkeypatch.setenv("FORGE_SOCKET", str(bridge.start().socket_path))
@@ -108,6 +140,15 @@ def test_the_tui_drives_a_remote_daemon_over_the_bridge(
 
     async def scenario(app: ForgeApp, pilot: Pilot[None]) -> None:
         await until(pilot, "the remote daemon online", lambda: app.online)
+        # The header names the machine, not the bridge's socket; `S` starts nothing here.
+        bar = app.screen.query_one(ConnectionBar)
+        await until(pilot, "the host in the header", lambda: "gpu-box" in str(bar.render()))
+        await app.action_start_daemon()  # (its key is offered only while offline)
+        await until(
+            pilot,
+            "the daemon-is-remote notice",
+            lambda: any("the daemon runs on ssh://alice@gpu-box" in n for n in notices(app)),
+        )
         job = daemon.call("jobs.submit", kind="prepare-model", params={"path": "/tmp"})  # no model
         await pilot.press("2")
 

@@ -41,7 +41,8 @@ class ConnectionBar(Widget):
             text.append(where, style="dim")
         else:
             text.append("  ✖ daemon offline ", style="bold red")
-            text.append("press S to start it", style="bold")
+            remote = getattr(self.app, "remote", None)
+            text.append(f"on {remote}: start it there" if remote else "press S to start it")
         text.append("\n")
         current = getattr(self.app, "current_mode", "")
         for key, (mode, label) in enumerate(MODE_LABELS, start=1):
