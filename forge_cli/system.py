@@ -21,8 +21,14 @@ from forge_cli.context import (
 )
 from forge_client.format import progress_text, size
 
-LOCAL_ONLY = ("daemon", "service", "config", "dial-stdio")
+LOCAL_ONLY = ("daemon", "service", "config", "dial-stdio", "doctor")
 """Commands that act on this machine, never through `--host`."""
+
+
+def _doctor(cli: Cli) -> int:
+    from forge_cli.doctor import cmd_doctor  # loaded when asked for: it is the slow command
+
+    return cmd_doctor(cli)
 
 
 def cmd_status(cli: Cli) -> int:
@@ -154,6 +160,12 @@ def cmd_tui(cli: Cli) -> int:
 def register(sub: Subparsers, add: AddCommand) -> None:
     """The commands of this module, under `forge`."""
     add(sub, "status", cmd_status, "what the daemon and the machine are doing")
+    add(
+        sub,
+        "doctor",
+        _doctor,
+        "is this machine ready: accelerator, torch, backends, disk, daemon, Ollama, base model",
+    )
 
     daemon = sub.add_parser("daemon", help="run the daemon in the foreground, or stop it")
     daemon.set_defaults(fn=cmd_daemon, json=False)

@@ -224,3 +224,29 @@ def test_the_cli_loads_no_pydantic_and_no_textual() -> None:
     )
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
     assert out.stdout.strip() == "[]"
+
+
+def test_doctor_says_what_is_ready_and_what_to_do(daemon: Daemon) -> None:
+    out = forge("doctor", "--json", home=daemon.home)
+    checks = {c["name"]: c for c in json.loads(out.stdout)}
+    assert out.returncode == 0, out.stdout  # nothing fails on a fresh instance; some warn
+    assert checks["torch"]["state"] == "ok" and "build" in checks["torch"]["says"]
+    assert checks["backend peft"] == {
+        "name": "backend peft",
+        "state": "ok",
+        "says": "trains here",
+        "fix": "",
+    }
+    assert checks["daemon"]["state"] == "ok" and checks["daemon store"]["state"] == "ok"
+    assert checks["config"]["state"] == "ok"
+    # No base model yet: a warning with the way to get one.
+    assert checks["base model"]["state"] == "warn"
+    assert "forge models import" in checks["base model"]["fix"]
+    # A config with a wrong value is a failure, and the exit code says so.
+    (daemon.home / "config.toml").write_text("[jobs]\nmax_parallel = 0\n")
+    bad = forge("doctor", home=daemon.home)
+    assert bad.returncode == 1
+    assert any(
+        line.startswith("FAIL  config") and "jobs.max_parallel" in line
+        for line in bad.stdout.splitlines()
+    ), bad.stdout
