@@ -77,13 +77,14 @@ def card_lines(card: DatasetCard) -> list[str]:
 def _progress(data: MissionData) -> list[str]:
     steps = [
         ("held for quiet hours until", clock(data.held_until) if data.held_until else None),
-        ("train job", data.train_job),
-        ("eval job", data.eval_job),
+        ("train job", f"`{data.train_job}`" if data.train_job else None),
+        ("eval job", f"`{data.eval_job}`" if data.eval_job else None),
+        # A sentence with its own `code` in it: never put inside another code span.
         ("deploy", data.deploy),
-        ("deploy job", data.deploy_job),
-        ("deployed as", data.deployed),
+        ("deploy job", f"`{data.deploy_job}`" if data.deploy_job else None),
+        ("deployed as", f"`{data.deployed}`" if data.deployed else None),
     ]
-    shown = [f"- {label}: `{value}`" for label, value in steps if value]
+    shown = [f"- {label}: {value}" for label, value in steps if value]
     return ["", "### Progress", *shown] if shown else []
 
 

@@ -12,6 +12,7 @@ import asyncio
 import contextlib
 import logging
 import math
+import re
 import signal
 import time
 from collections.abc import Callable
@@ -36,6 +37,9 @@ from forge_api.schema import Job
 from forged.store import Store
 
 log = logging.getLogger(__name__)
+
+ANSI_ESCAPE = re.compile(r"\x1b(\[[0-?]*[ -/]*[@-~]|\][^\x07]*\x07|[@-Z\\-_])")
+"""Terminal control sequences (CSI colours and cursor moves, OSC titles, two-byte escapes)."""
 
 LOG_LINE_CAP = 8192
 """The longest log line kept, in characters."""
@@ -104,8 +108,9 @@ class OutputRecorder:
             return
         event = parse_engine_event(text)
         if event is None:
-            # tqdm redraws with \r: only the last state of the line is worth keeping.
-            text = text.rsplit("\r", 1)[-1][:LOG_LINE_CAP]
+            # tqdm redraws with \r: only the last state of the line is worth keeping; colour
+            # and cursor codes (mlx-lm's, a library's) are for a terminal, not for a log.
+            text = ANSI_ESCAPE.sub("", text.rsplit("\r", 1)[-1])[:LOG_LINE_CAP]
             event = LogEvent(level="output", message=text)
             r.last_output = text
         if record is not None:

@@ -85,7 +85,7 @@ def test_commits_to_proposal_to_trained_and_evaluated(
         "- 3 commits, ",
         f"### Dataset `{data['dataset_id']}`",
         f"- eval job: `{eval_id}`",
-        "- deploy: `not deployed: ",
+        "- deploy: not deployed: ",
     ):
         assert part in shown.stdout, (part, shown.stdout)
     assert '{"' not in shown.stdout and "dataset_id" not in shown.stdout

@@ -208,3 +208,22 @@ def test_a_job_that_cannot_start_fails_with_the_reason_and_the_queue_goes_on(
     assert failed["status"] == "failed"
     assert failed["error"].startswith("the job's params cannot be used: "), failed["error"]
     assert_queue_goes_on(daemon, daemon.call("jobs.get", id=good.id))
+
+
+def test_terminal_codes_in_a_jobs_output_never_reach_its_log(
+    make_daemon: DaemonFactory, tmp_path: Path
+) -> None:
+    """A library that colours its output (mlx-lm's) or redraws a progress bar writes for a
+    terminal; the log (CLI, TUI, store) keeps the text."""
+    body = (
+        r'print("\x1b[32mIter 10:\x1b[0m train loss \x1b[1;31m2.310\x1b[0m\x1b[K", flush=True)'
+        "\n"
+        r'print("\x1b]0;a window title\x07loading 10%\rloading 100%", flush=True)'
+        '\nemit(type="done")'
+    )
+    daemon = make_daemon(config=fake_engine(tmp_path, body)).start()
+    job = daemon.call("jobs.submit", kind="prepare-model", params={"name": "colourful"})
+    assert daemon.wait_job(job["id"], {"completed", "failed"}, 60)["status"] == "completed"
+    lines = [x["line"] for x in daemon.call("jobs.logs", id=job["id"])["lines"]]
+    assert "Iter 10: train loss 2.310" in lines and "loading 100%" in lines, lines
+    assert not any("\x1b" in line for line in lines)
