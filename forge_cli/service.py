@@ -44,19 +44,49 @@ def linger_state() -> str:
     return "on" if Path("/var/lib/systemd/linger", user).exists() else "off"
 
 
+ENV_TEMPLATE = """\
+# Environment for the forged service (systemd's EnvironmentFile=; `forge service install` wrote
+# this once and never overwrites it). One NAME=value a line; restart the service after a change:
+#     systemctl --user restart forged.service
+#
+# Where Hugging Face downloads go (`forge models pull`), and where Ollama listens:
+# HF_HOME=/data/huggingface
+# OLLAMA_HOST=127.0.0.1:11434
+# Which GPUs jobs may use:
+# CUDA_VISIBLE_DEVICES=0
+# The key of the LLM provider the agent's advisor uses ([advisor] model), e.g.:
+# OPENAI_API_KEY=sk-...
+"""
+
+
 def _command() -> list[str]:
     return [sys.executable, "-m", "forged"]
+
+
+def env_file(paths: ForgePaths) -> Path:
+    """The service's environment file, beside config.toml: keys and paths, never in the unit."""
+    return paths.config_file.parent / "forged.env"
+
+
+def _guide() -> Path | None:
+    """The user's guide of this checkout, for the unit's Documentation= (none when installed
+    without it)."""
+    guide = Path(__file__).resolve().parents[1] / "docs" / "guide.md"
+    return guide if guide.exists() else None
 
 
 def systemd_unit(paths: ForgePaths) -> str:
     env = ["Environment=PYTHONUNBUFFERED=1"]
     if os.environ.get("FORGE_HOME"):
         env.append(f'Environment="FORGE_HOME={os.environ["FORGE_HOME"]}"')
+    # The leading "-": the service starts without the file too.
+    env.append(f"EnvironmentFile=-{env_file(paths)}")
+    guide = _guide()
     return "\n".join(
         [
             "[Unit]",
             "Description=AI Forge daemon (forged): watches repositories, runs fine-tuning jobs",
-            "Documentation=https://github.com/ai-forge/ai-forge",
+            *([f"Documentation=file://{guide}"] if guide else []),
             "",
             "[Service]",
             # READY=1 is sent once the socket listens; STOPPING=1 on the way out.
@@ -116,15 +146,39 @@ def unit_path(platform: str) -> Path:
     return Path(config_home) / "systemd" / "user" / UNIT_NAME
 
 
+def _systemd_says(question: str) -> str:
+    """`systemctl --user is-active|is-enabled forged.service`, or "unknown" without systemctl."""
+    if not shutil.which("systemctl"):
+        return "unknown"
+    done = subprocess.run(
+        ["systemctl", "--user", question, UNIT_NAME], capture_output=True, text=True, check=False
+    )
+    return done.stdout.strip() or done.stderr.strip() or "unknown"
+
+
 def run(action: str, platform: str | None, paths: ForgePaths) -> int:
     platform = platform or ("launchd" if sys.platform == "darwin" else "systemd")
     path = unit_path(platform)
     if action == "install":
         path.parent.mkdir(parents=True, exist_ok=True)
         paths.state_dir.mkdir(parents=True, exist_ok=True)
-        path.write_text(systemd_unit(paths) if platform == "systemd" else launchd_plist(paths))
-        print(f"wrote {path}")
+        text = systemd_unit(paths) if platform == "systemd" else launchd_plist(paths)
+        before = path.read_text() if path.exists() else None
+        path.write_text(text)
+        if before is None:
+            print(f"wrote {path}")
+        elif before == text:
+            print(f"{path} is already this unit; unchanged")
+        else:
+            old = next((x for x in before.splitlines() if x.startswith("ExecStart=")), "?")
+            print(f"replaced {path} (it had {old}); restart the service to use the new one")
         if platform == "systemd":
+            env = env_file(paths)
+            if not env.exists():
+                env.parent.mkdir(parents=True, exist_ok=True)
+                env.write_text(ENV_TEMPLATE)
+                env.chmod(0o600)
+            print(f"Its environment (HF_HOME, OLLAMA_HOST, CUDA_VISIBLE_DEVICES, keys): {env}")
             print("Enable and start it:")
             print("    systemctl --user daemon-reload")
             print(f"    systemctl --user enable --now {UNIT_NAME}")
@@ -140,23 +194,20 @@ def run(action: str, platform: str | None, paths: ForgePaths) -> int:
         if not path.exists():
             print(f"no service installed at {path}")
             return 0
-        if platform == "systemd":
-            print(f"first: systemctl --user disable --now {UNIT_NAME}")
-        else:
-            print(f"first: launchctl bootout gui/$(id -u)/{LAUNCHD_LABEL}")
+        if platform == "systemd" and _systemd_says("is-enabled") in ("enabled", "linked"):
+            # Removed while enabled, systemd would keep a dangling unit running: stop it first.
+            print(f"{UNIT_NAME} is enabled; stop and disable it first, then uninstall again:")
+            print(f"    systemctl --user disable --now {UNIT_NAME}")
+            return 1
+        if platform == "launchd":
+            print(f"if it is loaded, unload it too: launchctl bootout gui/$(id -u)/{LAUNCHD_LABEL}")
         path.unlink()
         print(f"removed {path}")
         return 0
     installed = path.exists()
     print(f"unit      {path} ({'installed' if installed else 'not installed'})")
     if platform == "systemd" and installed and shutil.which("systemctl"):
-        state = subprocess.run(
-            ["systemctl", "--user", "is-active", UNIT_NAME],
-            capture_output=True,
-            text=True,
-            check=False,
-        )
-        print(f"systemd   {state.stdout.strip() or state.stderr.strip()}")
+        print(f"systemd   {_systemd_says('is-active')}, {_systemd_says('is-enabled')}")
     if platform == "systemd":
         linger = linger_state()
         hint = "" if linger == "on" else f": it stops when you log out ({LINGER_COMMAND})"

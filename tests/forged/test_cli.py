@@ -198,6 +198,15 @@ def test_service_units(tmp_path: Path) -> None:
     assert f'Environment="FORGE_HOME={tmp_path}"' in unit
     assert "systemctl --user enable --now forged.service" in out.stdout
     assert "loginctl enable-linger" in out.stdout
+    # Keys and paths go in an environment file beside the config, private, never overwritten.
+    env_file = tmp_path / "forged.env"
+    assert f"EnvironmentFile=-{env_file}" in unit
+    assert oct(env_file.stat().st_mode & 0o777) == "0o600" and "# HF_HOME=" in env_file.read_text()
+    assert "https://github.com" not in unit  # no placeholder address
+    env_file.write_text("HF_HOME=/data/hf\n")
+    again = forge("service", "install", home=tmp_path, env=env)
+    assert "already this unit; unchanged" in again.stdout
+    assert env_file.read_text() == "HF_HOME=/data/hf\n"
     status = forge("service", "status", home=tmp_path, env=env)
     assert status.returncode == 0
     assert "linger    off: it stops when you log out" in status.stdout
