@@ -177,6 +177,22 @@ class Config(_Section):
     ollama: OllamaConfig = OllamaConfig()
 
 
+def flat_config(config: Config) -> dict[str, Any]:
+    """`section.key` → value, to compare two configs key by key (what a reload changed, what
+    `forge config check` finds set to other than its default)."""
+    return {
+        f"{section}.{key}": value
+        for section, keys in config.model_dump().items()
+        for key, value in keys.items()
+    }
+
+
+def changed_keys(old: Config, new: Config) -> list[str]:
+    """The `section.key`s whose values differ, sorted."""
+    before, after = flat_config(old), flat_config(new)
+    return sorted(key for key, value in after.items() if before.get(key) != value)
+
+
 class ConfigError(ValueError):
     """A config file that cannot be used; the message says which key, where, and why."""
 

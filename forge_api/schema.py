@@ -330,6 +330,13 @@ class SystemStatus(Record):
     last_seq: int
 
 
+class ConfigReloaded(Record):
+    changed: list[str] = Field(description="the `section.key`s whose values changed")
+    restart_needed: list[str] = Field(
+        description="those of them read only at start: they apply at the next start"
+    )
+
+
 class SystemHealth(Record):
     ok: bool
     checks: dict[str, str]

@@ -92,10 +92,28 @@ def cmd_daemon_stop(cli: Cli) -> int:
 
 
 def cmd_config(cli: Cli) -> int:
-    from forge_api.config import Config, ConfigError, default_config_text, load_config
+    from forge_api.config import (
+        Config,
+        ConfigError,
+        changed_keys,
+        default_config_text,
+        flat_config,
+        load_config,
+    )
 
     path = cli.paths.config_file
-    if cli.args.action == "path":
+    if cli.args.action == "reload":
+
+        def said(r: dict[str, Any]) -> None:
+            if not r["changed"]:
+                print(f"{path}: nothing changed")
+                return
+            print(f"applied: {', '.join(r['changed'])}")
+            if r["restart_needed"]:
+                print(f"at the next start: {', '.join(r['restart_needed'])}")
+
+        cli.out(cli.call("system.reload_config"), said)
+    elif cli.args.action == "path":
         print(path)
     elif cli.args.action == "init":
         if path.exists():
@@ -115,8 +133,7 @@ def cmd_config(cli: Cli) -> int:
             return 0
         where = path if path.exists() else f"{path} (absent: defaults)"
         print(f"{where}: valid")
-        mine, defaults = _flat(config.model_dump()), _flat(Config().model_dump())
-        changed = sorted(key for key, value in mine.items() if value != defaults.get(key))
+        mine, changed = flat_config(config), changed_keys(Config(), config)
         for key in changed:
             print(f"  {key} = {json.dumps(mine[key])}")
         print(
@@ -124,17 +141,6 @@ def cmd_config(cli: Cli) -> int:
             " (`forge config check --json` shows them all)"
         )
     return 0
-
-
-def _flat(values: dict[str, Any]) -> dict[str, Any]:
-    """`section.key` → its value, to compare two configs key by key."""
-    out: dict[str, Any] = {}
-    for section, keys in values.items():
-        if isinstance(keys, dict):
-            out |= {f"{section}.{key}": value for key, value in keys.items()}
-        else:
-            out[section] = keys
-    return out
 
 
 def cmd_service(cli: Cli) -> int:
@@ -181,8 +187,10 @@ def register(sub: Subparsers, add: AddCommand) -> None:
     )
     dial.set_defaults(fn=cmd_dial_stdio, json=False)
 
-    config = sub.add_parser("config", help="the config file: path, check, init")
-    config.add_argument("action", choices=["path", "check", "init"], nargs="?", default="check")
+    config = sub.add_parser("config", help="the config file: path, check, init, reload")
+    config.add_argument(
+        "action", choices=["path", "check", "init", "reload"], nargs="?", default="check"
+    )
     config.add_argument("--json", action="store_true", help="check: every key, as JSON")
     config.set_defaults(fn=cmd_config)
 

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import time
 from dataclasses import dataclass, field
+from typing import TYPE_CHECKING
 
 from forge_api.config import Config
 from forge_api.paths import ForgePaths
@@ -15,6 +16,9 @@ from forged.runner import JobRunner
 from forged.server import Connection
 from forged.source_scanner import SourceScanner
 from forged.store import Store
+
+if TYPE_CHECKING:
+    from forged.config_reload import ConfigKeeper
 
 
 @dataclass
@@ -33,6 +37,8 @@ class Services:
     store_note: str | None = None
     """Set when a corrupt store was set aside at start: what happened and how to recover it."""
     started_at: float = field(default_factory=time.time)
+    keeper: ConfigKeeper | None = None
+    """Takes a changed config file (set once the services exist)."""
 
 
 @dataclass

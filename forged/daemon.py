@@ -22,6 +22,7 @@ from forge_api.paths import ForgePaths, resolve_paths
 from forge_api.private_dirs import UnsafeFolder
 from forge_api.schema import Job
 from forged.api import build_registry
+from forged.config_reload import ConfigKeeper
 from forged.context import Services, Session
 from forged.events import EventBus
 from forged.hardware import Hardware
@@ -88,6 +89,7 @@ async def serve(paths: ForgePaths, config: Config) -> int:
         permissions_fixed=fixed,
         store_note=store_note,
     )
+    keeper = services.keeper = ConfigKeeper(services)
     registry = build_registry()
 
     async def on_line(line: bytes, conn: Connection) -> bytes | None:
@@ -111,6 +113,7 @@ async def serve(paths: ForgePaths, config: Config) -> int:
         loop.add_signal_handler(sig, stop.set)
     log.info("forged listening on %s (data in %s)", paths.socket_file, paths.data_dir)
     notify("READY=1")
+    keeper.start()
 
     async def recover_then_run() -> None:
         await runner.recover()
@@ -126,9 +129,10 @@ async def serve(paths: ForgePaths, config: Config) -> int:
 
     log.info(
         "stopping: no new connections; running jobs get %.0f s to checkpoint",
-        config.jobs.shutdown_grace_s,
+        services.config.jobs.shutdown_grace_s,
     )
     notify("STOPPING=1")
+    keeper.stop()
     scanner.stop()
     await server.stop_accepting()
     await runner.shutdown()

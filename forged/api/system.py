@@ -6,11 +6,13 @@ import os
 import shutil
 import time
 
-from forge_api.schema import NoParams, QueueState, SystemHealth, SystemStatus
+from forge_api.config import ConfigError
+from forge_api.protocol import INVALID_STATE
+from forge_api.schema import ConfigReloaded, NoParams, QueueState, SystemHealth, SystemStatus
 from forged import __version__
 from forged.context import Session
 from forged.hardware import memory_available, memory_total
-from forged.rpc import Registry
+from forged.rpc import Registry, RpcError
 from forged.runner import JobRunner
 from forged.store import Store
 
@@ -18,6 +20,8 @@ LOW_DISK_BYTES = 2 * 1024**3
 
 
 def register(reg: Registry[Session]) -> None:
+    register_reload(reg)
+
     @reg.method("system.status", NoParams)
     async def system_status(p: NoParams, s: Session) -> SystemStatus:
         """Accelerator, memory, the queue and the running jobs."""
@@ -53,11 +57,33 @@ def register(reg: Registry[Session]) -> None:
         checks["disk"] = (
             "ok" if free >= LOW_DISK_BYTES else f"low: {free // 1024**2} MiB free in data dir"
         )
+        keeper = svc.keeper
+        checks["config"] = (
+            f"error: {keeper.error}; the daemon runs on the last good config"
+            if keeper is not None and keeper.error
+            else "ok"
+        )
         fixed = svc.permissions_fixed
         checks["permissions"] = f"ok (fixed at start: {'; '.join(fixed)})" if fixed else "ok"
         return SystemHealth(
             ok=all(v == "ok" or v.startswith("ok (") for v in checks.values()), checks=checks
         )
+
+
+def register_reload(reg: Registry[Session]) -> None:
+    @reg.method("system.reload_config", NoParams)
+    async def system_reload_config(p: NoParams, s: Session) -> ConfigReloaded:
+        """Read config.toml again and apply it; says what changed and what needs a restart.
+        A file that does not validate changes nothing (file:line and key in the error)."""
+        keeper = s.services.keeper
+        assert keeper is not None
+        try:
+            done = keeper.reload()
+        except ConfigError as exc:
+            raise RpcError(
+                INVALID_STATE, f"{exc}; nothing changed", {"file": str(keeper.path)}
+            ) from None
+        return ConfigReloaded(changed=done.changed, restart_needed=done.restart_needed)
 
 
 def _store_check(store: Store, note: str | None) -> str:

@@ -9,7 +9,7 @@ import sys
 from pathlib import Path
 
 from tests.support.cli import forge
-from tests.support.daemon_harness import Daemon
+from tests.support.daemon_harness import Daemon, wait_for
 
 
 def test_no_daemon_is_one_line_and_exit_3(tmp_path: Path) -> None:
@@ -259,3 +259,28 @@ def test_doctor_says_what_is_ready_and_what_to_do(daemon: Daemon) -> None:
         line.startswith("FAIL  config") and "jobs.max_parallel" in line
         for line in bad.stdout.splitlines()
     ), bad.stdout
+
+
+def test_a_changed_config_is_taken_without_a_restart(daemon: Daemon) -> None:
+    config = daemon.home / "config.toml"
+    config.write_text("[jobs]\nmax_parallel = 2\n[agent]\nrescan_interval_s = 60\n")
+    out = forge("config", "reload", home=daemon.home)
+    assert out.returncode == 0, out.stderr
+    applied, later = out.stdout.splitlines()
+    assert applied.startswith("applied: ")
+    assert {"agent.rescan_interval_s", "jobs.max_parallel"} <= set(applied[9:].split(", "))
+    assert later == "at the next start: agent.rescan_interval_s"
+    assert daemon.call("system.status")["queue"]["max_parallel"] == 2
+    # A file that does not validate changes nothing, and says where it is wrong.
+    config.write_text("[jobs]\nmax_parallel = 0\n")
+    bad = forge("config", "reload", home=daemon.home)
+    assert bad.returncode == 1 and "config.toml:2: jobs.max_parallel" in bad.stderr
+    assert "nothing changed" in bad.stderr
+    assert daemon.call("system.status")["queue"]["max_parallel"] == 2
+    health = daemon.call("system.health")
+    assert not health["ok"] and "last good config" in health["checks"]["config"]
+    # Saved again, the file is taken on its own (no reload asked for).
+    config.write_text("[jobs]\nmax_parallel = 3\n")
+    wait_for(lambda: daemon.call("system.status")["queue"]["max_parallel"] == 3, timeout=20)
+    assert daemon.call("system.health")["checks"]["config"] == "ok"
+    assert "config reloaded: " in daemon.log.read_text()
