@@ -13,7 +13,6 @@ import asyncio
 import contextlib
 import logging
 import sys
-from dataclasses import dataclass
 from pathlib import Path
 
 from agent.advisor import Advisor, AdvisorSettings
@@ -28,12 +27,6 @@ RESTART_KEYS = frozenset({"agent.rescan_interval_s"})
 POLL_S = 2.0
 
 
-@dataclass
-class Reloaded:
-    changed: list[str]
-    restart_needed: list[str]
-
-
 class ConfigKeeper:
     """Holds which config the daemon runs on, and takes a new one when the file changes."""
 
@@ -45,9 +38,9 @@ class ConfigKeeper:
         self._seen = _stamp(self.path)
         self.task: asyncio.Task[None] | None = None
 
-    def reload(self) -> Reloaded:
-        """Read the file and apply what changed; ConfigError (and nothing changed) when it
-        does not validate."""
+    def reload(self) -> tuple[list[str], list[str]]:
+        """Read the file and apply what changed: (the keys changed, those of them that wait
+        for the next start); ConfigError, and nothing changed, when it does not validate."""
         self._seen = _stamp(self.path)
         try:
             new = load_config(self.path)
@@ -59,7 +52,7 @@ class ConfigKeeper:
         if changed:
             self._apply(new, changed)
             log.info("config reloaded: %s changed", ", ".join(changed))
-        return Reloaded(changed, [k for k in changed if k in RESTART_KEYS])
+        return changed, [k for k in changed if k in RESTART_KEYS]
 
     def _apply(self, new: Config, changed: list[str]) -> None:
         svc = self.services
@@ -88,14 +81,14 @@ class ConfigKeeper:
             if _stamp(self.path) == self._seen:
                 continue
             try:
-                result = self.reload()
+                _changed, later = self.reload()
             except ConfigError as exc:
                 log.error(
                     "config.toml changed but cannot be used; keeping the last good one: %s", exc
                 )
                 continue
-            if result.restart_needed:
-                log.warning("config: %s apply at the next start", ", ".join(result.restart_needed))
+            if later:
+                log.warning("config: %s apply at the next start", ", ".join(later))
 
 
 def _stamp(path: Path) -> tuple[float, int] | None:

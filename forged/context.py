@@ -4,7 +4,8 @@ from __future__ import annotations
 
 import time
 from dataclasses import dataclass, field
-from typing import TYPE_CHECKING
+from pathlib import Path
+from typing import Protocol
 
 from forge_api.config import Config
 from forge_api.paths import ForgePaths
@@ -17,8 +18,15 @@ from forged.server import Connection
 from forged.source_scanner import SourceScanner
 from forged.store import Store
 
-if TYPE_CHECKING:
-    from forged.config_reload import ConfigKeeper
+
+class ConfigReloader(Protocol):
+    path: Path
+    error: str | None
+    """Why the file on disk is not the config in use, or None."""
+
+    def reload(self) -> tuple[list[str], list[str]]:
+        """Apply the file: (the keys that changed, those of them that wait for a restart)."""
+        ...
 
 
 @dataclass
@@ -37,8 +45,8 @@ class Services:
     store_note: str | None = None
     """Set when a corrupt store was set aside at start: what happened and how to recover it."""
     started_at: float = field(default_factory=time.time)
-    keeper: ConfigKeeper | None = None
-    """Takes a changed config file (set once the services exist)."""
+    keeper: ConfigReloader | None = None
+    """Takes a changed config file (`forged.config_reload`, set once the services exist)."""
 
 
 @dataclass

@@ -78,12 +78,12 @@ def register_reload(reg: Registry[Session]) -> None:
         keeper = s.services.keeper
         assert keeper is not None
         try:
-            done = keeper.reload()
+            changed, later = keeper.reload()
         except ConfigError as exc:
             raise RpcError(
                 INVALID_STATE, f"{exc}; nothing changed", {"file": str(keeper.path)}
             ) from None
-        return ConfigReloaded(changed=done.changed, restart_needed=done.restart_needed)
+        return ConfigReloaded(changed=changed, restart_needed=later)
 
 
 def _store_check(store: Store, note: str | None) -> str:
