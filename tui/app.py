@@ -248,6 +248,16 @@ class ForgeApp(App[None]):
 
     def get_system_commands(self, screen: Screen[Any]) -> Iterable[SystemCommand]:
         yield from super().get_system_commands(screen)
+        # What the screen under the palette can do (approve, reject, cancel, resume, deploy,
+        # scan, …), found by name as well as by key; each asks first where its key does.
+        title = screen.title or type(screen).__name__
+        for binding in bindings_of(type(screen).BINDINGS):
+            if binding.show and binding.description and not binding.action.startswith("app."):
+                yield SystemCommand(
+                    binding.description,
+                    f"{title} (key {binding.key})",
+                    lambda b=binding: screen.run_action(b.action),
+                )
         for mode, label in MODE_LABELS:
             name = MODE_SCREENS[mode].__name__.removesuffix("Screen")
             yield SystemCommand(

@@ -12,6 +12,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+from textual.command import CommandPalette
 from textual.pilot import Pilot
 from textual.widgets import DataTable, Input, Log, Select
 
@@ -56,6 +57,16 @@ def test_approving_a_mission_starts_its_job_and_shows_it(
             "the mission's rationale",
             lambda: "widgets has 3 new commits" in app.screen.query_one("#mission-md").source,  # type: ignore[attr-defined]
         )
+        # The screen's actions are in the command palette too, by name.
+        await pilot.press("ctrl+p")
+        await until(pilot, "the palette", lambda: isinstance(app.screen, CommandPalette))
+        await pilot.press(*"Reject")
+        await pilot.pause(0.5)
+        press_closing(app, "enter")
+        await until(pilot, "the reject dialog", lambda: isinstance(app.screen, AskText))
+        press_closing(app, "escape")
+        await until(pilot, "the missions screen", lambda: isinstance(app.screen, MissionsScreen))
+        assert daemon.call("missions.get", id=mission["id"])["stage"] == "proposed"
         # Approve with changes to the plan (a bad change is refused over RPC: test_missions).
         await pilot.press("e")
         await until(pilot, "the changes dialog", lambda: isinstance(app.screen, AskText))
