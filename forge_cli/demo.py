@@ -92,11 +92,14 @@ def main() -> int:
     try:
         forge(["status"])
 
-        _step("building the tiny local model: forge jobs submit prepare-model -f")
-        code = forge(["jobs", "submit", "prepare-model", "--follow"])
-        if code != 0:
-            print(f"the prepare-model job did not complete; see `{shell} jobs ls`")
-            return code
+        if (paths.models_dir / "tiny-llama" / "config.json").exists():
+            _step("the tiny local model is built already (a demo before this one made it)")
+        else:
+            _step("building the tiny local model: forge jobs submit prepare-model -f")
+            code = forge(["jobs", "submit", "prepare-model", "--follow"])
+            if code != 0:
+                print(f"the prepare-model job did not complete; see `{shell} jobs ls`")
+                return code
 
         _step("adding a demo repository as a source")
         repo = make_demo_repo(home / "repos" / "demo-project")
@@ -130,9 +133,14 @@ def main() -> int:
         return 0
     finally:
         if proc is not None:
-            proc.terminate()
-            proc.wait(60)
-            print("demo daemon stopped")
+            # Whichever daemon serves the demo now: this one, or one the TUI's `S` started
+            # after this one went away.
+            if daemon_answers(paths):
+                forge(["daemon", "stop"])  # says "stopped forged (pid …)"
+            else:
+                print("the demo daemon had stopped already")
+            with contextlib.suppress(subprocess.TimeoutExpired):
+                proc.wait(60)
 
 
 if __name__ == "__main__":
