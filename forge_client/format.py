@@ -69,6 +69,15 @@ def progress_text(progress: dict[str, Any] | None) -> str:
     return " · ".join(parts)
 
 
+def progress_brief(progress: dict[str, Any] | None) -> str:
+    """`40/120 · ETA 1 min 02 s`: progress for a table cell, where width is short."""
+    if not progress:
+        return ""
+    step, total = progress.get("step") or 0, progress.get("total")
+    text = f"{step}/{total}" if total else f"step {step}"
+    return f"{text} · ETA {duration(progress['eta_s'])}" if progress.get("eta_s") else text
+
+
 def metric(value: Any) -> str:
     """A metric value in four significant figures; `-` when missing."""
     if isinstance(value, (int, float)):
@@ -89,9 +98,9 @@ def describe_event(event: dict[str, Any]) -> str | None:
     at = time_of_day(event.get("ts"))
     if kind == "job.status":
         why = data.get("error") or data.get("reason") or ""
-        return f"{at} job {job} {data.get('status')}" + (f": {why}" if why else "")
+        return f"{at} {job} {data.get('status')}" + (f": {why}" if why else "")
     if kind == "job.checkpoint":
-        return f"{at} job {job} checkpoint at step {data.get('step')}"
+        return f"{at} {job} checkpoint at step {data.get('step')}"
     if kind == "mission.proposed":
         return f"{at} mission proposed: {data.get('title')}"
     if kind == "mission.stage":

@@ -87,6 +87,9 @@ class ForgeApp(App[None]):
                 label,
                 id=f"nav.{mode}",
                 group=SCREENS_GROUP,
+                # The tab bar under the header shows them with their numbers: the footer
+                # keeps its width for the keys of the screen, so "q Quit" is not cut at 80.
+                show=False,
             )
             for n, (mode, label) in enumerate(MODE_LABELS, start=1)
         ),

@@ -244,9 +244,9 @@ def test_following_a_running_jobs_log_then_cancelling_it(
         await until(
             pilot,
             "the cancel in the dashboard's activity",
-            lambda: any(f"job {job['id']} cancelled" in line for line in activity.lines),
+            lambda: any(f"{job['id']} cancelled" in line for line in activity.lines),
         )
-        assert any(f"job {job['id']} running" in line for line in activity.lines)
+        assert any(f"{job['id']} running" in line for line in activity.lines)
 
     run_app(daemon.paths, scenario)
     assert daemon.call("jobs.get", id=job["id"])["status"] == "cancelled"
@@ -280,10 +280,10 @@ def test_a_daemon_restart_while_open_loses_no_event(
         await until(
             pilot,
             "the job stored while away, in the activity",
-            lambda: any(f"job {queued['id']} queued" in line for line in activity.lines),  # type: ignore[attr-defined]
+            lambda: any(f"{queued['id']} queued" in line for line in activity.lines),  # type: ignore[attr-defined]
         )
         lines = [line for line in activity.lines if queued["id"] in line]  # type: ignore[attr-defined]
-        assert [line.split()[3].rstrip(":") for line in lines] == ["queued", "cancelled"], lines
+        assert [line.split()[2].rstrip(":") for line in lines] == ["queued", "cancelled"], lines
 
     try:
         run_app(daemon.paths, scenario)

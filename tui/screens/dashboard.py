@@ -68,7 +68,7 @@ class DashboardScreen(ForgeScreen):
             recent = (await self.call("jobs.list", limit=8))["jobs"]
             for job in reversed(recent):
                 when = job["finished_at"] or job["started_at"] or job["created_at"]
-                self.forge.activity.append(f"{time_of_day(when)} job {job['id']} {job['status']}")
+                self.forge.activity.append(f"{time_of_day(when)} {job['id']} {job['status']}")
         # Everything the app heard, while this screen was shown or not.
         activity = self.query_one("#activity", Log)
         activity.clear()

@@ -12,16 +12,17 @@ from textual.widgets.data_table import CellDoesNotExist
 
 from forge_api.jobs import KINDS as JOB_KINDS
 from forge_api.names import TERMINAL_JOB_STATUSES, JobKind, JobStatus
-from forge_client.format import ago, progress_text
+from forge_client.format import ago, progress_brief
 from tui.messages import OpenJob
 from tui.screens.base import ForgeScreen
 
 STATUSES: tuple[JobStatus, ...] = ("queued", "running", "completed", "failed", "cancelled")
 KINDS: tuple[JobKind, ...] = tuple(JOB_KINDS)
-COLUMNS = ("id", "name", "kind", "status", "progress", "created")
+# What matters first, the free-text name last: on a narrow terminal the name is what is cut.
+COLUMNS = ("id", "status", "created", "kind", "progress", "name")
 # What each column sorts by: the job field behind it (progress: its start time).
 SORT_FIELDS = dict(
-    zip(COLUMNS, ("id", "name", "kind", "status", "started_at", "created_at"), strict=True)
+    zip(COLUMNS, ("id", "status", "created_at", "kind", "started_at", "name"), strict=True)
 )
 LIST_LIMIT = 500
 
@@ -79,11 +80,11 @@ class JobsScreen(ForgeScreen):
     def _cells(job: dict[str, Any]) -> tuple[str, ...]:
         return (
             job["id"],
-            job["name"],
-            job["kind"],
             job["status"],
-            progress_text(job.get("progress")) if job["status"] == "running" else "",
             ago(job["created_at"]),
+            job["kind"],
+            progress_brief(job.get("progress")) if job["status"] == "running" else "",
+            job["name"],
         )
 
     def on_data_table_header_selected(self, event: DataTable.HeaderSelected) -> None:
@@ -135,7 +136,7 @@ class JobsScreen(ForgeScreen):
         table = self.query_one("#jobs", DataTable)
         try:
             if event["type"] == "job.progress":
-                table.update_cell(job_id, "progress", progress_text(event["data"]))
+                table.update_cell(job_id, "progress", progress_brief(event["data"]))
             else:
                 status = event["data"].get("status", "")
                 table.update_cell(job_id, "status", status)
