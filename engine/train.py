@@ -346,6 +346,15 @@ def run(spec: JobSpec, events: Emitter) -> dict[str, Any]:
         "tokens_per_s": measured.tokens_per_s,
         "stopped_early": stopped_early,
         "data": data.report.as_dict(),
+        # The values the engine chose where the params said None (`auto`): shown beside the
+        # params (the job's Params tab, `forge jobs show`).
+        "chosen": {
+            "batch_size": batch,
+            "learning_rate": lr,
+            "alpha": p.alpha or 2 * p.rank,
+            "warmup_steps": p.warmup_steps if p.warmup_steps is not None else total * 3 // 100,
+            "max_steps": total,
+        },
     }
     events.artifact(
         "adapter",

@@ -72,6 +72,9 @@ class Job(Record):
     artifacts: list[dict[str, Any]] = []
     mission_id: str | None = None
     not_before: float | None = None
+    summary: dict[str, Any] | None = Field(
+        None, description="what the job reported when it completed (train: `chosen` values)"
+    )
     run_dir: str
 
 

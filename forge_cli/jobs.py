@@ -13,7 +13,7 @@ from typing import Any, get_args
 from forge_api.names import TERMINAL_JOB_STATUSES, JobKind, JobStatus
 from forge_cli.context import EXIT_ERROR, AddCommand, Cli, Subparsers, table
 from forge_cli.follow_view import follow_view
-from forge_client.format import ago, progress_text
+from forge_client.format import ago, params_lines, progress_text
 from forge_client.kv import parse_setting
 
 PATH_PARAMS = ("dataset", "base_model", "adapter", "previous_adapter", "path")
@@ -61,7 +61,9 @@ def cmd_jobs_show(cli: Cli) -> int:
         if j.get("progress"):
             print(f"{'progress':<11}{progress_text(j.get('progress'))}")
         print(f"{'run dir':<11}{j['run_dir']}")
-        print(f"{'params':<11}{json.dumps(j['params'])}")
+        print("params")
+        for line in params_lines(j["params"], j.get("summary")):
+            print(f"  {line}")
         for art in j.get("artifacts") or []:
             print(f"{'artifact':<11}{art.get('kind')}: {art.get('path')}")
 

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import time
 from typing import Any
 
@@ -76,6 +77,25 @@ def progress_brief(progress: dict[str, Any] | None) -> str:
     step, total = progress.get("step") or 0, progress.get("total")
     text = f"{step}/{total}" if total else f"step {step}"
     return f"{text} · ETA {duration(progress['eta_s'])}" if progress.get("eta_s") else text
+
+
+def params_lines(params: dict[str, Any], summary: dict[str, Any] | None) -> list[str]:
+    """A job's params as `key  value`, a value left to the engine (None) shown as what it chose
+    once the job says (`auto: 8`), else `auto`."""
+    chosen = (summary or {}).get("chosen") or {}
+    width = max((len(k) for k in params), default=0)
+    lines = []
+    for key, value in params.items():
+        if value is None and isinstance(chosen.get(key), float):
+            shown = f"auto: {chosen[key]:g}"
+        elif value is None:
+            shown = f"auto: {chosen[key]}" if key in chosen else "auto"
+        elif isinstance(value, str):
+            shown = value
+        else:
+            shown = json.dumps(value)
+        lines.append(f"{key:<{width}}  {shown}")
+    return lines
 
 
 def metric(value: Any) -> str:

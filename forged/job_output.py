@@ -156,7 +156,12 @@ class OutputRecorder:
             self.log(job_id, "done", "info")
             job = self.store.update_job(
                 job_id,
-                {"status": "completed", "finished_at": time.time(), "pid": None},
+                {
+                    "status": "completed",
+                    "finished_at": time.time(),
+                    "pid": None,
+                    "summary": ev.summary,
+                },
                 ("job.status", {"status": "completed", "summary": ev.summary}),
             )
             r.done_recorded = True

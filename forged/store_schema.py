@@ -112,6 +112,11 @@ MIGRATIONS: list[str] = [
             WHEN 'deploy' THEN 'deploying' ELSE 'approved' END
         WHERE stage = 'approved';
     """,
+    # 5: what a completed job reported (the engine's summary: for a train job, the values it
+    # chose where the params left them to it).
+    """
+    ALTER TABLE jobs ADD COLUMN summary TEXT;
+    """,
 ]
 
 SCHEMA_VERSION = len(MIGRATIONS)

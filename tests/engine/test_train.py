@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import os
+import re
 import subprocess
 import sys
 from pathlib import Path
@@ -16,6 +17,7 @@ from engine.errors import EngineError
 from engine.synthetic import write_dataset
 from forge_api.jobs import TrainParams
 from tests.conftest import engine_job
+from tests.support.cli import forge
 from tests.support.daemon_harness import Daemon, DaemonFactory
 
 STEPS = 24
@@ -72,6 +74,13 @@ def test_train_lowers_held_out_loss_and_registers_the_adapter(
     assert any(line.startswith("batch size ") and "GiB free on cpu" in line for line in logs)
     assert (Path(done["run_dir"]) / "measured.json").exists()
     assert any(line.startswith("learning rate 0.005") for line in logs)
+    # What it chose where the params left it to the engine is kept on the job, and shown.
+    chosen = done["summary"]["chosen"]
+    assert chosen["learning_rate"] == 0.005 and chosen["batch_size"] >= 1
+    assert done["params"]["batch_size"] is None
+    shown = forge("jobs", "show", job["id"], home=daemon.home).stdout
+    assert re.search(rf"batch_size +auto: {chosen['batch_size']}\n", shown), shown
+    assert re.search(r"learning_rate +auto: 0.005\n", shown), shown
 
 
 def test_cancel_then_resume_ends_where_an_uninterrupted_run_does(

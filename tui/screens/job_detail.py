@@ -7,17 +7,17 @@ line with a seq already shown is skipped, so a reload racing the stream never do
 
 from __future__ import annotations
 
-import json
 from collections import deque
 from typing import Any, ClassVar
 
+from rich.text import Text
 from textual.app import ComposeResult
 from textual.binding import Binding, BindingType
 from textual.containers import Horizontal
 from textual.widgets import DataTable, ProgressBar, Static, TabbedContent, TabPane
 
 from forge_api.names import TERMINAL_JOB_STATUSES
-from forge_client.format import clock, metric, progress_text
+from forge_client.format import clock, metric, params_lines, progress_text
 from tui.screens.base import ForgeScreen
 from tui.widgets.log_view import MAX_LINES, LogView
 from tui.widgets.loss_chart import SERIES, LossChart
@@ -111,9 +111,12 @@ class JobDetailScreen(ForgeScreen):
             head.append(f"mission {job['mission_id']}")
         self.query_one("#job-head", Static).update("\n".join(head))
         self._show_progress(job.get("progress"))
-        params = json.dumps(job["params"], indent=2)
+        params = "\n".join(params_lines(job["params"], job.get("summary")))
         self.query_one("#job-params", Static).update(
-            f"{params}\n\nrun folder: {job['run_dir']}\ncheckpoint: {job.get('checkpoint') or '-'}"
+            Text(
+                f"{params}\n\nrun folder: {job['run_dir']}\n"
+                f"checkpoint: {job.get('checkpoint') or '-'}"
+            )
         )
         self.refresh_bindings()
 
