@@ -41,6 +41,8 @@ def register(reg: Registry[Session]) -> None:
             raise bad_param("mode", "a merged model is uploaded whole, not as an adapter")
         if p.mode:
             params["mode"] = p.mode
+        if (unreachable := await s.services.models.reachable()) is not None:
+            raise invalid_state(f"not deployed: {unreachable}", id=p.id)
         return s.services.runner.submit("deploy", f"deploy {params['tag']}", params)
 
     @reg.method("models.rollback", ModelsRollbackParams)

@@ -125,6 +125,12 @@ def test_an_approved_mission_deploys_and_rollback_restores_the_previous_tag(
     stopped = daemon.wait_job(slow["id"], {"cancelled", "completed", "failed"}, 30)
     assert stopped["status"] == "cancelled"
 
+    # With Ollama gone, a deploy is refused at once, saying so, rather than queued to fail.
+    ollama.stop()
+    with pytest.raises(RemoteError) as gone:
+        daemon.call("models.deploy", id=adapter["id"])
+    assert gone.value.code == -32002 and "not reachable" in gone.value.message
+
 
 def test_deploy_refusals_name_the_problem(
     make_daemon: DaemonFactory, tiny_model: Path, ollama: FakeOllama

@@ -83,6 +83,7 @@ class FakeOllama:
     def stop(self) -> None:
         if self.server is not None:
             self.server.stop()
+            self.server = None
 
     # ---- the API -----------------------------------------------------------------------------
 

@@ -27,6 +27,7 @@ from tests.tui.pilot import notices, press_closing, run_app, until
 from tui.app import ForgeApp
 from tui.screens.job_detail import JobDetailScreen
 from tui.screens.missions import MissionsScreen
+from tui.screens.models import DeployDialog
 from tui.screens.new_job import NewJobScreen
 from tui.screens.playground import PlaygroundScreen
 from tui.widgets.connection_bar import ConnectionBar
@@ -350,6 +351,40 @@ def test_the_playground_streams_from_a_trained_adapter_and_an_ollama_tag(
         await ask(app, pilot, f"adapter {adapter['name']} on {tiny_model.name}", "Widget sizes?")
         said = await ask(app, pilot, "ollama forge-widgets:1", "How big is a widget?")
         assert said.strip() == "forge-widgets:1 heard: How big is a widget?"
+
+        # Deploying from the Models screen: a tag and the way it goes to Ollama.
+        await pilot.press("escape")  # leave the prompt, so `6` switches screens
+        await pilot.press("6")
+        table = await until(
+            pilot,
+            "the adapter in the models",
+            lambda: (
+                (t := app.screen.query_one("#models", DataTable)).row_count
+                and adapter["id"] in t.rows
+                and t
+            ),
+        )
+        table.move_cursor(row=table.get_row_index(adapter["id"]))
+        await pilot.press("d")
+        dialog = await until(
+            pilot, "the deploy dialog", lambda: isinstance(app.screen, DeployDialog) and app.screen
+        )
+        dialog.query_one("#tag", Input).value = "forge-widgets:9"
+        dialog.query_one("#mode", Select).value = "merged"
+        dialog.query_one("#deploy").press()
+        merged = await until(
+            pilot,
+            "the merged deploy queued",
+            lambda: next(
+                (
+                    j
+                    for j in daemon.call("jobs.list", kind=["deploy"])["jobs"]
+                    if j["params"]["tag"] == "forge-widgets:9"
+                ),
+                None,
+            ),
+        )
+        assert merged["params"]["mode"] == "merged"
 
     try:
         run_app(daemon.paths, scenario)

@@ -15,7 +15,7 @@ from textual.app import ComposeResult
 from textual.binding import Binding, BindingType
 from textual.containers import Horizontal, Vertical
 from textual.screen import ModalScreen
-from textual.widgets import Button, DataTable, Input, Label, Static
+from textual.widgets import Button, DataTable, Input, Label, Select, Static
 
 from forge_api.schema import Model
 from forge_client.format import ago, metric, size
@@ -82,8 +82,9 @@ def detail_lines(m: Model) -> list[str]:
     return lines
 
 
-class DeployDialog(ModalScreen[str | None]):
-    """The candidate against what is deployed; answers the tag to deploy under, or None."""
+class DeployDialog(ModalScreen[tuple[str, str] | None]):
+    """The candidate against what is deployed; answers (tag, mode) to deploy with, or None.
+    An empty tag is the next `forge-<source>:<n>`; mode `auto` lets the daemon choose."""
 
     BINDINGS: ClassVar[list[BindingType]] = [
         Binding("escape", "cancel", "Cancel", id="deploy.cancel")
@@ -101,6 +102,17 @@ class DeployDialog(ModalScreen[str | None]):
             yield MetricComparison(id="comparison", cursor_type="none")
             yield Label("tag (empty: the next forge-<source>:<n>)")
             yield Input(value=self.tag, placeholder="forge-<source>:<n>", id="tag")
+            yield Label("how it goes to Ollama")
+            yield Select(
+                [
+                    ("auto: the adapter alone where Ollama has its base, else merged", "auto"),
+                    ("adapter: upload only the adapter onto Ollama's base", "adapter"),
+                    ("merged: fold it into the base here and upload the whole model", "merged"),
+                ],
+                value="auto",
+                allow_blank=False,
+                id="mode",
+            )
             with Horizontal(classes="buttons"):
                 yield Button("Deploy", variant="primary", id="deploy")
                 yield Button("Cancel", id="cancel")
@@ -110,7 +122,8 @@ class DeployDialog(ModalScreen[str | None]):
 
     def on_button_pressed(self, event: Button.Pressed) -> None:
         tag = self.query_one("#tag", Input).value.strip()
-        self.dismiss(tag if event.button.id == "deploy" else None)
+        mode = str(self.query_one("#mode", Select).value)
+        self.dismiss((tag, mode) if event.button.id == "deploy" else None)
 
     def action_cancel(self) -> None:
         self.dismiss(None)
@@ -182,10 +195,12 @@ class ModelsScreen(ForgeScreen):
         return columns
 
     async def _deploy(self, model: Model) -> None:
-        tag = await self.app.push_screen_wait(DeployDialog(model, self.comparison(model), ""))
-        if tag is None:
+        answer = await self.app.push_screen_wait(DeployDialog(model, self.comparison(model), ""))
+        if answer is None:
             return
-        job = await self.call("models.deploy", id=model.id, **({"tag": tag} if tag else {}))
+        tag, mode = answer
+        choices = ({"tag": tag} if tag else {}) | ({"mode": mode} if mode != "auto" else {})
+        job = await self.call("models.deploy", id=model.id, **choices)
         self.notify(f"deploying {model.name} as {job['params']['tag']} ({job['id']})")
 
     def action_rollback(self) -> None:

@@ -26,6 +26,8 @@ class MetricComparison(DataTable[str]):
         for suffix, higher in HIGHER_IS_BETTER.items():
             values = [columns[n].get(suffix) for n in names]
             known = [v for v in values if v is not None]
+            if not known:
+                continue  # a metric this eval did not compute (chrF without chat examples)
             best = (max(known) if higher else min(known)) if known else None
             cells = [
                 f"{metric(v)} ✔" if v is not None and v == best and len(known) > 1 else metric(v)
