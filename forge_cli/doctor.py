@@ -21,6 +21,7 @@ from pathlib import Path
 from typing import Any
 
 from forge_api.backend_rules import BACKENDS, Machine, backend_problem, method_problem
+from forge_api.config import AgentConfig
 from forge_api.version import VERSION
 from forge_cli.context import EXIT_ERROR, Cli
 from forge_client.client import Client, DaemonNotRunning, DaemonUnresponsive, RemoteError
@@ -38,6 +39,7 @@ print(json.dumps({
     "threads": torch.get_num_threads(),
 }))
 """
+DEFAULT_BASE = AgentConfig.model_fields["base_model"].default
 CUDA_TORCH = (
     "install the CUDA build of torch for your driver, e.g. "
     "`make TORCH_INDEX=https://download.pytorch.org/whl/cu124 .venv/.installed` after "
@@ -192,6 +194,8 @@ def _base_model(config: Any, bases: list[dict[str, Any]]) -> Check:
     wanted = config.agent.base_model
     names = {b["name"] for b in bases} | {Path(b["path"] or "").name for b in bases}
     found = wanted in names or Path(wanted).is_dir()
+    if not found and wanted == DEFAULT_BASE and len(bases) == 1:
+        wanted, found = bases[0]["name"], True  # what the agent trains then (source_scanner)
     if not found:
         have = ", ".join(sorted(b["name"] for b in bases)) or "none yet"
         return Check(

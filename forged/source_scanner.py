@@ -35,6 +35,8 @@ from forged.store import Store
 
 log = logging.getLogger(__name__)
 
+DEFAULT_BASE = AgentConfig.model_fields["base_model"].default
+
 
 def speed_note(measured: dict[str, Any] | None, tokens: int, budget_min: float) -> str:
     """What the ETA rests on, for the rationale: the measured speed, and how much of an epoch
@@ -192,11 +194,27 @@ class SourceScanner:
             return await self._propose(source, material, why)
 
     def _base_model(self) -> str:
-        """The missions' base model: its folder where the registry finds it, else as configured
+        """The missions' base model: its folder where the registry finds it; where it does not
+        and agent.base_model is the default (the tiny model, not built here), the one base model
+        this instance has (a person who imported one model means that one); else as configured
         (the train job then says what is wrong)."""
         try:
             return self.models.resolve_base(self.config.base_model)
         except RegistryError as exc:
+            if self.config.base_model == DEFAULT_BASE:
+                bases = [
+                    m.path
+                    for m in self.store.list_models(["base"])
+                    if m.path and Path(m.path).is_dir()
+                ]
+                if len(bases) == 1:
+                    log.info(
+                        "agent.base_model is the default %r, which is not here: missions train "
+                        "the one base model there is, %s",
+                        self.config.base_model,
+                        bases[0],
+                    )
+                    return bases[0]
             log.warning("agent.base_model: %s; sizing datasets by an estimate", exc)
             return self.config.base_model
 

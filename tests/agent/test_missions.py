@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import datetime as dt
 import re
+import shutil
 import time
 from pathlib import Path
 
@@ -356,3 +357,26 @@ def test_a_calibration_cut_by_a_daemon_kill_is_taken_up_again_not_repeated(
     assert again["id"] == calibration["id"] and again["status"] == "completed"
     assert again["attempt"] >= 2  # the same job, run again after the restart
     assert mission["data"]["eta_s"] > 0 and mission["data"]["measured"]["tokens_per_s"] > 0
+
+
+def test_with_the_default_base_model_absent_missions_train_the_one_there_is(
+    make_daemon: DaemonFactory, tiny_model: Path, tmp_path: Path
+) -> None:
+    """A person who imported one model and set nothing trains that one (the default, the tiny
+    model, is not built here)."""
+    config = (
+        '[ollama]\nhost = "127.0.0.1:9"\n\n[agent]\nallowed_roots = ["/tmp"]\nmin_commits = 2\n'
+        "min_tokens = 20\nrescan_interval_s = 3600\ncalibrate = false\n"
+    )
+    daemon = make_daemon(config=config).start()
+    mine = tmp_path / "my-llama"  # not named like the default
+    shutil.copytree(tiny_model, mine)
+    imported = daemon.call("jobs.submit", kind="prepare-model", params={"path": str(mine)})
+    assert daemon.wait_job(imported["id"], {"completed", "failed"})["status"] == "completed"
+    start = daemon.call("system.status")["last_seq"]
+    daemon.call("sources.add", path=str(make_repo(tmp_path)))
+    mission = next_proposal(daemon, start)
+    assert mission["data"]["base_model"] == str(mine.resolve())
+    assert mission["data"]["plan"]["params"]["base_model"] == str(mine.resolve())
+    assert mission["title"].startswith("Fine-tune my-llama on 3 new commits")
+    assert "missions train the one base model there is" in daemon.log.read_text()
