@@ -39,6 +39,7 @@ from tui.screens.playground import PlaygroundScreen
 from tui.screens.settings import SettingsScreen
 from tui.screens.sources import SourcesScreen
 from tui.widgets.dialogs import AskText, Confirm
+from tui.widgets.help_page import HelpPage, help_markdown
 
 THEMES = {"dark": "textual-dark", "light": "textual-light", "ansi": "textual-ansi"}
 SCREENS_GROUP = Binding.Group("screens", compact=True)
@@ -60,7 +61,14 @@ if list(MODE_SCREENS) != [
 ]:  # pragma: no cover - edited in one place
     raise ImportError(f"MODE_LABELS {MODE_LABELS} and MODE_SCREENS {list(MODE_SCREENS)} disagree")
 # Screens and dialogs opened over the modes, whose keys the Settings screen lists too.
-PUSHED: tuple[type[DOMNode], ...] = (JobDetailScreen, NewJobScreen, DeployDialog, AskText, Confirm)
+PUSHED: tuple[type[DOMNode], ...] = (
+    JobDetailScreen,
+    NewJobScreen,
+    DeployDialog,
+    AskText,
+    Confirm,
+    HelpPage,
+)
 
 
 def describe_error(what: str, exc: BaseException) -> str:
@@ -209,11 +217,12 @@ class ForgeApp(App[None]):
     # ---- actions ------------------------------------------------------------------------------
 
     def action_show_keys(self) -> None:
-        """Textual's key panel: every binding that works here, for when the footer is cut."""
-        if self.screen.query("HelpPanel"):
-            self.action_hide_help_panel()
-        else:
-            self.action_show_help_panel()
+        """The help page of the screen in front: what it is for, its keys, the app's keys."""
+        if isinstance(self.screen, HelpPage):
+            self.screen.dismiss()
+            return
+        everywhere = [b for b in bindings_of(self.BINDINGS) if b.show]
+        self.push_screen(HelpPage(help_markdown(self.screen, everywhere)))
 
     def action_new_job(self) -> None:
         self.push_screen(NewJobScreen())

@@ -14,7 +14,7 @@ from typing import Any
 import pytest
 from textual.command import CommandPalette
 from textual.pilot import Pilot
-from textual.widgets import DataTable, Input, Log, Select
+from textual.widgets import DataTable, Input, Log, Markdown, Select
 
 from engine.synthetic import write_dataset
 from forge_api.config import load_config
@@ -32,6 +32,7 @@ from tui.screens.new_job import NewJobScreen
 from tui.screens.playground import PlaygroundScreen
 from tui.widgets.connection_bar import ConnectionBar
 from tui.widgets.dialogs import AskText, Confirm
+from tui.widgets.help_page import HelpPage
 from tui.widgets.log_view import LogView
 
 
@@ -58,6 +59,16 @@ def test_approving_a_mission_starts_its_job_and_shows_it(
             "the mission's rationale",
             lambda: "widgets has 3 new commits" in app.screen.query_one("#mission-md").source,  # type: ignore[attr-defined]
         )
+        # `?`: this screen's own help: what it is for and its keys, then the app's.
+        await pilot.press("?")
+        page = await until(
+            pilot, "the help page", lambda: isinstance(app.screen, HelpPage) and app.screen
+        )
+        text = page.query_one("#help-text", Markdown).source
+        assert text.startswith("# Missions") and "approves the highlighted mission" in text
+        assert "| `a` | Approve |" in text and "| `q` | Quit |" in text
+        press_closing(app, "escape")
+        await until(pilot, "the missions screen", lambda: isinstance(app.screen, MissionsScreen))
         # The screen's actions are in the command palette too, by name.
         await pilot.press("ctrl+p")
         await until(pilot, "the palette", lambda: isinstance(app.screen, CommandPalette))
