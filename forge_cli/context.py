@@ -6,6 +6,7 @@ from __future__ import annotations
 import argparse
 import json
 import os
+import sys
 from collections.abc import Callable, Sequence
 from typing import Any, Protocol
 
@@ -72,10 +73,39 @@ def call_timeout() -> float:
     return value
 
 
+STATUS_STYLES = {
+    "completed": "green",
+    "done": "green",
+    "running": "cyan",
+    "training": "cyan",
+    "evaluating": "cyan",
+    "deploying": "cyan",
+    "queued": "yellow",
+    "proposed": "yellow",
+    "failed": "bold red",
+    "cancelled": "magenta",
+    "rejected": "magenta",
+}
+"""How a status or stage is coloured in a table on a terminal."""
+
+
 def table(rows: Sequence[Sequence[str]], header: Sequence[str]) -> None:
-    """Columns padded to their widest cell; `(none)` for no rows."""
+    """On a terminal, a rich table with statuses in colour; piped, columns padded to their
+    widest cell (what scripts and `grep` read). `(none)` for no rows."""
     if not rows:
         print("(none)")
+        return
+    if sys.stdout.isatty():
+        from rich.console import Console
+        from rich.table import Table
+        from rich.text import Text
+
+        shown = Table(box=None, header_style="bold", pad_edge=False)
+        for name in header:
+            shown.add_column(name)
+        for row in rows:  # Text, not markup: a job's name may hold brackets
+            shown.add_row(*(Text(str(c), style=STATUS_STYLES.get(str(c), "")) for c in row))
+        Console(highlight=False).print(shown)
         return
     widths = [max(len(str(r[i])) for r in [header, *rows]) for i in range(len(header))]
     for row in [header, *rows]:
