@@ -166,6 +166,17 @@ class OllamaConfig(_Section):
     )
 
 
+class HostConfig(_Section):
+    """A machine `forge --host NAME` drives: `[hosts.NAME]` with these keys."""
+
+    target: str = Field(pattern=r"^ssh://[^/\s]+$", description="where: ssh://[user@]host[:port]")
+    forge: str = Field("forge", description="the forge command on that machine")
+    env: dict[str, str] = Field(
+        default_factory=dict,
+        description="its environment for forge there",
+    )
+
+
 class Config(_Section):
     daemon: DaemonConfig = DaemonConfig()
     jobs: JobsConfig = JobsConfig()
@@ -175,6 +186,9 @@ class Config(_Section):
     tui: TuiConfig = TuiConfig()
     models: ModelsConfig = ModelsConfig()
     ollama: OllamaConfig = OllamaConfig()
+    hosts: dict[str, HostConfig] = Field(
+        default_factory=dict, description="named machines for `forge --host NAME`"
+    )
 
 
 def flat_config(config: Config) -> dict[str, Any]:
@@ -248,6 +262,25 @@ def default_config_text() -> str:
     """A commented config file with every key at its default, for `forge config init` and docs."""
     out: list[str] = []
     for section, field in Config.model_fields.items():
+        if section == "hosts":  # a table of named machines, none by default: shown as an example
+            out += [
+                "# Named machines for `forge --host NAME` (none by default), one table each:",
+                "# [hosts.gpu-box]",
+                *(
+                    f"# {name} = {example}  ({sub.description})"
+                    for (name, sub), example in zip(
+                        HostConfig.model_fields.items(),
+                        (
+                            '"ssh://me@gpu-box"',
+                            '"~/ai-forge/.venv/bin/forge"',
+                            '{FORGE_HOME = "/data/forge"}',
+                        ),
+                        strict=True,
+                    )
+                ),
+                "",
+            ]
+            continue
         model: Any = field.default
         out.append(f"[{section}]")
         for name, sub in type(model).model_fields.items():

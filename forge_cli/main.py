@@ -32,8 +32,9 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument("--version", action="version", version=f"forge {VERSION}")
     parser.add_argument(
         "--host",
-        metavar="ssh://[USER@]HOST[:PORT]",
-        help="drive the daemon on another machine, through ssh and `forge dial-stdio` there",
+        metavar="ssh://[USER@]HOST[:PORT]|NAME",
+        help="drive the daemon on another machine, through ssh and `forge dial-stdio` there;"
+        " NAME: a [hosts.NAME] of config.toml (its target, forge command and environment)",
     )
     parser.add_argument(
         "--remote-forge",
@@ -56,11 +57,29 @@ def build_parser() -> argparse.ArgumentParser:
 
 
 def _bridge(host: str, remote_forge: str) -> SshBridge:
-    """Check the remote daemon answers, then point this process's socket at a bridge to it."""
+    """Check the remote daemon answers, then point this process's socket at a bridge to it.
+    `host` is an ssh:// address, or the name of a `[hosts.NAME]` profile in the config."""
     from forge_api.paths import REMOTE_ENV
     from forge_client.remote import SshBridge, SshTarget
 
-    bridge = SshBridge(SshTarget.parse(host), remote_forge)
+    env: dict[str, str] = {}
+    if "://" not in host:
+        from forge_api.config import ConfigError, load_config
+        from forge_api.paths import resolve_paths
+
+        try:
+            hosts = load_config(resolve_paths().config_file).hosts
+        except ConfigError as exc:
+            raise ValueError(str(exc)) from None
+        if host not in hosts:
+            known = ", ".join(sorted(hosts)) or "none in config.toml"
+            raise ValueError(
+                f"--host {host}: not ssh://… and not a [hosts.{host}] (known: {known})"
+            )
+        profile = hosts[host]
+        host, env = profile.target, profile.env
+        remote_forge = profile.forge if remote_forge == "forge" else remote_forge
+    bridge = SshBridge(SshTarget.parse(host), remote_forge, env)
     if sys.stderr.isatty():
         print(f"connecting to {bridge.target.destination} over ssh…", file=sys.stderr)
     try:

@@ -103,9 +103,16 @@ def dial_stdio(socket_path: Path) -> int:
 class SshBridge:
     """A local socket in a private folder; each connection is one `forge dial-stdio` over ssh."""
 
-    def __init__(self, target: SshTarget, remote_forge: str = "forge") -> None:
+    def __init__(
+        self,
+        target: SshTarget,
+        remote_forge: str = "forge",
+        remote_env: dict[str, str] | None = None,
+    ) -> None:
         self.target = target
         self.remote_forge = remote_forge
+        self.remote_env = remote_env or {}
+        """Set for forge on the remote machine (a host profile's `env`: its FORGE_HOME, …)."""
         self.control = control_dir()
         self.folder = Path(tempfile.mkdtemp(prefix="forge-bridge-"))  # 0700
         self.socket_path = self.folder / "forged.sock"
@@ -126,6 +133,9 @@ class SshBridge:
 
     def ssh_command(self) -> list[str]:
         remote = f"{self.remote_forge} dial-stdio"
+        if self.remote_env:  # the remote shell runs this line: each value quoted for it
+            assigned = " ".join(shlex.quote(f"{k}={v}") for k, v in self.remote_env.items())
+            remote = f"env {assigned} {remote}"
         return [*self._ssh(), "-T", self.target.destination, "--", remote]
 
     def check(self, timeout: float = CONNECT_TIMEOUT_S + 10.0) -> None:

@@ -185,3 +185,26 @@ def test_real_ssh_to_localhost(daemon: Daemon, tmp_path: Path) -> None:
     env = {"FORGE_SOCKET": "", "PATH": f"{Path(sys.executable).parent}:{os.environ['PATH']}"}
     out = forge("--host", "ssh://localhost", "status", "--json", home=tmp_path / "laptop", env=env)
     assert out.returncode == 0, out.stderr
+
+
+def test_a_named_host_carries_its_target_forge_and_environment(
+    daemon: Daemon, ssh_env: dict[str, str], tmp_path: Path
+) -> None:
+    """`forge --host box …` with `[hosts.box]` in the laptop's config: its FORGE_HOME on the box
+    is the profile's (the login's own would be another instance there)."""
+    laptop = tmp_path / "laptop"
+    laptop.mkdir()
+    (laptop / "config.toml").write_text(
+        "[hosts.box]\n"
+        'target = "ssh://alice@gpu-box:2222"\n'
+        f'forge = "{REMOTE_FORGE}"\n'
+        f'env = {{FORGE_HOME = "{daemon.home}"}}\n'
+    )
+    elsewhere = ssh_env | {"FAKE_SSH_REMOTE_HOME": str(tmp_path / "not-the-instance")}
+    out = forge("--host", "box", "status", "--json", home=laptop, env=elsewhere)
+    assert out.returncode == 0, out.stderr
+    assert json.loads(out.stdout)["socket"] == str(daemon.socket)
+    call = shlex.split(Path(ssh_env["FAKE_SSH_LOG"]).read_text().splitlines()[0])
+    assert call[-1] == f"env FORGE_HOME={daemon.home} {REMOTE_FORGE} dial-stdio"
+    unknown = forge("--host", "nobox", "status", home=laptop, env=elsewhere)
+    assert unknown.returncode == 3 and "not a [hosts.nobox] (known: box)" in unknown.stderr
