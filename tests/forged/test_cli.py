@@ -57,6 +57,8 @@ def test_submit_follow_show_and_list(daemon: Daemon, tiny_model: Path) -> None:
 
 def test_relative_paths_are_made_absolute(daemon: Daemon, tmp_path: Path) -> None:
     (tmp_path / "data.jsonl").write_text('{"text": "hello"}\n')
+    # A model that a waiting prepare-model job may build is taken on trust (test_train).
+    building = daemon.call("jobs.submit", kind="prepare-model", params={"name": "no-such-model"})
     out = subprocess.run(
         [
             sys.executable,
@@ -85,6 +87,8 @@ def test_relative_paths_are_made_absolute(daemon: Daemon, tmp_path: Path) -> Non
     assert job["params"]["dataset"] == imported["path"]
     assert Path(imported["path"]).parent == daemon.paths.datasets_dir
     assert job["params"]["base_model"] == "no-such-model"  # not a path here: left as typed
+    for queued in (job, building):
+        daemon.call("jobs.cancel", id=queued["id"])
 
 
 def test_follow_a_failing_job_exits_nonzero(daemon: Daemon, tmp_path: Path) -> None:
