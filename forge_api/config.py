@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import re
 import tomllib
+from collections.abc import Sequence
 from pathlib import Path
 from typing import Any, Literal
 
@@ -189,6 +190,14 @@ class Config(_Section):
     hosts: dict[str, HostConfig] = Field(
         default_factory=dict, description="named machines for `forge --host NAME`"
     )
+
+
+def implied_base_model(configured: str, bases: Sequence[str]) -> str | None:
+    """The base model missions train when `agent.base_model` names none that is here: where it
+    was left at its default (the tiny model, which a real install never built) and there is
+    exactly one base model, that one (a person who imported one model means it); else None."""
+    default = AgentConfig.model_fields["base_model"].default
+    return bases[0] if configured == default and len(bases) == 1 else None
 
 
 def flat_config(config: Config) -> dict[str, Any]:

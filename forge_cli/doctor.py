@@ -21,11 +21,12 @@ from pathlib import Path
 from typing import Any
 
 from forge_api.backend_rules import BACKENDS, Machine, backend_problem, method_problem
-from forge_api.config import AgentConfig
+from forge_api.config import implied_base_model
 from forge_api.version import VERSION
 from forge_cli.context import EXIT_ERROR, Cli
 from forge_client.client import Client, DaemonNotRunning, DaemonUnresponsive, RemoteError
 from forge_client.format import size
+from forged.hardware import memory_available
 
 TORCH_PROBE = """
 import json, torch
@@ -39,7 +40,6 @@ print(json.dumps({
     "threads": torch.get_num_threads(),
 }))
 """
-DEFAULT_BASE = AgentConfig.model_fields["base_model"].default
 CUDA_TORCH = (
     "install the CUDA build of torch for your driver, e.g. "
     "`make TORCH_INDEX=https://download.pytorch.org/whl/cu124 .venv/.installed` after "
@@ -109,12 +109,8 @@ def _backends(torch: dict[str, Any] | None) -> list[Check]:
 
 def _resources(cli: Cli) -> list[Check]:
     out = []
-    meminfo = Path("/proc/meminfo")
-    if meminfo.exists():
-        fields = dict(
-            line.split(":", 1) for line in meminfo.read_text().splitlines() if ":" in line
-        )
-        free = int(fields.get("MemAvailable", "0 kB").split()[0]) * 1024
+    free = memory_available()  # the daemon's own reading, from /proc/meminfo
+    if free is not None:
         state = "ok" if free > 4 * 2**30 else "warn"
         out.append(
             Check(
@@ -194,8 +190,8 @@ def _base_model(config: Any, bases: list[dict[str, Any]]) -> Check:
     wanted = config.agent.base_model
     names = {b["name"] for b in bases} | {Path(b["path"] or "").name for b in bases}
     found = wanted in names or Path(wanted).is_dir()
-    if not found and wanted == DEFAULT_BASE and len(bases) == 1:
-        wanted, found = bases[0]["name"], True  # what the agent trains then (source_scanner)
+    if not found and (one := implied_base_model(wanted, [b["name"] for b in bases])):
+        wanted, found = one, True  # what the agent trains then (the same rule)
     if not found:
         have = ", ".join(sorted(b["name"] for b in bases)) or "none yet"
         return Check(

@@ -23,7 +23,7 @@ from agent.policy import decide, eta_seconds, pending_material, rationale, train
 from agent.safe_git import UnsafeRepository
 from agent.token_fit import Fit, load_counter
 from engine.memory_probe import MEASURED
-from forge_api.config import AgentConfig
+from forge_api.config import AgentConfig, implied_base_model
 from forge_api.jobs import parse_params
 from forge_api.mission_data import DatasetCard, Measured, MissionData, Plan, Trigger
 from forge_api.names import TERMINAL_JOB_STATUSES
@@ -34,8 +34,6 @@ from forged.runner import JobRunner
 from forged.store import Store
 
 log = logging.getLogger(__name__)
-
-DEFAULT_BASE = AgentConfig.model_fields["base_model"].default
 
 
 def speed_note(measured: dict[str, Any] | None, tokens: int, budget_min: float) -> str:
@@ -201,20 +199,17 @@ class SourceScanner:
         try:
             return self.models.resolve_base(self.config.base_model)
         except RegistryError as exc:
-            if self.config.base_model == DEFAULT_BASE:
-                bases = [
-                    m.path
-                    for m in self.store.list_models(["base"])
-                    if m.path and Path(m.path).is_dir()
-                ]
-                if len(bases) == 1:
-                    log.info(
-                        "agent.base_model is the default %r, which is not here: missions train "
-                        "the one base model there is, %s",
-                        self.config.base_model,
-                        bases[0],
-                    )
-                    return bases[0]
+            bases = [
+                m.path for m in self.store.list_models(["base"]) if m.path and Path(m.path).is_dir()
+            ]
+            if one := implied_base_model(self.config.base_model, bases):
+                log.info(
+                    "agent.base_model is the default %r, which is not here: missions train "
+                    "the one base model there is, %s",
+                    self.config.base_model,
+                    one,
+                )
+                return one
             log.warning("agent.base_model: %s; sizing datasets by an estimate", exc)
             return self.config.base_model
 
