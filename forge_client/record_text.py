@@ -105,11 +105,11 @@ def mission_markdown(m: Mission, samples: list[dict[str, Any]] | None = None) ->
         "### Why now",
     ]
     if trigger is not None:
-        since = (trigger.since or "the start")[:12]
+        since = f"`{trigger.since[:12]}`" if trigger.since else "the start"
         lines += [
             trigger.why or "-",
             f"- {trigger.commits:,} commits, {trigger.files:,} files, about"
-            f" {trigger.approx_tokens:,} tokens since `{since}`",
+            f" {trigger.approx_tokens:,} tokens since {since}",
         ]
     else:
         lines.append("-")
