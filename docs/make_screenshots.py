@@ -4,7 +4,7 @@ It starts a daemon in a temporary FORGE_HOME, builds the tiny model, adds the de
 approves the mission the agent proposes and lets it train, evaluate and deploy (to the local
 server the tests use, which speaks Ollama's API: no Ollama is needed to make the pictures), asks
 the playground a question, and saves each screen at 80×24 with Textual's `save_screenshot`, into
-docs/screenshots/.
+docs/screenshots/; then the dashboard once more, in a headless browser through `forge web`.
 """
 
 from __future__ import annotations
@@ -12,6 +12,7 @@ from __future__ import annotations
 import asyncio
 import os
 import shutil
+import subprocess
 import sys
 import tempfile
 import time
@@ -25,6 +26,7 @@ from forge_cli.demo import make_demo_repo
 from forge_cli.main import main as forge
 from forge_client.client import Client
 from forge_client.launch import spawn_daemon
+from tests.support.browser import chromium_binary, free_port, headless_page
 from tests.support.ollama_server import FakeOllama
 from tui.app import ForgeApp
 from tui.messages import OpenJob
@@ -104,6 +106,30 @@ async def shoot(home: Path, train_job: str) -> None:
         await save("settings", ("8",))
 
 
+async def shoot_web(home: Path) -> None:
+    """The dashboard as `forge web` shows it in a browser (Debian's chromium), as a PNG."""
+    if chromium_binary() is None:
+        print("no chromium: docs/screenshots/web.png left as it was", file=sys.stderr)
+        return
+    server = subprocess.Popen(
+        [sys.executable, "-m", "forge_cli", "web", "--port", str(free_port())],
+        env=dict(os.environ, FORGE_HOME=str(home)),
+        stdout=subprocess.PIPE,
+        text=True,
+    )
+    try:
+        assert server.stdout is not None
+        url = server.stdout.readline().split(" at ", 1)[1].strip()
+        async with headless_page(home / "chromium", 1200, 760) as page:
+            await page.send("Page.navigate", url=url)
+            await page.wait_for("document.body.classList.contains('-first-byte')", "the TUI")
+            await asyncio.sleep(5)
+            await page.screenshot(OUT / "web.png")
+    finally:
+        server.terminate()
+        server.wait(20)
+
+
 def main() -> int:
     home = Path(tempfile.mkdtemp(prefix="shots", dir="/tmp"))
     OUT.mkdir(exist_ok=True)
@@ -111,6 +137,7 @@ def main() -> int:
     try:
         _, train_job = prepare(home, ollama.host)
         asyncio.run(shoot(home, train_job))
+        asyncio.run(shoot_web(home))
     finally:
         os.environ["FORGE_HOME"] = str(home)
         forge(["daemon", "stop"])
