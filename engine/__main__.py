@@ -23,6 +23,7 @@ from pydantic import ValidationError
 from engine import control
 from engine.errors import EngineError, out_of_memory
 from engine.events import Emitter
+from engine.tracking import Tracker
 from forge_api.jobs import JobSpec, kind_of
 
 EXIT_STOPPED = 143
@@ -59,10 +60,16 @@ def main(argv: list[str]) -> int:
         resource.setrlimit(resource.RLIMIT_AS, (limit, limit))
     parent = os.environ.get("FORGE_PARENT_PID")
     control.install(int(parent) if parent else None)
+    tags = {"forge.job_id": spec.job_id, "forge.kind": spec.kind}
+    emitter.tracker = Tracker.open(spec.tracking, tags, emitter.log)
+    emitter.tracker.params(spec.params)
+    status = "FAILED"
     try:
         summary = _runner(spec.kind)(spec, emitter)
+        status = "FINISHED"
     except control.StopRequested:
         emitter.log("stopped on request; the last checkpoint is kept", level="warning")
+        status = "KILLED"
         return EXIT_STOPPED
     except EngineError as exc:
         emitter.error(str(exc))
@@ -73,6 +80,8 @@ def main(argv: list[str]) -> int:
             traceback.print_exc(file=sys.stdout)
         emitter.error(oom or f"{type(exc).__name__}: {exc}")
         return 1
+    finally:
+        emitter.tracker.close(status)
     emitter.done(**summary)
     return 0
 

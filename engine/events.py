@@ -11,6 +11,7 @@ import sys
 import time
 from typing import Any, TextIO
 
+from engine.tracking import Tracker
 from forge_api.engine_events import (
     ArtifactEvent,
     CheckpointEvent,
@@ -31,6 +32,8 @@ class Emitter:
     def __init__(self, out: TextIO | None = None) -> None:
         self.out = out or sys.stdout
         self.started = time.monotonic()
+        self.tracker = Tracker([], self.log)
+        """Where metrics also go (`[tracking]`): none until the job's spec names some."""
 
     def emit(self, event: EngineEvent) -> None:
         self.out.write(event_line(event) + "\n")
@@ -57,6 +60,7 @@ class Emitter:
 
     def metric(self, step: int, **values: float) -> None:
         self.emit(MetricEvent(step=step, values=values))
+        self.tracker.metrics(step, values)
 
     def checkpoint(self, path: str, step: int, **info: Any) -> None:
         self.emit(CheckpointEvent(path=path, step=step, **info))

@@ -167,6 +167,25 @@ class OllamaConfig(_Section):
     )
 
 
+class TrackingConfig(_Section):
+    """Where train and eval metrics go besides the store: tools people already look at."""
+
+    tensorboard: bool = Field(
+        False,
+        description="also write train and eval metrics as TensorBoard event files, one folder per"
+        " job (the `tracking` extra)",
+    )
+    tensorboard_dir: str = Field(
+        "", description='where those folders go; "" for tensorboard/ in the data dir'
+    )
+    mlflow_uri: str = Field(
+        "",
+        description="also log params and metrics to this MLflow tracking URI, one run per job"
+        ' (http://host:5000, sqlite:///path/mlflow.db; the `tracking` extra); "" for none',
+    )
+    mlflow_experiment: str = Field("ai-forge", description="the MLflow experiment of those runs")
+
+
 class HostConfig(_Section):
     """A machine `forge --host NAME` drives: `[hosts.NAME]` with these keys."""
 
@@ -187,6 +206,7 @@ class Config(_Section):
     tui: TuiConfig = TuiConfig()
     models: ModelsConfig = ModelsConfig()
     ollama: OllamaConfig = OllamaConfig()
+    tracking: TrackingConfig = TrackingConfig()
     hosts: dict[str, HostConfig] = Field(
         default_factory=dict, description="named machines for `forge --host NAME`"
     )

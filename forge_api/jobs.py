@@ -255,6 +255,18 @@ def parse_params(kind: str, params: dict[str, Any]) -> KindParams:
     return entry.params.model_validate(params)
 
 
+class TrackingSpec(BaseModel):
+    """Where a job's metrics go besides its event stream (from `[tracking]`, resolved)."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    run_name: str
+    tensorboard_dir: str | None = None
+    """This job's own folder of TensorBoard event files; None: none."""
+    mlflow_uri: str | None = None
+    mlflow_experiment: str = "ai-forge"
+
+
 class JobSpec(BaseModel):
     """Everything a child process needs to run one job, and nothing it must ask the daemon."""
 
@@ -270,6 +282,7 @@ class JobSpec(BaseModel):
     resume_from: str | None = None
     memory_limit_bytes: int | None = None
     """The most address space the process may take (jobs.memory_limit_gb); None: no limit."""
+    tracking: TrackingSpec | None = None
 
     def typed_params(self) -> KindParams:
         return parse_params(self.kind, self.params)

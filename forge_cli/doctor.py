@@ -214,6 +214,32 @@ def _base_model(config: Any, bases: list[dict[str, Any]]) -> Check:
     return Check("base model", "ok" if mapped else "warn", says, fix)
 
 
+def _tracking(config: Any) -> list[Check]:
+    """A line only where `[tracking]` asks for something: is its package here?"""
+    import importlib.util
+
+    if config is None:
+        return []
+    wanted = {
+        "TensorBoard": ("tensorboard", config.tracking.tensorboard),
+        "MLflow": ("mlflow", bool(config.tracking.mlflow_uri)),
+    }
+    asked = [(name, module) for name, (module, on) in wanted.items() if on]
+    if not asked:
+        return []
+    missing = [module for _, module in asked if importlib.util.find_spec(module) is None]
+    if missing:
+        return [
+            Check(
+                "tracking",
+                "warn",
+                f"{', '.join(missing)} not installed: metrics stay in the store only",
+                "pip install 'ai-forge[tracking]' (in the Python that runs jobs)",
+            )
+        ]
+    return [Check("tracking", "ok", "metrics also go to " + " and ".join(n for n, _ in asked))]
+
+
 def cmd_doctor(cli: Cli) -> int:
     torch, torch_check = _torch()
     config, config_check = _config(cli)
@@ -228,6 +254,7 @@ def cmd_doctor(cli: Cli) -> int:
         *daemon_checks,
         _ollama(config),
         _base_model(config, bases),
+        *_tracking(config),
     ]
     if cli.args.json:
         print(json.dumps([asdict(c) for c in checks], indent=2))

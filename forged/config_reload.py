@@ -58,6 +58,7 @@ class ConfigKeeper:
         svc = self.services
         svc.config = new
         svc.runner.config = new.jobs
+        svc.runner.tracking = new.tracking
         svc.runner.python = new.jobs.python or sys.executable
         svc.runner.wake()  # max_parallel may have grown: the queue is looked at again
         svc.bus.queue_size = new.events.subscriber_queue

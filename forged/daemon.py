@@ -58,7 +58,7 @@ async def serve(paths: ForgePaths, config: Config) -> int:
         print(f"forged: {exc}", file=sys.stderr)
         return 1
     bus = EventBus(store, config.events.subscriber_queue)
-    runner = JobRunner(store, bus, paths, config.jobs)
+    runner = JobRunner(store, bus, paths, config.jobs, config.tracking)
     hardware = await Hardware.detect()
     # Registered first: the agent's chain reads the eval results the registry records.
     models = ModelRegistry(store, paths, config, hardware.accelerator.kind)

@@ -23,11 +23,11 @@ from typing import Any
 
 from engine import checkpoint
 from forge_api import atomic_file
-from forge_api.config import JobsConfig
+from forge_api.config import JobsConfig, TrackingConfig
 from forge_api.engine_events import (
     ArtifactEvent,
 )
-from forge_api.jobs import JobSpec, holds_accelerator
+from forge_api.jobs import JobSpec, TrackingSpec, holds_accelerator
 from forge_api.paths import ForgePaths
 from forge_api.schema import Job
 from forged.events import EventBus
@@ -57,11 +57,14 @@ class JobRunner:
         bus: EventBus,
         paths: ForgePaths,
         config: JobsConfig,
+        tracking: TrackingConfig | None = None,
     ) -> None:
         self.store = store
         self.bus = bus
         self.paths = paths
         self.config = config
+        self.tracking = tracking or TrackingConfig()
+        """Where train and eval metrics also go (`[tracking]`), read as each job starts."""
         self.python = config.python or sys.executable
         self.running: dict[str, Running] = {}
         self.on_artifact: Callable[[str, ArtifactEvent], None] | None = None
@@ -315,6 +318,7 @@ class JobRunner:
             attempt=job.attempt + 1,
             resume_from=job.checkpoint,
             memory_limit_bytes=int(self.config.memory_limit_gb * 2**30) or None,
+            tracking=tracking_spec(job, self.tracking, self.paths),
         )
         spec_file = run_dir / "spec.json"
         atomic_file.write_text(spec_file, spec.model_dump_json(indent=2))
@@ -422,3 +426,24 @@ class JobRunner:
             self.on_job_finished(job)
         except Exception:
             log.exception("handling the end of %s failed", job.id)
+
+
+TRACKED_KINDS = frozenset({"train", "eval"})
+"""The kinds whose metrics `[tracking]` sends on: the others measure nothing worth a chart."""
+
+
+def tracking_spec(job: Job, tracking: TrackingConfig, paths: ForgePaths) -> TrackingSpec | None:
+    """Where this job's metrics also go: its own TensorBoard folder (`<kind>-<id>`) and an MLflow
+    run named after it, or None when `[tracking]` asks for neither or the kind has no metrics."""
+    if job.kind not in TRACKED_KINDS or not (tracking.tensorboard or tracking.mlflow_uri):
+        return None
+    tensorboard = None
+    if tracking.tensorboard:
+        root = Path(tracking.tensorboard_dir).expanduser() if tracking.tensorboard_dir else None
+        tensorboard = str((root or paths.data_dir / "tensorboard") / f"{job.kind}-{job.id}")
+    return TrackingSpec(
+        run_name=f"{job.name} ({job.id})" if job.name else job.id,
+        tensorboard_dir=tensorboard,
+        mlflow_uri=tracking.mlflow_uri or None,
+        mlflow_experiment=tracking.mlflow_experiment,
+    )

@@ -255,6 +255,10 @@ def test_doctor_says_what_is_ready_and_what_to_do(daemon: Daemon) -> None:
     # No base model yet: a warning with the way to get one.
     assert checks["base model"]["state"] == "warn"
     assert "forge models import" in checks["base model"]["fix"]
+    assert "tracking" not in checks  # a line only where [tracking] asks for something
+    (daemon.home / "config.toml").write_text('[tracking]\nmlflow_uri = "http://127.0.0.1:9"\n')
+    checks = {c["name"]: c for c in json.loads(forge("doctor", "--json", home=daemon.home).stdout)}
+    assert checks["tracking"]["says"] == "metrics also go to MLflow"
     # A config with a wrong value is a failure, and the exit code says so.
     (daemon.home / "config.toml").write_text("[jobs]\nmax_parallel = 0\n")
     bad = forge("doctor", home=daemon.home)
