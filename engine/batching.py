@@ -31,11 +31,119 @@ def collate(rows: list[Row], pad_id: int, device: Any) -> dict[str, Any]:
     }
 
 
-def loss_sum(model: Any, batch: dict[str, Any]) -> tuple[Any, int]:
-    """Summed next-token cross-entropy over the labelled tokens, and how many there were."""
+LOSS_CHUNK = 1024
+"""Labelled tokens whose logits exist at once: with a 49k-token vocabulary, 1024 of them take
+200 MB in float32 where a whole batch of 8 × 512 took 800 MB, three times over for the softmax,
+its float copy and its gradient."""
+
+POSTPROCESSED_LOGITS = ("final_logit_softcapping", "logit_scale", "logits_scaling")
+"""Config keys of models whose logits are not just the LM head's output (Gemma 2, Cohere,
+Granite): they take the model's own forward, whole logits and all."""
+
+
+def _decoder_and_head(model: Any) -> tuple[Any, Any] | None:
+    """The model's decoder stack and its LM head, where logits are `head(hidden)`; else None."""
+    base = model.get_base_model() if hasattr(model, "get_base_model") else model
+    config = getattr(base, "config", None)
+    if any(getattr(config, key, None) for key in POSTPROCESSED_LOGITS):
+        return None
+    try:
+        decoder, head = base.get_decoder(), base.get_output_embeddings()
+    except (AttributeError, NotImplementedError):
+        return None
+    if decoder is None or head is None or decoder is base:
+        return None
+    return decoder, head
+
+
+def _chunk_loss(head: Any, hidden: Any, targets: Any) -> Any:
     import torch.nn.functional as F
 
+    return F.cross_entropy(head(hidden).float(), targets, reduction="sum")
+
+
+def _head_loss_fused(hidden: Any, weight: Any, bias: Any, targets: Any) -> Any:
+    """Summed cross-entropy of `hidden @ weight.T (+ bias)`, chunk by chunk, for a frozen head
+    (LoRA never trains it). The gradient for `hidden` is made in the same pass, while each
+    chunk's logits exist anyway, and kept ([tokens, hidden], small) for the backward pass: no
+    logits are kept and none made twice."""
+    import torch
+    import torch.nn.functional as F
+
+    class FusedHeadLoss(torch.autograd.Function):  # type: ignore[misc]
+        @staticmethod
+        def forward(ctx: Any, h_all: Any) -> Any:
+            total = torch.zeros((), dtype=torch.float32, device=h_all.device)
+            grad = torch.empty_like(h_all)
+            for i in range(0, targets.numel(), LOSS_CHUNK):
+                t = targets[i : i + LOSS_CHUNK]
+                logits = F.linear(h_all[i : i + LOSS_CHUNK], weight, bias).float()
+                lse = torch.logsumexp(logits, dim=-1)
+                total += (lse - logits.gather(1, t[:, None]).squeeze(1)).sum()
+                probs = logits.sub_(lse[:, None]).exp_()  # softmax, in the logits' own memory
+                probs[torch.arange(t.numel(), device=t.device), t] -= 1.0
+                grad[i : i + LOSS_CHUNK] = probs.to(weight.dtype) @ weight
+            ctx.save_for_backward(grad)
+            return total
+
+        @staticmethod
+        def backward(ctx: Any, upstream: Any) -> Any:
+            (grad,) = ctx.saved_tensors
+            return grad * upstream.to(grad.dtype)
+
+    return FusedHeadLoss.apply(hidden)
+
+
+def _head_loss(head: Any, hidden: Any, targets: Any) -> Any:
+    """The LM head and the loss over labelled hidden states, never all their logits at once."""
+    import torch
+    from torch.utils.checkpoint import checkpoint
+
+    weight, bias = getattr(head, "weight", None), getattr(head, "bias", None)
+    frozen = weight is not None and not weight.requires_grad
+    frozen = frozen and (bias is None or not bias.requires_grad)
+    if (
+        torch.is_grad_enabled()
+        and hidden.requires_grad
+        and frozen
+        and type(head) is torch.nn.Linear
+    ):
+        return _head_loss_fused(hidden, weight, bias, targets)
+    total = hidden.new_zeros((), dtype=torch.float32)
+    for i in range(0, targets.numel(), LOSS_CHUNK):
+        h, t = hidden[i : i + LOSS_CHUNK], targets[i : i + LOSS_CHUNK]
+        if torch.is_grad_enabled() and hidden.requires_grad:  # a trained head: made again
+            total = total + checkpoint(_chunk_loss, head, h, t, use_reentrant=False)
+        else:
+            total = total + _chunk_loss(head, h, t)
+    return total
+
+
+def loss_sum(model: Any, batch: dict[str, Any]) -> tuple[Any, int]:
+    """Summed next-token cross-entropy over the labelled tokens, and how many there were.
+
+    The logits of a whole batch are never made: the decoder's hidden states are kept only at
+    labelled positions, and the LM head and the loss run over them `LOSS_CHUNK` at a time; when
+    training, the gradient of a chunk is made with its loss and its logits dropped (the
+    chunked cross-entropy of Unsloth, Liger and Cut Cross-Entropy, in plain torch so it runs on
+    every device)."""
+    parts = _decoder_and_head(model)
+    if parts is None:
+        return _whole_logits_loss(model, batch)
+    decoder, head = parts
     # No KV cache: transformers only derives the packed (block-diagonal) mask without one.
+    hidden = decoder(
+        input_ids=batch["input_ids"], position_ids=batch["position_ids"], use_cache=False
+    ).last_hidden_state
+    targets = batch["labels"][:, 1:]
+    keep = targets != IGNORE
+    hidden, targets = hidden[:, :-1, :][keep], targets[keep]
+    return _head_loss(head, hidden, targets), int(targets.numel())
+
+
+def _whole_logits_loss(model: Any, batch: dict[str, Any]) -> tuple[Any, int]:
+    import torch.nn.functional as F
+
     logits = model(
         input_ids=batch["input_ids"], position_ids=batch["position_ids"], use_cache=False
     ).logits

@@ -37,24 +37,53 @@ so it runs two small steps (at most this many tokens each) rather than the plan'
 135 M model on two cores that is about 40 s instead of minutes before a mission is shown."""
 
 
+CHECKPOINTING_BELOW_ROWS = 4
+"""With `gradient_checkpointing` left to the engine, it is turned on when fewer rows than this
+fit without it: a batch that grows pays for the recomputation; one that fits does not need it."""
+
+
+def set_checkpointing(model: Any, on: bool) -> None:
+    """Gradient checkpointing of the decoder layers on or off (non-reentrant: no input grads)."""
+    if on:
+        model.gradient_checkpointing_enable(gradient_checkpointing_kwargs={"use_reentrant": False})
+    else:
+        model.gradient_checkpointing_disable()
+
+
 def size_batch(
     p: TrainParams, model: Any, rows: list[Row], pad_id: int, device: str, limit: int | None
-) -> tuple[Measured, str]:
+) -> tuple[Measured, str, bool]:
     """Rows per micro-batch, from one measured forward and backward pass on the longest row,
-    with the reason the person is shown."""
+    with the reason the person is shown, and whether gradient checkpointing is on."""
     longest = max(rows, key=lambda r: r.tokens)
 
-    def one_row() -> None:
-        with control.interruptible():
-            s, _ = loss_sum(model, collate([longest], pad_id, device))
-            s.backward()
+    def fit() -> tuple[int | None, int, int]:
+        def one_row() -> None:
+            with control.interruptible():
+                s, _ = loss_sum(model, collate([longest], pad_id, device))
+                s.backward()
 
-    per_row = measure_row(one_row, device)
-    model.zero_grad(set_to_none=True)
-    free = available_bytes(device, limit)
-    if per_row is not None:  # rows are at most max_seq_len; memory grows with the tokens
-        per_row = per_row * p.max_seq_len // max(longest.tokens, 1)
-    fits = batch_for(per_row, free, device, p.max_seq_len) if per_row else 1
+        per_row = measure_row(one_row, device)
+        model.zero_grad(set_to_none=True)
+        free = available_bytes(device, limit)
+        if per_row is not None:  # rows are at most max_seq_len; memory grows with the tokens
+            per_row = per_row * p.max_seq_len // max(longest.tokens, 1)
+        return per_row, batch_for(per_row, free, device, p.max_seq_len) if per_row else 1, free
+
+    checkpointing = bool(p.gradient_checkpointing)
+    if checkpointing:
+        set_checkpointing(model, True)
+    per_row, fits, free = fit()
+    said = ""
+    auto = p.gradient_checkpointing is None and not p.batch_size
+    if auto and per_row and fits < CHECKPOINTING_BELOW_ROWS:
+        set_checkpointing(model, True)
+        again = fit()
+        if again[0] and again[1] > fits:
+            said = f"; gradient checkpointing on: {again[1]} rows fit with it, {fits} without"
+            (per_row, fits, free), checkpointing = again, True
+        else:
+            set_checkpointing(model, False)
     measured = Measured(device, p.max_seq_len, per_row or 0, free, p.batch_size or fits)
     seen = (
         f"one row of {p.max_seq_len} tokens takes {per_row / 2**20:,.0f} MiB"
@@ -63,8 +92,9 @@ def size_batch(
     )
     if p.batch_size:
         warn = "" if p.batch_size <= fits or not per_row else f"; more than the {fits} that fit"
-        return measured, f"asked for ({seen}, {free / 2**30:.1f} GiB free{warn})"
-    return measured, f"{seen}, {free / 2**30:.1f} GiB free on {device}: batch {fits}"
+        return measured, f"asked for ({seen}, {free / 2**30:.1f} GiB free{warn})", checkpointing
+    reason = f"{seen}, {free / 2**30:.1f} GiB free on {device}: batch {fits}{said}"
+    return measured, reason, checkpointing
 
 
 def load_model(p: TrainParams, base: Path, backend: str, device: str, events: Emitter) -> Any:
@@ -192,7 +222,9 @@ def run(spec: JobSpec, events: Emitter) -> dict[str, Any]:
         cfg.init_lora_weights = saved
     n_params = sum(t.numel() for t in model.parameters())
     trainable = sum(t.numel() for t in model.parameters() if t.requires_grad)
-    measured, reason = size_batch(p, model, data.train, pad_id, device, spec.memory_limit_bytes)
+    measured, reason, checkpointing = size_batch(
+        p, model, data.train, pad_id, device, spec.memory_limit_bytes
+    )
     batch = measured.batch_size
     events.log(f"batch size {batch} rows of up to {p.max_seq_len} tokens: {reason}")
     if p.calibrate and not p.batch_size:
@@ -354,6 +386,7 @@ def run(spec: JobSpec, events: Emitter) -> dict[str, Any]:
             "alpha": p.alpha or 2 * p.rank,
             "warmup_steps": p.warmup_steps if p.warmup_steps is not None else total * 3 // 100,
             "max_steps": total,
+            "gradient_checkpointing": checkpointing,
         },
     }
     events.artifact(

@@ -91,6 +91,11 @@ class TrainParams(KindParams):
         None, ge=1, le=4096, description="default: sized to the device's free memory"
     )
     grad_accum: int = Field(1, ge=1, le=1024, description="micro-batches per optimizer step")
+    gradient_checkpointing: bool | None = Field(
+        None,
+        description="recompute each layer's activations in the backward pass: less memory, a"
+        " slower step; default: on when without it fewer than 4 rows fit",
+    )
     max_seq_len: int = Field(512, ge=16, le=131072, description="longer examples are cut")
     packing: bool = Field(True, description="several short examples per row: faster")
     seed: int = Field(0, ge=0)
