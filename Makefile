@@ -44,7 +44,11 @@ browser:
 demo: $(STAMP)
 	$(BIN)/python -m forge_cli.demo
 
-bench: $(STAMP)
+$(VENV)/.bench-installed: $(STAMP)
+	$(BIN)/pip install -q -e ".[bench]"
+	touch $@
+
+bench: $(VENV)/.bench-installed
 	$(BIN)/python -m bench.train_throughput
 	$(BIN)/python -m bench.daemon_rpc
 	$(BIN)/python -m bench.daemon_footprint

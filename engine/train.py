@@ -22,7 +22,7 @@ from engine.data import Row
 from engine.events import Emitter
 from engine.memory_probe import Measured, available_bytes, batch_for, measure_row
 from engine.model_source import TRAINING_RECORD, resolve_base
-from engine.train_setup import pick_targets, prepare_data, size_learning_rate
+from engine.train_setup import pick_targets, prepare_data, size_learning_rate, use_physical_cores
 from forge_api.jobs import JobSpec, TrainParams
 
 
@@ -164,6 +164,8 @@ def run(spec: JobSpec, events: Emitter) -> dict[str, Any]:
     backend, why = choose_backend(p)
     device = device_name()
     events.log(f"backend {backend} on {device}: {why}")
+    if device == "cpu" and (threads := use_physical_cores()):
+        events.log(threads)
     base = resolve_base(p.base_model, spec.models_dir)
     tokenizer = AutoTokenizer.from_pretrained(base, local_files_only=True)
     pad_id = tokenizer.pad_token_id if tokenizer.pad_token_id is not None else 0
@@ -293,14 +295,20 @@ def run(spec: JobSpec, events: Emitter) -> dict[str, Any]:
 
     stopped_early = False
     step = completed = start
+    data_seconds = 0.0  # choosing and collating rows; the rest of a step is the model's
     try:
         for step in range(start, total):
+            tick = time.monotonic()
             batches = [micro_batch(step * p.grad_accum + a) for a in range(p.grad_accum)]
             n_tokens = sum(sum(1 for t in r.labels if t != -100) for b in batches for r in b)
+            data_seconds += time.monotonic() - tick
             step_loss = 0.0
             for rows in batches:
+                tick = time.monotonic()
+                tensors = collate(rows, pad_id, device)
+                data_seconds += time.monotonic() - tick
                 with control.interruptible():  # a stop mid-step keeps the steps before it
-                    s, _ = loss_sum(model, collate(rows, pad_id, device))
+                    s, _ = loss_sum(model, tensors)
                     (s / max(n_tokens, 1)).backward()
                 step_loss += float(s.detach()) / max(n_tokens, 1)
                 tokens_done += sum(r.tokens for r in rows)
@@ -350,9 +358,10 @@ def run(spec: JobSpec, events: Emitter) -> dict[str, Any]:
     seconds = time.monotonic() - started
     measured.tokens_per_s = round(tokens_done / max(seconds, 1e-9), 1)
     measured.write(run_dir, base_model=str(base), steps=completed - start)
+    data_share = data_seconds / max(seconds, 1e-9)
     events.log(
         f"measured {measured.tokens_per_s:,.0f} tokens/s at batch {batch} × {p.max_seq_len}"
-        f" on {device}"
+        f" on {device}; {data_share:.1%} of the time preparing batches, the rest in the model"
     )
     if p.calibrate:
         return {"calibration": True, "base_model": str(base), **measured.__dict__}
@@ -377,6 +386,7 @@ def run(spec: JobSpec, events: Emitter) -> dict[str, Any]:
         "eval_loss": final_eval,
         "tokens_per_s": measured.tokens_per_s,
         "stopped_early": stopped_early,
+        "data_share": round(data_share, 4),
         "data": data.report.as_dict(),
         # The values the engine chose where the params said None (`auto`): shown beside the
         # params (the job's Params tab, `forge jobs show`).

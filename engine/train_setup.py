@@ -74,3 +74,21 @@ def size_learning_rate(p: TrainParams, n_params: int) -> tuple[float, str]:
     if n_params < 50_000_000:
         return 5e-3, f"a small model ({n_params / 1e6:.1f} M parameters) takes a high rate"
     return 2e-4, "the usual LoRA rate for a model of this size"
+
+
+def use_physical_cores() -> str | None:
+    """On a CPU, one torch thread per physical core (hyper-threads share a core's arithmetic
+    units, and extra threads only contend for them), unless OMP_NUM_THREADS says otherwise; what
+    was set, said for the log, or None when nothing was changed."""
+    import os
+
+    import psutil
+    import torch
+
+    if os.environ.get("OMP_NUM_THREADS"):
+        return None
+    cores = psutil.cpu_count(logical=False) or os.cpu_count() or 1
+    if torch.get_num_threads() == cores:
+        return None
+    torch.set_num_threads(cores)
+    return f"{cores} torch threads, one per physical core (OMP_NUM_THREADS sets another number)"

@@ -38,9 +38,7 @@ def train(
 def test_metrics_go_to_tensorboard_and_an_mlflow_server(
     make_daemon: DaemonFactory, tiny_model: Path, tmp_path: Path
 ) -> None:
-    from tensorboard.backend.event_processing.event_accumulator import (  # type: ignore[import-untyped]
-        EventAccumulator,
-    )
+    from tensorboard.backend.event_processing.event_accumulator import EventAccumulator
 
     mlflow = FakeMlflow().start()
     boards = tmp_path / "boards"
