@@ -16,8 +16,10 @@ from __future__ import annotations
 import json
 import re
 from collections import Counter
+from contextlib import closing
 from typing import Any
 
+from agent.commit_stream import FileDiff, commit_patches
 from agent.repo_files import DEPENDENCY_FILES, FileText, path_matches
 from agent.secrets import secret_file_reason
 from agent.token_fit import CHAT_MARGIN, TEXT_MARGIN, Fit, chunk_lines, cut_to_fit
@@ -214,16 +216,6 @@ def why_left_out(commit: Any, message: str) -> str | None:
     return None
 
 
-def commit_diffs(repo: Any, commit: Any) -> list[Any]:
-    """The commit's file diffs against its parent, or against the empty tree for a root commit
-    (everything it adds). External diff drivers and textconv filters are off."""
-    if commit.parents:
-        base = commit.parents[0]
-        return list(base.diff(commit, create_patch=True, no_ext_diff=True, no_textconv=True))
-    empty = repo.tree("4b825dc642cb6eb9a060e54bf8d69288fbee4904")  # git's empty tree
-    return list(empty.diff(commit, create_patch=True, no_ext_diff=True, no_textconv=True))
-
-
 def fit_diff(parts: list[tuple[str, str]], budget: int, fit: Fit) -> str:
     """File diffs within `budget` tokens: whole files while they fit, one long file's diff cut
     at a line with a marker, and the names of the files that did not fit at the end."""
@@ -261,37 +253,51 @@ def commit_examples(
     """(diff → message) pairs; a file the source's globs leave out is left out of its diff."""
     out: list[Example] = []
     dropped: Counter[str] = Counter()
-    for commit in repo.iter_commits(rev_range):
-        message = commit.message.strip()
-        if reason := why_left_out(commit, message):
-            dropped[reason] += 1
-            continue
-        diffs = commit_diffs(repo, commit)
-        paths = [d.b_path or d.a_path or "" for d in diffs]
-        if paths and all(path_matches(p, DEPENDENCY_FILES) for p in paths):
-            dropped["dependency or lock files only"] += 1
-            continue
-        parts = []
-        for d, path in zip(diffs, paths, strict=True):
-            if secret_file_reason(path):
-                dropped["diff of a credential file left out"] += 1
-                continue
-            if (include and not path_matches(path, include)) or (
-                exclude and path_matches(path, exclude)
-            ):
-                dropped["diff of a file excluded by the source's globs"] += 1
-                continue
-            patch = d.diff.decode("utf-8", errors="replace") if isinstance(d.diff, bytes) else ""
-            old = "/dev/null" if d.new_file else d.a_path
-            new = "/dev/null" if d.deleted_file else d.b_path
-            parts.append((path, f"--- {old}\n+++ {new}\n{patch}"))
-        if not any(text.strip() for _, text in parts):
-            dropped["empty diff"] += 1
-            continue
-        answer = cut_to_fit(message, fit.chat_budget // 4, fit.counter, "\n[…]")
-        budget = fit.chat_budget - fit.counter.count(PROMPT) - fit.counter.count(answer)
-        diff = fit_diff(parts, budget, fit)
-        if diff != "\n".join(text for _, text in parts):
-            dropped["commit diff cut to fit max_seq_len"] += 1
-        out.append(chat(PROMPT + diff, answer))
+    with closing(commit_patches(repo, rev_range)) as patches:  # the same walk and order
+        for commit in repo.iter_commits(rev_range):
+            sha, diffs = next(patches)
+            if sha != commit.hexsha:
+                raise RuntimeError(f"git log and rev-list disagree at {commit.hexsha} ({sha})")
+            if example := commit_example(commit, diffs, fit, dropped, include, exclude):
+                out.append(example)
     return out, dropped
+
+
+def commit_example(
+    commit: Any,
+    diffs: list[FileDiff],
+    fit: Fit,
+    dropped: Counter[str],
+    include: list[str] | None,
+    exclude: list[str] | None,
+) -> Example | None:
+    """One commit's (diff → message) pair, or None with the reason counted in `dropped`."""
+    message = commit.message.strip()
+    if reason := why_left_out(commit, message):
+        dropped[reason] += 1
+        return None
+    paths = [d.path for d in diffs]
+    if paths and all(path_matches(p, DEPENDENCY_FILES) for p in paths):
+        dropped["dependency or lock files only"] += 1
+        return None
+    parts = []
+    for d, path in zip(diffs, paths, strict=True):
+        if secret_file_reason(path):
+            dropped["diff of a credential file left out"] += 1
+            continue
+        if (include and not path_matches(path, include)) or (
+            exclude and path_matches(path, exclude)
+        ):
+            dropped["diff of a file excluded by the source's globs"] += 1
+            continue
+        patch = d.patch.decode("utf-8", errors="replace")
+        parts.append((path, f"--- {d.old}\n+++ {d.new}\n{patch}"))
+    if not any(text.strip() for _, text in parts):
+        dropped["empty diff"] += 1
+        return None
+    answer = cut_to_fit(message, fit.chat_budget // 4, fit.counter, "\n[…]")
+    budget = fit.chat_budget - fit.counter.count(PROMPT) - fit.counter.count(answer)
+    diff = fit_diff(parts, budget, fit)
+    if diff != "\n".join(text for _, text in parts):
+        dropped["commit diff cut to fit max_seq_len"] += 1
+    return chat(PROMPT + diff, answer)
