@@ -16,10 +16,10 @@ from __future__ import annotations
 import fnmatch
 import math
 import re
-import threading
 from collections import Counter
 from pathlib import PurePosixPath
-from typing import Any
+
+from agent.secret_scanner import scanner_kinds
 
 # File names (matched against the base name) whose whole content is a credential store.
 SECRET_FILES = [
@@ -151,39 +151,7 @@ def redact(text: str) -> tuple[str, Counter[str]]:
     return text, found
 
 
-_SCANNER_LOCK = threading.Lock()
-_scanner_ready = False
-# Filters of detect-secrets turned off: the allowlist pragma (the repository's word is not
-# ours), and the check that the named file exists (we scan text, not the disk).
-_OFF = (
-    "detect_secrets.filters.allowlist.is_line_allowlisted",
-    "detect_secrets.filters.common.is_invalid_file",
-)
 _LINE_BREAKS = re.compile("[\r\x0b\x0c\x1c\x1d\x1e\x85\u2028\u2029]")
-
-
-def _scan_diff() -> Any:
-    """detect-secrets' diff scanner, its settings made once for this process: every plugin."""
-    global _scanner_ready
-    with _SCANNER_LOCK:
-        if not _scanner_ready:
-            from detect_secrets.core.plugins.util import get_mapping_from_secret_type_to_class
-            from detect_secrets.settings import (
-                cache_bust,
-                configure_settings_from_baseline,
-                get_settings,
-            )
-
-            cache_bust()  # first: it resets the settings it finds
-            plugins: list[Any] = list(get_mapping_from_secret_type_to_class().values())
-            configure_settings_from_baseline(
-                {"plugins_used": [{"name": t.__name__} for t in plugins]}
-            )
-            get_settings().disable_filters(*_OFF)
-            _scanner_ready = True
-    from detect_secrets.core.scan import scan_diff
-
-    return scan_diff
 
 
 def find_secrets(text: str, path: str = "example.txt") -> Counter[str]:
@@ -192,11 +160,5 @@ def find_secrets(text: str, path: str = "example.txt") -> Counter[str]:
     _, found = redact(text)  # our patterns, counted
     # detect-secrets scans diffs given as text: the whole text as one added file.
     lines = _LINE_BREAKS.sub(" ", text).split("\n")
-    name = re.sub(r"\s", "_", path) or "example.txt"
-    diff = (
-        f"diff --git a/{name} b/{name}\nnew file mode 100644\n--- /dev/null\n+++ b/{name}\n"
-        f"@@ -0,0 +1,{len(lines)} @@\n" + "".join(f"+{line}\n" for line in lines)
-    )
-    for secret in _scan_diff()(diff):
-        found[str(secret.type)] += 1
+    found.update(scanner_kinds(lines, re.sub(r"\s", "_", path) or "example.txt"))
     return +found

@@ -71,3 +71,31 @@ def test_no_secret_of_a_scanners_test_data_reaches_a_dataset(
     assert secrets["found"], secrets
     if builder == "code":  # what holds no secret is still there
         assert "sweet potato casserole" in "".join(written.values())
+
+
+def test_remembered_verdicts_equal_a_scan_of_the_whole_text(corpus: Path) -> None:
+    """Each distinct line goes to detect-secrets once (per file type); what it finds must be
+    what a scan of each whole file finds, cold and warm, for every file of the corpus."""
+    from collections import Counter
+
+    from agent.secret_scanner import as_diff, scan_diff
+    from agent.secrets import _LINE_BREAKS, find_secrets, redact
+
+    files = sorted(p for p in corpus.rglob("*") if p.is_file() and ".git" not in p.parts)
+    assert len(files) > 20
+    # Each file also as other types: the keyword plugin reads each type its own way.
+    named = [(p, str(p.relative_to(corpus))) for p in files]
+    named += [(p, f"as/{p.stem}.{ext}") for p in files for ext in ("py", "yaml", "txt", "go")]
+    named += [(p, f"as/{p.stem}/package-lock.json") for p in files]  # never scanned
+    # Keyword-only lines in odd case (the keyword plugin ignores case; ſ folds to s).
+    odd = "DB_PASSWORD = 'q'\nApi_Key: hunter2\nPaſſword = \"mango\"\nSECRET := rooster\n"
+    (corpus / "odd.yaml").write_text(odd)
+    named += [(corpus / "odd.yaml", f"odd.{ext}") for ext in ("yaml", "py", "go", "txt", "php")]
+    for path, name in named:
+        text = path.read_text(errors="replace")
+        lines = _LINE_BREAKS.sub(" ", text).split("\n")
+        whole = Counter(str(s.type) for s in scan_diff()(as_diff(name, lines)))
+        expected = +(redact(text)[1] + whole)
+        assert find_secrets(text, name) == expected, name
+        assert find_secrets(text, name) == expected, name  # every line now remembered
+        assert find_secrets(text + "\n" + text, name) == +(expected + expected), name
