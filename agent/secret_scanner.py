@@ -172,8 +172,8 @@ def _suspect(line: str, checks: list[Check] | None) -> bool:
     return checks is None or any(check(line) for check in checks)
 
 
-def forget_verdicts() -> None:
-    """Drop every remembered verdict (a benchmark's cold start)."""
+def forget_lines() -> None:
+    """Drop every remembered line verdict."""
     _verdicts.clear()
 
 

@@ -14,12 +14,13 @@ puts a credential into model weights.
 from __future__ import annotations
 
 import fnmatch
+import hashlib
 import math
 import re
 from collections import Counter
 from pathlib import PurePosixPath
 
-from agent.secret_scanner import scanner_kinds
+from agent.secret_scanner import forget_lines, scanner_kinds
 
 # File names (matched against the base name) whose whole content is a credential store.
 SECRET_FILES = [
@@ -154,11 +155,29 @@ def redact(text: str) -> tuple[str, Counter[str]]:
 _LINE_BREAKS = re.compile("[\r\x0b\x0c\x1c\x1d\x1e\x85\u2028\u2029]")
 
 
+TEXTS_REMEMBERED = 100_000
+"""Texts whose verdict is kept (a digest and a few counts each): a file or example that has not
+changed since the last build is not scanned again; past this many it starts over."""
+_texts: dict[tuple[str, bytes], Counter[str]] = {}
+
+
 def find_secrets(text: str, path: str = "example.txt") -> Counter[str]:
     """The kinds of secret `text` holds (the content of `path`, whose type guides the
     scanner), and how many of each; empty when it holds none."""
+    name = re.sub(r"\s", "_", path) or "example.txt"
+    key = (name, hashlib.blake2b(text.encode("utf-8", "surrogatepass"), digest_size=16).digest())
+    if (known := _texts.get(key)) is not None:
+        return Counter(known)
     _, found = redact(text)  # our patterns, counted
     # detect-secrets scans diffs given as text: the whole text as one added file.
-    lines = _LINE_BREAKS.sub(" ", text).split("\n")
-    found.update(scanner_kinds(lines, re.sub(r"\s", "_", path) or "example.txt"))
+    found.update(scanner_kinds(_LINE_BREAKS.sub(" ", text).split("\n"), name))
+    if len(_texts) >= TEXTS_REMEMBERED:
+        _texts.clear()
+    _texts[key] = +found
     return +found
+
+
+def forget_verdicts() -> None:
+    """Drop every remembered verdict, of whole texts and of lines (a benchmark's cold start)."""
+    _texts.clear()
+    forget_lines()
