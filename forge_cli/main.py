@@ -79,19 +79,20 @@ def _bridge(host: str, remote_forge: str) -> SshBridge:
         profile = hosts[host]
         host, env = profile.target, profile.env
         remote_forge = profile.forge if remote_forge == "forge" else remote_forge
-    bridge = SshBridge(SshTarget.parse(host), remote_forge, env)
-    if sys.stderr.isatty():
-        print(f"connecting to {bridge.target.destination} over ssh…", file=sys.stderr)
-    try:
-        bridge.check()
-    except ConnectionError:
-        bridge.close()
-        raise
-    os.environ["FORGE_SOCKET"] = str(bridge.start().socket_path)
-    os.environ[REMOTE_ENV] = host
-    # Stopped by a signal, the bridge still takes its folder away (the `finally` in main).
+    # Stopped by a signal from here on, the bridge still takes its folder away (below while it
+    # starts, then the `finally` in main): the handlers come before the folder does.
     signal.signal(signal.SIGTERM, lambda *_: sys.exit(128 + signal.SIGTERM))
     signal.signal(signal.SIGHUP, lambda *_: sys.exit(128 + signal.SIGHUP))
+    bridge = SshBridge(SshTarget.parse(host), remote_forge, env)
+    try:
+        if sys.stderr.isatty():
+            print(f"connecting to {bridge.target.destination} over ssh…", file=sys.stderr)
+        bridge.check()
+        os.environ["FORGE_SOCKET"] = str(bridge.start().socket_path)
+    except BaseException:
+        bridge.close()
+        raise
+    os.environ[REMOTE_ENV] = host
     return bridge
 
 
