@@ -19,11 +19,10 @@ from __future__ import annotations
 
 import argparse
 import json
-import subprocess
-import sys
 from pathlib import Path
 from typing import Any
 
+from bench.child import run_child
 from bench.mission_real import peak_rss, real_model
 
 WAYS = ("transformers", "ours", "ours + checkpointing")
@@ -31,18 +30,12 @@ WAYS = ("transformers", "ours", "ours + checkpointing")
 
 def child(job: dict[str, Any]) -> dict[str, Any]:
     import torch
-    from peft import LoraConfig, get_peft_model
-    from transformers import AutoModelForCausalLM
 
-    from bench.peft_trainer import PROJECTIONS
+    from bench.peft_trainer import peft_lora
     from engine.batching import loss_sum
     from engine.train import set_checkpointing
 
-    torch.manual_seed(0)
-    model = get_peft_model(
-        AutoModelForCausalLM.from_pretrained(job["base"]),
-        LoraConfig(r=8, lora_alpha=16, target_modules=PROJECTIONS, task_type="CAUSAL_LM"),
-    )
+    model = peft_lora(Path(job["base"]), 8)
     model.train()
     rows, seq = job["rows"], job["seq"]
     ids = torch.randint(0, model.config.vocab_size, (rows, seq), generator=torch.Generator())
@@ -71,16 +64,7 @@ def main() -> None:
     got: dict[str, dict[str, Any]] = {}
     for way in WAYS:
         job = {"base": str(base), "rows": args.rows, "seq": args.seq, "way": way}
-        done = subprocess.run(
-            [sys.executable, "-m", "bench.loss_memory", "--child", json.dumps(job)],
-            capture_output=True,
-            text=True,
-            check=False,
-            cwd=Path(__file__).resolve().parents[1],
-        )
-        if done.returncode != 0:
-            sys.exit(f"{way} failed:\n{done.stderr[-3000:]}")
-        got[way] = r = json.loads(done.stdout.strip().splitlines()[-1])
+        got[way] = r = run_child("bench.loss_memory", way, json.dumps(job))
         print(
             f"{way:<22} peak {r['peak'] / 2**30:5.2f} GiB, the step added"
             f" {(r['peak'] - r['loaded']) / 2**30:5.2f} GiB; loss {r['loss']:.4f}",

@@ -28,6 +28,8 @@ import tempfile
 from pathlib import Path
 from typing import Any
 
+from bench.child import run_child as child_result
+
 RANK, LR = 16, 2e-4
 CACHE = Path.home() / ".cache" / "forge-bench"
 MARKUPSAFE = Path(__file__).resolve().parents[2] / "shared" / "corpora" / "markupsafe.bundle"
@@ -133,17 +135,7 @@ def child_baseline(
 
 
 def run_child(*args: str) -> dict[str, Any]:
-    out = subprocess.run(
-        [sys.executable, "-m", "bench.mission_real", "--child", *args],
-        capture_output=True,
-        text=True,
-        check=False,
-        cwd=Path(__file__).resolve().parents[1],
-    )
-    if out.returncode != 0:
-        sys.exit(f"{args[0]} failed:\n{out.stderr[-3000:]}")
-    result: dict[str, Any] = json.loads(out.stdout.strip().splitlines()[-1])
-    return result
+    return child_result("bench.mission_real", args[0], *args)
 
 
 def main() -> None:

@@ -10,20 +10,11 @@ scores it as every other contender.
 
 from __future__ import annotations
 
-import importlib.metadata
-import importlib.util
 import time
 from pathlib import Path
 
 from bench.peft_trainer import PROJECTIONS
 from engine.data import IGNORE
-
-
-def mlx_lm_version() -> str | None:
-    """The installed mlx-lm's version, or None where it is not installed."""
-    if importlib.util.find_spec("mlx_lm") is None:
-        return None
-    return importlib.metadata.version("mlx-lm")
 
 
 def mlx_lm_lora(
@@ -46,23 +37,8 @@ def mlx_lm_lora(
     from mlx_lm.tuner.trainer import TrainingArgs, train
     from mlx_lm.tuner.utils import linear_to_lora_layers
 
-    from engine.mlx_backend import lora_keys, to_peft
+    from engine.mlx_backend import MlxExamples, lora_keys, to_peft
     from forge_api.jobs import TrainParams
-
-    class Examples:
-        """(tokens, offset of the first trained token), as mlx-lm's chat datasets give them."""
-
-        def __init__(self, items: list[tuple[list[int], int]]) -> None:
-            self.items = items
-
-        def __len__(self) -> int:
-            return len(self.items)
-
-        def __getitem__(self, i: int) -> tuple[list[int], int]:
-            return self.items[i]
-
-        def process(self, item: tuple[list[int], int]) -> tuple[list[int], int]:
-            return item
 
     items = [
         (f["input_ids"], next(i for i, t in enumerate(f["labels"]) if t != IGNORE))
@@ -92,7 +68,7 @@ def mlx_lm_lora(
         max_seq_length=seq,
     )
     out.mkdir(parents=True, exist_ok=True)
-    data = CacheDataset(Examples(items))
+    data = CacheDataset(MlxExamples(items))
     started = time.perf_counter()
     train(
         model=model,

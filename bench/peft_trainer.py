@@ -12,35 +12,27 @@ from engine.data import IGNORE
 PROJECTIONS = ["q_proj", "k_proj", "v_proj", "o_proj", "gate_proj", "up_proj", "down_proj"]
 
 
-def trainer_peft(
-    base: Path,
-    tokenizer: Any,
-    features: list[dict[str, list[int]]],
-    out: Path,
-    *,
-    rank: int,
-    lr: float,
-    rows: int,
-    max_steps: int = -1,
-    warmup_steps: int = 0,
-) -> tuple[Any, Any, float]:
-    """Train one epoch (or `max_steps`); returns the PEFT model, the Trainer and the seconds
-    `train()` took."""
+def peft_lora(base: Path, rank: int) -> Any:
+    """The base model with LoRA of `rank` (alpha 2 × rank) on every projection, seeded."""
     import torch
     from peft import LoraConfig, get_peft_model
-    from transformers import (
-        AutoModelForCausalLM,
-        DataCollatorForSeq2Seq,
-        Trainer,
-        TrainingArguments,
-    )
+    from transformers import AutoModelForCausalLM
 
     torch.manual_seed(0)
-    model = get_peft_model(
+    return get_peft_model(
         AutoModelForCausalLM.from_pretrained(base),
         LoraConfig(r=rank, lora_alpha=2 * rank, target_modules=PROJECTIONS, task_type="CAUSAL_LM"),
     )
-    args = TrainingArguments(
+
+
+def trainer_settings(
+    out: Path, rows: int, lr: float, max_steps: int, warmup_steps: int
+) -> dict[str, Any]:
+    """What `Trainer` and TRL's `SFTTrainer` are both given: one epoch (or `max_steps`), a
+    cosine schedule after `warmup_steps`, no logging, saving or reporting, seed 0."""
+    import torch
+
+    return dict(
         output_dir=str(out),
         per_device_train_batch_size=rows,
         num_train_epochs=1,
@@ -55,6 +47,26 @@ def trainer_peft(
         use_cpu=not torch.cuda.is_available(),
         disable_tqdm=True,
     )
+
+
+def trainer_peft(
+    base: Path,
+    tokenizer: Any,
+    features: list[dict[str, list[int]]],
+    out: Path,
+    *,
+    rank: int,
+    lr: float,
+    rows: int,
+    max_steps: int = -1,
+    warmup_steps: int = 0,
+) -> tuple[Any, Any, float]:
+    """Train one epoch (or `max_steps`); returns the PEFT model, the Trainer and the seconds
+    `train()` took."""
+    from transformers import DataCollatorForSeq2Seq, Trainer, TrainingArguments
+
+    model = peft_lora(base, rank)
+    args = TrainingArguments(**trainer_settings(out, rows, lr, max_steps, warmup_steps))
     collator = DataCollatorForSeq2Seq(tokenizer, padding=True, label_pad_token_id=IGNORE)
     trainer = Trainer(model=model, args=args, train_dataset=features, data_collator=collator)
     started = time.perf_counter()

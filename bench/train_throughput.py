@@ -18,7 +18,7 @@ resident memory (on a GPU, the peak allocated), so memory per trained token is c
 every adapter is scored by the same held-out evaluation: a speed-up that trains worse does not
 count. The last line is JSON.
 
-    .venv/bin/python -m bench.train_throughput [--examples 600] [--seq 256] [--real-steps 3]
+    .venv/bin/python -m bench.train_throughput [--examples 500] [--seq 256] [--real-steps 3]
 """
 
 from __future__ import annotations
@@ -27,19 +27,17 @@ import argparse
 import importlib.util
 import io
 import json
-import subprocess
-import sys
 import tempfile
 from pathlib import Path
 from typing import Any
 
+from bench.child import installed_version
+from bench.child import run_child as child_result
 from bench.mission_real import peak_rss, real_model
-from bench.mlx_lm_lora import mlx_lm_version
-from bench.trl_sft import trl_version
 
 RANK, LR, BATCH = 8, 5e-3, 8
 REAL_SEQ, REAL_ROWS, REAL_LR = 256, 4, 2e-4
-MLX_STEPS = 12
+MLX_STEPS = 8
 """mlx-lm's CPU build (Linux) trains the tiny model some 20 times slower than torch: its speed is
 measured over this many steps, and its eval loss is that of an adapter this far into training."""
 
@@ -175,17 +173,7 @@ def child(job: dict[str, Any]) -> dict[str, Any]:
 
 
 def run_child(job: dict[str, Any]) -> dict[str, Any]:
-    done = subprocess.run(
-        [sys.executable, "-m", "bench.train_throughput", "--child", json.dumps(job)],
-        capture_output=True,
-        text=True,
-        check=False,
-        cwd=Path(__file__).resolve().parents[1],
-    )
-    if done.returncode != 0:
-        sys.exit(f"{job['who']} failed:\n{done.stderr[-3000:]}")
-    result: dict[str, Any] = json.loads(done.stdout.strip().splitlines()[-1])
-    return result
+    return child_result("bench.train_throughput", job["who"], json.dumps(job))
 
 
 def show(name: str, r: dict[str, Any]) -> None:
@@ -208,7 +196,7 @@ def memory_ratio(ours: dict[str, Any], theirs: dict[str, Any]) -> float:
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
-    parser.add_argument("--examples", type=int, default=600)
+    parser.add_argument("--examples", type=int, default=500)
     parser.add_argument("--seq", type=int, default=256)
     parser.add_argument("--real-steps", type=int, default=3, help="0: skip the real model")
     parser.add_argument("--child", help=argparse.SUPPRESS)
@@ -216,10 +204,11 @@ def main() -> None:
     if args.child:
         print(json.dumps(child(json.loads(args.child)) | {"peak_rss": peak_rss()}))
         return
-    has_trl = trl_version() is not None
+    has_trl = installed_version("trl") is not None
     if not has_trl:
         print("TRL is not installed (`pip install trl==1.0.0`): no TRL baseline", flush=True)
-    results: dict[str, Any] = {"trl": trl_version(), "mlx_lm": mlx_lm_version()}
+    versions = {"trl": installed_version("trl"), "mlx_lm": installed_version("mlx-lm")}
+    results: dict[str, Any] = dict(versions)
     with tempfile.TemporaryDirectory() as tmp:
         root = Path(tmp)
         from engine.synthetic import write_dataset

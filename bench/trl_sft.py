@@ -14,17 +14,8 @@ import time
 from pathlib import Path
 from typing import Any
 
-from bench.peft_trainer import PROJECTIONS
+from bench.peft_trainer import peft_lora, trainer_settings
 from engine.data import IGNORE
-
-
-def trl_version() -> str | None:
-    try:
-        from importlib.metadata import version
-
-        return version("trl")
-    except Exception:
-        return None
 
 
 def trl_sft(
@@ -45,15 +36,9 @@ def trl_sft(
     returns the PEFT model, the trainer and the seconds `train()` took."""
     import torch
     from datasets import Dataset
-    from peft import LoraConfig, get_peft_model
-    from transformers import AutoModelForCausalLM
     from trl import SFTConfig, SFTTrainer
 
-    torch.manual_seed(0)
-    model = get_peft_model(
-        AutoModelForCausalLM.from_pretrained(base),
-        LoraConfig(r=rank, lora_alpha=2 * rank, target_modules=PROJECTIONS, task_type="CAUSAL_LM"),
-    )
+    model = peft_lora(base, rank)
     data = Dataset.from_list(
         [
             {
@@ -64,19 +49,7 @@ def trl_sft(
         ]
     )
     args = SFTConfig(
-        output_dir=str(out),
-        per_device_train_batch_size=rows,
-        num_train_epochs=1,
-        max_steps=max_steps,
-        learning_rate=lr,
-        lr_scheduler_type="cosine",
-        warmup_steps=warmup_steps,
-        logging_steps=10**6,
-        save_strategy="no",
-        report_to=[],
-        seed=0,
-        use_cpu=not torch.cuda.is_available(),
-        disable_tqdm=True,
+        **trainer_settings(out, rows, lr, max_steps, warmup_steps),
         max_length=seq,
         packing=True,
         packing_strategy=strategy,

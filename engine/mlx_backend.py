@@ -24,7 +24,7 @@ from engine.train_setup import Data, pick_targets, size_learning_rate
 from forge_api.jobs import JobSpec, TrainParams
 
 
-class _Rows:
+class MlxExamples:
     """What mlx-lm's batching reads: (tokens, offset of the first trained token) per example."""
 
     def __init__(self, items: list[tuple[list[int], int]]) -> None:
@@ -58,13 +58,13 @@ def answer_loss(model: Any, batch: Any, lengths: Any) -> tuple[Any, Any]:
     return ce.astype(mx.float32).sum() / ntoks, ntoks
 
 
-def _examples(rows: list[Any]) -> _Rows:
+def _examples(rows: list[Any]) -> MlxExamples:
     items = []
     for r in rows:
         # Unpacked rows: one example each. Its first labelled token starts the loss.
         first = next((i for i, t in enumerate(r.labels) if t != IGNORE), len(r.labels))
         items.append((list(r.input_ids), max(first, 1)))
-    return _Rows(items)
+    return MlxExamples(items)
 
 
 def lora_keys(layer: Any, asked: list[str] | str) -> list[str]:
