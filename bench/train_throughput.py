@@ -38,7 +38,7 @@ from bench.mission_real import peak_rss, real_model
 RANK, LR, BATCH = 8, 5e-3, 8
 REAL_SEQ, REAL_ROWS, REAL_LR = 256, 4, 2e-4
 MLX_STEPS = 8
-"""mlx-lm's CPU build (Linux) trains the tiny model some 20 times slower than torch: its speed is
+"""mlx-lm's CPU build (Linux) trains the tiny model some 50 times slower than torch: its speed is
 measured over this many steps, and its eval loss is that of an adapter this far into training."""
 
 
