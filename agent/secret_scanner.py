@@ -103,9 +103,7 @@ def _keyword_check(patterns: list[re.Pattern[str]]) -> Check:
         for w in DENYLIST
     )
     required = all(_holds_group(p, "|".join(DENYLIST)) for p in patterns)
-
-    def anywhere(line: str) -> bool:
-        return any(p.search(line) for p in patterns)
+    anywhere = _regex_check(patterns)
 
     def rooted(line: str) -> bool:
         folded = line.casefold()
