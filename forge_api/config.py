@@ -53,6 +53,28 @@ class JobsConfig(_Section):
         description="GiB of address space a job may use before its allocations fail "
         "(0: no limit; keep 0 for CUDA jobs)",
     )
+    executor: Literal["local", "ray"] = Field(
+        "local",
+        description="where jobs run: local (child processes of the daemon) or ray (a Ray "
+        "cluster at ray_address; needs the ray extra)",
+    )
+    ray_address: str = Field(
+        "auto",
+        description="the Ray cluster: its dashboard (http://head:8265), a Ray Client address "
+        "(ray://head:10001), or auto (the cluster this machine belongs to)",
+    )
+    ray_gpus_per_job: float = Field(
+        1,
+        ge=0,
+        le=64,
+        description="GPUs a model-loading job asks of the Ray cluster (0 on a CPU-only cluster)",
+    )
+    ray_lost_after_s: float = Field(
+        30.0,
+        gt=0,
+        le=3600,
+        description="seconds without an answer from the Ray cluster before its jobs fail",
+    )
 
 
 class EventsConfig(_Section):

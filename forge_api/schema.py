@@ -75,6 +75,11 @@ class Job(Record):
     summary: dict[str, Any] | None = Field(
         None, description="what the job reported when it completed (train: `chosen` values)"
     )
+    placement: dict[str, Any] | None = Field(
+        None,
+        description="where it runs when not as the daemon's child: on a Ray cluster, "
+        "`executor`, `address` and `ray_job_id`",
+    )
     run_dir: str
 
 

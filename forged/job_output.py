@@ -34,6 +34,7 @@ from forge_api.engine_events import (
     parse_engine_event,
 )
 from forge_api.schema import Job
+from forged.job_handle import JobHandle
 from forged.store import Store
 
 log = logging.getLogger(__name__)
@@ -52,7 +53,7 @@ recorded by the others: checkpoints, artifacts, metrics)."""
 @dataclass
 class Running:
     job: Job
-    proc: asyncio.subprocess.Process
+    handle: JobHandle
     task: asyncio.Task[None] | None = None
     cancel_requested: bool = False
     last_error: str | None = None
@@ -81,18 +82,9 @@ class OutputRecorder:
 
     async def drain(self, r: Running) -> None:
         """Read the job's output to its end (the process closed it), recording each line."""
-        assert r.proc.stdout is not None
         record = open_record(Path(r.job.run_dir) / "events.jsonl")
         try:
-            while True:
-                try:
-                    raw = await r.proc.stdout.readuntil(b"\n")
-                except asyncio.IncompleteReadError as exc:
-                    if exc.partial:
-                        self.ingest(r, exc.partial, record)
-                    break
-                except asyncio.LimitOverrunError as exc:
-                    raw = await r.proc.stdout.readexactly(exc.consumed)
+            async for raw in r.handle.lines():
                 self.ingest(r, raw, record)
         finally:
             if record is not None:
@@ -179,7 +171,10 @@ class OutputRecorder:
 
 def failure_reason(code: int, r: Running) -> str:
     """Why a job whose engine exited without `done` failed: the exit, and its last words."""
-    if code < 0:
+    note = r.handle.end_note()
+    if note is not None:
+        how = note
+    elif code < 0:
         try:
             name = signal.Signals(-code).name
         except ValueError:
@@ -205,3 +200,13 @@ def open_record(path: Path) -> IO[str] | None:
     except OSError as exc:
         log.warning("cannot open %s: %s", path, exc)
         return None
+
+
+def recorded_lines(run_dir: Path) -> int:
+    """How many lines of output the job's events.jsonl holds (one per non-blank line of its
+    engine's output): where a re-attached job's output picks up again."""
+    try:
+        with open(run_dir / "events.jsonl", "rb") as f:
+            return sum(chunk.count(b"\n") for chunk in iter(lambda: f.read(1 << 20), b""))
+    except FileNotFoundError:
+        return 0

@@ -13,7 +13,6 @@ import asyncio
 import contextlib
 import logging
 import os
-import signal
 import sqlite3
 import sys
 import time
@@ -31,8 +30,10 @@ from forge_api.jobs import JobSpec, TrackingSpec, holds_accelerator
 from forge_api.paths import ForgePaths
 from forge_api.schema import Job
 from forged.events import EventBus
-from forged.job_output import LOSSLESS, OutputRecorder, Running, failure_reason
-from forged.process_group import reap_orphan, signal_group
+from forged.job_handle import JobHandle, LocalProcess
+from forged.job_output import LOSSLESS, OutputRecorder, Running, failure_reason, recorded_lines
+from forged.process_group import reap_orphan
+from forged.ray_jobs import RayCluster, RayUnavailable
 from forged.store import Store
 
 log = logging.getLogger(__name__)
@@ -75,6 +76,8 @@ class JobRunner:
         self.output = OutputRecorder(store, self._artifact, self._tell)
         self.unrecorded: dict[str, str] = {}
         """Jobs whose process ended but whose end the store could not take yet: id → status."""
+        self.clusters: dict[str, RayCluster] = {}
+        """The Ray clusters jobs were sent to, by address (`jobs.executor = "ray"`)."""
         self.stopping = False
         self._wake = asyncio.Event()
         self.loop_task: asyncio.Task[None] | None = None
@@ -140,13 +143,19 @@ class JobRunner:
         """
         self.stopping = True
         self._wake.set()
-        for r in self.running.values():
-            signal_group(r.proc.pid, signal.SIGTERM)
+        for r in list(self.running.values()):
+            if r.handle.detach():
+                # A cluster job runs on without the daemon; the next start re-attaches to it.
+                if r.task is not None:
+                    r.task.cancel()
+                self.running.pop(r.job.id, None)
+            else:
+                r.handle.stop()
         tasks = [r.task for r in self.running.values() if r.task is not None]
         if tasks:
             _done, pending = await asyncio.wait(tasks, timeout=self.config.shutdown_grace_s)
             for r in self.running.values():
-                signal_group(r.proc.pid, signal.SIGKILL)
+                r.handle.kill()
             if pending:
                 await asyncio.wait(pending, timeout=5)
         if self.loop_task is not None:
@@ -165,6 +174,9 @@ class JobRunner:
         """
         jobs, _ = self.store.list_jobs(status=["running"], limit=10_000)
         for job in jobs:
+            if job.placement is not None:
+                await self._reattach(job)
+                continue
             pid = self.store.job_pid(job.id)
             if pid is not None:
                 await reap_orphan(pid, Path(job.run_dir))
@@ -198,6 +210,35 @@ class JobRunner:
                 )
                 self.output.log(job.id, reason)
         self.wake()
+
+    async def _reattach(self, job: Job) -> None:
+        """A job a previous daemon left on a Ray cluster: follow it again where it is (running
+        or already ended), never start it a second time. Its output is recorded from where the
+        previous daemon stopped."""
+        placement = job.placement or {}
+        cluster = self._cluster(str(placement.get("address", "")))
+        skip = recorded_lines(Path(job.run_dir)) - int(placement.get("log_start", 0))
+        try:
+            handle = await cluster.attach(placement, max(skip, 0))
+        except (RayUnavailable, KeyError, ValueError) as exc:
+            self._finish(
+                job.id,
+                "failed",
+                error=f"the daemon restarted and could not re-attach to its Ray job: {exc}",
+            )
+            return
+        self.output.log(job.id, f"the daemon restarted; re-attached to Ray job {handle.ray_id}")
+        self._watch(job, handle)
+        if self.store.cancel_requested(job.id):
+            self.running[job.id].cancel_requested = True
+            handle.stop()
+
+    def _cluster(self, address: str) -> RayCluster:
+        cluster = self.clusters.get(address)
+        if cluster is None:
+            cluster = RayCluster(address, self.config.ray_lost_after_s)
+            self.clusters[address] = cluster
+        return cluster
 
     def _adopt_checkpoint_on_disk(self, job: Job) -> Job:
         """A checkpoint newer than the store's: the engine wrote it as the daemon died (it saves
@@ -247,11 +288,9 @@ class JobRunner:
                 self.unrecorded[job_id] = "cancelled"
             return job
         running.cancel_requested = True
-        signal_group(running.proc.pid, signal.SIGTERM)
+        running.handle.stop()
         loop = asyncio.get_running_loop()
-        running.kill_timer = loop.call_later(
-            self.config.cancel_grace_s, signal_group, running.proc.pid, signal.SIGKILL
-        )
+        running.kill_timer = loop.call_later(self.config.cancel_grace_s, running.handle.kill)
         try:
             job = self.store.update_job(
                 job_id,
@@ -273,36 +312,62 @@ class JobRunner:
         except ValueError as exc:  # params the spec cannot carry (an old store's bad job)
             self._finish(job.id, "failed", error=f"the job's params cannot be used: {exc}")
             return
-        env = dict(os.environ, FORGE_PARENT_PID=str(os.getpid()), PYTHONUNBUFFERED="1")
         try:
-            proc = await asyncio.create_subprocess_exec(
-                self.python,
-                "-m",
-                "engine",
-                str(spec_file),
-                stdin=asyncio.subprocess.DEVNULL,
-                stdout=asyncio.subprocess.PIPE,
-                stderr=asyncio.subprocess.STDOUT,
-                cwd=spec_file.parent,
-                env=env,
-                start_new_session=True,
-                limit=MAX_LINE,
-            )
+            if self.config.executor == "ray":
+                handle: JobHandle = await self._submit_to_ray(job, spec_file)
+            else:
+                handle = await self._spawn(spec_file)
         except OSError as exc:
             self._finish(job.id, "failed", error=f"could not start the engine: {exc}")
+            return
+        except RayUnavailable as exc:
+            self._finish(job.id, "failed", error=str(exc))
             return
         try:
             # Cancelled while the process was being spawned: it must not run after all.
             cancelled = self.store.get_job(job.id).status != "queued"
             if not cancelled:
-                self._mark_running(job, proc)
+                self._mark_running(job, handle)
         except BaseException:
             cancelled = True
             raise  # not recorded as running (the store failed): it must not run unseen
         finally:
             if cancelled:
-                signal_group(proc.pid, signal.SIGKILL)
-                await proc.wait()
+                handle.kill()
+                if isinstance(handle, LocalProcess):
+                    await handle.wait()
+
+    async def _spawn(self, spec_file: Path) -> LocalProcess:
+        """The engine as a child process group of the daemon (`jobs.executor = "local"`)."""
+        env = dict(os.environ, FORGE_PARENT_PID=str(os.getpid()), PYTHONUNBUFFERED="1")
+        proc = await asyncio.create_subprocess_exec(
+            self.python,
+            "-m",
+            "engine",
+            str(spec_file),
+            stdin=asyncio.subprocess.DEVNULL,
+            stdout=asyncio.subprocess.PIPE,
+            stderr=asyncio.subprocess.STDOUT,
+            cwd=spec_file.parent,
+            env=env,
+            start_new_session=True,
+            limit=MAX_LINE,
+        )
+        return LocalProcess(proc)
+
+    async def _submit_to_ray(self, job: Job, spec_file: Path) -> JobHandle:
+        """The engine as a job on the Ray cluster at `jobs.ray_address`, asking for the GPUs a
+        model-loading job needs (`jobs.ray_gpus_per_job`; none for a deploy)."""
+        gpus = self.config.ray_gpus_per_job if holds_accelerator(job.kind, job.params) else 0
+        return await self._cluster(self.config.ray_address).submit(
+            job.id,
+            job.attempt + 1,
+            spec_file,
+            self.python,
+            gpus,
+            self.config.cancel_grace_s,
+            recorded_lines(spec_file.parent),
+        )
 
     def _write_spec(self, job: Job) -> Path:
         """The run dir and its spec.json: everything the engine needs, nothing to ask back."""
@@ -324,27 +389,31 @@ class JobRunner:
         atomic_file.write_text(spec_file, spec.model_dump_json(indent=2))
         return spec_file
 
-    def _mark_running(self, job: Job, proc: asyncio.subprocess.Process) -> None:
+    def _mark_running(self, job: Job, handle: JobHandle) -> None:
+        where = handle.record()
         job = self.store.update_job(
             job.id,
             {
                 "status": "running",
-                "pid": proc.pid,
+                **where,
                 "started_at": job.started_at or time.time(),
                 "attempt": job.attempt + 1,
                 "exit_code": None,
                 "error": None,
             },
-            ("job.status", {"status": "running", "pid": proc.pid, "attempt": job.attempt + 1}),
+            ("job.status", {"status": "running", **where, "attempt": job.attempt + 1}),
         )
-        running = Running(job=job, proc=proc)
+        self._watch(job, handle)
+
+    def _watch(self, job: Job, handle: JobHandle) -> None:
+        running = Running(job=job, handle=handle)
         self.running[job.id] = running
         running.task = asyncio.create_task(self._supervise(running), name=f"job-{job.id}")
 
     async def _supervise(self, r: Running) -> None:
         job_id = r.job.id
         await self.output.drain(r)
-        code = await r.proc.wait()
+        code = await r.handle.wait()
         if r.kill_timer is not None:
             r.kill_timer.cancel()
         self.running.pop(job_id, None)

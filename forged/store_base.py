@@ -27,7 +27,16 @@ log = logging.getLogger(__name__)
 # The stage a mission is in while the job of each of its steps is queued or running.
 MISSION_STAGE_OF_STEP = {"train": "training", "eval": "evaluating", "deploy": "deploying"}
 
-JSON_COLUMNS = {"params", "progress", "artifacts", "data", "config", "card", "summary"}
+JSON_COLUMNS = {
+    "params",
+    "progress",
+    "artifacts",
+    "data",
+    "config",
+    "card",
+    "summary",
+    "placement",
+}
 
 
 class AmbiguousRef(LookupError):

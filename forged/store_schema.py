@@ -117,6 +117,11 @@ MIGRATIONS: list[str] = [
     """
     ALTER TABLE jobs ADD COLUMN summary TEXT;
     """,
+    # 6: where a job runs when it is not a child of the daemon (a Ray cluster: its address and
+    # Ray job id), so a restarted daemon re-attaches to it.
+    """
+    ALTER TABLE jobs ADD COLUMN placement TEXT;
+    """,
 ]
 
 SCHEMA_VERSION = len(MIGRATIONS)

@@ -1,0 +1,86 @@
+"""What the runner holds of one started job, wherever it runs: its output as lines, its end, and
+the two ways to stop it. `LocalProcess` is a child process group on this machine; a job on a
+Ray cluster is `forged.ray_jobs.RayJob`. The runner, the output recorder and the store see no
+difference between them.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import signal
+from collections.abc import AsyncIterator
+from typing import Any, Protocol
+
+from forged.process_group import signal_group
+
+
+class JobHandle(Protocol):
+    """One started engine process, here or on a cluster."""
+
+    def lines(self) -> AsyncIterator[bytes]:
+        """The engine's output, line by line, to its end (stdout and stderr together)."""
+        ...
+
+    async def wait(self) -> int:
+        """The engine's exit code, once it has ended (negative: killed by that signal)."""
+        ...
+
+    def stop(self) -> None:
+        """Ask it to stop: SIGTERM, so it checkpoints first."""
+        ...
+
+    def kill(self) -> None:
+        """Stop it now: what `stop` asked did not happen within the grace period."""
+        ...
+
+    def detach(self) -> bool:
+        """The daemon stops: True when the job may run on without it (a cluster job, re-attached
+        at the next start), False when it must be stopped with the daemon (a local child)."""
+        ...
+
+    def record(self) -> dict[str, Any]:
+        """The store's columns that find this job again after a restart."""
+        ...
+
+    def end_note(self) -> str | None:
+        """Why it ended, when that is not the engine's own exit (a lost cluster), else None."""
+        ...
+
+
+class LocalProcess:
+    """A job's engine as a child process group of the daemon."""
+
+    def __init__(self, proc: asyncio.subprocess.Process) -> None:
+        self.proc = proc
+
+    async def lines(self) -> AsyncIterator[bytes]:
+        stream = self.proc.stdout
+        assert stream is not None
+        while True:
+            try:
+                yield await stream.readuntil(b"\n")
+            except asyncio.IncompleteReadError as exc:
+                if exc.partial:
+                    yield exc.partial
+                return
+            except asyncio.LimitOverrunError as exc:
+                # A line longer than the read limit comes in pieces.
+                yield await stream.readexactly(exc.consumed)
+
+    async def wait(self) -> int:
+        return await self.proc.wait()
+
+    def stop(self) -> None:
+        signal_group(self.proc.pid, signal.SIGTERM)
+
+    def kill(self) -> None:
+        signal_group(self.proc.pid, signal.SIGKILL)
+
+    def detach(self) -> bool:
+        return False
+
+    def record(self) -> dict[str, Any]:
+        return {"pid": self.proc.pid, "placement": None}
+
+    def end_note(self) -> str | None:
+        return None

@@ -1,0 +1,160 @@
+"""`jobs.executor = "ray"`: engine jobs on a real Ray cluster started on this machine, through
+the daemon. The same jobs as locally (prepare-model, train, eval) run there with their events
+in the store as a local job's; cancel stops them on the cluster; a daemon killed mid-job
+re-attaches to it after a restart instead of running it twice; a lost cluster fails the job
+with the reason. Skipped, saying why, where Ray is not installed (the `ray` extra)."""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from typing import Any
+
+import pytest
+
+from engine.synthetic import write_dataset
+from tests.support.daemon_harness import Daemon, DaemonFactory, wait_for
+from tests.support.ray_cluster import local_ray_cluster, stop_ray_cluster
+
+pytestmark = pytest.mark.ray
+
+
+@pytest.fixture(scope="module")
+def ray_address() -> Iterator[str]:
+    with local_ray_cluster() as address:
+        yield address
+
+
+def ray_daemon(make_daemon: DaemonFactory, address: str, extra: str = "") -> Daemon:
+    config = (
+        f'[jobs]\nexecutor = "ray"\nray_address = "{address}"\nray_gpus_per_job = 0\n'
+        f"cancel_grace_s = 5\n{extra}"
+    )
+    return make_daemon(config=config).start()
+
+
+def ray_jobs(address: str) -> dict[str, str]:
+    """What the cluster itself says: submission id → status."""
+    from ray.job_submission import JobSubmissionClient
+
+    return {j.submission_id or "": str(j.status) for j in JobSubmissionClient(address).list_jobs()}
+
+
+def log_lines(daemon: Daemon, job_id: str) -> list[str]:
+    return [x["line"] for x in daemon.call("jobs.logs", id=job_id, tail=10_000)["lines"]]
+
+
+def test_prepare_train_and_eval_run_on_the_cluster(
+    make_daemon: DaemonFactory, ray_address: str
+) -> None:
+    daemon = ray_daemon(make_daemon, ray_address)
+    prepared = daemon.call(
+        "jobs.submit", kind="prepare-model", params={"name": "on-ray", "layers": 1}
+    )
+    done = daemon.wait_job(prepared["id"], {"completed", "failed"}, timeout=180)
+    assert done["status"] == "completed", done["error"]
+    assert done["placement"]["executor"] == "ray"
+    ray_id = done["placement"]["ray_job_id"]
+    assert ray_jobs(ray_address)[ray_id] == "SUCCEEDED"
+    assert (daemon.paths.models_dir / "on-ray" / "model.safetensors").exists()
+
+    data = daemon.imported(write_dataset(daemon.home / "chat.jsonl", 40, seed=3))
+    model = str(daemon.paths.models_dir / "on-ray")
+    train = daemon.call(
+        "jobs.submit",
+        kind="train",
+        params={"base_model": model, "dataset": data, "max_steps": 6, "max_seq_len": 256},
+    )
+    trained = daemon.wait_job(train["id"], {"completed", "failed"}, timeout=180)
+    assert trained["status"] == "completed", trained["error"]
+    # Its events came back as a local job's: progress, metrics, artifacts, the log.
+    metrics = daemon.call("jobs.metrics", id=train["id"], names=["loss"])["metrics"]
+    assert metrics, trained
+    assert trained["progress"]["step"] == 6
+    adapters = [a for a in trained["artifacts"] if a["kind"] == "adapter"]
+    assert adapters, trained["artifacts"]
+    lines = log_lines(daemon, train["id"])
+    assert sum(line == "done" for line in lines) == 1
+    assert any(trained["placement"]["ray_job_id"] in line for line in lines)  # Ray's own line
+    # The adapter came back into the registry.
+    models = daemon.call("models.list")["models"]
+    assert any(m.get("job_id") == train["id"] for m in models), models
+
+    evaluated = daemon.call(
+        "jobs.submit",
+        kind="eval",
+        params={"base_model": model, "dataset": data, "adapter": trained["run_dir"]},
+    )
+    result = daemon.wait_job(evaluated["id"], {"completed", "failed"}, timeout=180)
+    assert result["status"] == "completed", result["error"]
+    assert result["placement"]["executor"] == "ray"
+
+
+def long_train(daemon: Daemon, model: str, steps: int) -> dict[str, Any]:
+    data = daemon.imported(write_dataset(daemon.home / "chat.jsonl", 40, seed=5))
+    params = {"base_model": model, "dataset": data, "max_seq_len": 256}
+    params |= {"max_steps": steps, "checkpoint_every": 1_000_000, "batch_size": 2}
+    job: dict[str, Any] = daemon.call("jobs.submit", kind="train", params=params)
+    return job
+
+
+def stepped(daemon: Daemon, job_id: str) -> bool:
+    job = daemon.call("jobs.get", id=job_id)
+    return bool(job["status"] == "running" and (job.get("progress") or {}).get("step", 0) >= 2)
+
+
+def test_cancel_stops_the_job_on_the_cluster(
+    make_daemon: DaemonFactory, ray_address: str, tiny_model: Any
+) -> None:
+    daemon = ray_daemon(make_daemon, ray_address)
+    job = long_train(daemon, str(tiny_model), 100_000)
+    wait_for(lambda: stepped(daemon, job["id"]), timeout=120, interval=0.2)
+    daemon.call("jobs.cancel", id=job["id"])
+    done = daemon.wait_job(job["id"], {"cancelled", "completed", "failed"}, timeout=60)
+    assert done["status"] == "cancelled", done
+    ray_id = done["placement"]["ray_job_id"]
+    wait_for(lambda: ray_jobs(ray_address)[ray_id] == "STOPPED", timeout=30)
+
+
+def test_a_restarted_daemon_reattaches_instead_of_running_it_again(
+    make_daemon: DaemonFactory, ray_address: str, tiny_model: Any
+) -> None:
+    daemon = ray_daemon(make_daemon, ray_address)
+    job = long_train(daemon, str(tiny_model), 40)
+    wait_for(lambda: stepped(daemon, job["id"]), timeout=120, interval=0.2)
+    daemon.kill()  # kill -9: the job runs on, on the cluster
+    ray_id = f"forge-{job['id']}-1"
+    assert ray_jobs(ray_address)[ray_id] == "RUNNING"
+
+    daemon.start()
+    done = daemon.wait_job(job["id"], {"completed", "failed", "cancelled"}, timeout=180)
+    assert done["status"] == "completed", done["error"]
+    assert done["attempt"] == 1  # followed, not started again
+    assert [i for i in ray_jobs(ray_address) if job["id"] in i] == [ray_id]
+    lines = log_lines(daemon, job["id"])
+    assert f"the daemon restarted; re-attached to Ray job {ray_id}" in lines
+    # What the first daemon recorded is not recorded twice.
+    assert sum(line == "done" for line in lines) == 1
+    assert sum(line.startswith("Running entrypoint for job") for line in lines) == 1
+    losses = daemon.call("jobs.metrics", id=job["id"], names=["loss"])["metrics"]
+    assert len({m["step"] for m in losses}) == len(losses), losses
+
+
+def test_an_unreachable_cluster_fails_the_job_with_the_reason(make_daemon: DaemonFactory) -> None:
+    daemon = ray_daemon(make_daemon, "http://127.0.0.1:9")
+    job = daemon.call("jobs.submit", kind="prepare-model", params={"name": "nowhere"})
+    done = daemon.wait_job(job["id"], {"completed", "failed"}, timeout=60)
+    assert done["status"] == "failed"
+    assert "cannot reach the Ray cluster at 'http://127.0.0.1:9'" in done["error"]
+
+
+def test_a_cluster_lost_mid_job_fails_it_with_the_reason(
+    make_daemon: DaemonFactory, ray_address: str, tiny_model: Any
+) -> None:
+    """Last in this module: it stops the module's cluster."""
+    daemon = ray_daemon(make_daemon, ray_address, "ray_lost_after_s = 3\n")
+    job = long_train(daemon, str(tiny_model), 100_000)
+    wait_for(lambda: stepped(daemon, job["id"]), timeout=120, interval=0.2)
+    stop_ray_cluster()
+    done = daemon.wait_job(job["id"], {"completed", "failed", "cancelled"}, timeout=60)
+    assert done["status"] == "failed"
+    assert f"lost the Ray cluster at '{ray_address}' (no answer for 3 s)" in done["error"], done
