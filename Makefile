@@ -55,6 +55,7 @@ bench: $(VENV)/.bench-installed
 	$(BIN)/python -m bench.daemon_streaming
 	$(BIN)/python -m bench.tui_first_paint
 	$(BIN)/python -m bench.agent_speed
+	$(BIN)/python -m bench.ray_overhead
 
 screenshots: $(STAMP)
 	PYTHONPATH=. $(BIN)/python docs/make_screenshots.py

@@ -21,6 +21,7 @@ from pathlib import Path
 from pydantic import ValidationError
 
 from engine import control
+from engine.data_parallel import rank_from_env
 from engine.errors import EngineError, out_of_memory
 from engine.events import Emitter
 from engine.tracking import Tracker
@@ -40,7 +41,8 @@ def _runner(kind: str) -> Callable[[JobSpec, Emitter], dict[str, object]]:
 
 
 def main(argv: list[str]) -> int:
-    emitter = Emitter()
+    rank = rank_from_env()
+    emitter = Emitter(errors_only_as=f"rank {rank}" if rank else None)
     if len(argv) != 2:
         emitter.error("usage: python -m engine <run-dir>/spec.json")
         return 2
@@ -61,7 +63,8 @@ def main(argv: list[str]) -> int:
     parent = os.environ.get("FORGE_PARENT_PID")
     control.install(int(parent) if parent else None)
     tags = {"forge.job_id": spec.job_id, "forge.kind": spec.kind}
-    emitter.tracker = Tracker.open(spec.tracking, tags, emitter.log)
+    if not rank:  # one process of a data-parallel job writes the metrics
+        emitter.tracker = Tracker.open(spec.tracking, tags, emitter.log)
     emitter.tracker.params(spec.params)
     status = "FAILED"
     try:

@@ -29,13 +29,20 @@ from forge_api.engine_events import (
 class Emitter:
     """Writes the events of one job, each as one line, flushed at once."""
 
-    def __init__(self, out: TextIO | None = None) -> None:
+    def __init__(self, out: TextIO | None = None, errors_only_as: str | None = None) -> None:
         self.out = out or sys.stdout
+        self.errors_only_as = errors_only_as
+        """Set in the second and later processes of a data-parallel job (`rank N`): the first
+        speaks for the job; these only report their errors, prefixed with this."""
         self.started = time.monotonic()
         self.tracker = Tracker([], self.log)
         """Where metrics also go (`[tracking]`): none until the job's spec names some."""
 
     def emit(self, event: EngineEvent) -> None:
+        if self.errors_only_as is not None:
+            if not isinstance(event, ErrorEvent):
+                return
+            event = ErrorEvent(message=f"{self.errors_only_as}: {event.message}")
         self.out.write(event_line(event) + "\n")
         self.out.flush()
 

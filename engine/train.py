@@ -19,6 +19,7 @@ from engine import checkpoint, control
 from engine.backends import choose_backend, device_name
 from engine.batching import collate, evaluate, loss_sum, perplexity
 from engine.data import Row
+from engine.data_parallel import data_parallel_backend, join, leave
 from engine.events import Emitter
 from engine.memory_probe import Measured, available_bytes, batch_for, measure_row
 from engine.model_source import TRAINING_RECORD, resolve_base
@@ -155,6 +156,10 @@ def _schedule(p: TrainParams, optimizer: Any, total: int) -> Any:
     return get_scheduler(name[p.lr_schedule], optimizer, warmup, total)
 
 
+EARLY_STOP, OUT_OF_TIME = 1, 2
+"""Why a run ends before its last step (`ends_after`)."""
+
+
 def run(spec: JobSpec, events: Emitter) -> dict[str, Any]:
     import torch
     from transformers import AutoTokenizer
@@ -162,6 +167,9 @@ def run(spec: JobSpec, events: Emitter) -> dict[str, Any]:
     p = spec.typed_params()
     assert isinstance(p, TrainParams)
     backend, why = choose_backend(p)
+    ranks = join()
+    if ranks.world > 1:
+        backend, why = data_parallel_backend(p.backend, backend, why)
     device = device_name()
     events.log(f"backend {backend} on {device}: {why}")
     if device == "cpu" and (threads := use_physical_cores()):
@@ -216,23 +224,31 @@ def run(spec: JobSpec, events: Emitter) -> dict[str, Any]:
     model = load_model(p, base, backend, device, events)
     run_dir = Path(spec.run_dir)
     pissa_init = run_dir / "pissa-init"
-    if p.method == "pissa" and not pissa_init.exists():
+    if p.method == "pissa" and not pissa_init.exists() and ranks.main:
         # Kept to turn the trained PiSSA adapter into a plain LoRA one for the untouched base.
         cfg = model.peft_config["default"]
         cfg.init_lora_weights, saved = True, cfg.init_lora_weights
         model.save_pretrained(pissa_init)
         cfg.init_lora_weights = saved
+    ranks.barrier()
     n_params = sum(t.numel() for t in model.parameters())
     trainable = sum(t.numel() for t in model.parameters() if t.requires_grad)
     measured, reason, checkpointing = size_batch(
         p, model, data.train, pad_id, device, spec.memory_limit_bytes
     )
-    batch = measured.batch_size
+    # Every process of a data-parallel job takes the first's: their shares of a step must agree.
+    batch = measured.batch_size = ranks.from_main(measured.batch_size)
     events.log(f"batch size {batch} rows of up to {p.max_seq_len} tokens: {reason}")
     if p.calibrate and not p.batch_size:
         batch = measured.batch_size = min(batch, max(1, CALIBRATION_TOKENS // p.max_seq_len))
         events.log(f"calibrating at batch {batch}: speed is measured per token")
-    per_epoch = max(1, math.ceil(len(data.train) / batch / p.grad_accum))
+    if ranks.world > 1:
+        events.log(
+            f"data-parallel on {ranks.world} processes: {batch} rows each, "
+            f"{batch * ranks.world} a micro-batch; gradients summed every step"
+        )
+    rows_per_micro = batch * ranks.world
+    per_epoch = max(1, math.ceil(len(data.train) / rows_per_micro / p.grad_accum))
     total = p.max_steps or max(p.min_steps, math.ceil(p.epochs * per_epoch))
     if p.calibrate:  # however small the dataset: its rows come round again
         total = p.max_steps or CALIBRATION_STEPS
@@ -255,19 +271,21 @@ def run(spec: JobSpec, events: Emitter) -> dict[str, Any]:
         start = int(state["step"])
         events.log(f"resuming from checkpoint {spec.resume_from} at step {start}")
 
-    micro_per_epoch = math.ceil(len(data.train) / batch)
+    micro_per_epoch = math.ceil(len(data.train) / rows_per_micro)
     orders: dict[int, list[int]] = {}
 
     def micro_batch(m: int) -> list[Row]:
+        """This process's rows of micro-batch `m`: its share of the same shuffled order every
+        process draws (alone, all of it)."""
         epoch, index = divmod(m, micro_per_epoch)
         if epoch not in orders:
             g = torch.Generator().manual_seed(p.seed * 1000 + epoch)
             orders[epoch] = torch.randperm(len(data.train), generator=g).tolist()
-        chosen = orders[epoch][index * batch : (index + 1) * batch]
-        return [data.train[i] for i in chosen]
+        first = index * rows_per_micro + ranks.rank * batch
+        return [data.train[i] for i in orders[epoch][first : first + batch]]
 
     def run_eval(step: int) -> float | None:
-        if not data.val:
+        if not data.val or not ranks.main:
             return None
         # Said before it starts: on a real model on a CPU this takes minutes.
         events.log(f"step {step}: measuring held-out loss on {len(data.val)} rows")
@@ -289,32 +307,63 @@ def run(spec: JobSpec, events: Emitter) -> dict[str, Any]:
     spent_before = float(state.get("train_seconds", 0.0))  # earlier attempts, for the budget
 
     def save_checkpoint(done: int) -> None:
+        if not ranks.main:
+            return
         state["train_seconds"] = spent_before + time.monotonic() - started
         path = checkpoint.save(ckpt_root, done, model, optimizer, scheduler, state)
         events.checkpoint(str(path), done)
 
+    def ends_after(done: int) -> int:
+        """Whether training ends after step `done`: the held-out loss stopped improving
+        (EARLY_STOP), or the time budget is spent (OUT_OF_TIME); else 0."""
+        if p.eval_every and done % p.eval_every == 0 and done < total:
+            loss = run_eval(done)
+            if loss is not None and p.early_stopping_patience:
+                best = state["best_eval"]
+                if best is None or loss < best - p.early_stopping_min_delta:
+                    state["best_eval"], state["bad_evals"] = loss, 0
+                else:
+                    state["bad_evals"] += 1
+                    if state["bad_evals"] >= p.early_stopping_patience:
+                        events.log(f"early stop at step {done}: eval loss stopped improving")
+                        return EARLY_STOP
+        spent = spent_before + time.monotonic() - started
+        if p.max_minutes and spent >= p.max_minutes * 60 and done < total:
+            events.log(
+                f"time budget of {p.max_minutes:g} min reached after step {done}/{total}"
+                f" ({spent / 60:.1f} min of training); saving the adapter"
+            )
+            return OUT_OF_TIME
+        return 0
+
     stopped_early = False
     step = completed = start
     data_seconds = 0.0  # choosing and collating rows; the rest of a step is the model's
+    trained = [t for t in model.parameters() if t.requires_grad]
     try:
         for step in range(start, total):
             tick = time.monotonic()
             batches = [micro_batch(step * p.grad_accum + a) for a in range(p.grad_accum)]
-            n_tokens = sum(sum(1 for t in r.labels if t != -100) for b in batches for r in b)
+            mine = sum(sum(1 for t in r.labels if t != -100) for b in batches for r in b)
+            n_tokens = max(ranks.sum([float(mine)])[0], 1.0)  # the whole step's, every process
             data_seconds += time.monotonic() - tick
-            step_loss = 0.0
+            loss_total, step_tokens = 0.0, 0
             for rows in batches:
+                if not rows:  # the last, short micro-batch of an epoch left none to this process
+                    continue
                 tick = time.monotonic()
                 tensors = collate(rows, pad_id, device)
                 data_seconds += time.monotonic() - tick
                 with control.interruptible():  # a stop mid-step keeps the steps before it
                     s, _ = loss_sum(model, tensors)
-                    (s / max(n_tokens, 1)).backward()
-                step_loss += float(s.detach()) / max(n_tokens, 1)
-                tokens_done += sum(r.tokens for r in rows)
-            grad_norm = torch.nn.utils.clip_grad_norm_(
-                [t for t in model.parameters() if t.requires_grad], 1.0
-            )
+                    (s / n_tokens).backward()
+                loss_total += float(s.detach())
+                step_tokens += sum(r.tokens for r in rows)
+            ranks.sum_gradients(trained)
+            loss_total, all_tokens = ranks.sum([loss_total, float(step_tokens)])
+            step_loss = loss_total / n_tokens
+            tokens_done += int(all_tokens)
+            grad_norm = torch.nn.utils.clip_grad_norm_(trained, 1.0)
             optimizer.step()
             scheduler.step()
             optimizer.zero_grad(set_to_none=True)
@@ -326,24 +375,10 @@ def run(spec: JobSpec, events: Emitter) -> dict[str, Any]:
             events.progress(done, total, stage="train", tokens_per_s=round(rate, 1))
             if done % log_every == 0 or done == total:
                 events.log(f"step {done}/{total}: loss {step_loss:.4f}, {rate:,.0f} tokens/s")
-            if p.eval_every and done % p.eval_every == 0 and done < total:
-                loss = run_eval(done)
-                if loss is not None and p.early_stopping_patience:
-                    best = state["best_eval"]
-                    if best is None or loss < best - p.early_stopping_min_delta:
-                        state["best_eval"], state["bad_evals"] = loss, 0
-                    else:
-                        state["bad_evals"] += 1
-                        if state["bad_evals"] >= p.early_stopping_patience:
-                            events.log(f"early stop at step {done}: eval loss stopped improving")
-                            stopped_early = True
-                            break
-            spent = spent_before + time.monotonic() - started
-            if p.max_minutes and spent >= p.max_minutes * 60 and done < total:
-                events.log(
-                    f"time budget of {p.max_minutes:g} min reached after step {done}/{total}"
-                    f" ({spent / 60:.1f} min of training); saving the adapter"
-                )
+            # What ends the run early is decided by the first process, for every process.
+            end = ranks.from_main(ends_after(done))
+            if end:
+                stopped_early = end == EARLY_STOP
                 break
             if done % p.checkpoint_every == 0 and done < total:
                 save_checkpoint(done)
@@ -355,6 +390,9 @@ def run(spec: JobSpec, events: Emitter) -> dict[str, Any]:
             save_checkpoint(completed)
         raise
 
+    leave(ranks)
+    if not ranks.main:  # the first process evaluates, saves and speaks for the job
+        return {"rank": ranks.rank, "steps": completed}
     seconds = time.monotonic() - started
     measured.tokens_per_s = round(tokens_done / max(seconds, 1e-9), 1)
     measured.write(run_dir, base_model=str(base), steps=completed - start)

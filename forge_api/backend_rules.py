@@ -48,6 +48,19 @@ class Machine:
         )
 
 
+def data_parallel_problem(backend: str) -> str | None:
+    """Why `backend`, asked for by name, cannot train one job on several GPUs, or None (`auto`
+    trains on several with peft)."""
+    if backend == "mlx":
+        return (
+            "params.devices: mlx trains on one Apple silicon device; several GPUs need CUDA "
+            "and backend peft (or auto)"
+        )
+    if backend == "unsloth":
+        return "params.devices: unsloth trains on one GPU; use backend peft (or auto) with devices"
+    return None
+
+
 def method_problem(method: str, machine: Machine) -> str | None:
     """Why this machine cannot train with `method` at all (whatever the backend), or None."""
     if method == "qlora" and not machine.cuda:

@@ -8,7 +8,7 @@ from __future__ import annotations
 
 from collections.abc import Callable
 from dataclasses import dataclass
-from typing import Any, Literal, cast, get_args
+from typing import Annotated, Any, Literal, cast, get_args
 
 from pydantic import BaseModel, ConfigDict, Field, model_validator
 
@@ -113,6 +113,11 @@ class TrainParams(KindParams):
         " small steps (2 unless max_steps says); no evaluation, no adapter",
     )
     pissa_niter: int = Field(4, ge=0, le=64)
+    devices: Annotated[int, Field(ge=1, le=64)] | Literal["all"] = Field(
+        1,
+        description="GPUs to train on: more than 1 (or all, where there are several) runs one"
+        " process per GPU through accelerate's launcher, each on its share of every step",
+    )
 
 
 class EvalParams(KindParams):

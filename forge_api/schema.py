@@ -315,6 +315,7 @@ class Accelerator(Record):
     kind: Literal["cuda", "mps", "cpu"]
     name: str
     memory_bytes: int | None = None
+    count: int = Field(1, description="how many there are (GPUs this daemon may use)")
 
 
 class QueueState(Record):

@@ -55,6 +55,9 @@ class Check:
     fix: str = ""
 
 
+RAY_EXTRA = "pip install 'ai-forge[ray]' (here, and Ray at the head's version on every worker)"
+
+
 def _torch() -> tuple[dict[str, Any] | None, Check]:
     try:
         probe = subprocess.run(
@@ -240,6 +243,26 @@ def _tracking(config: Any) -> list[Check]:
     return [Check("tracking", "ok", "metrics also go to " + " and ".join(n for n, _ in asked))]
 
 
+def _ray(config: Any) -> list[Check]:
+    """A line only where jobs go to a Ray cluster: is Ray here, and does the cluster answer?"""
+    import importlib.util
+
+    if config is None or config.jobs.executor != "ray":
+        return []
+    address = config.jobs.ray_address
+    if importlib.util.find_spec("ray") is None:
+        return [Check("ray", "FAIL", "jobs.executor is ray, but Ray is not installed", RAY_EXTRA)]
+    try:
+        from ray.job_submission import JobSubmissionClient
+
+        version = JobSubmissionClient(address).get_version()
+    except Exception as exc:
+        first = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
+        fix = "start the cluster (ray start --head) or set jobs.ray_address to its dashboard"
+        return [Check("ray", "FAIL", f"the cluster at {address!r} does not answer: {first}", fix)]
+    return [Check("ray", "ok", f"jobs go to the Ray cluster at {address!r} (Ray {version})")]
+
+
 def cmd_doctor(cli: Cli) -> int:
     torch, torch_check = _torch()
     config, config_check = _config(cli)
@@ -255,6 +278,7 @@ def cmd_doctor(cli: Cli) -> int:
         _ollama(config),
         _base_model(config, bases),
         *_tracking(config),
+        *_ray(config),
     ]
     if cli.args.json:
         print(json.dumps([asdict(c) for c in checks], indent=2))

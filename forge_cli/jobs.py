@@ -13,7 +13,7 @@ from typing import Any, get_args
 from forge_api.names import TERMINAL_JOB_STATUSES, JobKind, JobStatus
 from forge_cli.context import EXIT_ERROR, AddCommand, Cli, Subparsers, table
 from forge_cli.follow_view import follow_view
-from forge_client.format import ago, params_lines, progress_text
+from forge_client.format import ago, params_lines, placement_text, progress_text
 from forge_client.kv import parse_setting
 
 PATH_PARAMS = ("dataset", "base_model", "adapter", "previous_adapter", "path")
@@ -60,6 +60,8 @@ def cmd_jobs_show(cli: Cli) -> int:
             print(f"{'ran':<11}{end - j['started_at']:.1f} s")
         if j.get("progress"):
             print(f"{'progress':<11}{progress_text(j.get('progress'))}")
+        if where := placement_text(j.get("placement")):
+            print(f"{'runs as':<11}{where}")
         print(f"{'run dir':<11}{j['run_dir']}")
         print("params")
         for line in params_lines(j["params"], j.get("summary")):

@@ -137,3 +137,12 @@ def printable(text: str) -> str:
     """Text with control characters dropped (newlines and tabs kept): a model or a log may
     emit any byte, and a stray escape must not reach the terminal."""
     return "".join(ch for ch in text if ch.isprintable() or ch in "\n\t")
+
+
+def placement_text(placement: dict[str, Any] | None) -> str | None:
+    """Where a job runs when it is not the daemon's child (`jobs.executor = "ray"`), or None."""
+    if not placement:
+        return None
+    if placement.get("executor") == "ray":
+        return f"Ray job {placement.get('ray_job_id')} on {placement.get('address')}"
+    return str(placement)

@@ -58,8 +58,9 @@ async def serve(paths: ForgePaths, config: Config) -> int:
         print(f"forged: {exc}", file=sys.stderr)
         return 1
     bus = EventBus(store, config.events.subscriber_queue)
-    runner = JobRunner(store, bus, paths, config.jobs, config.tracking)
     hardware = await Hardware.detect()
+    gpus = hardware.accelerator.count if hardware.accelerator.kind == "cuda" else 0
+    runner = JobRunner(store, bus, paths, config.jobs, config.tracking, gpus)
     # Registered first: the agent's chain reads the eval results the registry records.
     models = ModelRegistry(store, paths, config, hardware.accelerator.kind)
     advisor = Advisor(AdvisorSettings(**config.advisor.model_dump()))

@@ -37,14 +37,28 @@ async def _detect_accelerator() -> Accelerator:
                 stderr=asyncio.subprocess.DEVNULL,
             )
             out, _ = await asyncio.wait_for(proc.communicate(), timeout=5)
-            first = out.decode().strip().splitlines()[0]
-            name, mem = (part.strip() for part in first.split(",", 1))
-            return Accelerator(kind="cuda", name=name, memory_bytes=int(float(mem)) * 1024 * 1024)
+            gpus = out.decode().strip().splitlines()
+            name, mem = (part.strip() for part in gpus[0].split(",", 1))
+            return Accelerator(
+                kind="cuda",
+                name=name,
+                memory_bytes=int(float(mem)) * 1024 * 1024,
+                count=visible_gpus(len(gpus), os.environ.get("CUDA_VISIBLE_DEVICES")),
+            )
         except (OSError, ValueError, IndexError, TimeoutError):
             pass
     if sys.platform == "darwin" and platform.machine() == "arm64":
         return Accelerator(kind="mps", name="Apple silicon", memory_bytes=memory_total())
     return Accelerator(kind="cpu", name=_cpu_name(), memory_bytes=None)
+
+
+def visible_gpus(installed: int, visible: str | None) -> int:
+    """The GPUs jobs may use: all installed, or those CUDA_VISIBLE_DEVICES names (jobs inherit
+    the daemon's environment)."""
+    if visible is None:
+        return installed
+    names = [v for v in visible.split(",") if v.strip()]
+    return min(installed, len(names))
 
 
 def _cpu_name() -> str:

@@ -1,6 +1,6 @@
 """Engine jobs on a Ray cluster, through Ray's Jobs API (`ray[default]`, the `ray` extra).
 
-Each job is submitted as the same `python -m engine <run-dir>/spec.json` a local job runs, with
+Each job is submitted as the same engine command a local job runs (`forged.engine_command`), with
 the resources it needs (GPUs for the model-loading kinds, none for the rest) and a submission
 id of our own (`forge-<job>-<attempt>`), kept in the job's `placement` so a restarted daemon
 re-attaches to it instead of running it twice. Its output comes back through the job server's
@@ -80,7 +80,7 @@ class RayCluster:
         job_id: str,
         attempt: int,
         spec_file: Path,
-        python: str,
+        command: list[str],
         gpus: float,
         stop_grace_s: float,
         log_start: int,
@@ -89,9 +89,12 @@ class RayCluster:
         daemon died before it could record it) is attached to instead."""
         client = await self.client()
         ray_id = submission_id(job_id, attempt)
-        entrypoint = f"cd {shlex.quote(str(spec_file.parent))} && exec " + shlex.join(
-            [python, "-m", "engine", str(spec_file)]
+        run_dir = shlex.quote(str(spec_file.parent))
+        missing = (
+            f'echo "this Ray worker ($(hostname)) cannot see the job\'s run dir" {run_dir} '
+            '"(forge\'s data folder must be on a path every worker shares)"; exit 2'
         )
+        entrypoint = f"cd {run_dir} 2>/dev/null || {{ {missing}; }}; exec {shlex.join(command)}"
         env = {
             "PYTHONUNBUFFERED": "1",
             # Ray's supervisor waits this long between its SIGTERM and SIGKILL on a stop.

@@ -29,6 +29,7 @@ from forge_api.engine_events import (
 from forge_api.jobs import JobSpec, TrackingSpec, holds_accelerator
 from forge_api.paths import ForgePaths
 from forge_api.schema import Job
+from forged.engine_command import TooFewDevices, engine_command, processes
 from forged.events import EventBus
 from forged.job_handle import JobHandle, LocalProcess
 from forged.job_output import LOSSLESS, OutputRecorder, Running, failure_reason, recorded_lines
@@ -59,6 +60,7 @@ class JobRunner:
         paths: ForgePaths,
         config: JobsConfig,
         tracking: TrackingConfig | None = None,
+        gpus: int = 0,
     ) -> None:
         self.store = store
         self.bus = bus
@@ -67,6 +69,8 @@ class JobRunner:
         self.tracking = tracking or TrackingConfig()
         """Where train and eval metrics also go (`[tracking]`), read as each job starts."""
         self.python = config.python or sys.executable
+        self.gpus = gpus
+        """CUDA GPUs on this machine (a local train job's `devices` may use up to this many)."""
         self.running: dict[str, Running] = {}
         self.on_artifact: Callable[[str, ArtifactEvent], None] | None = None
         """Told of everything a job made (the registry records the models among them)."""
@@ -312,11 +316,18 @@ class JobRunner:
         except ValueError as exc:  # params the spec cannot carry (an old store's bad job)
             self._finish(job.id, "failed", error=f"the job's params cannot be used: {exc}")
             return
+        on_ray = self.config.executor == "ray"
         try:
-            if self.config.executor == "ray":
-                handle: JobHandle = await self._submit_to_ray(job, spec_file)
+            n = processes(job.kind, job.params, None if on_ray else self.gpus)
+        except TooFewDevices as exc:
+            self._finish(job.id, "failed", error=str(exc))
+            return
+        command = engine_command(self.python, spec_file, n)
+        try:
+            if on_ray:
+                handle: JobHandle = await self._submit_to_ray(job, spec_file, command, n)
             else:
-                handle = await self._spawn(spec_file)
+                handle = await self._spawn(spec_file, command)
         except OSError as exc:
             self._finish(job.id, "failed", error=f"could not start the engine: {exc}")
             return
@@ -337,14 +348,11 @@ class JobRunner:
                 if isinstance(handle, LocalProcess):
                     await handle.wait()
 
-    async def _spawn(self, spec_file: Path) -> LocalProcess:
+    async def _spawn(self, spec_file: Path, command: list[str]) -> LocalProcess:
         """The engine as a child process group of the daemon (`jobs.executor = "local"`)."""
         env = dict(os.environ, FORGE_PARENT_PID=str(os.getpid()), PYTHONUNBUFFERED="1")
         proc = await asyncio.create_subprocess_exec(
-            self.python,
-            "-m",
-            "engine",
-            str(spec_file),
+            *command,
             stdin=asyncio.subprocess.DEVNULL,
             stdout=asyncio.subprocess.PIPE,
             stderr=asyncio.subprocess.STDOUT,
@@ -355,16 +363,19 @@ class JobRunner:
         )
         return LocalProcess(proc)
 
-    async def _submit_to_ray(self, job: Job, spec_file: Path) -> JobHandle:
+    async def _submit_to_ray(
+        self, job: Job, spec_file: Path, command: list[str], n: int
+    ) -> JobHandle:
         """The engine as a job on the Ray cluster at `jobs.ray_address`, asking for the GPUs a
-        model-loading job needs (`jobs.ray_gpus_per_job`; none for a deploy)."""
-        gpus = self.config.ray_gpus_per_job if holds_accelerator(job.kind, job.params) else 0
+        model-loading job needs (`jobs.ray_gpus_per_job` each of its `n` processes; none for a
+        deploy)."""
+        per = self.config.ray_gpus_per_job if holds_accelerator(job.kind, job.params) else 0
         return await self._cluster(self.config.ray_address).submit(
             job.id,
             job.attempt + 1,
             spec_file,
-            self.python,
-            gpus,
+            command,
+            per * n,
             self.config.cancel_grace_s,
             recorded_lines(spec_file.parent),
         )

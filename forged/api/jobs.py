@@ -8,7 +8,7 @@ from typing import Any
 from pydantic import ValidationError
 
 from engine.data import DataError, dataset_files
-from forge_api.backend_rules import Machine, train_problem
+from forge_api.backend_rules import Machine, data_parallel_problem, train_problem
 from forge_api.jobs import UnknownKind, parse_params, resumable
 from forge_api.names import TERMINAL_JOB_STATUSES
 from forge_api.protocol import INVALID_PARAMS, NOT_FOUND, UNSUPPORTED
@@ -25,6 +25,7 @@ from forge_api.schema import (
     LogLine,
 )
 from forged.context import Session
+from forged.engine_command import TooFewDevices, processes
 from forged.registry import RegistryError, UnknownModel
 from forged.rpc import Registry, RpcError, invalid_state, lookup, not_found, params_error
 
@@ -199,8 +200,20 @@ def _refuse_outside_data_dir(s: Session, values: dict[str, Any]) -> None:
 
 def _refuse_what_cannot_train_here(s: Session, values: dict[str, Any]) -> None:
     """A method or backend this machine cannot run (QLoRA or Unsloth without CUDA, MLX without
-    mlx-lm) is refused now, by the rule the engine itself applies, not when its turn comes."""
-    cuda = s.services.hardware.accelerator.kind == "cuda" or Path("/proc/driver/nvidia").exists()
+    mlx-lm), or more GPUs than it has, is refused now, by the rule the engine itself applies,
+    not when its turn comes. Jobs sent to a Ray cluster are judged there instead: its workers,
+    not this machine, run them."""
+    on_ray = s.services.runner.config.executor == "ray"
+    accelerator = s.services.hardware.accelerator
+    try:
+        n = processes("train", values, None if on_ray else s.services.runner.gpus)
+    except TooFewDevices as exc:
+        raise RpcError(INVALID_PARAMS, str(exc), {"param": "params.devices"}) from None
+    if n > 1 and (problem := data_parallel_problem(str(values["backend"]))):
+        raise RpcError(INVALID_PARAMS, problem, {"param": "params.devices"})
+    if on_ray:
+        return
+    cuda = accelerator.kind == "cuda" or Path("/proc/driver/nvidia").exists()
     why = train_problem(str(values["backend"]), str(values["method"]), Machine.here(cuda=cuda))
     if why:
         raise RpcError(INVALID_PARAMS, why, {"param": why.split(":", 1)[0]})

@@ -6,21 +6,23 @@ with the reason. Skipped, saying why, where Ray is not installed (the `ray` extr
 
 from __future__ import annotations
 
+import json
 from collections.abc import Iterator
 from typing import Any
 
 import pytest
 
 from engine.synthetic import write_dataset
+from tests.support.cli import forge
 from tests.support.daemon_harness import Daemon, DaemonFactory, wait_for
-from tests.support.ray_cluster import local_ray_cluster, stop_ray_cluster
+from tests.support.ray_cluster import local_ray_cluster, ray_command, stop_ray_cluster
 
 pytestmark = pytest.mark.ray
 
 
 @pytest.fixture(scope="module")
 def ray_address() -> Iterator[str]:
-    with local_ray_cluster() as address:
+    with local_ray_cluster(ray_command()) as address:
         yield address
 
 
@@ -87,6 +89,11 @@ def test_prepare_train_and_eval_run_on_the_cluster(
     result = daemon.wait_job(evaluated["id"], {"completed", "failed"}, timeout=180)
     assert result["status"] == "completed", result["error"]
     assert result["placement"]["executor"] == "ray"
+    shown = forge("jobs", "show", evaluated["id"], home=daemon.home).stdout
+    assert f"runs as    Ray job {result['placement']['ray_job_id']} on {ray_address}" in shown
+    doctor = json.loads(forge("doctor", "--json", home=daemon.home).stdout)
+    ray = next(c for c in doctor if c["name"] == "ray")
+    assert ray["state"] == "ok" and ray_address in ray["says"], ray
 
 
 def long_train(daemon: Daemon, model: str, steps: int) -> dict[str, Any]:
@@ -145,6 +152,9 @@ def test_an_unreachable_cluster_fails_the_job_with_the_reason(make_daemon: Daemo
     done = daemon.wait_job(job["id"], {"completed", "failed"}, timeout=60)
     assert done["status"] == "failed"
     assert "cannot reach the Ray cluster at 'http://127.0.0.1:9'" in done["error"]
+    doctor = json.loads(forge("doctor", "--json", home=daemon.home).stdout)
+    ray = next(c for c in doctor if c["name"] == "ray")
+    assert ray["state"] == "FAIL" and "does not answer" in ray["says"], ray
 
 
 def test_a_cluster_lost_mid_job_fails_it_with_the_reason(
@@ -154,7 +164,7 @@ def test_a_cluster_lost_mid_job_fails_it_with_the_reason(
     daemon = ray_daemon(make_daemon, ray_address, "ray_lost_after_s = 3\n")
     job = long_train(daemon, str(tiny_model), 100_000)
     wait_for(lambda: stepped(daemon, job["id"]), timeout=120, interval=0.2)
-    stop_ray_cluster()
+    stop_ray_cluster(ray_command())
     done = daemon.wait_job(job["id"], {"completed", "failed", "cancelled"}, timeout=60)
     assert done["status"] == "failed"
     assert f"lost the Ray cluster at '{ray_address}' (no answer for 3 s)" in done["error"], done

@@ -10,6 +10,7 @@ from __future__ import annotations
 from collections import deque
 from typing import Any, ClassVar
 
+from rich.markup import escape
 from rich.text import Text
 from textual.app import ComposeResult
 from textual.binding import Binding, BindingType
@@ -17,7 +18,7 @@ from textual.containers import Horizontal
 from textual.widgets import DataTable, ProgressBar, Static, TabbedContent, TabPane
 
 from forge_api.names import TERMINAL_JOB_STATUSES
-from forge_client.format import clock, metric, params_lines, progress_text
+from forge_client.format import clock, metric, params_lines, placement_text, progress_text
 from tui.screens.base import ForgeScreen
 from tui.widgets.log_view import MAX_LINES, LogView
 from tui.widgets.loss_chart import SERIES, LossChart
@@ -109,6 +110,8 @@ class JobDetailScreen(ForgeScreen):
             head.append(f"[red]{job['error']}[/red]")
         if job.get("mission_id"):
             head.append(f"mission {job['mission_id']}")
+        if where := placement_text(job.get("placement")):
+            head.append(f"runs as {escape(where)}")
         self.query_one("#job-head", Static).update("\n".join(head))
         self._show_progress(job.get("progress"))
         params = "\n".join(params_lines(job["params"], job.get("summary")))
