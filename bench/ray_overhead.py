@@ -111,7 +111,10 @@ def main() -> int:
             client.close()
             client = restart_with(
                 paths,
-                f'[jobs]\nexecutor = "ray"\nray_address = "{address}"\nray_gpus_per_job = 0\n',
+                f'[jobs]\nexecutor = "ray"\nray_address = "{address}"\nray_gpus_per_job = 0\n'
+                # The cluster's two CPUs, as the local job has: Ray gives a job as many torch
+                # threads as CPUs it asked for.
+                "ray_cpus_per_job = 2\n",
             )
             on_ray = runs(client, params, args.rounds)
             client.close()

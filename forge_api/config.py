@@ -69,6 +69,13 @@ class JobsConfig(_Section):
         le=64,
         description="GPUs a model-loading job asks of the Ray cluster (0 on a CPU-only cluster)",
     )
+    ray_cpus_per_job: float = Field(
+        1,
+        gt=0,
+        le=1024,
+        description="CPUs a job asks of the Ray cluster; its torch threads follow (Ray sets "
+        "OMP_NUM_THREADS to it)",
+    )
     ray_lost_after_s: float = Field(
         30.0,
         gt=0,

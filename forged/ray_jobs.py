@@ -81,6 +81,7 @@ class RayCluster:
         attempt: int,
         spec_file: Path,
         command: list[str],
+        cpus: float,
         gpus: float,
         stop_grace_s: float,
         log_start: int,
@@ -107,7 +108,7 @@ class RayCluster:
                 submission_id=ray_id,
                 runtime_env={"env_vars": env},
                 metadata={"forge_job": job_id},
-                entrypoint_num_cpus=1,
+                entrypoint_num_cpus=cpus,
                 entrypoint_num_gpus=gpus or None,
             )
         except Exception as exc:

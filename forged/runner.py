@@ -375,6 +375,7 @@ class JobRunner:
             job.attempt + 1,
             spec_file,
             command,
+            self.config.ray_cpus_per_job,
             per * n,
             self.config.cancel_grace_s,
             recorded_lines(spec_file.parent),

@@ -6,9 +6,7 @@ from __future__ import annotations
 
 import os
 import re
-import shutil
 import signal
-import subprocess
 from pathlib import Path
 from typing import Any
 
@@ -18,6 +16,7 @@ from engine.synthetic import write_dataset
 from forged.store import Store
 from tests.support.daemon_harness import Daemon, DaemonFactory, engine_processes, wait_for
 from tests.support.fake_engine import fake_engine
+from tests.support.private_mount import on_private_tmpfs, tmpfs_unavailable
 
 
 def train(daemon: Daemon, tiny_model: Path, examples: int, **params: Any) -> dict[str, Any]:
@@ -86,20 +85,7 @@ def test_a_job_out_of_memory_fails_with_what_to_change(
     assert_queue_goes_on(daemon, behind)  # under the same limit
 
 
-def _can_mount_tmpfs() -> str | None:
-    if shutil.which("unshare") is None:
-        return "no unshare(1) here"
-    probe = subprocess.run(
-        ["unshare", "-rm", "sh", "-c", "mount -t tmpfs -o size=64k tmpfs /mnt"],
-        capture_output=True,
-        text=True,
-    )
-    if probe.returncode != 0:
-        return f"cannot mount a small tmpfs in a user namespace: {probe.stderr.strip()}"
-    return None
-
-
-@pytest.mark.skipif(_can_mount_tmpfs() is not None, reason=str(_can_mount_tmpfs()))
+@pytest.mark.skipif(tmpfs_unavailable() is not None, reason=str(tmpfs_unavailable()))
 def test_a_full_disk_while_checkpointing_fails_the_job_keeps_the_last_checkpoint(
     make_daemon: DaemonFactory, tiny_model: Path
 ) -> None:
@@ -107,14 +93,7 @@ def test_a_full_disk_while_checkpointing_fails_the_job_keeps_the_last_checkpoint
     daemon.paths.runs_dir.mkdir(parents=True)
     # The daemon runs in its own mount namespace where the runs dir is a 1.5 MB disk: room for
     # one checkpoint of the tiny model's adapter (~1 MB) and not for a second.
-    daemon.prefix = [
-        "unshare",
-        "-rm",
-        "sh",
-        "-c",
-        'mount -t tmpfs -o size=1500k tmpfs "$0" && exec "$@"',
-        str(daemon.paths.runs_dir),
-    ]
+    daemon.prefix = on_private_tmpfs(daemon.paths.runs_dir, "1500k")
     daemon.start()
     job = train(daemon, tiny_model, 100, max_steps=12, checkpoint_every=4)
     behind = queue_behind(daemon, tiny_model)
@@ -146,21 +125,14 @@ emit(type="done", summary={})
 """
 
 
-@pytest.mark.skipif(_can_mount_tmpfs() is not None, reason=str(_can_mount_tmpfs()))
+@pytest.mark.skipif(tmpfs_unavailable() is not None, reason=str(tmpfs_unavailable()))
 def test_a_full_disk_under_the_store_never_stalls_the_queue(
     make_daemon: DaemonFactory, tmp_path: Path
 ) -> None:
     daemon = make_daemon(config=fake_engine(tmp_path, FILL_THE_DISK) + "max_parallel = 1\n")
     data_dir = daemon.paths.data_dir
     data_dir.mkdir(parents=True)
-    daemon.prefix = [
-        "unshare",
-        "-rm",
-        "sh",
-        "-c",
-        'mount -t tmpfs -o size=8m tmpfs "$0" && exec "$@"',
-        str(data_dir),
-    ]
+    daemon.prefix = on_private_tmpfs(data_dir, "8m")
     daemon.start()
     filler = daemon.call("jobs.submit", kind="prepare-model", params={"name": "filler"})
     behind = daemon.call("jobs.submit", kind="prepare-model", params={"name": "behind"})

@@ -15,6 +15,7 @@ import pytest
 from engine.synthetic import write_dataset
 from tests.support.cli import forge
 from tests.support.daemon_harness import Daemon, DaemonFactory, wait_for
+from tests.support.private_mount import on_private_tmpfs, tmpfs_unavailable
 from tests.support.ray_cluster import local_ray_cluster, ray_command, stop_ray_cluster
 
 pytestmark = pytest.mark.ray
@@ -155,6 +156,25 @@ def test_an_unreachable_cluster_fails_the_job_with_the_reason(make_daemon: Daemo
     doctor = json.loads(forge("doctor", "--json", home=daemon.home).stdout)
     ray = next(c for c in doctor if c["name"] == "ray")
     assert ray["state"] == "FAIL" and "does not answer" in ray["says"], ray
+
+
+@pytest.mark.skipif(tmpfs_unavailable() is not None, reason=str(tmpfs_unavailable()))
+def test_a_worker_that_cannot_see_the_data_folder_fails_the_job_saying_so(
+    make_daemon: DaemonFactory, ray_address: str
+) -> None:
+    """The daemon's runs folder is a tmpfs of its own mount namespace: the cluster's worker
+    (outside it) does not see the job's run dir, as a worker without the shared mount would."""
+    config = f'[jobs]\nexecutor = "ray"\nray_address = "{ray_address}"\nray_gpus_per_job = 0\n'
+    daemon = make_daemon(config=config)
+    daemon.paths.runs_dir.mkdir(parents=True)
+    daemon.prefix = on_private_tmpfs(daemon.paths.runs_dir, "8m")
+    daemon.start()
+    job = daemon.call("jobs.submit", kind="prepare-model", params={"name": "unseen"})
+    done = daemon.wait_job(job["id"], {"completed", "failed"}, timeout=120)
+    assert done["status"] == "failed"
+    assert "this Ray worker (" in done["error"], done["error"]
+    assert f"cannot see the job's run dir {done['run_dir']}" in done["error"]
+    assert "forge's data folder must be on a path every worker shares" in done["error"]
 
 
 def test_a_cluster_lost_mid_job_fails_it_with_the_reason(
