@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import json
 from collections.abc import Iterator
+from pathlib import Path
 from typing import Any
 
 import pytest
@@ -27,12 +28,20 @@ def ray_address() -> Iterator[str]:
         yield address
 
 
-def ray_daemon(make_daemon: DaemonFactory, address: str, extra: str = "") -> Daemon:
+def ray_daemon(
+    make_daemon: DaemonFactory, address: str, extra: str = "", private_runs: bool = False
+) -> Daemon:
+    """A daemon sending its jobs to the cluster at `address`; with `private_runs`, its runs
+    folder is a tmpfs only it sees (as a data folder the workers do not share)."""
     config = (
         f'[jobs]\nexecutor = "ray"\nray_address = "{address}"\nray_gpus_per_job = 0\n'
         f"cancel_grace_s = 5\n{extra}"
     )
-    return make_daemon(config=config).start()
+    daemon = make_daemon(config=config)
+    if private_runs:
+        daemon.paths.runs_dir.mkdir(parents=True)
+        daemon.prefix = on_private_tmpfs(daemon.paths.runs_dir, "8m")
+    return daemon.start()
 
 
 def ray_jobs(address: str) -> dict[str, str]:
@@ -110,12 +119,20 @@ def stepped(daemon: Daemon, job_id: str) -> bool:
     return bool(job["status"] == "running" and (job.get("progress") or {}).get("step", 0) >= 2)
 
 
-def test_cancel_stops_the_job_on_the_cluster(
-    make_daemon: DaemonFactory, ray_address: str, tiny_model: Any
-) -> None:
-    daemon = ray_daemon(make_daemon, ray_address)
-    job = long_train(daemon, str(tiny_model), 100_000)
+def training_on_ray(
+    make_daemon: DaemonFactory, address: str, model: Path, steps: int, extra: str = ""
+) -> tuple[Daemon, dict[str, Any]]:
+    """A daemon sending jobs to the cluster, and its train job once it has made two steps."""
+    daemon = ray_daemon(make_daemon, address, extra)
+    job = long_train(daemon, str(model), steps)
     wait_for(lambda: stepped(daemon, job["id"]), timeout=120, interval=0.2)
+    return daemon, job
+
+
+def test_cancel_stops_the_job_on_the_cluster(
+    make_daemon: DaemonFactory, ray_address: str, tiny_model: Path
+) -> None:
+    daemon, job = training_on_ray(make_daemon, ray_address, tiny_model, 100_000)
     daemon.call("jobs.cancel", id=job["id"])
     done = daemon.wait_job(job["id"], {"cancelled", "completed", "failed"}, timeout=60)
     assert done["status"] == "cancelled", done
@@ -124,11 +141,9 @@ def test_cancel_stops_the_job_on_the_cluster(
 
 
 def test_a_restarted_daemon_reattaches_instead_of_running_it_again(
-    make_daemon: DaemonFactory, ray_address: str, tiny_model: Any
+    make_daemon: DaemonFactory, ray_address: str, tiny_model: Path
 ) -> None:
-    daemon = ray_daemon(make_daemon, ray_address)
-    job = long_train(daemon, str(tiny_model), 40)
-    wait_for(lambda: stepped(daemon, job["id"]), timeout=120, interval=0.2)
+    daemon, job = training_on_ray(make_daemon, ray_address, tiny_model, 40)
     daemon.kill()  # kill -9: the job runs on, on the cluster
     ray_id = f"forge-{job['id']}-1"
     assert ray_jobs(ray_address)[ray_id] == "RUNNING"
@@ -164,11 +179,7 @@ def test_a_worker_that_cannot_see_the_data_folder_fails_the_job_saying_so(
 ) -> None:
     """The daemon's runs folder is a tmpfs of its own mount namespace: the cluster's worker
     (outside it) does not see the job's run dir, as a worker without the shared mount would."""
-    config = f'[jobs]\nexecutor = "ray"\nray_address = "{ray_address}"\nray_gpus_per_job = 0\n'
-    daemon = make_daemon(config=config)
-    daemon.paths.runs_dir.mkdir(parents=True)
-    daemon.prefix = on_private_tmpfs(daemon.paths.runs_dir, "8m")
-    daemon.start()
+    daemon = ray_daemon(make_daemon, ray_address, private_runs=True)
     job = daemon.call("jobs.submit", kind="prepare-model", params={"name": "unseen"})
     done = daemon.wait_job(job["id"], {"completed", "failed"}, timeout=120)
     assert done["status"] == "failed"
@@ -178,12 +189,12 @@ def test_a_worker_that_cannot_see_the_data_folder_fails_the_job_saying_so(
 
 
 def test_a_cluster_lost_mid_job_fails_it_with_the_reason(
-    make_daemon: DaemonFactory, ray_address: str, tiny_model: Any
+    make_daemon: DaemonFactory, ray_address: str, tiny_model: Path
 ) -> None:
     """Last in this module: it stops the module's cluster."""
-    daemon = ray_daemon(make_daemon, ray_address, "ray_lost_after_s = 3\n")
-    job = long_train(daemon, str(tiny_model), 100_000)
-    wait_for(lambda: stepped(daemon, job["id"]), timeout=120, interval=0.2)
+    daemon, job = training_on_ray(
+        make_daemon, ray_address, tiny_model, 100_000, "ray_lost_after_s = 3\n"
+    )
     stop_ray_cluster(ray_command())
     done = daemon.wait_job(job["id"], {"completed", "failed", "cancelled"}, timeout=60)
     assert done["status"] == "failed"
