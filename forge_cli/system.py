@@ -38,7 +38,8 @@ def cmd_status(cli: Cli) -> int:
         print(f"socket       {s['socket']}")
         print(f"data         {s['data_dir']}")
         mem = f" ({size(acc['memory_bytes'])})" if acc.get("memory_bytes") else ""
-        print(f"accelerator  {acc['kind']}: {acc['name']}{mem}")
+        count = f"{acc['count']} × " if acc.get("count", 1) > 1 else ""
+        print(f"accelerator  {acc['kind']}: {count}{acc['name']}{mem}")
         print(
             f"memory       {size(s['memory_available_bytes'])} free of "
             f"{size(s['memory_total_bytes'])}"

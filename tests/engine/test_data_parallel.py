@@ -17,6 +17,7 @@ import pytest
 
 from engine.synthetic import write_dataset
 from forged.engine_command import engine_command
+from forged.hardware import visible_gpus
 from tests.support.daemon_harness import Daemon
 
 STEPS = 4
@@ -109,3 +110,10 @@ def test_more_devices_than_the_machine_has_are_refused_at_submit(
     )
     done = daemon.wait_job(job["id"], {"completed", "failed"})
     assert done["status"] == "completed", done["error"]
+
+
+def test_the_gpus_the_daemon_counts_are_those_cuda_visible_devices_leaves_it() -> None:
+    assert visible_gpus(4, None) == 4
+    assert visible_gpus(4, "0,2") == 2
+    assert visible_gpus(2, "") == 0  # CUDA_VISIBLE_DEVICES="" hides them all
+    assert visible_gpus(1, "0,1,2") == 1
