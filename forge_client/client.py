@@ -191,9 +191,14 @@ class AsyncClient:
         future: asyncio.Future[Any] = asyncio.get_running_loop().create_future()
         self.waiting[msg_id] = future
         request = {"jsonrpc": "2.0", "id": msg_id, "method": method, "params": params}
-        self.writer.write(json.dumps(request).encode() + b"\n")
-        await self.writer.drain()
-        return _result(await future)
+        try:
+            self.writer.write(json.dumps(request).encode() + b"\n")
+            await self.writer.drain()
+            return _result(await future)
+        finally:
+            # Sent or not, answered or not: nobody waits for it any more (a reply that comes
+            # after a failed send would find no one, and its error would go unheard).
+            self.waiting.pop(msg_id, None)
 
     async def events(self) -> AsyncIterator[dict[str, Any]]:
         """Events until the connection closes."""
