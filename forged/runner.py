@@ -1,10 +1,12 @@
-"""The job queue and runner: jobs become `python -m engine <run-dir>/spec.json` child processes.
+"""The job queue and runner: each job's engine runs from `<run-dir>/spec.json`, as a child
+process group of the daemon (`jobs.executor = "local"`) or as a job on a Ray cluster ("ray").
 
-Each job runs in its own process group (`forged.process_group`) so a cancel reaches everything
-it started; its output is recorded by `forged.job_output`. At most `jobs.max_parallel`
-accelerator-bound jobs run at once; the rest wait in the persistent queue (the jobs table).
-This module is the queue and the supervision: starting, cancelling, recovering after a restart,
-and recording each job's end, even while the store cannot be written.
+Where a job runs is its `JobHandle` (`forged.job_handle`: a local process group, or
+`forged.ray_jobs.RayJob`); its output is recorded by `forged.job_output` either way. At most
+`jobs.max_parallel` accelerator-bound jobs run at once; the rest wait in the persistent queue
+(the jobs table). This module is the queue and the supervision: starting, cancelling,
+recovering after a restart (re-attaching to cluster jobs), and recording each job's end, even
+while the store cannot be written.
 """
 
 from __future__ import annotations
@@ -242,6 +244,7 @@ class JobRunner:
         if cluster is None:
             cluster = RayCluster(address, self.config.ray_lost_after_s)
             self.clusters[address] = cluster
+        cluster.lost_after_s = self.config.ray_lost_after_s  # reloadable
         return cluster
 
     def _adopt_checkpoint_on_disk(self, job: Job) -> Job:
