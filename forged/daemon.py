@@ -38,7 +38,10 @@ from forged.store_open import open_store
 log = logging.getLogger("forged")
 
 
-async def serve(paths: ForgePaths, config: Config) -> int:
+async def serve(paths: ForgePaths, config: Config, stop: asyncio.Event | None = None) -> int:
+    """Run the daemon until SIGTERM, SIGINT or SIGHUP, or until `stop` is set where the caller
+    gives one (the daemon embedded in another program's event loop, which keeps its signals:
+    the tests' in-process daemons)."""
     os.umask(0o077)  # what the daemon and its engines write is this user's alone
     try:
         fixed = paths.ensure()
@@ -107,24 +110,25 @@ async def serve(paths: ForgePaths, config: Config) -> int:
         print(f"forged: {exc}", file=sys.stderr)
         return 1
 
-    stop = asyncio.Event()
-    loop = asyncio.get_running_loop()
-    # SIGHUP: the terminal of a `forge daemon` started by hand went away (an SSH log-out).
-    for sig in (signal.SIGTERM, signal.SIGINT, signal.SIGHUP):
-        loop.add_signal_handler(sig, stop.set)
+    halt = stop if stop is not None else asyncio.Event()
+    if stop is None:
+        loop = asyncio.get_running_loop()
+        # SIGHUP: the terminal of a `forge daemon` started by hand went away (an SSH log-out).
+        for sig in (signal.SIGTERM, signal.SIGINT, signal.SIGHUP):
+            loop.add_signal_handler(sig, halt.set)
     log.info("forged listening on %s (data in %s)", paths.socket_file, paths.data_dir)
     notify("READY=1")
     keeper.start()
 
     async def recover_then_run() -> None:
         await runner.recover()
-        if not stop.is_set():
+        if not halt.is_set():
             runner.start()
             chain.resume_chains()
             scanner.start()
 
     starting = asyncio.create_task(recover_then_run(), name="recover")
-    await stop.wait()
+    await halt.wait()
     if not starting.done():
         starting.cancel()
 
