@@ -1,4 +1,5 @@
-"""Shared fixtures: a real daemon in a temporary FORGE_HOME, and the tiny model built once."""
+"""Shared fixtures: a real daemon (in-process or a process) in a temporary FORGE_HOME, and the
+tiny model built once."""
 
 from __future__ import annotations
 
@@ -13,7 +14,58 @@ from typing import Any
 
 import pytest
 
-from tests.support.daemon_harness import Daemon, DaemonFactory, short_tmp
+from tests.support.daemon_harness import (
+    Daemon,
+    DaemonFactory,
+    ProcessDaemon,
+    ProcessDaemonFactory,
+    short_tmp,
+)
+from tests.support.inprocess_daemon import InProcessDaemon
+
+DAEMON_FIXTURES = {"daemon", "make_daemon", "process_daemon", "make_process_daemon", "fuzzed"}
+"""A test that asks for one of these talks to a real daemon."""
+HEAVY_TIERS = ("training", "real", "slow", "ray")
+"""What `make check` leaves to `make test`: model-loading engines, real material, long runs."""
+
+
+def pytest_configure(config: pytest.Config) -> None:
+    """Under pytest-xdist (`make test` runs two workers on this 2-core kind of machine) each
+    worker's engines take one torch thread: two trainings at once then share the cores instead of
+    four threads spinning for two (the engine honours OMP_NUM_THREADS)."""
+    if os.environ.get("PYTEST_XDIST_WORKER") and "OMP_NUM_THREADS" not in os.environ:
+        os.environ["OMP_NUM_THREADS"] = "1"
+
+
+TIER_ORDER = ("real", "slow", "ray", "training", "daemon", "unit")
+"""The order tests are handed out in: the longest first, so no worker is left with a long file
+at the end while the other idles."""
+
+
+def _tier_rank(item: pytest.Item) -> int:
+    return next(
+        (i for i, tier in enumerate(TIER_ORDER) if item.get_closest_marker(tier)), len(TIER_ORDER)
+    )
+
+
+def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
+    """Each test's tier, from what it asks for, so a new test lands in one without being told:
+    `training` where the tiny model is loaded (an engine process, torch and all), `daemon` where
+    a daemon answers, `unit` where neither does and no heavier tier was marked by hand (`real`:
+    material we did not make; `slow`: long reliability runs; `ray`: a local Ray cluster)."""
+    for item in items:
+        names = set(getattr(item, "fixturenames", ()))
+        if "tiny_model" in names:
+            item.add_marker(pytest.mark.training)
+        if names & DAEMON_FIXTURES:
+            item.add_marker(pytest.mark.daemon)
+        if not any(item.get_closest_marker(tier) for tier in ("daemon", *HEAVY_TIERS)):
+            item.add_marker(pytest.mark.unit)
+    # A file's heaviest test places the whole file (workers take whole files: --dist loadfile).
+    rank: dict[str, int] = {}
+    for item in items:
+        rank[item.path.name] = min(rank.get(item.path.name, len(TIER_ORDER)), _tier_rank(item))
+    items.sort(key=lambda item: rank[item.path.name])
 
 
 @pytest.fixture(autouse=True)
@@ -29,22 +81,45 @@ def _isolated_home(monkeypatch: pytest.MonkeyPatch) -> Iterator[None]:
 
 @pytest.fixture
 def make_daemon() -> Iterator[DaemonFactory]:
-    """Daemons created through this are killed and their folders removed after the test."""
+    """In-process daemons (the real server on a real socket, in a thread of the test): stopped
+    and their folders removed after the test."""
     made: list[Daemon] = []
 
-    class Tracked(Daemon):
-        def __init__(self, home: Path | None = None, config: str | None = None) -> None:
-            super().__init__(home or short_tmp("fd"), config)
-            made.append(self)
+    def make(home: Path | None = None, config: str | None = None) -> Daemon:
+        made.append(InProcessDaemon(home or short_tmp("fd"), config))
+        return made[-1]
 
-    yield Tracked
+    yield make
     for daemon in made:
         daemon.cleanup()
 
 
 @pytest.fixture
-def daemon(make_daemon: DaemonFactory) -> Daemon:
+def make_process_daemon() -> Iterator[ProcessDaemonFactory]:
+    """Daemon processes, for what only a process has (kill -9, signals, its own environment,
+    mounts or memory): killed and their folders removed after the test."""
+    made: list[ProcessDaemon] = []
+
+    def make(home: Path | None = None, config: str | None = None) -> ProcessDaemon:
+        made.append(ProcessDaemon(home or short_tmp("fd"), config))
+        return made[-1]
+
+    yield make
+    for daemon in made:
+        daemon.cleanup()
+
+
+@pytest.fixture
+def daemon(make_daemon: DaemonFactory, request: pytest.FixtureRequest) -> Daemon:
+    wanted = getattr(request.function, "__annotations__", {}).get("daemon")
+    if wanted in ("ProcessDaemon", ProcessDaemon):
+        raise TypeError(f"{request.node.nodeid} wants a process: take `process_daemon`")
     return make_daemon().start()
+
+
+@pytest.fixture
+def process_daemon(make_process_daemon: ProcessDaemonFactory) -> ProcessDaemon:
+    return make_process_daemon().start()
 
 
 def run_engine(spec: Mapping[str, object], run_dir: Path) -> list[dict[str, Any]]:

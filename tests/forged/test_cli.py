@@ -9,7 +9,7 @@ import sys
 from pathlib import Path
 
 from tests.support.cli import forge
-from tests.support.daemon_harness import Daemon, wait_for
+from tests.support.daemon_harness import Daemon, ProcessDaemon, wait_for
 
 
 def test_no_daemon_is_one_line_and_exit_3(tmp_path: Path) -> None:
@@ -163,7 +163,9 @@ def test_datasets_import_checks_every_line(daemon: Daemon, tmp_path: Path) -> No
     assert out.returncode == 2 and "dataset=nope.jsonl: no such file in" in out.stderr
 
 
-def test_daemon_stop(daemon: Daemon) -> None:
+def test_daemon_stop(process_daemon: ProcessDaemon) -> None:
+    # `forge daemon stop` signals the pid the daemon reports: a process's own.
+    daemon = process_daemon
     out = forge("daemon", "stop", home=daemon.home)
     assert out.returncode == 0 and "stopped forged" in out.stdout
     assert daemon.proc is not None and daemon.proc.wait(10) == 0

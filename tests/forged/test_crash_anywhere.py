@@ -26,7 +26,12 @@ import pytest
 from safetensors import safe_open
 
 from engine.synthetic import write_dataset
-from tests.support.daemon_harness import Daemon, DaemonFactory, engine_processes, wait_for
+from tests.support.daemon_harness import (
+    ProcessDaemon,
+    ProcessDaemonFactory,
+    engine_processes,
+    wait_for,
+)
 from tests.support.missions import agent_config, make_repo
 from tests.support.ollama_server import FakeOllama
 from tests.support.repos import commit
@@ -38,7 +43,7 @@ TORN_CHECKPOINT_KILLS = 4
 """The first kills hit a manual train job that checkpoints every step, so torn writes happen."""
 
 
-def power_cut(daemon: Daemon) -> None:
+def power_cut(daemon: ProcessDaemon) -> None:
     """The daemon and every engine at once, as a power cut or the OOM killer would: the daemon
     first, so it cannot record the engines' deaths, then the engines, which by then may be
     writing the checkpoint the daemon's death asked for."""
@@ -50,7 +55,7 @@ def power_cut(daemon: Daemon) -> None:
     daemon.proc.wait(10)
 
 
-def in_background(daemon: Daemon, method: str, **params: Any) -> None:
+def in_background(daemon: ProcessDaemon, method: str, **params: Any) -> None:
     """A call the kill may cut off mid-way (its connection then breaks, which is fine)."""
 
     def call() -> None:
@@ -63,12 +68,12 @@ def in_background(daemon: Daemon, method: str, **params: Any) -> None:
 class Snapshot:
     """What the store held just before a kill, to compare with what it holds after."""
 
-    def __init__(self, daemon: Daemon) -> None:
+    def __init__(self, daemon: ProcessDaemon) -> None:
         self.jobs = {j["id"]: j for j in daemon.call("jobs.list", limit=1000)["jobs"]}
         self.missions = {m["id"]: m for m in daemon.call("missions.list", limit=1000)["missions"]}
 
 
-def store_is_intact(daemon: Daemon) -> None:
+def store_is_intact(daemon: ProcessDaemon) -> None:
     db = sqlite3.connect(daemon.paths.db_file)
     try:
         assert db.execute("PRAGMA integrity_check").fetchone()[0] == "ok"
@@ -85,7 +90,7 @@ def complete_checkpoint(path: str) -> bool:
         return len(list(weights.keys())) > 0
 
 
-def check_after_restart(daemon: Daemon, before: Snapshot) -> str:
+def check_after_restart(daemon: ProcessDaemon, before: Snapshot) -> str:
     """The invariants; returns what became of the jobs that were running at the kill."""
 
     def recovered() -> Snapshot | None:
@@ -136,19 +141,20 @@ def check_after_restart(daemon: Daemon, before: Snapshot) -> str:
     return "; ".join(outcomes) or "nothing was running"
 
 
-def open_mission(daemon: Daemon) -> dict[str, Any] | None:
+def open_mission(daemon: ProcessDaemon) -> dict[str, Any] | None:
     active = ["approved", "training", "evaluating", "deploying"]
     missions = daemon.call("missions.list", stage=active)["missions"]
     return dict(missions[0]) if missions else None
 
 
-def running_kind(daemon: Daemon) -> str:
+def running_kind(daemon: ProcessDaemon) -> str:
     jobs = daemon.call("jobs.list", status=["running"])["jobs"]
     return ",".join(j["kind"] for j in jobs) or "between jobs"
 
 
+@pytest.mark.timeout(900)  # 12 kills and restarts, each mission trained to its end
 def test_kill_nine_anywhere_in_a_missions_life(
-    make_daemon: DaemonFactory, tiny_model: Path, tmp_path: Path
+    make_process_daemon: ProcessDaemonFactory, tiny_model: Path, tmp_path: Path
 ) -> None:
     seed = int(os.environ.get("FORGE_CRASH_SEED", random.randrange(1 << 30)))
     rng = random.Random(seed)
@@ -157,9 +163,9 @@ def test_kill_nine_anywhere_in_a_missions_life(
     # Its subject is the mission chain: no calibration run before each proposal (which a kill
     # every second or so would never let finish).
     config = agent_config(tiny_model, ollama.host).replace(
-        "[agent]", f'bases = {{"{tiny_model}" = "llama3.2:1b"}}\n\n[agent]\ncalibrate = false'
+        "[agent]", f'bases = {{"{tiny_model}" = "llama3.2:1b"}}\n\n[agent]'
     )
-    daemon = make_daemon(config=config + "\n[jobs]\nmax_parallel = 1\n").start()
+    daemon = make_process_daemon(config=config + "\n[jobs]\nmax_parallel = 1\n").start()
     repo = make_repo(tmp_path)
     manual = write_dataset(daemon.paths.datasets_dir / "manual.jsonl", 120, seed=2)
     params = {"base_model": str(tiny_model), "dataset": str(manual), "max_seq_len": 256}
@@ -219,7 +225,7 @@ def test_kill_nine_anywhere_in_a_missions_life(
         ollama.stop()
 
 
-def propose(daemon: Daemon, repo: Path, round_: int) -> None:
+def propose(daemon: ProcessDaemon, repo: Path, round_: int) -> None:
     """Add the source, or commit new material to it and scan: either builds a dataset."""
     sources = daemon.call("sources.list")["sources"]
     if not sources:
@@ -231,6 +237,6 @@ def propose(daemon: Daemon, repo: Path, round_: int) -> None:
     in_background(daemon, "sources.scan", id=sources[0]["id"])
 
 
-def ended(daemon: Daemon, mission_id: str) -> dict[str, Any] | None:
+def ended(daemon: ProcessDaemon, mission_id: str) -> dict[str, Any] | None:
     mission: dict[str, Any] = daemon.call("missions.get", id=mission_id)
     return mission if mission["stage"] in ("done", "failed") else None

@@ -12,19 +12,25 @@ from pathlib import Path
 
 import pytest
 
-from tests.support.daemon_harness import Daemon, DaemonFactory, short_tmp, wait_for
+from tests.support.daemon_harness import ProcessDaemon, ProcessDaemonFactory, short_tmp, wait_for
 from tests.support.rawsock import Raw
 
 
-def test_second_daemon_refuses_with_a_clear_message(daemon: Daemon) -> None:
+@pytest.fixture
+def daemon(process_daemon: ProcessDaemon) -> ProcessDaemon:
+    """Every test here is about the daemon process itself."""
+    return process_daemon
+
+
+def test_second_daemon_refuses_with_a_clear_message(daemon: ProcessDaemon) -> None:
     second = daemon.spawn()
     assert second.wait(30) == 1
     assert "another forged is already running" in daemon.log.read_text()
     assert daemon.call("system.health")["ok"]
 
 
-def test_stale_socket_is_replaced(make_daemon: DaemonFactory) -> None:
-    daemon = make_daemon()
+def test_stale_socket_is_replaced(make_process_daemon: ProcessDaemonFactory) -> None:
+    daemon = make_process_daemon()
     daemon.paths.runtime_dir.mkdir(parents=True)
     # A socket file nobody listens on any more, as a crashed daemon leaves it.
     dead = socket.socket(socket.AF_UNIX)
@@ -35,7 +41,7 @@ def test_stale_socket_is_replaced(make_daemon: DaemonFactory) -> None:
     assert daemon.call("system.health")["ok"]
 
 
-def test_socket_and_folder_are_private(daemon: Daemon) -> None:
+def test_socket_and_folder_are_private(daemon: ProcessDaemon) -> None:
     assert stat.S_IMODE(daemon.socket.stat().st_mode) == 0o600
     assert stat.S_IMODE(daemon.socket.parent.stat().st_mode) == 0o700
 
@@ -62,17 +68,17 @@ def test_runtime_dir_layout_without_forge_home(tmp_path: Path) -> None:
     ],
 )
 def test_bad_config_refuses_to_start_and_names_the_key(
-    make_daemon: DaemonFactory, config: str, expected: str
+    make_process_daemon: ProcessDaemonFactory, config: str, expected: str
 ) -> None:
-    daemon = make_daemon(config=config)
+    daemon = make_process_daemon(config=config)
     proc = daemon.spawn()
     assert proc.wait(30) == 2
     assert expected in daemon.log.read_text()
     assert not daemon.socket.exists()
 
 
-def test_sd_notify_ready_and_stopping(make_daemon: DaemonFactory) -> None:
-    daemon = make_daemon()
+def test_sd_notify_ready_and_stopping(make_process_daemon: ProcessDaemonFactory) -> None:
+    daemon = make_process_daemon()
     notify_path = short_tmp("ns") / "notify"
     listener = socket.socket(socket.AF_UNIX, socket.SOCK_DGRAM)
     listener.bind(str(notify_path))
@@ -89,7 +95,7 @@ def test_sd_notify_ready_and_stopping(make_daemon: DaemonFactory) -> None:
 
 
 @pytest.mark.skipif(os.geteuid() != 0, reason="needs root to connect as another user")
-def test_other_users_are_refused(daemon: Daemon) -> None:
+def test_other_users_are_refused(daemon: ProcessDaemon) -> None:
     # Open the file permissions so only the daemon's own peer-uid check stands in the way.
     os.chmod(daemon.home, 0o755)
     os.chmod(daemon.socket.parent, 0o755)
@@ -128,13 +134,13 @@ def test_daemon_start_imports_nothing_heavy() -> None:
     assert out.stdout.strip() == "[]"
 
 
-def test_running_daemon_has_no_heavy_modules_loaded(daemon: Daemon) -> None:
+def test_running_daemon_has_no_heavy_modules_loaded(daemon: ProcessDaemon) -> None:
     assert daemon.proc is not None
     maps = Path(f"/proc/{daemon.proc.pid}/maps").read_text()
     assert "libtorch" not in maps and "site-packages/torch" not in maps
 
 
-def test_subscriber_count_and_status(daemon: Daemon) -> None:
+def test_subscriber_count_and_status(daemon: ProcessDaemon) -> None:
     raw = Raw(daemon.socket)
     raw.request("events.subscribe", {})
     raw.recv()

@@ -16,7 +16,7 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from forged.api import build_registry
-from tests.support.daemon_harness import Daemon, short_tmp
+from tests.support.daemon_harness import ProcessDaemon, short_tmp
 from tests.support.rawsock import Raw
 
 pytestmark = pytest.mark.slow
@@ -84,8 +84,8 @@ def well_formed(reply: Any) -> bool:
 
 
 @pytest.fixture(scope="module")
-def fuzzed() -> Iterator[Daemon]:
-    daemon = Daemon(short_tmp("fz")).start()
+def fuzzed() -> Iterator[ProcessDaemon]:
+    daemon = ProcessDaemon(short_tmp("fz")).start()
     yield daemon
     daemon.cleanup()
 
@@ -98,7 +98,7 @@ def fuzzed() -> Iterator[Daemon]:
 )
 @given(batch=st.lists(messages, min_size=PER_EXAMPLE, max_size=PER_EXAMPLE))
 def test_random_and_mutated_messages_get_well_formed_replies(
-    fuzzed: Daemon, batch: list[bytes]
+    fuzzed: ProcessDaemon, batch: list[bytes]
 ) -> None:
     raw = Raw(fuzzed.socket, timeout=30)
     try:
@@ -116,7 +116,7 @@ def test_random_and_mutated_messages_get_well_formed_replies(
         raw.sock.close()
 
 
-def test_the_daemon_serves_normally_after_the_fuzz(fuzzed: Daemon) -> None:
+def test_the_daemon_serves_normally_after_the_fuzz(fuzzed: ProcessDaemon) -> None:
     jobs = fuzzed.call("jobs.list", limit=10_000)
     for job in jobs["jobs"]:
         if job["status"] in ("queued", "running"):

@@ -14,7 +14,13 @@ import pytest
 
 from engine.synthetic import write_dataset
 from forged.store import Store
-from tests.support.daemon_harness import Daemon, DaemonFactory, engine_processes, wait_for
+from tests.support.daemon_harness import (
+    Daemon,
+    DaemonFactory,
+    ProcessDaemonFactory,
+    engine_processes,
+    wait_for,
+)
 from tests.support.fake_engine import fake_engine
 from tests.support.private_mount import on_private_tmpfs, tmpfs_unavailable
 
@@ -87,9 +93,9 @@ def test_a_job_out_of_memory_fails_with_what_to_change(
 
 @pytest.mark.skipif(tmpfs_unavailable() is not None, reason=str(tmpfs_unavailable()))
 def test_a_full_disk_while_checkpointing_fails_the_job_keeps_the_last_checkpoint(
-    make_daemon: DaemonFactory, tiny_model: Path
+    make_process_daemon: ProcessDaemonFactory, tiny_model: Path
 ) -> None:
-    daemon = make_daemon(config="[jobs]\nmax_parallel = 1\n")
+    daemon = make_process_daemon(config="[jobs]\nmax_parallel = 1\n")
     daemon.paths.runs_dir.mkdir(parents=True)
     # The daemon runs in its own mount namespace where the runs dir is a 1.5 MB disk: room for
     # one checkpoint of the tiny model's adapter (~1 MB) and not for a second.
@@ -127,9 +133,9 @@ emit(type="done", summary={})
 
 @pytest.mark.skipif(tmpfs_unavailable() is not None, reason=str(tmpfs_unavailable()))
 def test_a_full_disk_under_the_store_never_stalls_the_queue(
-    make_daemon: DaemonFactory, tmp_path: Path
+    make_process_daemon: ProcessDaemonFactory, tmp_path: Path
 ) -> None:
-    daemon = make_daemon(config=fake_engine(tmp_path, FILL_THE_DISK) + "max_parallel = 1\n")
+    daemon = make_process_daemon(config=fake_engine(tmp_path, FILL_THE_DISK) + "max_parallel = 1\n")
     data_dir = daemon.paths.data_dir
     data_dir.mkdir(parents=True)
     daemon.prefix = on_private_tmpfs(data_dir, "8m")

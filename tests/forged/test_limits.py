@@ -16,7 +16,7 @@ import time
 from pathlib import Path
 from typing import Any
 
-from tests.support.daemon_harness import Daemon, DaemonFactory, short_tmp
+from tests.support.daemon_harness import Daemon, DaemonFactory, ProcessDaemon, short_tmp
 from tests.support.fake_engine import fake_engine
 from tests.support.rawsock import Raw
 
@@ -169,7 +169,8 @@ def test_the_cli_never_hangs_on_a_daemon_that_does_not_answer() -> None:
         assert len(lines) == 1 and said in lines[0], out.stderr
 
 
-def test_unfinished_lines_cannot_hold_the_daemons_memory(daemon: Daemon) -> None:
+def test_unfinished_lines_cannot_hold_the_daemons_memory(process_daemon: ProcessDaemon) -> None:
+    daemon = process_daemon  # a process: its resident memory is the daemon's alone
     assert daemon.proc is not None
     status = Path(f"/proc/{daemon.proc.pid}/status")
 

@@ -15,13 +15,13 @@ import termios
 from pathlib import Path
 
 from engine.synthetic import write_dataset
-from tests.support.daemon_harness import DaemonFactory, wait_for
+from tests.support.daemon_harness import ProcessDaemonFactory, wait_for
 
 
 def test_hang_up_stops_the_daemon_cleanly_and_the_job_resumes(
-    make_daemon: DaemonFactory, tiny_model: Path
+    make_process_daemon: ProcessDaemonFactory, tiny_model: Path
 ) -> None:
-    daemon = make_daemon()
+    daemon = make_process_daemon()
     master, terminal = pty.openpty()
 
     def own_the_terminal() -> None:  # as a login shell's child does: the pty is its terminal

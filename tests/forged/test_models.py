@@ -14,7 +14,7 @@ import pytest
 
 from forge_client.client import RemoteError
 from tests.support.cli import forge
-from tests.support.daemon_harness import DaemonFactory, wait_for
+from tests.support.daemon_harness import DaemonFactory, ProcessDaemonFactory, wait_for
 from tests.support.missions import agent_config, make_repo, next_proposal
 from tests.support.ollama_server import FakeOllama
 
@@ -157,7 +157,7 @@ def test_deploy_refusals_name_the_problem(
 
 
 def test_base_models_are_found_in_folders_and_the_hugging_face_cache(
-    make_daemon: DaemonFactory, tiny_model: Path, tmp_path: Path
+    make_process_daemon: ProcessDaemonFactory, tiny_model: Path, tmp_path: Path
 ) -> None:
     folder = tmp_path / "models"
     shutil.copytree(tiny_model, folder / "my-llama")
@@ -165,7 +165,7 @@ def test_base_models_are_found_in_folders_and_the_hugging_face_cache(
     (folder / "torn" / "config.json").write_text('{"model_type": "llama"}')
     snapshot = tmp_path / "hub" / "models--acme--tiny-chat" / "snapshots" / "0123abc"
     shutil.copytree(tiny_model, snapshot)
-    daemon = make_daemon(config=f'[models]\nfolders = ["{folder}"]\n')
+    daemon = make_process_daemon(config=f'[models]\nfolders = ["{folder}"]\n')
     daemon.start(extra_env={"HF_HUB_CACHE": str(tmp_path / "hub")})
 
     found = {m["name"]: m for m in daemon.call("models.list", kind=["base"])["models"]}

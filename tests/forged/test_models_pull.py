@@ -13,7 +13,7 @@ from pathlib import Path
 import pytest
 
 from tests.support.cli import forge
-from tests.support.daemon_harness import Daemon, DaemonFactory, wait_for
+from tests.support.daemon_harness import Daemon, ProcessDaemonFactory, wait_for
 from tests.support.hf_hub_server import FakeHub
 
 REPO = "forge-test/tiny-llama"
@@ -36,10 +36,10 @@ def log_of(daemon: Daemon, job_id: str) -> list[str]:
 
 
 def test_a_pull_cancelled_midway_resumes_and_registers_the_model(
-    make_daemon: DaemonFactory, hub: FakeHub, tiny_model: Path, tmp_path: Path
+    make_process_daemon: ProcessDaemonFactory, hub: FakeHub, tiny_model: Path, tmp_path: Path
 ) -> None:
     env = hub_env(hub.endpoint, tmp_path)
-    daemon = make_daemon(home=tmp_path / "home").start(extra_env=env)
+    daemon = make_process_daemon(home=tmp_path / "home").start(extra_env=env)
     weights = tiny_model / "model.safetensors"
     size = weights.stat().st_size
 
@@ -86,10 +86,10 @@ def test_a_pull_cancelled_midway_resumes_and_registers_the_model(
 
 
 def test_a_model_the_hub_does_not_have_fails_saying_so(
-    make_daemon: DaemonFactory, hub: FakeHub, tmp_path: Path
+    make_process_daemon: ProcessDaemonFactory, hub: FakeHub, tmp_path: Path
 ) -> None:
     env = hub_env(hub.endpoint, tmp_path)
-    daemon = make_daemon(home=tmp_path / "home").start(extra_env=env)
+    daemon = make_process_daemon(home=tmp_path / "home").start(extra_env=env)
     out = forge("models", "pull", "forge-test/no-such-model", home=daemon.home, env=env)
     assert out.returncode != 0
     job = daemon.call("jobs.list", kind=["prepare-model"])["jobs"][0]
@@ -106,11 +106,13 @@ def hub_reachable() -> bool:
 
 
 @pytest.mark.slow
-def test_a_pull_from_the_real_hub(make_daemon: DaemonFactory, tmp_path: Path) -> None:
+def test_a_pull_from_the_real_hub(
+    make_process_daemon: ProcessDaemonFactory, tmp_path: Path
+) -> None:
     if os.environ.get("HF_HUB_OFFLINE") == "1" or not hub_reachable():
         pytest.skip("huggingface.co is not reachable from here (or HF_HUB_OFFLINE=1)")
     env = {"HF_HOME": str(tmp_path / "hf"), "HF_HUB_OFFLINE": "0"}
-    daemon = make_daemon(home=tmp_path / "home").start(extra_env=env)
+    daemon = make_process_daemon(home=tmp_path / "home").start(extra_env=env)
     repo = "hf-internal-testing/tiny-random-LlamaForCausalLM"
     out = forge("models", "pull", repo, home=daemon.home, env=env)
     assert out.returncode == 0, out.stdout + out.stderr

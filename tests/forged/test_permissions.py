@@ -15,7 +15,7 @@ from pathlib import Path
 import pytest
 
 from engine.synthetic import write_dataset
-from tests.support.daemon_harness import DaemonFactory, short_tmp
+from tests.support.daemon_harness import ProcessDaemonFactory, short_tmp
 
 
 def mode(path: Path) -> int:
@@ -23,9 +23,9 @@ def mode(path: Path) -> int:
 
 
 def test_an_open_install_is_made_private_and_health_says_so(
-    make_daemon: DaemonFactory, tmp_path: Path
+    make_process_daemon: ProcessDaemonFactory, tmp_path: Path
 ) -> None:
-    daemon = make_daemon()
+    daemon = make_process_daemon()
     paths = daemon.paths
     for folder in (paths.data_dir, paths.state_dir):
         folder.mkdir(parents=True)
@@ -47,9 +47,9 @@ def test_an_open_install_is_made_private_and_health_says_so(
 
 
 def test_a_socket_folder_others_can_write_to_is_refused_and_left_alone(
-    make_daemon: DaemonFactory, monkeypatch: pytest.MonkeyPatch
+    make_process_daemon: ProcessDaemonFactory, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    daemon = make_daemon()
+    daemon = make_process_daemon()
 
     def start_with_socket_in(folder: Path) -> None:
         socket = str(folder / "forged.sock")

@@ -15,7 +15,7 @@ import pytest
 
 from engine.synthetic import write_dataset
 from tests.support.cli import forge
-from tests.support.daemon_harness import Daemon, DaemonFactory, wait_for
+from tests.support.daemon_harness import ProcessDaemon, ProcessDaemonFactory, wait_for
 from tests.support.private_mount import on_private_tmpfs, tmpfs_unavailable
 from tests.support.ray_cluster import local_ray_cluster, ray_command, stop_ray_cluster
 
@@ -29,19 +29,26 @@ def ray_address() -> Iterator[str]:
 
 
 def ray_daemon(
-    make_daemon: DaemonFactory, address: str, extra: str = "", private_runs: bool = False
-) -> Daemon:
+    make_process_daemon: ProcessDaemonFactory,
+    address: str,
+    extra: str = "",
+    private_runs: bool = False,
+) -> ProcessDaemon:
     """A daemon sending its jobs to the cluster at `address`; with `private_runs`, its runs
     folder is a tmpfs only it sees (as a data folder the workers do not share)."""
     config = (
         f'[jobs]\nexecutor = "ray"\nray_address = "{address}"\nray_gpus_per_job = 0\n'
         f"cancel_grace_s = 5\n{extra}"
     )
-    daemon = make_daemon(config=config)
+    daemon = make_process_daemon(config=config)
     if private_runs:
         daemon.paths.runs_dir.mkdir(parents=True)
         daemon.prefix = on_private_tmpfs(daemon.paths.runs_dir, "8m")
     return daemon.start()
+
+
+RAY_LIVE = {"PENDING", "RUNNING"}
+"""Ray job statuses that have not ended yet."""
 
 
 def ray_jobs(address: str) -> dict[str, str]:
@@ -51,14 +58,14 @@ def ray_jobs(address: str) -> dict[str, str]:
     return {j.submission_id or "": str(j.status) for j in JobSubmissionClient(address).list_jobs()}
 
 
-def log_lines(daemon: Daemon, job_id: str) -> list[str]:
+def log_lines(daemon: ProcessDaemon, job_id: str) -> list[str]:
     return [x["line"] for x in daemon.call("jobs.logs", id=job_id, tail=10_000)["lines"]]
 
 
 def test_prepare_train_and_eval_run_on_the_cluster(
-    make_daemon: DaemonFactory, ray_address: str
+    make_process_daemon: ProcessDaemonFactory, ray_address: str
 ) -> None:
-    daemon = ray_daemon(make_daemon, ray_address)
+    daemon = ray_daemon(make_process_daemon, ray_address)
     prepared = daemon.call(
         "jobs.submit", kind="prepare-model", params={"name": "on-ray", "layers": 1}
     )
@@ -66,7 +73,9 @@ def test_prepare_train_and_eval_run_on_the_cluster(
     assert done["status"] == "completed", done["error"]
     assert done["placement"]["executor"] == "ray"
     ray_id = done["placement"]["ray_job_id"]
-    assert ray_jobs(ray_address)[ray_id] == "SUCCEEDED"
+    # The daemon hears the engine's `done` before Ray's supervisor records the exit.
+    ended = wait_for(lambda: (s := ray_jobs(ray_address)[ray_id]) not in RAY_LIVE and s, 60)
+    assert ended == "SUCCEEDED"
     assert (daemon.paths.models_dir / "on-ray" / "model.safetensors").exists()
 
     data = daemon.imported(write_dataset(daemon.home / "chat.jsonl", 40, seed=3))
@@ -106,7 +115,7 @@ def test_prepare_train_and_eval_run_on_the_cluster(
     assert ray["state"] == "ok" and ray_address in ray["says"], ray
 
 
-def long_train(daemon: Daemon, model: str, steps: int) -> dict[str, Any]:
+def long_train(daemon: ProcessDaemon, model: str, steps: int) -> dict[str, Any]:
     data = daemon.imported(write_dataset(daemon.home / "chat.jsonl", 40, seed=5))
     params = {"base_model": model, "dataset": data, "max_seq_len": 256}
     params |= {"max_steps": steps, "checkpoint_every": 1_000_000, "batch_size": 2}
@@ -114,25 +123,29 @@ def long_train(daemon: Daemon, model: str, steps: int) -> dict[str, Any]:
     return job
 
 
-def stepped(daemon: Daemon, job_id: str) -> bool:
+def stepped(daemon: ProcessDaemon, job_id: str) -> bool:
     job = daemon.call("jobs.get", id=job_id)
     return bool(job["status"] == "running" and (job.get("progress") or {}).get("step", 0) >= 2)
 
 
 def training_on_ray(
-    make_daemon: DaemonFactory, address: str, model: Path, steps: int, extra: str = ""
-) -> tuple[Daemon, dict[str, Any]]:
+    make_process_daemon: ProcessDaemonFactory,
+    address: str,
+    model: Path,
+    steps: int,
+    extra: str = "",
+) -> tuple[ProcessDaemon, dict[str, Any]]:
     """A daemon sending jobs to the cluster, and its train job once it has made two steps."""
-    daemon = ray_daemon(make_daemon, address, extra)
+    daemon = ray_daemon(make_process_daemon, address, extra)
     job = long_train(daemon, str(model), steps)
     wait_for(lambda: stepped(daemon, job["id"]), timeout=120, interval=0.2)
     return daemon, job
 
 
 def test_cancel_stops_the_job_on_the_cluster(
-    make_daemon: DaemonFactory, ray_address: str, tiny_model: Path
+    make_process_daemon: ProcessDaemonFactory, ray_address: str, tiny_model: Path
 ) -> None:
-    daemon, job = training_on_ray(make_daemon, ray_address, tiny_model, 100_000)
+    daemon, job = training_on_ray(make_process_daemon, ray_address, tiny_model, 100_000)
     daemon.call("jobs.cancel", id=job["id"])
     done = daemon.wait_job(job["id"], {"cancelled", "completed", "failed"}, timeout=60)
     assert done["status"] == "cancelled", done
@@ -141,9 +154,9 @@ def test_cancel_stops_the_job_on_the_cluster(
 
 
 def test_a_restarted_daemon_reattaches_instead_of_running_it_again(
-    make_daemon: DaemonFactory, ray_address: str, tiny_model: Path
+    make_process_daemon: ProcessDaemonFactory, ray_address: str, tiny_model: Path
 ) -> None:
-    daemon, job = training_on_ray(make_daemon, ray_address, tiny_model, 40)
+    daemon, job = training_on_ray(make_process_daemon, ray_address, tiny_model, 40)
     daemon.kill()  # kill -9: the job runs on, on the cluster
     ray_id = f"forge-{job['id']}-1"
     assert ray_jobs(ray_address)[ray_id] == "RUNNING"
@@ -162,8 +175,10 @@ def test_a_restarted_daemon_reattaches_instead_of_running_it_again(
     assert len({m["step"] for m in losses}) == len(losses), losses
 
 
-def test_an_unreachable_cluster_fails_the_job_with_the_reason(make_daemon: DaemonFactory) -> None:
-    daemon = ray_daemon(make_daemon, "http://127.0.0.1:9")
+def test_an_unreachable_cluster_fails_the_job_with_the_reason(
+    make_process_daemon: ProcessDaemonFactory,
+) -> None:
+    daemon = ray_daemon(make_process_daemon, "http://127.0.0.1:9")
     job = daemon.call("jobs.submit", kind="prepare-model", params={"name": "nowhere"})
     done = daemon.wait_job(job["id"], {"completed", "failed"}, timeout=60)
     assert done["status"] == "failed"
@@ -175,11 +190,11 @@ def test_an_unreachable_cluster_fails_the_job_with_the_reason(make_daemon: Daemo
 
 @pytest.mark.skipif(tmpfs_unavailable() is not None, reason=str(tmpfs_unavailable()))
 def test_a_worker_that_cannot_see_the_data_folder_fails_the_job_saying_so(
-    make_daemon: DaemonFactory, ray_address: str
+    make_process_daemon: ProcessDaemonFactory, ray_address: str
 ) -> None:
     """The daemon's runs folder is a tmpfs of its own mount namespace: the cluster's worker
     (outside it) does not see the job's run dir, as a worker without the shared mount would."""
-    daemon = ray_daemon(make_daemon, ray_address, private_runs=True)
+    daemon = ray_daemon(make_process_daemon, ray_address, private_runs=True)
     job = daemon.call("jobs.submit", kind="prepare-model", params={"name": "unseen"})
     done = daemon.wait_job(job["id"], {"completed", "failed"}, timeout=120)
     assert done["status"] == "failed"
@@ -189,11 +204,11 @@ def test_a_worker_that_cannot_see_the_data_folder_fails_the_job_saying_so(
 
 
 def test_a_cluster_lost_mid_job_fails_it_with_the_reason(
-    make_daemon: DaemonFactory, ray_address: str, tiny_model: Path
+    make_process_daemon: ProcessDaemonFactory, ray_address: str, tiny_model: Path
 ) -> None:
     """Last in this module: it stops the module's cluster."""
     daemon, job = training_on_ray(
-        make_daemon, ray_address, tiny_model, 100_000, "ray_lost_after_s = 3\n"
+        make_process_daemon, ray_address, tiny_model, 100_000, "ray_lost_after_s = 3\n"
     )
     stop_ray_cluster(ray_command())
     done = daemon.wait_job(job["id"], {"completed", "failed", "cancelled"}, timeout=60)

@@ -11,11 +11,18 @@ from pathlib import Path
 from typing import Any
 
 from engine.synthetic import write_dataset
-from tests.support.daemon_harness import Daemon, DaemonFactory, engine_processes, wait_for
+from tests.support.daemon_harness import (
+    ProcessDaemon,
+    ProcessDaemonFactory,
+    engine_processes,
+    wait_for,
+)
 
 
-def test_kill_9_after_a_checkpoint_resumes_from_it(make_daemon: DaemonFactory) -> None:
-    daemon = make_daemon().start()
+def test_kill_9_after_a_checkpoint_resumes_from_it(
+    make_process_daemon: ProcessDaemonFactory,
+) -> None:
+    daemon = make_process_daemon().start()
     job = daemon.call("jobs.submit", kind="prepare-model", params={"name": "resumed"})
     with daemon.client() as c:
         c.call("events.subscribe", job_id=job["id"], types=["job.checkpoint"])
@@ -40,9 +47,9 @@ def test_kill_9_after_a_checkpoint_resumes_from_it(make_daemon: DaemonFactory) -
 
 
 def test_kill_9_before_any_checkpoint_starts_over_at_most_three_times(
-    make_daemon: DaemonFactory, tiny_model: Path
+    make_process_daemon: ProcessDaemonFactory, tiny_model: Path
 ) -> None:
-    daemon = make_daemon().start()
+    daemon = make_process_daemon().start()
     data = write_dataset(daemon.paths.datasets_dir / "chat.jsonl", 60, seed=4)
     # A long run that never reaches a checkpoint before each kill.
     params = {"base_model": str(tiny_model), "dataset": str(data), "max_seq_len": 256}
@@ -65,18 +72,20 @@ def test_kill_9_before_any_checkpoint_starts_over_at_most_three_times(
     assert daemon.wait_job(queued["id"], {"completed", "failed"})["status"] == "completed"
 
 
-def started(daemon: Daemon, job_id: str, attempt: int) -> bool:
+def started(daemon: ProcessDaemon, job_id: str, attempt: int) -> bool:
     job = daemon.call("jobs.get", id=job_id)
     return bool(job["status"] == "running" and job["attempt"] == attempt)
 
 
-def logged(daemon: Daemon, job_id: str, text: str) -> bool:
+def logged(daemon: ProcessDaemon, job_id: str, text: str) -> bool:
     lines: list[dict[str, Any]] = daemon.call("jobs.logs", id=job_id, tail=100)["lines"]
     return any(text in line["line"] for line in lines)
 
 
-def test_sigterm_stops_jobs_and_exits_zero_then_resumes(make_daemon: DaemonFactory) -> None:
-    daemon = make_daemon().start()
+def test_sigterm_stops_jobs_and_exits_zero_then_resumes(
+    make_process_daemon: ProcessDaemonFactory,
+) -> None:
+    daemon = make_process_daemon().start()
     job = daemon.call("jobs.submit", kind="prepare-model", params={"name": "graceful"})
     with daemon.client() as c:
         c.call("events.subscribe", job_id=job["id"], types=["job.checkpoint"])
@@ -89,8 +98,8 @@ def test_sigterm_stops_jobs_and_exits_zero_then_resumes(make_daemon: DaemonFacto
     assert done["status"] == "completed" and done["attempt"] == 2
 
 
-def test_every_job_survives_a_restart(make_daemon: DaemonFactory) -> None:
-    daemon = make_daemon(config="[jobs]\nmax_parallel = 1\n").start()
+def test_every_job_survives_a_restart(make_process_daemon: ProcessDaemonFactory) -> None:
+    daemon = make_process_daemon(config="[jobs]\nmax_parallel = 1\n").start()
     ids = [
         daemon.call("jobs.submit", kind="prepare-model", params={"path": "/tmp"})["id"]  # no model
         for _ in range(10)
@@ -104,11 +113,11 @@ def test_every_job_survives_a_restart(make_daemon: DaemonFactory) -> None:
 
 
 def test_a_leftover_engine_from_a_dead_daemon_is_stopped_before_resuming(
-    make_daemon: DaemonFactory,
+    make_process_daemon: ProcessDaemonFactory,
 ) -> None:
     """If an engine outlives its daemon (no parent-death signal, e.g. macOS), the restarted
     daemon stops it before it resumes the job, so the job never runs twice at once."""
-    daemon = make_daemon().start()
+    daemon = make_process_daemon().start()
     job = daemon.call("jobs.submit", kind="prepare-model", params={"name": "orphan"})
     with daemon.client() as c:
         c.call("events.subscribe", job_id=job["id"], types=["job.checkpoint"])

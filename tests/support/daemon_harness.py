@@ -1,7 +1,8 @@
-"""A real `forge daemon` process in a temporary FORGE_HOME, for the tests.
+"""A real daemon in a temporary FORGE_HOME, for the tests, in a process or in the test's own.
 
-No mocks: the daemon is started exactly as a user or systemd starts it, and tests talk to it
-over its real Unix socket with the real client.
+No mocks: both run the daemon's own `serve` on a real Unix socket, and tests talk to it with
+the real client. A daemon process costs an interpreter and the daemon's imports per start; one
+in the test process costs neither, so a test gets one unless it needs what only a process has.
 """
 
 from __future__ import annotations
@@ -17,7 +18,7 @@ import tempfile
 import time
 from collections.abc import Callable
 from pathlib import Path
-from typing import Any, Protocol
+from typing import Any, Protocol, Self
 
 from forge_api.paths import resolve_paths
 from forge_client.client import Client
@@ -45,8 +46,17 @@ class DaemonFactory(Protocol):
     def __call__(self, home: Path | None = None, config: str | None = None) -> Daemon: ...
 
 
+class ProcessDaemonFactory(Protocol):
+    """The `make_process_daemon` fixture: a daemon process (not yet started)."""
+
+    def __call__(self, home: Path | None = None, config: str | None = None) -> ProcessDaemon: ...
+
+
 class Daemon:
-    """One daemon process for one FORGE_HOME; it can be stopped, killed and started again."""
+    """One daemon for one FORGE_HOME, and what a test does with it through its socket. Where it
+    runs is the subclass's: `InProcessDaemon` (a thread of the test process, the default) or
+    `ProcessDaemon` (`python -m forged`, for what only a process has: a kill, a restart after
+    a crash, its own environment, memory or mounts)."""
 
     def __init__(self, home: Path, config: str | None = None) -> None:
         self.home = home
@@ -56,46 +66,33 @@ class Daemon:
             config += '\n[agent]\nallowed_roots = ["/tmp"]\n'
         home.mkdir(parents=True, exist_ok=True)
         (home / "config.toml").write_text(config)
+        self.paths = resolve_paths({"FORGE_HOME": str(home)})
+        self.log = home / "daemon.log"
         self.env = dict(os.environ, FORGE_HOME=str(home), PYTHONUNBUFFERED="1")
+        """The environment of a process of this instance (a daemon, the CLI, `forge web`)."""
         self.env.pop("FORGE_SOCKET", None)
         self.env.pop("NOTIFY_SOCKET", None)
-        self.paths = resolve_paths({"FORGE_HOME": str(home)})
-        self.proc: subprocess.Popen[bytes] | None = None
-        self.log = home / "daemon.log"
-        self.prefix: list[str] = []
-        """A command the daemon runs under (e.g. unshare to give it a small disk)."""
 
     @property
     def socket(self) -> Path:
         return self.paths.socket_file
 
-    def spawn(self, extra_env: dict[str, str] | None = None) -> subprocess.Popen[bytes]:
-        self.home.mkdir(parents=True, exist_ok=True)
-        with open(self.log, "ab") as log:
-            proc = subprocess.Popen(
-                [*self.prefix, sys.executable, "-m", "forged"],
-                env=self.env | (extra_env or {}),
-                stdout=log,
-                stderr=subprocess.STDOUT,
-            )
-        return proc
+    def start(self, extra_env: dict[str, str] | None = None, timeout: float = 30.0) -> Self:
+        """Start it and wait until its socket answers. `extra_env` is for a process's own
+        environment, which only `ProcessDaemon` has."""
+        raise NotImplementedError
 
-    def start(self, extra_env: dict[str, str] | None = None, timeout: float = 30.0) -> Daemon:
-        self.proc = self.spawn(extra_env)
-        proc = self.proc
+    def stop(self, timeout: float = 60.0) -> int:
+        """Stop it as SIGTERM stops a service (jobs checkpoint); its exit code."""
+        raise NotImplementedError
 
-        def up() -> bool:
-            if proc.poll() is not None:
-                raise RuntimeError(f"daemon exited with {proc.returncode}:\n{self.log.read_text()}")
-            try:
-                with socket.socket(socket.AF_UNIX) as s:
-                    s.connect(str(self.socket))
-                return True
-            except OSError:
-                return False
-
-        wait_for(up, timeout)
-        return self
+    def answers(self) -> bool:
+        try:
+            with socket.socket(socket.AF_UNIX) as s:
+                s.connect(str(self.socket))
+            return True
+        except OSError:
+            return False
 
     def client(self, timeout: float | None = 60.0) -> Client:
         return Client(self.socket, timeout=timeout)
@@ -108,6 +105,57 @@ class Daemon:
         """The id of `path` imported as a dataset: jobs train only on files in the data dir."""
         return str(self.call("datasets.import", path=str(path))["id"])
 
+    def wait_job(self, job_id: str, statuses: set[str], timeout: float = 120.0) -> dict[str, Any]:
+        def reached() -> dict[str, Any] | None:
+            job: dict[str, Any] = self.call("jobs.get", id=job_id)
+            return job if job["status"] in statuses else None
+
+        result: dict[str, Any] = wait_for(reached, timeout, interval=0.1)
+        return result
+
+    def halt(self) -> None:
+        """Stop whatever still runs at the end of a test."""
+
+    def cleanup(self) -> None:
+        self.halt()
+        # Engine children are in their own process groups; make sure none outlives the test.
+        for run in self.paths.runs_dir.glob("*") if self.paths.runs_dir.exists() else []:
+            _kill_group_of(run)
+        shutil.rmtree(self.home, ignore_errors=True)
+
+
+class ProcessDaemon(Daemon):
+    """A daemon process, started exactly as a user or systemd starts it; it can be killed."""
+
+    def __init__(self, home: Path, config: str | None = None) -> None:
+        super().__init__(home, config)
+        self.proc: subprocess.Popen[bytes] | None = None
+        self.prefix: list[str] = []
+        """A command the daemon runs under (e.g. unshare to give it a small disk)."""
+
+    def spawn(self, extra_env: dict[str, str] | None = None) -> subprocess.Popen[bytes]:
+        self.home.mkdir(parents=True, exist_ok=True)
+        with open(self.log, "ab") as log:
+            proc = subprocess.Popen(
+                [*self.prefix, sys.executable, "-m", "forged"],
+                env=self.env | (extra_env or {}),
+                stdout=log,
+                stderr=subprocess.STDOUT,
+            )
+        return proc
+
+    def start(self, extra_env: dict[str, str] | None = None, timeout: float = 30.0) -> Self:
+        self.proc = self.spawn(extra_env)
+        proc = self.proc
+
+        def up() -> bool:
+            if proc.poll() is not None:
+                raise RuntimeError(f"daemon exited with {proc.returncode}:\n{self.log.read_text()}")
+            return self.answers()
+
+        wait_for(up, timeout)
+        return self
+
     def stop(self, timeout: float = 60.0) -> int:
         assert self.proc is not None
         if self.proc.poll() is None:
@@ -119,15 +167,7 @@ class Daemon:
         self.proc.kill()
         self.proc.wait(10)
 
-    def wait_job(self, job_id: str, statuses: set[str], timeout: float = 120.0) -> dict[str, Any]:
-        def reached() -> dict[str, Any] | None:
-            job: dict[str, Any] = self.call("jobs.get", id=job_id)
-            return job if job["status"] in statuses else None
-
-        result: dict[str, Any] = wait_for(reached, timeout, interval=0.1)
-        return result
-
-    def cleanup(self) -> None:
+    def halt(self) -> None:
         if self.proc is not None and self.proc.poll() is None:
             # Asked to stop first, so that it exits as a service does (and its line coverage
             # is saved); killed if it does not within a few seconds.
@@ -137,10 +177,6 @@ class Daemon:
             except subprocess.TimeoutExpired:
                 self.proc.kill()
                 self.proc.wait(10)
-        # Engine children are in their own process groups; make sure none outlives the test.
-        for run in self.paths.runs_dir.glob("*") if self.paths.runs_dir.exists() else []:
-            _kill_group_of(run)
-        shutil.rmtree(self.home, ignore_errors=True)
 
 
 def engine_processes(
