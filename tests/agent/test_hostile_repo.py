@@ -107,7 +107,7 @@ def test_nothing_a_repositorys_config_names_ever_runs(
             repo, {f"mod_{n}.py": f"def f{n}(x: int) -> int:\n    return x * {n}\n"}, f"Add f{n}"
         )
 
-    config = agent_config(tiny_model) + "calibrate = false\n"
+    config = agent_config(tiny_model)
     daemon = make_daemon(config=config).start()
     start = daemon.call("system.status")["last_seq"]
     source = daemon.call("sources.add", path=str(repo))

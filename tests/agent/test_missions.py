@@ -13,7 +13,7 @@ import pytest
 
 from forge_client.client import RemoteError
 from tests.support.cli import forge
-from tests.support.daemon_harness import Daemon, DaemonFactory, wait_for
+from tests.support.daemon_harness import Daemon, DaemonFactory, ProcessDaemonFactory, wait_for
 from tests.support.missions import agent_config, make_repo, next_proposal, widgets_proposal
 from tests.support.repos import commit, git
 
@@ -22,7 +22,7 @@ def test_commits_to_proposal_to_trained_and_evaluated(
     make_daemon: DaemonFactory, tiny_model: Path, tmp_path: Path
 ) -> None:
     daemon, repo, source, mission = widgets_proposal(
-        make_daemon, agent_config(tiny_model), tmp_path
+        make_daemon, agent_config(tiny_model, calibrate=True), tmp_path
     )
 
     assert mission["stage"] == "proposed" and mission["source_id"] == source["id"]
@@ -202,9 +202,9 @@ def test_an_approved_mission_waits_out_quiet_hours(
     data = daemon.call("missions.get", id=mission["id"])["data"]
     job = daemon.call("jobs.get", id=data["train_job"])
     assert data["held_until"] == job["not_before"] > time.time() + 3000
-    time.sleep(2)  # the runner had every chance to start it, and must not
     assert daemon.call("jobs.get", id=job["id"])["status"] == "queued"
-    # Ordinary jobs are not held.
+    # Ordinary jobs are not held, and one run to its end is the runner's every chance to have
+    # started the held job: it must not have.
     other = daemon.call("jobs.submit", kind="prepare-model", params={"path": str(tiny_model)})
     assert daemon.wait_job(other["id"], {"completed", "failed"})["status"] == "completed"
     assert daemon.call("jobs.get", id=job["id"])["status"] == "queued"
@@ -342,9 +342,9 @@ def test_the_verdict_compares_the_new_adapter_with_the_base_and_the_deployed() -
 
 
 def test_a_calibration_cut_by_a_daemon_kill_is_taken_up_again_not_repeated(
-    make_daemon: DaemonFactory, tiny_model: Path, tmp_path: Path
+    make_process_daemon: ProcessDaemonFactory, tiny_model: Path, tmp_path: Path
 ) -> None:
-    daemon = make_daemon(config=agent_config(tiny_model)).start()
+    daemon = make_process_daemon(config=agent_config(tiny_model, calibrate=True)).start()
     repo = make_repo(tmp_path)
     daemon.call("sources.add", path=str(repo))
     calibration = wait_for(

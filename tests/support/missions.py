@@ -9,12 +9,17 @@ from tests.support.daemon_harness import Daemon, DaemonFactory
 from tests.support.repos import commit, git
 
 
-def agent_config(tiny_model: Path, ollama_host: str = "127.0.0.1:9") -> str:
-    """Missions on the tiny model; Ollama where none listens unless the test brings one."""
+def agent_config(
+    tiny_model: Path, ollama_host: str = "127.0.0.1:9", *, calibrate: bool = False
+) -> str:
+    """Missions on the tiny model; Ollama where none listens unless the test brings one. No
+    calibration job before the first proposal (an engine process, most of a proposal's time)
+    unless the test is about calibrating: `calibrate=True`."""
     return (
         f'[ollama]\nhost = "{ollama_host}"\n\n'
         '[agent]\nallowed_roots = ["/tmp"]\nmin_commits = 2\nmin_tokens = 20\n'
         f'base_model = "{tiny_model}"\nrescan_interval_s = 3600\n'
+        f"calibrate = {str(calibrate).lower()}\n"
     )
 
 
