@@ -11,6 +11,7 @@ from pathlib import Path
 from typing import Any
 
 from tests.support.daemon_harness import Daemon, DaemonFactory, wait_for
+from tests.support.fake_engine import fake_engine
 
 
 def collect_until_status(
@@ -144,25 +145,35 @@ def test_a_job_cancelled_as_it_is_launched_never_runs(daemon: Daemon) -> None:
             job = c.call("jobs.submit", kind="prepare-model", params={"name": f"race-{n}"})
             c.call("jobs.cancel", id=job["id"])
             ids.append(job["id"])
-    time.sleep(2)  # room for a wrongly started job to show itself
+    # A job queued behind them runs to its end: by then the runner has passed each of them, so
+    # a wrongly started one would have shown itself.
+    after = daemon.call("jobs.submit", kind="prepare-model", params={"path": "/tmp"})  # no model
+    daemon.wait_job(after["id"], {"completed", "failed"})
     for job_id in ids:
         job = daemon.call("jobs.get", id=job_id)
         assert job["status"] == "cancelled" and job["started_at"] is None, job
     assert not (daemon.paths.models_dir / "race-0").exists()
 
 
-def test_max_parallel_is_configurable(make_daemon: DaemonFactory, tiny_model: Path) -> None:
-    daemon = make_daemon(config="[jobs]\nmax_parallel = 2\n").start()
+def test_max_parallel_is_configurable(make_daemon: DaemonFactory, tmp_path: Path) -> None:
+    # The runner's limit is the subject: each job holds its slot until the test releases it.
+    release = tmp_path / "release"
+    held = f"import os, time\nwhile not os.path.exists({str(release)!r}):\n    time.sleep(0.02)\n"
+    config = fake_engine(tmp_path, held + 'emit(type="done")') + "max_parallel = 2\n"
+    daemon = make_daemon(config=config).start()
     jobs = [
         daemon.call("jobs.submit", kind="prepare-model", params={"name": f"p{i}"}) for i in range(3)
     ]
 
-    def two_running() -> bool:
-        states = [daemon.call("jobs.get", id=j["id"])["status"] for j in jobs]
-        assert states.count("running") <= 2, states
-        return states.count("running") == 2
+    def states() -> list[str]:
+        now = [daemon.call("jobs.get", id=j["id"])["status"] for j in jobs]
+        assert now.count("running") <= 2, now
+        return now
 
-    wait_for(two_running, timeout=60)
+    wait_for(lambda: states().count("running") == 2, timeout=60)
+    # Two of three run, however long they run: the third waits for a slot.
+    assert sorted(states()) == ["queued", "running", "running"]
+    release.touch()
     for j in jobs:
         assert daemon.wait_job(j["id"], {"completed", "failed"})["status"] == "completed"
 

@@ -20,7 +20,8 @@ from engine.synthetic import write_dataset
 from forge_api.config import load_config
 from forge_client.client import Client
 from forge_client.launch import daemon_answers
-from tests.support.daemon_harness import Daemon, DaemonFactory, wait_for
+from tests.support.daemon_harness import Daemon, DaemonFactory, ProcessDaemon, wait_for
+from tests.support.fake_engine import fake_engine
 from tests.support.missions import agent_config, widgets_proposal
 from tests.support.ollama_server import FakeOllama
 from tests.tui.pilot import notices, press_closing, run_app, until
@@ -192,9 +193,22 @@ def test_the_wizard_shows_a_bad_value_submits_nothing_then_submits_a_good_one(
     run_app(daemon.paths, scenario)
 
 
+TRAINING_FOR_EVER = """
+import itertools, time
+for step in itertools.count(1):
+    emit(type="progress", step=step, stage="train")
+    emit(type="log", message=f"step {step}: loss {4 / step:.4f}")
+    emit(type="metric", step=step, values={"loss": 4 / step})
+    time.sleep(0.2)
+"""
+"""A train job's stream (steps logged, a loss per step) until it is cancelled: the TUI's
+subject, without loading a model (the real engine's stream is test_jobs' and test_train's)."""
+
+
 def test_following_a_running_jobs_log_then_cancelling_it(
-    daemon: Daemon, tiny_model: Path, tmp_path: Path
+    make_daemon: DaemonFactory, tiny_model: Path, tmp_path: Path
 ) -> None:
+    daemon = make_daemon(config=fake_engine(tmp_path, TRAINING_FOR_EVER)).start()
     data = daemon.imported(write_dataset(tmp_path / "chat.jsonl", 200))
     job = daemon.call(
         "jobs.submit",
@@ -265,9 +279,10 @@ def test_following_a_running_jobs_log_then_cancelling_it(
 
 
 def test_a_daemon_restart_while_open_loses_no_event(
-    daemon: Daemon, monkeypatch: pytest.MonkeyPatch
+    process_daemon: ProcessDaemon, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     """Offline is shown; S starts the daemon; events stored meanwhile arrive, once, in order."""
+    daemon = process_daemon  # stopped, run elsewhere and started by the TUI: processes
     monkeypatch.setenv("FORGE_HOME", str(daemon.home))
     elsewhere = daemon.home / "elsewhere.sock"
 
