@@ -11,6 +11,7 @@ over ssh (`ssh -L PORT:127.0.0.1:PORT`), or run `forge --host … web` on your o
 
 from __future__ import annotations
 
+import asyncio
 import secrets
 import shlex
 import sys
@@ -76,6 +77,19 @@ def make_server(port: int, token: str, command: str | None = None) -> Any:
             return app
 
         async def on_startup(self, app: web.Application) -> None:
+            # aiohttp starts listening only after its start-up hooks: say the URL once it
+            # answers, so a person (or a script) opening it at once is never refused.
+            self._announce = asyncio.create_task(self._announce_when_listening())
+
+        async def _announce_when_listening(self) -> None:
+            while True:
+                try:
+                    _, writer = await asyncio.open_connection(LOOPBACK, port)
+                except OSError:
+                    await asyncio.sleep(0.01)
+                    continue
+                writer.close()
+                break
             print(f"forge web: the TUI at {self.public_url}/?token={token}", flush=True)
             print("forge web: 127.0.0.1 only; Ctrl+C stops it", flush=True)
 
