@@ -23,9 +23,10 @@ $(STAMP): pyproject.toml
 	touch $(STAMP)
 
 # Tests run in two worker processes (the cores of the machines CI runs on); a worker takes whole
-# files, so a module's fixtures (a Ray cluster, an imported model) are made once.
+# files, so a module's fixtures (a Ray cluster, an imported model) are made once, in the order
+# tests/conftest.py sorts them (heaviest first).
 TEST_WORKERS ?= 2
-XDIST := -n $(TEST_WORKERS) --dist loadfile
+XDIST := -n $(TEST_WORKERS) --dist loadfile --no-loadscope-reorder
 # The tiers `make check` leaves to `make test` (tests/conftest.py assigns them).
 HEAVY := training or real or slow or ray
 

@@ -61,11 +61,15 @@ def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
             item.add_marker(pytest.mark.daemon)
         if not any(item.get_closest_marker(tier) for tier in ("daemon", *HEAVY_TIERS)):
             item.add_marker(pytest.mark.unit)
-    # A file's heaviest test places the whole file (workers take whole files: --dist loadfile).
-    rank: dict[str, int] = {}
+    # Workers take whole files (--dist loadfile, in this order: --no-loadscope-reorder). A
+    # file's heaviest test places it; within a tier, files of fewer tests first: a file of one
+    # heavy test is one long end-to-end run, and it must not start last.
+    rank: dict[Path, int] = {}
+    count: dict[Path, int] = {}
     for item in items:
-        rank[item.path.name] = min(rank.get(item.path.name, len(TIER_ORDER)), _tier_rank(item))
-    items.sort(key=lambda item: rank[item.path.name])
+        rank[item.path] = min(rank.get(item.path, len(TIER_ORDER)), _tier_rank(item))
+        count[item.path] = count.get(item.path, 0) + 1
+    items.sort(key=lambda item: (rank[item.path], count[item.path]))
 
 
 @pytest.fixture(autouse=True)
