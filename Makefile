@@ -27,8 +27,6 @@ $(STAMP): pyproject.toml
 # tests/conftest.py sorts them (heaviest first).
 TEST_WORKERS ?= 2
 XDIST := -n $(TEST_WORKERS) --dist loadfile --no-loadscope-reorder
-# The tiers `make check` leaves to `make test` (tests/conftest.py assigns them).
-HEAVY := training or real or slow or ray
 
 test: lint typecheck pytest
 
@@ -46,7 +44,7 @@ pytest: $(STAMP) browser
 	$(BIN)/pytest -q $(XDIST) --cov --cov-report=term --durations=25
 
 pytest-fast: $(STAMP) browser
-	$(BIN)/pytest -q $(XDIST) -m "not ($(HEAVY))"
+	$(BIN)/pytest -q $(XDIST) -m "unit or daemon"
 
 # The `forge web` test drives Debian's chromium; installed here when this runs as root with apt
 # (as CI does), else the test says it skipped and why.

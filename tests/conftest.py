@@ -25,8 +25,6 @@ from tests.support.inprocess_daemon import InProcessDaemon
 
 DAEMON_FIXTURES = {"daemon", "make_daemon", "process_daemon", "make_process_daemon", "fuzzed"}
 """A test that asks for one of these talks to a real daemon."""
-HEAVY_TIERS = ("training", "real", "slow", "ray")
-"""What `make check` leaves to `make test`: model-loading engines, real material, long runs."""
 
 
 def pytest_configure(config: pytest.Config) -> None:
@@ -37,37 +35,36 @@ def pytest_configure(config: pytest.Config) -> None:
         os.environ["OMP_NUM_THREADS"] = "1"
 
 
-TIER_ORDER = ("real", "slow", "ray", "training", "daemon", "unit")
-"""The order tests are handed out in: the longest first, so no worker is left with a long file
-at the end while the other idles."""
+TIERS = ("real", "slow", "ray", "training", "daemon", "unit")
+"""A test's tier is the first of these that holds for it, so each test has exactly one (`make
+check` runs `unit or daemon`); it is also the order tests are handed out in, the longest first,
+so no worker is left with a long file at the end while the other idles."""
 
 
-def _tier_rank(item: pytest.Item) -> int:
-    return next(
-        (i for i, tier in enumerate(TIER_ORDER) if item.get_closest_marker(tier)), len(TIER_ORDER)
-    )
+def _tier(item: pytest.Item) -> str:
+    """`real`, `slow` and `ray` are marked by hand; the rest follow from the fixtures: `training`
+    where the tiny model is loaded (an engine process, torch and all), `daemon` where a daemon
+    answers, `unit` where neither does."""
+    names = set(getattr(item, "fixturenames", ()))
+    for tier in TIERS[:3]:
+        if item.get_closest_marker(tier):
+            return tier
+    if "tiny_model" in names:
+        return "training"
+    return "daemon" if names & DAEMON_FIXTURES else "unit"
 
 
 def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
-    """Each test's tier, from what it asks for, so a new test lands in one without being told:
-    `training` where the tiny model is loaded (an engine process, torch and all), `daemon` where
-    a daemon answers, `unit` where neither does and no heavier tier was marked by hand (`real`:
-    material we did not make; `slow`: long reliability runs; `ray`: a local Ray cluster)."""
-    for item in items:
-        names = set(getattr(item, "fixturenames", ()))
-        if "tiny_model" in names:
-            item.add_marker(pytest.mark.training)
-        if names & DAEMON_FIXTURES:
-            item.add_marker(pytest.mark.daemon)
-        if not any(item.get_closest_marker(tier) for tier in ("daemon", *HEAVY_TIERS)):
-            item.add_marker(pytest.mark.unit)
-    # Workers take whole files (--dist loadfile, in this order: --no-loadscope-reorder). A
-    # file's heaviest test places it; within a tier, files of fewer tests first: a file of one
-    # heavy test is one long end-to-end run, and it must not start last.
+    """Each test's tier, from what it asks for, so a new test lands in one without being told;
+    then the order workers take files in (--dist loadfile, kept: --no-loadscope-reorder): a
+    file's heaviest tier places it, and within a tier files of fewer tests go first (a file of
+    one heavy test is one long end-to-end run, and it must not start last)."""
     rank: dict[Path, int] = {}
     count: dict[Path, int] = {}
     for item in items:
-        rank[item.path] = min(rank.get(item.path, len(TIER_ORDER)), _tier_rank(item))
+        tier = _tier(item)
+        item.add_marker(getattr(pytest.mark, tier))
+        rank[item.path] = min(rank.get(item.path, len(TIERS)), TIERS.index(tier))
         count[item.path] = count.get(item.path, 0) + 1
     items.sort(key=lambda item: (rank[item.path], count[item.path]))
 
