@@ -8,15 +8,17 @@ import os
 import shutil
 import subprocess
 import sys
-from collections.abc import Iterator, Mapping
+from collections.abc import Callable, Iterator, Mapping
 from pathlib import Path
 from typing import Any
 
 import pytest
 
 from tests.support.daemon_harness import (
+    D,
     Daemon,
     DaemonFactory,
+    Factory,
     ProcessDaemon,
     ProcessDaemonFactory,
     short_tmp,
@@ -80,34 +82,30 @@ def _isolated_home(monkeypatch: pytest.MonkeyPatch) -> Iterator[None]:
     shutil.rmtree(home, ignore_errors=True)
 
 
-@pytest.fixture
-def make_daemon() -> Iterator[DaemonFactory]:
-    """In-process daemons (the real server on a real socket, in a thread of the test): stopped
-    and their folders removed after the test."""
-    made: list[Daemon] = []
+def _made(kind: Callable[[Path, str | None], D]) -> Iterator[Factory[D]]:
+    """A factory of `kind` daemons, each cleaned up (stopped, its folder removed) after the test."""
+    made: list[D] = []
 
-    def make(home: Path | None = None, config: str | None = None) -> Daemon:
-        made.append(InProcessDaemon(home or short_tmp("fd"), config))
+    def make(home: Path | None = None, config: str | None = None) -> D:
+        made.append(kind(home or short_tmp("fd"), config))
         return made[-1]
 
     yield make
     for daemon in made:
         daemon.cleanup()
+
+
+@pytest.fixture
+def make_daemon() -> Iterator[DaemonFactory]:
+    """In-process daemons: the real server on a real socket, in a thread of the test."""
+    yield from _made(InProcessDaemon)
 
 
 @pytest.fixture
 def make_process_daemon() -> Iterator[ProcessDaemonFactory]:
     """Daemon processes, for what only a process has (kill -9, signals, its own environment,
-    mounts or memory): killed and their folders removed after the test."""
-    made: list[ProcessDaemon] = []
-
-    def make(home: Path | None = None, config: str | None = None) -> ProcessDaemon:
-        made.append(ProcessDaemon(home or short_tmp("fd"), config))
-        return made[-1]
-
-    yield make
-    for daemon in made:
-        daemon.cleanup()
+    mounts or memory)."""
+    yield from _made(ProcessDaemon)
 
 
 @pytest.fixture

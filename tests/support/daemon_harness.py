@@ -18,7 +18,7 @@ import tempfile
 import time
 from collections.abc import Callable
 from pathlib import Path
-from typing import Any, Protocol, Self
+from typing import Any, Protocol, Self, TypeVar
 
 from forge_api.paths import resolve_paths
 from forge_client.client import Client
@@ -40,16 +40,18 @@ def wait_for(predicate: Callable[[], Any], timeout: float = 30.0, interval: floa
         time.sleep(interval)
 
 
-class DaemonFactory(Protocol):
-    """The `make_daemon` fixture: a daemon (not yet started) in a fresh or given home."""
-
-    def __call__(self, home: Path | None = None, config: str | None = None) -> Daemon: ...
+D = TypeVar("D", bound="Daemon", covariant=True)
 
 
-class ProcessDaemonFactory(Protocol):
-    """The `make_process_daemon` fixture: a daemon process (not yet started)."""
+class Factory(Protocol[D]):
+    """What `make_daemon` and `make_process_daemon` give: a daemon (not yet started) in a fresh
+    or given home, stopped and removed after the test."""
 
-    def __call__(self, home: Path | None = None, config: str | None = None) -> ProcessDaemon: ...
+    def __call__(self, home: Path | None = None, config: str | None = None) -> D: ...
+
+
+DaemonFactory = Factory["Daemon"]
+ProcessDaemonFactory = Factory["ProcessDaemon"]
 
 
 class Daemon:
