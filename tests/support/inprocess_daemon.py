@@ -53,12 +53,10 @@ class InProcessDaemon(Daemon):
         self._level = root.level
         root.setLevel(config.daemon.log_level.upper())
         root.addHandler(handler)
-        ready = threading.Event()
 
         async def main() -> int:
             self._loop = asyncio.get_running_loop()
             self._halt = asyncio.Event()
-            ready.set()
             return await serve(self.paths, config, self._halt)
 
         def run() -> None:
@@ -67,13 +65,11 @@ class InProcessDaemon(Daemon):
             except BaseException as exc:
                 self._crash = exc
                 self._exit = -1
-            finally:
-                ready.set()
 
         self._thread = threading.Thread(target=run, name=f"forged {self.home.name}", daemon=True)
         self._thread.start()
-        ready.wait(timeout)
 
+        # Its socket answering means its loop runs: stop() can reach it from then on.
         def up() -> bool:
             if self._exit is not None:
                 self._restore()
@@ -100,7 +96,9 @@ class InProcessDaemon(Daemon):
         return self._exit
 
     def halt(self) -> None:
-        if self._thread is not None and self._thread.is_alive():
+        """Stop it if it runs; a daemon that crashed during the test fails the test here (its
+        thread's exception would otherwise be lost with it)."""
+        if self._thread is not None:
             self.stop(30)
 
     def _restore(self) -> None:
