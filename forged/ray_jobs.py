@@ -32,10 +32,6 @@ log = logging.getLogger(__name__)
 POLL_S = 1.0
 """Seconds between looks at a job's status on the cluster."""
 
-LOG_SETTLE_S = 3.0
-"""How long the whole log is re-read at a job's end until it stops growing."""
-LOG_SETTLE_POLL_S = 0.25
-
 TAIL_GRACE_S = 2.0
 """How long the log stream may run on after the cluster says the job ended; the rest of the log
 is then fetched whole."""
@@ -292,24 +288,11 @@ class RayJob:
         self.note = why
 
     async def _whole_log_after(self, consumed: int) -> list[str] | None:
-        """The log's lines after the first `consumed`, read once the job has ended. Ray's job
-        server can answer with a log that trails the end it reported (a failed job's last line,
-        its reason, missing under load): read until two reads agree, for LOG_SETTLE_S at most."""
-        text: str | None = None
-        deadline = time.monotonic() + LOG_SETTLE_S
-        while True:
-            try:
-                now: str = await asyncio.to_thread(self.client.get_job_logs, self.ray_id)
-            except Exception as exc:
-                log.warning("could not read the whole log of %s: %s", self.ray_id, exc)
-                if text is None:
-                    return None
-                break
-            if now == text or time.monotonic() > deadline:
-                text = now
-                break
-            text = now
-            await asyncio.sleep(LOG_SETTLE_POLL_S)
+        try:
+            text: str = await asyncio.to_thread(self.client.get_job_logs, self.ray_id)
+        except Exception as exc:
+            log.warning("could not read the whole log of %s: %s", self.ray_id, exc)
+            return None
         return text.split("\n")[consumed:]
 
     async def _stop(self) -> None:
