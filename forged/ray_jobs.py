@@ -24,6 +24,8 @@ from collections.abc import AsyncIterator
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
+from forge_api.engine_events import LogEvent, event_line
+
 if TYPE_CHECKING:
     from ray.job_submission import JobSubmissionClient
 
@@ -164,7 +166,7 @@ class RayJob:
                 for line in complete:
                     consumed += 1
                     if self._wanted(line):
-                        yield line.encode() + b"\n"
+                        yield self._as_recorded(line)
             await watch
             if self.note is None:
                 rest = await self._whole_log_after(consumed)
@@ -172,9 +174,9 @@ class RayJob:
                     partial = ""
                     for line in rest:
                         if self._wanted(line):
-                            yield line.encode() + b"\n"
+                            yield self._as_recorded(line)
             if partial and self._wanted(partial):
-                yield partial.encode()
+                yield self._as_recorded(partial).rstrip(b"\n")
         finally:
             for task in (tail, watch):
                 task.cancel()
@@ -212,6 +214,16 @@ class RayJob:
         return self.note
 
     # ---- inside -------------------------------------------------------------------------------
+
+    def _as_recorded(self, line: str) -> bytes:
+        """The line as the recorder takes it. Ray's supervisor writes its own first line
+        ("Running entrypoint for job …") through a buffer it flushes after starting the
+        entrypoint, so in the log it can follow what the entrypoint said first (a failed `cd`'s
+        reason). It is passed on as a log event: in the job's log, never taken as the engine's
+        last words."""
+        if line.startswith(f"Running entrypoint for job {self.ray_id}:"):
+            return event_line(LogEvent(message=line)).encode() + b"\n"
+        return line.encode() + b"\n"
 
     def _wanted(self, line: str) -> bool:
         """False for a line a previous daemon already recorded (counted as the recorder counts:
