@@ -10,6 +10,7 @@ connection is shared by all of them (ControlMaster), so a new connection costs n
 
 from __future__ import annotations
 
+import atexit
 import contextlib
 import os
 import shlex
@@ -114,11 +115,15 @@ class SshBridge:
         self.remote_env = remote_env or {}
         """Set for forge on the remote machine (a host profile's `env`: its FORGE_HOME, …)."""
         self.control = control_dir()
-        self.folder = Path(tempfile.mkdtemp(prefix="forge-bridge-"))  # 0700
-        self.socket_path = self.folder / "forged.sock"
         self.listener = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
         self.children: list[subprocess.Popen[bytes]] = []
         self.lock = threading.Lock()
+        self.closed = False
+        # A signal's sys.exit may land anywhere from here on (before the caller holds the bridge
+        # to close it): the folder is taken away at exit all the same.
+        atexit.register(self.close)
+        self.folder = Path(tempfile.mkdtemp(prefix="forge-bridge-"))  # 0700
+        self.socket_path = self.folder / "forged.sock"
 
     def _ssh(self) -> list[str]:
         """ssh and its options: one master connection per host, shared by every command (it
@@ -193,12 +198,20 @@ class SshBridge:
             self.children.remove(ssh)
 
     def close(self) -> None:
+        """Stop the ssh children and remove the folder; once, whoever calls it first."""
+        with self.lock:
+            if self.closed:
+                return
+            self.closed = True
+        atexit.unregister(self.close)
         self.listener.close()
         with self.lock:
             for child in self.children:
                 if child.poll() is None:
                     child.terminate()
         # The master connection stays (ControlPersist) for the next command.
-        for path in self.folder.iterdir():
-            path.unlink(missing_ok=True)
-        self.folder.rmdir()
+        folder: Path | None = getattr(self, "folder", None)  # None: the exit came before it
+        if folder is not None:
+            for path in folder.iterdir():
+                path.unlink(missing_ok=True)
+            folder.rmdir()
