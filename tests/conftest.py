@@ -14,6 +14,7 @@ from typing import Any
 
 import pytest
 
+from tests.support.coverage_startup import sitecustomize as untraced_imports
 from tests.support.daemon_harness import (
     D,
     Daemon,
@@ -35,6 +36,18 @@ def pytest_configure(config: pytest.Config) -> None:
     four threads spinning for two (the engine honours OMP_NUM_THREADS)."""
     if os.environ.get("PYTEST_XDIST_WORKER") and "OMP_NUM_THREADS" not in os.environ:
         os.environ["OMP_NUM_THREADS"] = "1"
+    if os.environ.get("COVERAGE_PROCESS_CONFIG"):  # coverage measures this run and its children
+        _import_libraries_untraced()
+
+
+def _import_libraries_untraced() -> None:
+    """Under coverage, other people's libraries import untraced, here and in every process the
+    tests start (tests/support/coverage_startup/sitecustomize.py says why)."""
+    folder = str(Path(untraced_imports.__file__).parent)
+    paths = os.environ.get("PYTHONPATH", "").split(os.pathsep)
+    if folder not in paths:
+        os.environ["PYTHONPATH"] = os.pathsep.join(filter(None, [folder, *paths]))
+    untraced_imports.install()
 
 
 TIERS = ("real", "slow", "ray", "training", "daemon", "unit")

@@ -1,0 +1,87 @@
+"""Under coverage, other people's libraries import untraced.
+
+On Python 3.11 coverage measures through `sys.settrace`, which puts the interpreter in its slow
+tracing mode for every frame, measured or not. Importing torch + transformers + peft then takes
+about half as long again (an engine job's start: 13 s instead of 9), and the suite starts a
+hundred engines: 40 % of `make test` was spent tracing imports of code coverage does not measure.
+No line of ours runs while a library of someone else imports, so pausing the tracer for exactly
+that time changes no measured line, and the imports still happen where and when the product
+does them (nothing is imported ahead).
+
+tests/conftest.py installs this in the test workers and, while coverage measures, puts this
+folder on PYTHONPATH so every Python process the tests start (daemons, engines, the CLI) runs it
+at start-up, after coverage's own start-up hook.
+"""
+
+from __future__ import annotations
+
+import builtins
+import importlib
+import sys
+from collections.abc import Callable, Mapping, Sequence
+from types import ModuleType
+from typing import Any
+
+OURS = frozenset({"forge_api", "forge_client", "forge_cli", "forged", "agent", "engine", "tui"})
+"""The packages coverage measures (pyproject's [tool.coverage.run] source): traced as always."""
+
+
+def _theirs(name: str, package: str | None) -> bool:
+    """Whether importing `name` (relative to `package` when it starts with a dot) runs only
+    code coverage does not measure."""
+    absolute = (package or "") if name.startswith(".") or not name else name
+    return absolute.partition(".")[0] not in OURS
+
+
+def _paused(load: Callable[[], ModuleType]) -> ModuleType:
+    tracer = sys.gettrace()
+    if tracer is None:
+        return load()
+    sys.settrace(None)  # this thread only; its frames already traced stay traced
+    try:
+        return load()
+    finally:
+        sys.settrace(tracer)
+
+
+def _wrap_import(real: Callable[..., ModuleType]) -> Callable[..., ModuleType]:
+    def import_(
+        name: str,
+        globals: Mapping[str, Any] | None = None,
+        locals: Mapping[str, Any] | None = None,
+        fromlist: Sequence[str] = (),
+        level: int = 0,
+    ) -> ModuleType:
+        def load() -> ModuleType:
+            return real(name, globals, locals, fromlist, level)
+
+        package = str((globals or {}).get("__package__") or "")
+        return _paused(load) if _theirs("." * level + name, package) else load()
+
+    import_.untraced = True  # type: ignore[attr-defined]
+    return import_
+
+
+def _wrap_import_module(real: Callable[..., ModuleType]) -> Callable[..., ModuleType]:
+    """transformers loads its models lazily through importlib.import_module."""
+
+    def import_module(name: str, package: str | None = None) -> ModuleType:
+        def load() -> ModuleType:
+            return real(name, package)
+
+        return _paused(load) if _theirs(name, package) else load()
+
+    import_module.untraced = True  # type: ignore[attr-defined]
+    return import_module
+
+
+def install() -> None:
+    """Wrap `__import__` and `importlib.import_module` once in this process."""
+    if not getattr(builtins.__import__, "untraced", False):
+        builtins.__import__ = _wrap_import(builtins.__import__)
+    if not getattr(importlib.import_module, "untraced", False):
+        importlib.import_module = _wrap_import_module(importlib.import_module)
+
+
+if sys.gettrace() is not None:  # coverage started in this process (its .pth ran first)
+    install()
