@@ -52,7 +52,11 @@ def main(argv: list[str]) -> int:
         return 1
     # pip takes the best version across every index; uv's default stops at the first index
     # that has the package, which a partial local mirror would then pin.
+    # Byte-code compiled at install, as pip does: where PYTHONDONTWRITEBYTECODE is set (this
+    # machine) nothing would write it later, and every process would compile torch anew (an
+    # engine's start: 17 s instead of 8).
     command = [uv, "pip", "install", "--python", python, "--index-strategy", "unsafe-best-match"]
+    command.append("--compile-bytecode")
     return subprocess.run([*command, *pip_settings(python), *args]).returncode
 
 
