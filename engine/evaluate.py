@@ -22,24 +22,38 @@ EVAL_BATCH = 8
 def generate_answers(
     model: Any, tokenizer: Any, examples: list[Example], max_new: int, device: str
 ) -> list[str]:
+    """Greedy answers to the examples' first prompts, EVAL_BATCH at a time: the prompts are
+    padded on the left, so each row's answer starts at the same column and a batch decodes in
+    one pass per token instead of one per answer (on a CPU most of an eval's generation time)."""
     import torch
 
-    answers = []
     model.eval()
-    for ex in examples:
-        prompt = [m for m in ex.messages() if m["role"] != "assistant"][:1]
-        ids = tokenizer.apply_chat_template(
-            prompt, add_generation_prompt=True, return_tensors="pt", return_dict=True
-        )["input_ids"].to(device)
+    pad_id = tokenizer.pad_token_id if tokenizer.pad_token_id is not None else 0
+    prompts: list[list[int]] = [
+        list(
+            tokenizer.apply_chat_template(
+                [m for m in ex.messages() if m["role"] != "assistant"][:1],
+                add_generation_prompt=True,
+                return_dict=True,
+            )["input_ids"]
+        )
+        for ex in examples
+    ]
+    answers = []
+    for first in range(0, len(prompts), EVAL_BATCH):
+        batch = prompts[first : first + EVAL_BATCH]
+        width = max(map(len, batch))
+        ids = torch.tensor([[pad_id] * (width - len(x)) + x for x in batch], device=device)
+        mask = torch.tensor([[0] * (width - len(x)) + [1] * len(x) for x in batch], device=device)
         with torch.no_grad():
             out = model.generate(
                 input_ids=ids,
-                attention_mask=torch.ones_like(ids),
+                attention_mask=mask,
                 max_new_tokens=max_new,
                 do_sample=False,
-                pad_token_id=tokenizer.pad_token_id,
+                pad_token_id=pad_id,
             )
-        answers.append(tokenizer.decode(out[0, ids.shape[1] :], skip_special_tokens=True).strip())
+        answers += [tokenizer.decode(row[width:], skip_special_tokens=True).strip() for row in out]
     return answers
 
 
