@@ -49,7 +49,10 @@ def bar_text(app: ForgeApp) -> str:
 def test_approving_a_mission_starts_its_job_and_shows_it(
     make_daemon: DaemonFactory, tiny_model: Path, tmp_path: Path
 ) -> None:
-    daemon, _, _, mission = widgets_proposal(make_daemon, agent_config(tiny_model), tmp_path)
+    # The mission's train job streams as the engine's would (TRAINING_FOR_EVER): the TUI's
+    # approve, its job screen and log are the subject here, the training is test_missions'.
+    config = agent_config(tiny_model) + fake_engine(tmp_path, TRAINING_FOR_EVER)
+    daemon, _, _, mission = widgets_proposal(make_daemon, config, tmp_path)
 
     async def scenario(app: ForgeApp, pilot: Pilot[None]) -> None:
         await until(pilot, "the daemon online", lambda: app.online)
