@@ -17,13 +17,8 @@ import subprocess
 import sys
 from pathlib import Path
 
-# pip's setting -> uv's flag; a setting may hold several values separated by spaces.
-FLAGS = {
-    "index-url": "--index-url",
-    "extra-index-url": "--extra-index-url",
-    "find-links": "--find-links",
-    "constraint": "--constraint",
-}
+SETTINGS = ("index-url", "extra-index-url", "find-links", "constraint")
+"""pip's settings that uv takes as the flag of the same name; each may hold several values."""
 
 
 def pip_settings(python: str) -> list[str]:
@@ -34,12 +29,12 @@ def pip_settings(python: str) -> list[str]:
     flags: list[str] = []
     for line in listed.splitlines():
         key, sep, value = line.partition("=")
-        flag = FLAGS.get(key.rsplit(".", 1)[-1])
-        if not sep or flag is None:
+        setting = key.rsplit(".", 1)[-1]
+        if not sep or setting not in SETTINGS:
             continue
         for item in str(ast.literal_eval(value)).split():
             if item not in flags:  # the same setting from the environment and a file
-                flags += [flag, item]
+                flags += [f"--{setting}", item]
     return flags
 
 

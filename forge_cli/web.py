@@ -77,8 +77,9 @@ def make_server(port: int, token: str, command: str | None = None) -> Any:
             return app
 
         async def on_startup(self, app: web.Application) -> None:
-            # aiohttp starts listening only after its start-up hooks: say the URL once it
-            # answers, so a person (or a script) opening it at once is never refused.
+            # aiohttp starts listening only after its start-up hooks, and the one call it makes
+            # once listening (run_app's `print`) is textual-serve's own no-op: say the URL once
+            # the port answers, so a person (or a script) opening it at once is never refused.
             self._announce = asyncio.create_task(self._announce_when_listening())
 
         async def _announce_when_listening(self) -> None:
