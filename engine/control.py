@@ -52,14 +52,20 @@ def interruptible() -> Iterator[None]:
 def install(parent_pid: int | None) -> None:
     signal.signal(signal.SIGTERM, _on_term)
     signal.signal(signal.SIGINT, _on_term)
-    if parent_pid is not None and sys.platform.startswith("linux"):
+    if parent_pid is not None and not die_with_parent(parent_pid):
+        _on_term(signal.SIGTERM, None)  # the daemon died before prctl took effect
+
+
+def die_with_parent(parent_pid: int) -> bool:
+    """Ask Linux for SIGTERM when the parent (`parent_pid`) dies; False when it already has.
+    Elsewhere nothing is asked, and the daemon's next start stops what it left running."""
+    if sys.platform.startswith("linux"):
         try:
             libc = ctypes.CDLL(None, use_errno=True)
             libc.prctl(PR_SET_PDEATHSIG, signal.SIGTERM, 0, 0, 0)
         except (OSError, AttributeError):
             pass
-        if os.getppid() != parent_pid:  # the daemon died before prctl took effect
-            _on_term(signal.SIGTERM, None)
+    return os.getppid() == parent_pid
 
 
 def stopping() -> bool:

@@ -46,6 +46,14 @@ class JobsConfig(_Section):
         "",
         description="the Python that runs jobs, e.g. a venv with CUDA torch (empty: the daemon's)",
     )
+    warm_engine_idle_s: float = Field(
+        600.0,
+        ge=0,
+        le=86_400,
+        description="seconds the warm engine host (torch and transformers imported once, each "
+        "local job forked from it; Linux) waits for a job before it leaves (0: no host, every "
+        "job imports them itself)",
+    )
     memory_limit_gb: float = Field(
         0,
         ge=0,

@@ -1,6 +1,7 @@
 """What the runner holds of one started job, wherever it runs: its output as lines, its end, and
-the two ways to stop it. `LocalProcess` is a child process group on this machine; a job on a
-Ray cluster is `forged.ray_jobs.RayJob`. The runner, the output recorder and the store see no
+the two ways to stop it. `LocalProcess` is a child process group on this machine, a
+`forged.engine_host.WarmProcess` one forked by the warm engine host; a job on a Ray cluster is
+`forged.ray_jobs.RayJob`. The runner, the output recorder and the store see no
 difference between them.
 """
 
@@ -23,6 +24,11 @@ class JobHandle(Protocol):
 
     async def wait(self) -> int:
         """The engine's exit code, once it has ended (negative: killed by that signal)."""
+        ...
+
+    def begin(self) -> None:
+        """The job is recorded as running: it may start its work. A warm engine waits for this,
+        so one cancelled while it was being started never runs; others have already begun."""
         ...
 
     def stop(self) -> None:
@@ -53,22 +59,15 @@ class LocalProcess:
     def __init__(self, proc: asyncio.subprocess.Process) -> None:
         self.proc = proc
 
-    async def lines(self) -> AsyncIterator[bytes]:
-        stream = self.proc.stdout
-        assert stream is not None
-        while True:
-            try:
-                yield await stream.readuntil(b"\n")
-            except asyncio.IncompleteReadError as exc:
-                if exc.partial:
-                    yield exc.partial
-                return
-            except asyncio.LimitOverrunError as exc:
-                # A line longer than the read limit comes in pieces.
-                yield await stream.readexactly(exc.consumed)
+    def lines(self) -> AsyncIterator[bytes]:
+        assert self.proc.stdout is not None
+        return read_lines(self.proc.stdout)
 
     async def wait(self) -> int:
         return await self.proc.wait()
+
+    def begin(self) -> None:
+        pass
 
     def stop(self) -> None:
         signal_group(self.proc.pid, signal.SIGTERM)
@@ -84,3 +83,17 @@ class LocalProcess:
 
     def end_note(self) -> str | None:
         return None
+
+
+async def read_lines(stream: asyncio.StreamReader) -> AsyncIterator[bytes]:
+    """A process's output, line by line to its end; a line longer than the stream's read limit
+    comes in pieces."""
+    while True:
+        try:
+            yield await stream.readuntil(b"\n")
+        except asyncio.IncompleteReadError as exc:
+            if exc.partial:
+                yield exc.partial
+            return
+        except asyncio.LimitOverrunError as exc:
+            yield await stream.readexactly(exc.consumed)

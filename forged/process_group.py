@@ -35,13 +35,8 @@ async def reap_orphan(pgid: int, run_dir: Path) -> None:
     """Kill what is left of a job's process group from a previous daemon, and wait for it."""
     if not group_alive(pgid):
         return
-    cmdline = Path(f"/proc/{pgid}/cmdline")
-    if cmdline.exists():
-        try:
-            if str(run_dir).encode() not in cmdline.read_bytes():
-                return  # the pid was reused by something that is not our job
-        except OSError:
-            return
+    if Path(f"/proc/{pgid}").exists() and not runs_in(pgid, run_dir):
+        return  # the pid was reused by something that is not our job
     log.warning("stopping the leftover process group %d of %s", pgid, run_dir.name)
     signal_group(pgid, signal.SIGTERM)
     for _ in range(50):
@@ -53,3 +48,14 @@ async def reap_orphan(pgid: int, run_dir: Path) -> None:
         if not group_alive(pgid):
             return
         await asyncio.sleep(0.1)
+
+
+def runs_in(pid: int, run_dir: Path) -> bool:
+    """Whether process `pid` is a job of `run_dir` (Linux's /proc): an engine runs in its run
+    dir, and a cold one also names it in its command line."""
+    try:
+        if Path(os.readlink(f"/proc/{pid}/cwd")) == run_dir:
+            return True
+        return str(run_dir).encode() in Path(f"/proc/{pid}/cmdline").read_bytes()
+    except OSError:
+        return False

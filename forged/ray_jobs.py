@@ -213,6 +213,9 @@ class RayJob:
     def end_note(self) -> str | None:
         return self.note
 
+    def begin(self) -> None:
+        pass  # submitted as it is: the cluster has started it
+
     # ---- inside -------------------------------------------------------------------------------
 
     def _as_recorded(self, line: str) -> bytes:

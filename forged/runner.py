@@ -32,6 +32,7 @@ from forge_api.jobs import JobSpec, TrackingSpec, holds_accelerator
 from forge_api.paths import ForgePaths
 from forge_api.schema import Job
 from forged.engine_command import TooFewDevices, engine_command, processes
+from forged.engine_host import EngineHost, runs_warm
 from forged.events import EventBus
 from forged.job_handle import JobHandle, LocalProcess
 from forged.job_output import LOSSLESS, OutputRecorder, Running, failure_reason, recorded_lines
@@ -87,6 +88,13 @@ class JobRunner:
         self.stopping = False
         self._wake = asyncio.Event()
         self.loop_task: asyncio.Task[None] | None = None
+        idle_s = config.warm_engine_idle_s
+        self.host = (
+            EngineHost(self.python, paths.runtime_dir / "engine-host.sock", idle_s)
+            if idle_s
+            else None
+        )
+        """The warm parent local engines are forked from (`jobs.warm_engine_idle_s`)."""
 
     # ---- lifecycle ----------------------------------------------------------------------------
 
@@ -164,6 +172,8 @@ class JobRunner:
                 r.handle.kill()
             if pending:
                 await asyncio.wait(pending, timeout=5)
+        if self.host is not None:
+            await self.host.close()
         if self.loop_task is not None:
             self.loop_task.cancel()
 
@@ -330,7 +340,7 @@ class JobRunner:
             if on_ray:
                 handle: JobHandle = await self._submit_to_ray(job, spec_file, command, n)
             else:
-                handle = await self._spawn(spec_file, command)
+                handle = await self._spawn(spec_file, command, job.params)
         except OSError as exc:
             self._finish(job.id, "failed", error=f"could not start the engine: {exc}")
             return
@@ -342,18 +352,26 @@ class JobRunner:
             cancelled = self.store.get_job(job.id).status != "queued"
             if not cancelled:
                 self._mark_running(job, handle)
+                handle.begin()
         except BaseException:
             cancelled = True
             raise  # not recorded as running (the store failed): it must not run unseen
         finally:
             if cancelled:
                 handle.kill()
-                if isinstance(handle, LocalProcess):
+                if not handle.detach():
                     await handle.wait()
 
-    async def _spawn(self, spec_file: Path, command: list[str]) -> LocalProcess:
-        """The engine as a child process group of the daemon (`jobs.executor = "local"`)."""
+    async def _spawn(
+        self, spec_file: Path, command: list[str], params: dict[str, Any]
+    ) -> JobHandle:
+        """The engine as a child process group (`jobs.executor = "local"`): forked by the warm
+        engine host where the job may run warm (`forged.engine_host`), else a process of its own."""
         env = dict(os.environ, FORGE_PARENT_PID=str(os.getpid()), PYTHONUNBUFFERED="1")
+        if self.host is not None and runs_warm(command, params):
+            warm = await self.host.spawn(command, spec_file.parent, env, MAX_LINE)
+            if warm is not None:
+                return warm
         proc = await asyncio.create_subprocess_exec(
             *command,
             stdin=asyncio.subprocess.DEVNULL,

@@ -10,6 +10,7 @@ import time
 from pathlib import Path
 from typing import Any
 
+from engine.synthetic import write_dataset
 from tests.support.daemon_harness import Daemon, DaemonFactory, wait_for
 from tests.support.fake_engine import fake_engine
 
@@ -97,7 +98,7 @@ def test_job_killed_by_a_signal_fails_with_the_signal(
     make_daemon: DaemonFactory, tiny_model: Path
 ) -> None:
     daemon = make_daemon().start()
-    job = daemon.call("jobs.submit", kind="prepare-model", params={"name": "k"})
+    job = long_train(daemon, tiny_model)
     running = daemon.wait_job(job["id"], {"running"})
     os.killpg(running["pid"], signal.SIGKILL)
     failed = daemon.wait_job(job["id"], {"failed"})
@@ -108,9 +109,17 @@ def test_job_killed_by_a_signal_fails_with_the_signal(
     assert daemon.wait_job(nxt["id"], {"completed", "failed"})["status"] == "completed"
 
 
-def test_cancel_queued_and_running(make_daemon: DaemonFactory) -> None:
+def long_train(daemon: Daemon, tiny_model: Path) -> dict[str, Any]:
+    """A train job that runs until it is stopped."""
+    data = write_dataset(daemon.paths.datasets_dir / "chat.jsonl", 100, seed=3)
+    params = {"base_model": str(tiny_model), "dataset": str(data), "max_steps": 100_000}
+    job: dict[str, Any] = daemon.call("jobs.submit", kind="train", params=params)
+    return job
+
+
+def test_cancel_queued_and_running(make_daemon: DaemonFactory, tiny_model: Path) -> None:
     daemon = make_daemon(config="[jobs]\ncancel_grace_s = 2\n").start()
-    first = daemon.call("jobs.submit", kind="prepare-model", params={"name": "a"})
+    first = long_train(daemon, tiny_model)
     second = daemon.call("jobs.submit", kind="prepare-model", params={"name": "b"})
     daemon.wait_job(first["id"], {"running"})
     # One model-loading job at a time by default: the second waits.

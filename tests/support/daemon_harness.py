@@ -184,22 +184,27 @@ class ProcessDaemon(Daemon):
 def engine_processes(
     run_dir: Path | str | None = None, *, under: Path | None = None
 ) -> dict[int, str]:
-    """Live engine processes (`… -m engine RUN_DIR/spec.json`): pid → the spec they run; only
-    those of `run_dir`, or of any run dir `under` a daemon's runs folder, when given (tests run
-    side by side: never touch another's). Each is its own process group's leader."""
+    """Live engine processes: pid → the spec they run; only those of `run_dir`, or of any run
+    dir `under` a daemon's runs folder, when given (tests run side by side: never touch
+    another's). An engine, cold (`… -m engine RUN_DIR/spec.json`) or forked by the warm engine
+    host, runs in its run dir and leads its own process group; that is how it is found."""
     found: dict[int, str] = {}
     for proc in Path("/proc").glob("[0-9]*"):
         try:
-            argv = (proc / "cmdline").read_bytes().split(b"\0")
+            if b"engine" not in (proc / "cmdline").read_bytes():
+                continue
+            folder = Path(os.readlink(proc / "cwd"))
+            leader = os.getpgid(int(proc.name)) == int(proc.name)
         except OSError:
             continue
-        if b"engine" in argv and len(argv) > 3 and argv[-2].endswith(b"spec.json"):
-            spec = argv[-2].decode()
-            if run_dir is not None and Path(spec).parent != Path(run_dir):
-                continue
-            if under is not None and not Path(spec).is_relative_to(under):
-                continue
-            found[int(proc.name)] = spec
+        spec = folder / "spec.json"
+        if not leader or not spec.is_file():
+            continue
+        if run_dir is not None and folder != Path(run_dir):
+            continue
+        if under is not None and not folder.is_relative_to(under):
+            continue
+        found[int(proc.name)] = str(spec)
     return found
 
 

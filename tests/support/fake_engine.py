@@ -20,4 +20,5 @@ def fake_engine(folder: Path, body: str) -> str:
         f"{body}\n"
     )
     script.chmod(0o755)
-    return f'[jobs]\npython = "{script}"\n'
+    # A script, not a Python: no warm engine host can be started from it.
+    return f'[jobs]\npython = "{script}"\nwarm_engine_idle_s = 0\n'
