@@ -14,6 +14,8 @@ from __future__ import annotations
 
 import json
 import os
+from collections.abc import Iterator
+from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
 
@@ -77,6 +79,32 @@ def gguf_metadata(path: Path) -> dict[str, Any]:
     return out
 
 
+@contextmanager
+def read_once() -> Iterator[None]:
+    """Within it, every `gguf.GGUFReader` of one file is the same parsed reader.
+
+    `gguf`'s reader parses all metadata when it opens a file, the vocabulary token by token
+    (SmolLM2: 49k tokens and 48k merges, several seconds on two cores), and transformers opens
+    the file anew for the tokenizer, the config and the weights (four times in one import).
+    The reader is read-only, so sharing it changes nothing but the time."""
+    import gguf
+
+    original = gguf.GGUFReader
+    opened: dict[tuple[str, str], Any] = {}
+
+    def shared(path: os.PathLike[str] | str, mode: str = "r") -> Any:
+        key = (os.fspath(path), mode)
+        if key not in opened:
+            opened[key] = original(path, mode)  # type: ignore[arg-type]
+        return opened[key]
+
+    gguf.GGUFReader = shared  # type: ignore[assignment,misc]
+    try:
+        yield
+    finally:
+        gguf.GGUFReader = original  # type: ignore[misc]
+
+
 def fix_special_tokens(tokenizer: Any, meta: dict[str, Any]) -> list[str]:
     """Set bos/eos/pad from the file's token ids where the loader got them wrong; what changed."""
     changed = []
@@ -97,11 +125,16 @@ def fix_special_tokens(tokenizer: Any, meta: dict[str, Any]) -> list[str]:
 
 def import_gguf(gguf_file: Path, out: Path, origin: dict[str, Any], log: Any) -> dict[str, Any]:
     """Dequantize `gguf_file` into a transformers folder at `out` (float32 on the CPU)."""
+    if not gguf_file.is_file():
+        raise EngineError(f"params.path: {gguf_file} is not a file")
+    with read_once():
+        return _import(gguf_file, out, origin, log)
+
+
+def _import(gguf_file: Path, out: Path, origin: dict[str, Any], log: Any) -> dict[str, Any]:
     import torch
     from transformers import AutoModelForCausalLM, AutoTokenizer
 
-    if not gguf_file.is_file():
-        raise EngineError(f"params.path: {gguf_file} is not a file")
     meta = gguf_metadata(gguf_file)
     log(f"{gguf_file.name}: {meta.get('general.architecture', '?')} model, reading its tokenizer")
     folder, name = str(gguf_file.parent), gguf_file.name
