@@ -5,7 +5,7 @@ The daemon starts one host when its first local job starts. The host imports the
 once, says `ready` on stdout and waits on a Unix socket. For each job the daemon sends one
 request (the engine's argv, working folder and environment) with the write end of the job's
 output pipe; the host forks, and the child becomes what `python -m engine <spec>` would be: its
-own process group, output on the pipe, the job's folder and environment, its process
+own session and process group, output on the pipe, the job's folder and environment, its process
 title the cold command's. The host answers the child's pid, then its exit code (negative: the
 signal that ended it), on the same connection.
 
@@ -108,8 +108,7 @@ def become_job(job: Job, keep_out: list[int]) -> int:
     signal.set_wakeup_fd(-1)
     for sig in (signal.SIGCHLD, signal.SIGTERM, signal.SIGINT):
         signal.signal(sig, signal.SIG_DFL)
-    with contextlib.suppress(OSError):  # the host may have made the group already
-        os.setpgid(0, 0)
+    os.setsid()
     devnull = os.open(os.devnull, os.O_RDONLY)
     os.dup2(devnull, 0)
     os.close(devnull)
@@ -138,6 +137,21 @@ def become_job(job: Job, keep_out: list[int]) -> int:
 
     Emitter().log(f"forked from the warm engine host (pid {os.getppid()}): libraries loaded")
     return main(sys.argv)
+
+
+def wait_for_session(pid: int, timeout_s: float = 5.0) -> None:
+    """Until the forked child leads its own session (and so its process group), as a cold
+    engine does from its start: a stop sent to the group the moment the job is recorded running
+    must reach it. (A session, not only a group: a group in the host's session would be orphaned
+    when the host dies, and the kernel would hang up a stopped engine in it.)"""
+    deadline = time.monotonic() + timeout_s
+    while time.monotonic() < deadline:
+        try:
+            if os.getsid(pid) == pid:
+                return
+        except ProcessLookupError:
+            return  # it has already ended; its exit code tells why
+        time.sleep(0.0005)
 
 
 class Host:
@@ -193,10 +207,7 @@ class Host:
             self.selector.close()
             job.env["FORGE_PARENT_PID"] = str(os.getppid())  # its parent-death signal: the host
             return job
-        # Its own process group before its pid is told (the child makes it too, whichever runs
-        # first): a stop sent to the group the moment the job is running must reach it.
-        with contextlib.suppress(OSError):
-            os.setpgid(pid, pid)
+        wait_for_session(pid)
         os.close(job.out_fd)
         os.close(job.go_fd)
         self.children[pid] = conn
