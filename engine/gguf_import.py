@@ -105,6 +105,79 @@ def read_once() -> Iterator[None]:
         gguf.GGUFReader = original  # type: ignore[misc]
 
 
+BYTE_LEVEL = {"type": "ByteLevel", "add_prefix_space": False, "trim_offsets": True}
+LLAMA3_SPLIT = (
+    r"(?i:'s|'t|'re|'ve|'m|'ll|'d)|[^\r\n\p{L}\p{N}]?\p{L}+|\p{N}{1,3}|"
+    r" ?[^\s\p{L}\p{N}]+[\r\n]*|\s*[\r\n]+|\s+(?!\S)|\s+"
+)
+PRE_TOKENIZERS: dict[str, dict[str, Any]] = {
+    # GPT-2's own split: the byte-level regex alone.
+    "gpt-2": BYTE_LEVEL | {"use_regex": True},
+    # SmolLM and StarCoder: every digit alone, then the byte-level regex.
+    **{
+        name: {
+            "type": "Sequence",
+            "pretokenizers": [
+                {"type": "Digits", "individual_digits": True},
+                BYTE_LEVEL | {"use_regex": True},
+            ],
+        }
+        for name in ("smollm", "starcoder")
+    },
+    # Llama 3: its own regex (numbers in threes), then bytes without GPT-2's regex.
+    "llama-bpe": {
+        "type": "Sequence",
+        "pretokenizers": [
+            {"type": "Split", "pattern": {"Regex": LLAMA3_SPLIT}, "behavior": "Isolated"},
+            BYTE_LEVEL | {"use_regex": False},
+        ],
+    },
+}
+"""How text is split before byte-level BPE, by the GGUF's `tokenizer.ggml.pre` (llama.cpp's
+names, `llama-vocab.cpp`), as the original models' tokenizer.json files say. A split that
+differs from the original changes the tokens of the same text, and llama.cpp's converter then
+no longer recognises the tokenizer when the folder is exported."""
+
+
+def byte_level_tokenizer(tokenizer: Any, meta: dict[str, Any], log: Any) -> Any:
+    """A `tokenizer.ggml.model = gpt2` vocabulary as the byte-level BPE tokenizer it is.
+
+    transformers' GGUF loader builds every Llama-architecture tokenizer as SentencePiece-style
+    BPE (byte fallback, a `▁`-replacing decoder), whatever the file says. Text still round-trips,
+    but llama.cpp's converter reads such a folder back as a SentencePiece vocabulary and llama.cpp
+    aborts at load. Here the same vocabulary, merges and special tokens get GPT-2's byte-level
+    model, the file's pre-tokenizer and a byte-level decoder."""
+    from tokenizers import Tokenizer
+    from transformers import PreTrainedTokenizerFast
+
+    data = json.loads(tokenizer.backend_tokenizer.to_str())
+    pre = str(meta.get("tokenizer.ggml.pre") or "gpt-2")
+    split = PRE_TOKENIZERS.get(pre)
+    if split is None:
+        log(
+            f"tokenizer: pre-tokenizer {pre!r} is not one forge knows; GPT-2's is used, which "
+            "may split some text differently from the original model"
+        )
+        split = PRE_TOKENIZERS["gpt-2"]
+    data["model"] |= {"byte_fallback": False, "fuse_unk": False, "unk_token": None}
+    data["normalizer"] = None
+    data["pre_tokenizer"] = split
+    data["decoder"] = {"type": "ByteLevel", "add_prefix_space": True, "trim_offsets": True}
+    data["decoder"]["use_regex"] = True
+    backend = Tokenizer.from_str(json.dumps(data))
+    rebuilt = PreTrainedTokenizerFast(
+        tokenizer_object=backend,
+        bos_token=tokenizer.bos_token,
+        eos_token=tokenizer.eos_token,
+        pad_token=tokenizer.pad_token,
+        unk_token=tokenizer.unk_token,
+        chat_template=tokenizer.chat_template,
+        clean_up_tokenization_spaces=False,
+    )
+    log(f"tokenizer: byte-level BPE with the {pre!r} pre-tokenizer, as the file says")
+    return rebuilt
+
+
 def fix_special_tokens(tokenizer: Any, meta: dict[str, Any]) -> list[str]:
     """Set bos/eos/pad from the file's token ids where the loader got them wrong; what changed."""
     changed = []
@@ -141,6 +214,10 @@ def _import(gguf_file: Path, out: Path, origin: dict[str, Any], log: Any) -> dic
     tokenizer = AutoTokenizer.from_pretrained(folder, gguf_file=name)
     for change in fix_special_tokens(tokenizer, meta):
         log(f"tokenizer: {change}, from the file's metadata")
+    if meta.get("tokenizer.ggml.model") == "gpt2" and "ByteFallback" in str(
+        tokenizer.backend_tokenizer.decoder
+    ):
+        tokenizer = byte_level_tokenizer(tokenizer, meta, log)
     log("dequantizing the weights to float32")
     from transformers import GgufConfig
 

@@ -15,11 +15,13 @@ import importlib.util
 import json
 import math
 import subprocess
+import sys
 from pathlib import Path
 from typing import Any
 
 import pytest
 
+from engine.gguf_import import gguf_metadata
 from tests.conftest import engine_job
 from tests.support.daemon_harness import DaemonFactory, wait_for
 from tests.support.missions import next_proposal
@@ -58,6 +60,46 @@ def smollm2(tmp_path_factory: pytest.TempPathFactory) -> Path:
     assert "tokenizer: eos_token = <|im_end|>" in logs(events)
     assert json.loads((folder / "forge_source.json").read_text())["architecture"] == "llama"
     return folder
+
+
+def llama_cpp_script(name: str) -> Path:
+    """llama.cpp's converter (make fetches it: `python -m engine.llama_cpp_tools fetch`)."""
+    from engine.errors import EngineError
+    from engine.llama_cpp_tools import script
+
+    try:
+        return script(name)
+    except EngineError as exc:
+        pytest.skip(str(exc))
+
+
+def gguf_strings(path: Path, key: str) -> list[str]:
+    import gguf
+
+    field = gguf.GGUFReader(str(path)).fields[key]
+    return [bytes(field.parts[i]).decode("utf-8") for i in field.data]
+
+
+@pytest.mark.timeout(600)
+def test_the_imported_tokenizer_is_the_one_llama_cpp_knows(smollm2: Path, tmp_path: Path) -> None:
+    """The folder's tokenizer is byte-level BPE, and llama.cpp's own converter, reading the
+    folder back, recognises SmolLM's pre-tokenizer by its tokens of its test text and writes
+    the original file's vocabulary and merges unchanged."""
+    saved = json.loads((smollm2 / "tokenizer.json").read_text())
+    assert saved["model"]["type"] == "BPE" and saved["model"]["byte_fallback"] is False
+    assert saved["decoder"]["type"] == "ByteLevel"
+    out = tmp_path / "vocab.gguf"
+    convert = llama_cpp_script("convert_hf_to_gguf.py")
+    subprocess.run(
+        [sys.executable, str(convert), str(smollm2), "--vocab-only", "--outfile", str(out)],
+        check=True,
+        capture_output=True,
+    )
+    meta = gguf_metadata(out)
+    assert (meta["tokenizer.ggml.model"], meta["tokenizer.ggml.pre"]) == ("gpt2", "smollm")
+    for key in ("tokenizer.ggml.tokens", "tokenizer.ggml.merges"):
+        assert gguf_strings(out, key) == gguf_strings(smollm2_gguf(), key), key
+    assert meta["tokenizer.ggml.eos_token_id"] == 2  # <|im_end|>, as in the original file
 
 
 @pytest.mark.slow
