@@ -27,6 +27,8 @@ gguf 0.19.0)."""
 
 SCRIPTS = ("convert_hf_to_gguf.py", "convert_lora_to_gguf.py")
 PACKAGE = "conversion"
+GGUF_PY = "gguf-py/gguf"
+"""llama.cpp's own `gguf` package: the scripts need it, not the PyPI release (which lags)."""
 
 
 def tools_dir() -> Path:
@@ -42,7 +44,7 @@ def tools_dir() -> Path:
 def script(name: str) -> Path:
     """One of the converter scripts; a clear error saying how to get them when they are absent."""
     path = tools_dir() / name
-    if not path.is_file() or not (path.parent / PACKAGE).is_dir():
+    if not path.is_file() or not all((path.parent / p).is_dir() for p in (PACKAGE, GGUF_PY)):
         raise EngineError(
             f"llama.cpp's converter is not at {path.parent}: run "
             "`python -m engine.llama_cpp_tools fetch` once (it needs the package index), or set "
@@ -59,8 +61,8 @@ def _wanted(name: str, root: str) -> str | None:
     inner = name[len(prefix) :]
     if inner in SCRIPTS:
         return inner
-    parts = inner.split("/")
-    if len(parts) == 2 and parts[0] == PACKAGE and parts[1].endswith(".py"):
+    folder, _, file = inner.rpartition("/")
+    if folder in (PACKAGE, GGUF_PY) and file.endswith(".py"):
         return inner
     return None
 
@@ -69,7 +71,7 @@ def fetch(dest: Path | None = None) -> Path:
     """Download llama-cpp-python's source archive (not built, not installed) and copy the
     converter out of it into `dest` (default: `tools_dir()`); the folder it made."""
     dest = dest or tools_dir()
-    if all((dest / name).is_file() for name in SCRIPTS) and (dest / PACKAGE).is_dir():
+    if all((dest / name).is_file() for name in SCRIPTS) and (dest / GGUF_PY).is_dir():
         return dest
     with tempfile.TemporaryDirectory(prefix="forge-llama-cpp-") as tmp:
         subprocess.run(
@@ -94,12 +96,21 @@ def fetch(dest: Path | None = None) -> Path:
                 with source, open(target, "wb") as out:
                     shutil.copyfileobj(source, out)
         missing = [name for name in SCRIPTS if not (staging / name).is_file()]
-        if missing or not (staging / PACKAGE / "__init__.py").is_file():
+        packages = [staging / PACKAGE / "__init__.py", staging / GGUF_PY / "__init__.py"]
+        if missing or not all(p.is_file() for p in packages):
             raise EngineError(f"{archive.name}: no llama.cpp converter in it ({missing})")
         dest.parent.mkdir(parents=True, exist_ok=True)
         shutil.rmtree(dest, ignore_errors=True)
         shutil.copytree(staging, dest)
     return dest
+
+
+def script_env() -> dict[str, str]:
+    """The environment a converter script runs in: llama.cpp's `gguf` ahead of the installed."""
+    env = dict(os.environ)
+    own = str(tools_dir() / "gguf-py")
+    env["PYTHONPATH"] = os.pathsep.join(filter(None, [own, env.get("PYTHONPATH")]))
+    return env
 
 
 def main(argv: list[str]) -> int:

@@ -143,6 +143,31 @@ class MergeParams(KindParams):
     name: str = Field(pattern=r"^[A-Za-z0-9][A-Za-z0-9._-]{0,63}$")
 
 
+class ExportParams(KindParams):
+    """Write what llama.cpp and Ollama load: an adapter as a GGUF LoRA adapter, or (`merged`, or
+    with no adapter) a whole GGUF model, by llama.cpp's own converter."""
+
+    base_model: str | None = Field(None, description=BASE_DEFAULT)
+    adapter: str | None = Field(
+        None, description="adapter folder (a train job's id works); none: the base model itself"
+    )
+    merged: bool = Field(
+        False, description="fold the adapter into its base and write one whole model"
+    )
+    outtype: Literal["f32", "f16", "bf16", "q8_0"] = Field(
+        "f16", description="the GGUF's weight type"
+    )
+    output: str = Field(
+        pattern=r"^/.*\.gguf$",
+        max_length=4096,
+        description="the .gguf file to write (an absolute path; it must not exist yet)",
+    )
+
+
+def _export_holds(params: dict[str, Any]) -> bool:
+    return bool(params.get("merged")) or not params.get("adapter")  # a whole model is read
+
+
 class InferParams(KindParams):
     """Generate an answer from a base model, a base model with an adapter, or a deployed Ollama
     model, streamed as tokens."""
@@ -229,6 +254,7 @@ KINDS: dict[JobKind, Kind] = {
     "merge": Kind(MergeParams, "engine.merge", False, _always),
     "deploy": Kind(DeployParams, "engine.deploy", False, merges_here),
     "infer": Kind(InferParams, "engine.infer", False, _infer_holds),
+    "export": Kind(ExportParams, "engine.gguf_export", False, _export_holds),
 }
 if set(KINDS) != set(get_args(JobKind)):  # pragma: no cover - a contract edited in one place
     raise ImportError(f"JobKind {get_args(JobKind)} and KINDS {tuple(KINDS)} disagree")

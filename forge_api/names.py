@@ -8,7 +8,7 @@ from __future__ import annotations
 
 from typing import Literal
 
-JobKind = Literal["prepare-model", "train", "eval", "merge", "deploy", "infer"]
+JobKind = Literal["prepare-model", "train", "eval", "merge", "deploy", "infer", "export"]
 JobStatus = Literal["queued", "running", "completed", "failed", "cancelled"]
 TERMINAL_JOB_STATUSES: frozenset[str] = frozenset({"completed", "failed", "cancelled"})
 

@@ -68,6 +68,28 @@ def cmd_models_pull(cli: Cli) -> int:
     return _prepare_base(cli, "hf:" + cli.args.hf_id.removeprefix("hf:"), "pulling")
 
 
+def cmd_models_export(cli: Cli) -> int:
+    """An adapter (or a base or merged model) becomes a GGUF file llama.cpp and Ollama load."""
+    ref = cli.args.model
+    found = next(
+        (m for m in cli.call("models.list")["models"] if ref in (m["id"], m["name"])), None
+    )
+    if found is not None:
+        path, is_adapter = found["path"], found["kind"] == "adapter"
+    else:  # a folder given by its path
+        path = os.path.abspath(ref) if not cli.args.host else ref
+        is_adapter = os.path.isfile(os.path.join(path, "adapter_config.json"))
+    output = cli.args.output if cli.args.host else os.path.abspath(cli.args.output)
+    params: dict[str, Any] = {"output": output, "outtype": cli.args.outtype}
+    params |= {"adapter": path, "merged": cli.args.merged} if is_adapter else {"base_model": path}
+    job = cli.call("jobs.submit", kind="export", params=params)
+    if cli.args.no_follow or cli.args.json:
+        cli.out(job, lambda j: print(f"exporting {ref} to {output}: job {j['id']}"))
+        return 0
+    print(f"exporting {ref} to {output} (job {job['id']})")
+    return follow(cli, job["id"], tail=None)
+
+
 def cmd_models_rollback(cli: Cli) -> int:
     target = (
         {"alias": cli.args.target} if ":" in cli.args.target else {"source_id": cli.args.target}
@@ -120,6 +142,13 @@ def register(sub: Subparsers, add: AddCommand) -> None:
     p = add(msub2, "pull", cmd_models_pull, "download a model from the Hugging Face Hub")
     p.add_argument("hf_id", help="ORG/NAME, or ORG/NAME@REVISION (a branch, tag or commit)")
     p.add_argument("--name", help="its folder name under the models dir (default: NAME)")
+    p.add_argument("--no-follow", action="store_true", help="queue it and return")
+    p = add(msub2, "export", cmd_models_export, "write a GGUF file llama.cpp and Ollama load")
+    p.add_argument("model", help="a model's id or name (forge models ls), or a folder")
+    p.add_argument("--format", choices=["gguf"], default="gguf", help="the file format (gguf)")
+    p.add_argument("--merged", action="store_true", help="an adapter folded into its base")
+    p.add_argument("--outtype", choices=["f16", "q8_0", "bf16", "f32"], default="f16")
+    p.add_argument("-o", "--output", required=True, help="the .gguf file to write")
     p.add_argument("--no-follow", action="store_true", help="queue it and return")
     p = add(msub2, "rollback", cmd_models_rollback, "point an alias back at the previous tag")
     p.add_argument("target", help="a source id, or an alias such as forge-myrepo:latest")

@@ -167,7 +167,7 @@ def engine_job(kind: str, params: dict[str, Any], root: Path, name: str) -> list
         "datasets_dir": str(Path(dataset).parent if dataset else root),
     }
     events = run_engine(spec, root / name)
-    assert events[-1]["code"] == 0, events[-1]["stderr"][-2000:]
+    assert events[-1]["code"] == 0, (events[-1]["stderr"][-2000:], events[-3:-1])
     return events
 
 

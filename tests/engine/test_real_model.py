@@ -22,6 +22,7 @@ from typing import Any
 import pytest
 
 from engine.gguf_import import gguf_metadata
+from engine.llama_cpp_tools import script_env
 from tests.conftest import engine_job
 from tests.support.daemon_harness import DaemonFactory, wait_for
 from tests.support.missions import next_proposal
@@ -94,6 +95,7 @@ def test_the_imported_tokenizer_is_the_one_llama_cpp_knows(smollm2: Path, tmp_pa
         [sys.executable, str(convert), str(smollm2), "--vocab-only", "--outfile", str(out)],
         check=True,
         capture_output=True,
+        env=script_env(),
     )
     meta = gguf_metadata(out)
     assert (meta["tokenizer.ggml.model"], meta["tokenizer.ggml.pre"]) == ("gpt2", "smollm")
