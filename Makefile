@@ -74,6 +74,7 @@ bench: $(VENV)/.bench-installed
 	$(BIN)/python -m bench.daemon_footprint
 	$(BIN)/python -m bench.job_start
 	$(BIN)/python -m bench.gguf_import
+	$(BIN)/python -m bench.export
 	$(BIN)/python -m bench.daemon_streaming
 	$(BIN)/python -m bench.tui_first_paint
 	$(BIN)/python -m bench.agent_speed

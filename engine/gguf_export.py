@@ -52,6 +52,17 @@ def convert(command: list[str], events: Emitter) -> None:
         )
 
 
+def lora_to_gguf(base_dir: Path, adapter: Path, out: Path, outtype: str, events: Emitter) -> None:
+    """A PEFT LoRA adapter as a GGUF LoRA adapter, by llama.cpp's convert_lora_to_gguf.py."""
+    convert(
+        [
+            sys.executable, str(script("convert_lora_to_gguf.py")), "--base", str(base_dir),
+            "--outtype", outtype, "--outfile", str(out), str(adapter),
+        ],
+        events,
+    )  # fmt: skip
+
+
 def run(spec: JobSpec, events: Emitter) -> dict[str, Any]:
     p = spec.typed_params()
     assert isinstance(p, ExportParams)
@@ -63,17 +74,10 @@ def run(spec: JobSpec, events: Emitter) -> dict[str, Any]:
     base_dir = base_for(p.base_model, p.adapter, spec.models_dir)
     adapter = resolve_adapter(p.adapter) if p.adapter else None
     partial = Path(spec.run_dir) / "export.partial.gguf"
-    python = sys.executable
     if adapter is not None and not p.merged:
         refuse_dora(adapter)
         events.progress(1, 2, stage="convert")
-        convert(
-            [
-                python, str(script("convert_lora_to_gguf.py")), "--base", str(base_dir),
-                "--outtype", p.outtype, "--outfile", str(partial), str(adapter),
-            ],
-            events,
-        )  # fmt: skip
+        lora_to_gguf(base_dir, adapter, partial, p.outtype, events)
     else:
         folder = base_dir
         if adapter is not None:
@@ -83,7 +87,7 @@ def run(spec: JobSpec, events: Emitter) -> dict[str, Any]:
         events.progress(2, 3, stage="convert")
         convert(
             [
-                python, str(script("convert_hf_to_gguf.py")), str(folder),
+                sys.executable, str(script("convert_hf_to_gguf.py")), str(folder),
                 "--outtype", p.outtype, "--outfile", str(partial),
             ],
             events,

@@ -89,13 +89,6 @@ def upload(api: Any, host: str | None, path: Path) -> tuple[str, bool]:
     return digest, True
 
 
-def model_type(base_dir: Path) -> tuple[str, str]:
-    """(model_type, architecture) from a model folder's config.json."""
-    config = json.loads((base_dir / "config.json").read_text(encoding="utf-8"))
-    kind = str(config.get("model_type") or "unknown")
-    return kind, str((config.get("architectures") or [kind])[0])
-
-
 def chat_format(model_dir: Path) -> tuple[str | None, dict[str, Any]]:
     """The Go template and stop parameters for a model whose chat format we know, else none.
 

@@ -1,21 +1,23 @@
 """Which way an adapter goes to Ollama: the one rule, used by the engine that deploys, the
 registry that plans a deploy and the runner that counts what holds the accelerator.
 
-`adapter` uploads only the adapter onto an Ollama model that is the same base (small, nothing
-to compute here); `merged` folds the adapter into its base on this machine and uploads the whole
-model (it loads weights, so it holds the accelerator). `auto` takes `adapter` where Ollama can
-apply one, else `merged`. Pure and light: the daemon imports it.
+`adapter` uploads only the adapter, as the GGUF LoRA adapter llama.cpp's converter writes, onto
+the Ollama model that is its base (small, nothing to compute here). Ollama takes a GGUF adapter
+as it is (`server/create.go`), for every architecture llama.cpp loads adapters for; its own
+safetensors adapter converter, which forge no longer uses, takes only llama and gemma2 bases
+(`convert/convert.go`, `ConvertAdapter`). `merged` folds the adapter into its base on this
+machine and uploads the whole model (it loads weights, so it holds the accelerator). `auto`
+takes `adapter` where it can: an Ollama base is named, and the adapter is not DoRA (a GGUF
+adapter has no place for DoRA's magnitude vector). Pure and light: the daemon imports it.
 """
 
 from __future__ import annotations
 
+import json
+from pathlib import Path
 from typing import Literal
 
 Mode = Literal["adapter", "merged"]
-
-# Architectures (config.json `model_type`) Ollama applies safetensors LoRA adapters to, from its
-# import guide. Any other base is merged here and uploaded whole.
-ADAPTER_MODEL_TYPES = frozenset({"llama", "mistral", "mixtral", "gemma", "gemma2"})
 
 
 class ModeError(ValueError):
@@ -23,32 +25,31 @@ class ModeError(ValueError):
 
 
 def deploy_mode(
-    asked: str, *, merged: bool, ollama_base: str | None, model_type: str | None
+    asked: str, *, merged: bool, ollama_base: str | None, dora: bool
 ) -> tuple[Mode, str]:
     """The mode a deploy uses and why, in words for its log; ModeError where `asked` cannot
-    work. `model_type` None: the base's architecture is not known (yet)."""
+    work."""
     if merged:
         return "merged", "a merged model is uploaded whole"
-    takes_adapters = model_type in ADAPTER_MODEL_TYPES
     if asked == "adapter":
         if not ollama_base:
             raise ModeError(
                 "params.ollama_base: mode adapter needs the Ollama model that is this "
                 "adapter's base; name it in config.toml under [ollama] bases"
             )
-        if model_type is not None and not takes_adapters:
+        if dora:
             raise ModeError(
-                f"Ollama cannot apply adapters to {model_type} models; it takes them for "
-                f'{", ".join(sorted(ADAPTER_MODEL_TYPES))}. Deploy with mode "merged" to '
-                "upload the adapter folded into its base instead"
+                "a DoRA adapter cannot go to Ollama as an adapter: a GGUF adapter has no place "
+                'for its magnitude vector. Deploy with mode "merged" to upload it folded into '
+                "its base instead"
             )
         return "adapter", f"deploying the adapter onto the Ollama model {ollama_base}"
     if asked == "merged":
         return "merged", "merging the adapter and uploading the whole model, as asked"
-    if ollama_base and takes_adapters:
+    if ollama_base and not dora:
         return "adapter", f"deploying the adapter onto the Ollama model {ollama_base}"
     why = (
-        f"Ollama takes no adapters for {model_type or 'this'} models"
+        "a DoRA adapter has no GGUF adapter form"
         if ollama_base
         else "no Ollama model is named as the same base ([ollama] bases)"
     )
@@ -62,3 +63,14 @@ def merges_here(params: dict[str, object]) -> bool:
     if params.get("merged"):
         return False  # a merged folder is uploaded as it is
     return params.get("mode", "auto") != "adapter"
+
+
+def is_dora(adapter: Path) -> bool:
+    """Whether the adapter folder is a DoRA adapter (PEFT's `use_dora`); False if unreadable."""
+    for folder in (adapter, adapter / "adapter"):
+        try:
+            config = json.loads((folder / "adapter_config.json").read_text(encoding="utf-8"))
+        except (OSError, ValueError):
+            continue
+        return bool(isinstance(config, dict) and config.get("use_dora"))
+    return False

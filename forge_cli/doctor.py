@@ -187,6 +187,28 @@ def _ollama(config: Any) -> Check:
     return Check("ollama", "ok", f"{version} at {host}")
 
 
+def _gguf_converter() -> Check:
+    """llama.cpp's converter: what exports and adapter deploys go through."""
+    from engine.errors import EngineError
+    from engine.llama_cpp_tools import script
+
+    try:
+        found = script("convert_lora_to_gguf.py").parent
+    except EngineError as exc:
+        return Check(
+            "gguf",
+            "warn",
+            "llama.cpp's converter is not here: exports and adapter deploys to Ollama fail",
+            "run " + str(exc).split(": run ", 1)[-1],
+        )
+    return Check(
+        "gguf",
+        "ok",
+        f"llama.cpp's converter at {found}: adapters deploy to Ollama as GGUF LoRA adapters "
+        "(DoRA goes merged), `forge models export` writes GGUF",
+    )
+
+
 def _base_model(config: Any, bases: list[dict[str, Any]]) -> Check:
     if config is None:
         return Check("base model", "warn", "unknown: the config does not load")
@@ -276,6 +298,7 @@ def cmd_doctor(cli: Cli) -> int:
         config_check,
         *daemon_checks,
         _ollama(config),
+        _gguf_converter(),
         _base_model(config, bases),
         *_tracking(config),
         *_ray(config),

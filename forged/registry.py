@@ -20,7 +20,7 @@ from engine.errors import EngineError
 from engine.gguf_import import imported_from
 from engine.ollama_api import shown_host
 from forge_api.config import Config
-from forge_api.deploy_mode import deploy_mode
+from forge_api.deploy_mode import deploy_mode, is_dora
 from forge_api.engine_events import ArtifactEvent
 from forge_api.model_data import ModelData
 from forge_api.paths import ForgePaths
@@ -284,16 +284,9 @@ class ModelRegistry:
             return params | {"merged": model.path, "mode": "merged"}
         ollama_base = self.ollama_base_for(model.base)
         mode, _why = deploy_mode(
-            "auto", merged=False, ollama_base=ollama_base, model_type=self._model_type(model.base)
+            "auto", merged=False, ollama_base=ollama_base, dora=is_dora(Path(model.path))
         )
         return params | {"adapter": model.path, "ollama_base": ollama_base, "mode": mode}
-
-    def _model_type(self, base: str | None) -> str | None:
-        try:
-            config = json.loads((Path(base or "") / "config.json").read_text(encoding="utf-8"))
-        except (OSError, ValueError):
-            return None
-        return str(config.get("model_type"))
 
     async def reachable(self) -> str | None:
         """None when Ollama answers at the configured host within 3 s; else why not."""

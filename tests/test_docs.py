@@ -67,3 +67,17 @@ def test_guide_lists_every_event_type_the_daemon_writes() -> None:
         written |= set(re.findall(r'"((?:job|mission|model|source|dataset)\.[a-z_]+)"', text))
     assert len(written) >= 14, written
     assert not [t for t in sorted(written) if f"`{t}`" not in events]
+
+
+def test_the_guides_deploy_path_table_is_the_rule_the_code_applies() -> None:
+    """Each row of "Which path a deploy takes" is what `deploy_mode` decides for it."""
+    from forge_api.deploy_mode import deploy_mode
+
+    guide = (ROOT / "docs" / "guide.md").read_text()
+    table = guide[guide.index("| adapter method |") :].split("\n\n")[0].splitlines()[2:]
+    assert len(table) == 5
+    for row in table:
+        method, named, path, _why = (cell.strip() for cell in row.strip("|").split("|"))
+        base = "llama3.2:1b" if named == "yes" else None
+        mode, _ = deploy_mode("auto", merged=False, ollama_base=base, dora=method == "DoRA")
+        assert mode == path, row

@@ -71,6 +71,11 @@ def test_merged_and_adapter_deploys_create_tags_the_alias_follows(
     assert outcome(merged) == (0, "")
     made = ollama.models["forge-widgets:1"]
     assert {"config.json", "model.safetensors", "tokenizer.json"} <= set(made["files"])
+    # Where Ollama's importer reads them: rope_theta at the top, the template in
+    # tokenizer_config.json (transformers 5 writes neither there).
+    config = json.loads(ollama.blobs[made["files"]["config.json"]])
+    assert config["rope_theta"] == config["rope_parameters"]["rope_theta"]
+    assert made["details"]["chat_template_read"] is True
     assert made["template"].startswith("{{- range .Messages }}<|{{ .Role }}|>")
     assert made["parameters"] == {"stop": ["<|end|>"]}
     assert serving(ollama) == made["digest"]
@@ -81,19 +86,18 @@ def test_merged_and_adapter_deploys_create_tags_the_alias_follows(
         "merged",
     )
 
-    # With the same base in Ollama, only the adapter goes up, onto it.
+    # With the same base in Ollama, only the adapter goes up, onto it, as the GGUF LoRA
+    # adapter llama.cpp's converter writes (which Ollama takes for any architecture).
     onto = deploy(work, "d2", tag="forge-widgets:2", host=ollama.host, ollama_base="llama3.2:1b")
     assert outcome(onto) == (0, "")
     made = ollama.models["forge-widgets:2"]
-    assert made["from"] == "llama3.2:1b" and set(made["adapters"]) == {
-        "adapter_model.safetensors",
-        "adapter_config.json",
-    }
+    assert made["from"] == "llama3.2:1b" and set(made["adapters"]) == {"adapter.gguf"}
+    assert ollama.blobs[made["adapters"]["adapter.gguf"]][:4] == b"GGUF"
     assert serving(ollama) == made["digest"]
-    # A blob Ollama holds is not sent again (HEAD first).
+    # A blob Ollama holds is not sent again (HEAD first): the converter writes the same bytes.
     again = deploy(work, "d3", tag="forge-widgets:3", host=ollama.host, ollama_base="llama3.2:1b")
     logs = [e["message"] for e in again if e["type"] == "log"]
-    assert "adapter_model.safetensors: already in Ollama" in logs
+    assert "adapter.gguf: already in Ollama" in logs
     posts = [p for m, p in ollama.requests if m == "POST" and p.startswith("/api/blobs/")]
     assert len(posts) == len(set(posts))
 
@@ -119,6 +123,8 @@ def test_an_ollama_answer_streams_as_tokens(work: Path, ollama: FakeOllama) -> N
 def test_every_failure_says_what_to_do_and_the_alias_keeps_serving(
     work: Path, ollama: FakeOllama
 ) -> None:
+    ollama.models["qwen2.5:0.5b"] = dict(ollama.models["llama3.2:1b"])
+    ollama.models["qwen2.5:0.5b"]["details"] = {"family": "qwen2", "format": "gguf"}
     first = deploy(work, "d1", tag="forge-widgets:1", host=ollama.host, ollama_base="llama3.2:1b")
     assert outcome(first) == (0, "")
     before = serving(ollama)
@@ -136,25 +142,12 @@ def test_every_failure_says_what_to_do_and_the_alias_keeps_serving(
     assert code == 1 and "'llama9:70b' is not in the Ollama at" in why
     assert "`ollama pull llama9:70b`" in why
 
-    # An architecture Ollama takes no adapters for.
-    other = work / "models" / "phi-like"
-    if not other.exists():
-        shutil.copytree(work / "models" / "tiny-llama", other)
-        config = json.loads((other / "config.json").read_text())
-        config |= {"model_type": "phi", "architectures": ["PhiForCausalLM"]}
-        (other / "config.json").write_text(json.dumps(config))
+    # An adapter for another architecture than the Ollama base's: llama.cpp would refuse it.
     code, why = outcome(
-        deploy(
-            work,
-            "e3",
-            tag="forge-widgets:2",
-            host=ollama.host,
-            base_model="phi-like",
-            ollama_base="llama3.2:1b",
-            mode="adapter",
-        )
+        deploy(work, "e3", tag="forge-widgets:2", host=ollama.host, ollama_base="qwen2.5:0.5b")
     )
-    assert code == 1 and why.startswith("Ollama cannot apply adapters to phi models")
+    assert code == 1
+    assert why.startswith("the adapter is for llama models and the Ollama model qwen2.5:0.5b")
     assert 'mode "merged"' in why
 
     # A partial upload: the connection drops after 1,000 bytes of the merged weights.
@@ -182,17 +175,57 @@ def test_one_deploy_mode_rule_and_what_it_holds() -> None:
     """The registry, the engine and the runner ask the same function; a deploy that may merge
     here counts against jobs.max_parallel (an `auto` one did not, though it merged)."""
     rule = partial(deploy_mode, merged=False)
-    assert rule("auto", ollama_base="llama3.2", model_type="llama")[0] == "adapter"
-    assert rule("auto", ollama_base="phi3", model_type="phi")[0] == "merged"
-    assert rule("auto", ollama_base=None, model_type="llama")[0] == "merged"
-    assert rule("merged", ollama_base="llama3.2", model_type="llama")[0] == "merged"
-    assert deploy_mode("adapter", merged=True, ollama_base=None, model_type=None)[0] == "merged"
+    assert rule("auto", ollama_base="llama3.2", dora=False)[0] == "adapter"
+    assert rule("auto", ollama_base="qwen2.5", dora=False)[0] == "adapter"  # any architecture
+    assert rule("auto", ollama_base="llama3.2", dora=True)[0] == "merged"
+    assert rule("auto", ollama_base=None, dora=False)[0] == "merged"
+    assert rule("merged", ollama_base="llama3.2", dora=False)[0] == "merged"
+    assert deploy_mode("adapter", merged=True, ollama_base=None, dora=False)[0] == "merged"
     with pytest.raises(ModeError, match="mode adapter needs the Ollama model"):
-        rule("adapter", ollama_base=None, model_type="llama")
-    with pytest.raises(ModeError, match="cannot apply adapters to phi models"):
-        rule("adapter", ollama_base="phi3", model_type="phi")
+        rule("adapter", ollama_base=None, dora=False)
+    with pytest.raises(ModeError, match="DoRA adapter cannot go to Ollama as an adapter"):
+        rule("adapter", ollama_base="llama3.2", dora=True)
     adapter = {"adapter": "/a", "tag": "t:1"}
     assert holds_accelerator("deploy", adapter | {"mode": "auto", "ollama_base": "phi3"})
     assert holds_accelerator("deploy", adapter | {"mode": "merged"})
     assert not holds_accelerator("deploy", adapter | {"mode": "adapter", "ollama_base": "b"})
     assert not holds_accelerator("deploy", {"merged": "/m", "mode": "merged", "tag": "t:1"})
+
+
+def test_the_server_refuses_the_safetensors_adapters_ollama_refuses(
+    work: Path, ollama: FakeOllama
+) -> None:
+    """What forge used to send, refused as Ollama's converter refuses it: a float lora_alpha
+    (a uint32 in Go), a base architecture other than llama or gemma2, a 1-D tensor (DoRA's
+    magnitude vector); and a GGUF adapter for another architecture than its base."""
+    from ollama import Client, ResponseError
+
+    api = Client(host=f"http://{ollama.host}")
+    adapter = work / "train" / "adapter"
+    weights = api.create_blob(adapter / "adapter_model.safetensors")
+    config = json.loads((adapter / "adapter_config.json").read_text())
+
+    def create(base: str, **config_changes: Any) -> str:
+        written = work / "adapter_config.json"
+        written.write_text(json.dumps(config | config_changes))
+        files = {
+            "adapter_model.safetensors": weights,
+            "adapter_config.json": api.create_blob(written),
+        }
+        with pytest.raises(ResponseError) as refused:
+            api.create(model="x:1", from_=base, adapters=files)
+        return str(refused.value)
+
+    assert "of type uint32" in create("llama3.2:1b", lora_alpha=8.0)
+    ollama.models["qwen2.5:0.5b"] = dict(ollama.models["llama3.2:1b"])
+    ollama.models["qwen2.5:0.5b"]["details"] = {"family": "qwen2", "format": "gguf"}
+    assert "unsupported architecture" in create("qwen2.5:0.5b", lora_alpha=8)
+    # A 1-D tensor (DoRA's lora_magnitude_vector) in the safetensors.
+    from safetensors.torch import load_file, save_file
+
+    tensors = load_file(adapter / "adapter_model.safetensors")
+    name = next(iter(tensors)).replace("lora_A.weight", "lora_magnitude_vector")
+    dora = work / "dora.safetensors"
+    save_file(tensors | {name: tensors[next(iter(tensors))][0].clone()}, dora)
+    weights = api.create_blob(dora)
+    assert "index out of range" in create("llama3.2:1b", lora_alpha=8)

@@ -74,15 +74,25 @@ def llama_cpp_script(name: str) -> Path:
         pytest.skip(str(exc))
 
 
-def gguf_strings(path: Path, key: str) -> list[str]:
+def gguf_fields(path: Path) -> dict[str, Any]:
+    """Every metadata value of a GGUF file (arrays as lists), read once: parsing a 49k-token
+    vocabulary takes seconds."""
     import gguf
 
-    field = gguf.GGUFReader(str(path)).fields[key]
-    return [bytes(field.parts[i]).decode("utf-8") for i in field.data]
+    reader = gguf.GGUFReader(str(path))
+    return {key: field.contents() for key, field in reader.fields.items()}
+
+
+@pytest.fixture(scope="module")
+def original() -> dict[str, Any]:
+    """The metadata of SmolLM2's own GGUF file."""
+    return gguf_fields(smollm2_gguf())
 
 
 @pytest.mark.timeout(600)
-def test_the_imported_tokenizer_is_the_one_llama_cpp_knows(smollm2: Path, tmp_path: Path) -> None:
+def test_the_imported_tokenizer_is_the_one_llama_cpp_knows(
+    smollm2: Path, original: dict[str, Any], tmp_path: Path
+) -> None:
     """The folder's tokenizer is byte-level BPE, and llama.cpp's own converter, reading the
     folder back, recognises SmolLM's pre-tokenizer by its tokens of its test text and writes
     the original file's vocabulary and merges unchanged."""
@@ -97,11 +107,41 @@ def test_the_imported_tokenizer_is_the_one_llama_cpp_knows(smollm2: Path, tmp_pa
         capture_output=True,
         env=script_env(),
     )
-    meta = gguf_metadata(out)
+    meta = gguf_fields(out)
     assert (meta["tokenizer.ggml.model"], meta["tokenizer.ggml.pre"]) == ("gpt2", "smollm")
     for key in ("tokenizer.ggml.tokens", "tokenizer.ggml.merges"):
-        assert gguf_strings(out, key) == gguf_strings(smollm2_gguf(), key), key
+        assert meta[key] == original[key], key
     assert meta["tokenizer.ggml.eos_token_id"] == 2  # <|im_end|>, as in the original file
+
+
+@pytest.mark.timeout(600)
+def test_the_imported_model_exports_as_a_whole_gguf_with_what_it_came_with(
+    smollm2: Path, original: dict[str, Any], tmp_path: Path
+) -> None:
+    """Exported whole from the imported folder, by llama.cpp's converter: the original file's
+    architecture, vocabulary, special tokens, chat template and rope base come back."""
+    llama_cpp_script("convert_hf_to_gguf.py")
+    root = tmp_path / "jobs"
+    root.mkdir()
+    (root / "models").symlink_to(smollm2.parent)
+    out = tmp_path / "smollm2-f16.gguf"
+    events = engine_job("export", {"base_model": str(smollm2), "output": str(out)}, root, "x")
+    assert last(events, "artifact")["gguf_type"] == "model"
+    ours = gguf_fields(out)
+    for key in (
+        "general.architecture",
+        "llama.block_count",
+        "llama.attention.head_count_kv",
+        "llama.rope.freq_base",
+        "tokenizer.ggml.model",
+        "tokenizer.ggml.pre",
+        "tokenizer.ggml.eos_token_id",
+        "tokenizer.chat_template",
+    ):
+        assert ours.get(key) == original.get(key), key
+    assert ours["general.file_type"] == 1  # f16
+    for key in ("tokenizer.ggml.tokens", "tokenizer.ggml.merges"):
+        assert ours[key] == original[key], key
 
 
 @pytest.mark.slow
@@ -177,4 +217,14 @@ def test_a_mission_on_a_real_model_then_merge_and_infer(
     )
     said = last(answer, "done")["summary"]["text"]
     assert "Paris" in said, said
+
+    # The mission's adapter leaves as a GGUF LoRA adapter for the same architecture.
+    llama_cpp_script("convert_lora_to_gguf.py")
+    out = tmp_path / "mission-lora.gguf"
+    exported = engine_job("export", {"adapter": str(adapter), "output": str(out)}, root, "x")
+    assert last(exported, "artifact")["gguf_type"] == "adapter"
+    meta = gguf_metadata(out)
+    assert (meta["adapter.type"], meta["general.architecture"]) == ("lora", "llama")
+    trained_with = json.loads((adapter / "adapter_config.json").read_text())
+    assert meta["adapter.lora.alpha"] == trained_with["lora_alpha"]
     assert f"answer ({last(answer, 'done')['summary']['tokens']} tokens): {said}" in logs(answer)

@@ -258,6 +258,11 @@ def test_doctor_says_what_is_ready_and_what_to_do(daemon: Daemon) -> None:
     assert checks["base model"]["state"] == "warn"
     assert "forge models import" in checks["base model"]["fix"]
     assert "tracking" not in checks  # a line only where [tracking] asks for something
+    # make fetched llama.cpp's converter; without it the fix names the command.
+    assert checks["gguf"]["state"] == "ok" and "GGUF LoRA adapters" in checks["gguf"]["says"]
+    gone = forge("doctor", "--json", home=daemon.home, env={"FORGE_LLAMA_CPP": "/nonexistent"})
+    missing = {c["name"]: c for c in json.loads(gone.stdout)}["gguf"]
+    assert missing["state"] == "warn" and "engine.llama_cpp_tools fetch" in missing["fix"]
     (daemon.home / "config.toml").write_text('[tracking]\nmlflow_uri = "http://127.0.0.1:9"\n')
     checks = {c["name"]: c for c in json.loads(forge("doctor", "--json", home=daemon.home).stdout)}
     assert checks["tracking"]["says"] == "metrics also go to MLflow"

@@ -4,7 +4,8 @@ It keeps what a real Ollama keeps for those calls: content-addressed blobs (the 
 arrives is checked, and a body cut short is not stored), models created `from` another model with
 adapters or from uploaded safetensors files, tags, copies (aliases), deletes, and streamed
 `generate`/`chat` answers as NDJSON. It refuses what Ollama refuses: a missing blob or model, an
-architecture it cannot import or put adapters on. Answers are made from the prompt, not a model:
+architecture it cannot import or put adapters on, and the rest of Ollama's rules, each named
+with the file of Ollama's source it mirrors (below). Answers are made from the prompt, not a model:
 `<model> heard: <prompt words>`, one word per chunk.
 
 Faults on request: `cut_uploads_after` closes the connection after that many bytes of a blob
@@ -19,14 +20,45 @@ import threading
 import time
 from datetime import UTC, datetime
 from http.server import BaseHTTPRequestHandler
+from pathlib import Path
 from typing import Any
 
 from tests.support.http_fake import LocalServer
 
+# Ollama's rules, each from the file of its source that makes it:
 IMPORT_ARCHITECTURES = frozenset(
-    {"LlamaForCausalLM", "MistralForCausalLM", "GemmaForCausalLM", "Gemma2ForCausalLM"}
-)
-ADAPTER_FAMILIES = frozenset({"llama", "mistral", "gemma", "gemma2"})
+    # convert/convert.go, LoadModelMetadata: the safetensors models it converts (text ones).
+    {
+        "LlamaForCausalLM", "MixtralForCausalLM", "GemmaForCausalLM", "Gemma2ForCausalLM",
+        "Gemma3ForCausalLM", "Phi3ForCausalLM", "Qwen2ForCausalLM", "Olmo3ForCausalLM",
+        "CohereForCausalLM", "GptOssForCausalLM", "DeepseekV3ForCausalLM", "Ministral3ForCausalLM",
+    }
+)  # fmt: skip
+SAFETENSORS_ADAPTER_ARCHITECTURES = frozenset({"llama", "gemma2"})
+"""convert/convert.go, ConvertAdapter: a safetensors adapter only onto these base architectures
+(the base GGUF's general.architecture); "unsupported architecture" otherwise."""
+DEFAULT_ROPE_THETA = 10_000.0
+"""convert/convert_llama.go reads `rope_theta` only at the top of config.json; without it the
+GGUF has no rope base and llama.cpp runs the model at its default, 10,000."""
+
+
+def gguf_fields(blob: bytes) -> dict[str, Any]:
+    """The metadata of a GGUF blob, read by the `gguf` package as Ollama's own reader would."""
+    import tempfile
+
+    from engine.gguf_import import gguf_metadata
+
+    with tempfile.NamedTemporaryFile(suffix=".gguf") as f:
+        f.write(blob)
+        f.flush()
+        return gguf_metadata(Path(f.name))
+
+
+def safetensors_shapes(blob: bytes) -> dict[str, list[int]]:
+    """Tensor name -> shape, from a safetensors blob's header."""
+    size = int.from_bytes(blob[:8], "little")
+    header = json.loads(blob[8 : 8 + size])
+    return {k: v["shape"] for k, v in header.items() if k != "__metadata__"}
 
 
 def full_name(name: str) -> str:
@@ -108,9 +140,7 @@ class FakeOllama:
             if not body.get("from"):
                 raise OllamaError(400, "adapters need a base model (from)")
             base = self.model(str(body["from"]))
-            family = base["details"].get("family")
-            if family not in ADAPTER_FAMILIES:
-                raise OllamaError(400, f"adapters are not supported for the {family} architecture")
+            self.check_adapters(body["adapters"], base["details"].get("family"))
             record["details"] = dict(base["details"], parent_model=full_name(str(body["from"])))
         elif body.get("files"):
             files = body["files"]
@@ -120,10 +150,17 @@ class FakeOllama:
                 raise OllamaError(400, f'unsupported architecture "{arch}"')
             if not any(f.endswith(".safetensors") for f in files):
                 raise OllamaError(400, "no safetensors files to import")
+            tokenizer = files.get("tokenizer_config.json")
+            template = json.loads(self.blobs[tokenizer]).get("chat_template") if tokenizer else None
+            if not body.get("template"):
+                # convert/tokenizer.go: the template comes from tokenizer_config.json only.
+                record["template"] = template
             record["details"] = {
                 "family": config.get("model_type"),
                 "format": "safetensors",
                 "parameter_size": "tiny",
+                "rope_theta": float(config.get("rope_theta") or DEFAULT_ROPE_THETA),
+                "chat_template_read": bool(template),
             }
         elif body.get("from"):
             record["details"] = dict(self.model(str(body["from"]))["details"])
@@ -135,6 +172,39 @@ class FakeOllama:
         with self.lock:
             self.models[name] = record
         return [{"status": "parsing model"}, *statuses, {"status": "writing manifest"}]
+
+    def check_adapters(self, adapters: dict[str, str], family: str | None) -> None:
+        """What Ollama does with an adapter layer, by its kind (server/create.go): a GGUF file
+        is kept as it is (llama.cpp loads it onto the base, refusing another architecture's);
+        safetensors go through convert/convert.go's ConvertAdapter."""
+        blobs = {name: self.blobs[digest] for name, digest in adapters.items()}
+        ggufs = {name: blob for name, blob in blobs.items() if blob[:4] == b"GGUF"}
+        for name, blob in ggufs.items():
+            meta = gguf_fields(blob)
+            if (meta.get("general.type"), meta.get("adapter.type")) != ("adapter", "lora"):
+                raise OllamaError(400, f"{name}: not a GGUF LoRA adapter")
+            if meta.get("general.architecture") != family:
+                # llama.cpp, src/llama-adapter.cpp, at load: the error Ollama reports.
+                raise OllamaError(500, "model arch and LoRA arch mismatch")
+        if ggufs:
+            return
+        if family not in SAFETENSORS_ADAPTER_ARCHITECTURES:
+            raise OllamaError(400, "unsupported architecture")
+        config = json.loads(blobs.get("adapter_config.json", b"{}"))
+        alpha = config.get("lora_alpha")
+        if alpha is not None and not isinstance(alpha, int):
+            # AdapterParameters.Alpha is a uint32: Go's JSON decoder refuses 16.0.
+            raise OllamaError(
+                400,
+                f"json: cannot unmarshal number {alpha} into Go struct field "
+                "AdapterParameters.lora_alpha of type uint32",
+            )
+        for name, blob in blobs.items():
+            if name.endswith(".safetensors"):
+                for tensor, shape in safetensors_shapes(blob).items():
+                    if len(shape) != 2:
+                        # convert/convert_llama_adapter.go, repack: indexes shape[1].
+                        raise OllamaError(500, f"{tensor}: index out of range [1] with length 1")
 
     def show(self, name: str) -> dict[str, Any]:
         m = self.model(name)
