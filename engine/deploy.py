@@ -77,24 +77,29 @@ def forged_files(folder: Path, staging: Path) -> list[Path]:
     (`convert/tokenizer.go`), where transformers 5 writes chat_template.jinja. Those two files are
     sent as copies with the value where Ollama reads it; the folder itself is not changed."""
     files = sorted(f for f in folder.iterdir() if f.is_file() and not f.name.startswith("."))
-    staging.mkdir(parents=True, exist_ok=True)
     sent = []
     for path in files:
-        if path.name == "config.json":
-            config = json.loads(path.read_text(encoding="utf-8"))
-            rope = config.get("rope_parameters") or {}
-            if "rope_theta" not in config and isinstance(rope, dict) and "rope_theta" in rope:
-                config["rope_theta"] = rope["rope_theta"]
+        if path.name in ("config.json", "tokenizer_config.json"):
+            data = json.loads(path.read_text(encoding="utf-8"))
+            added = where_ollama_reads(path.name, data, folder)
+            if added:
+                staging.mkdir(parents=True, exist_ok=True)
                 path = staging / path.name
-                path.write_text(json.dumps(config, indent=2), encoding="utf-8")
-        elif path.name == "tokenizer_config.json" and (folder / "chat_template.jinja").exists():
-            config = json.loads(path.read_text(encoding="utf-8"))
-            if not config.get("chat_template"):
-                config["chat_template"] = (folder / "chat_template.jinja").read_text("utf-8")
-                path = staging / path.name
-                path.write_text(json.dumps(config, indent=2), encoding="utf-8")
+                path.write_text(json.dumps(data | added, indent=2), encoding="utf-8")
         sent.append(path)
     return sent
+
+
+def where_ollama_reads(name: str, data: dict[str, Any], folder: Path) -> dict[str, Any]:
+    """The keys one of a merged folder's two JSON files lacks where Ollama's importer reads."""
+    if name == "config.json" and "rope_theta" not in data:
+        rope = data.get("rope_parameters")
+        if isinstance(rope, dict) and "rope_theta" in rope:
+            return {"rope_theta": rope["rope_theta"]}
+    template = folder / "chat_template.jinja"
+    if name == "tokenizer_config.json" and not data.get("chat_template") and template.exists():
+        return {"chat_template": template.read_text(encoding="utf-8")}
+    return {}
 
 
 def run(spec: JobSpec, events: Emitter) -> dict[str, Any]:

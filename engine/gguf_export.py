@@ -14,7 +14,6 @@ converter (`engine.llama_cpp_tools`), never by a GGUF writer of ours.
 
 from __future__ import annotations
 
-import json
 import subprocess
 import sys
 from pathlib import Path
@@ -26,13 +25,13 @@ from engine.gguf_import import gguf_metadata
 from engine.llama_cpp_tools import script, script_env
 from engine.merge import merge_and_verify
 from engine.model_source import base_for, resolve_adapter
+from forge_api.deploy_mode import is_dora
 from forge_api.jobs import ExportParams, JobSpec
 
 
 def refuse_dora(adapter: Path) -> None:
     """A DoRA adapter asked for as a GGUF adapter: say why not, and what works."""
-    config = json.loads((adapter / "adapter_config.json").read_text(encoding="utf-8"))
-    if config.get("use_dora"):
+    if is_dora(adapter):
         raise EngineError(
             f"params.merged: {adapter} is a DoRA adapter; a GGUF LoRA adapter has no place for "
             "DoRA's magnitude vector (llama.cpp's converter refuses it and Ollama cannot load "

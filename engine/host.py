@@ -62,16 +62,14 @@ class Job:
 
 
 def preload() -> None:
-    """Import the heavy libraries with the settings every engine process sets first."""
-    os.environ.setdefault("HF_HUB_DISABLE_PROGRESS_BARS", "1")
-    os.environ.setdefault("TRANSFORMERS_VERBOSITY", "error")
-    os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")
+    """Import the heavy libraries with the settings every engine process sets first (engine's
+    `__main__` sets them as it is imported, before anything else is)."""
+    importlib.import_module("engine.__main__")
     # Jobs that reach the hub (`forge models pull`) never come here: the daemon starts them cold.
     os.environ.setdefault("HF_HUB_OFFLINE", "1")
     from forge_api.jobs import KINDS
 
-    ours = ["engine.__main__", "engine.events", *(kind.runs for kind in KINDS.values())]
-    for name in [*PRELOAD, *ours]:
+    for name in [*PRELOAD, "engine.events", *(kind.runs for kind in KINDS.values())]:
         with contextlib.suppress(ImportError):  # a job that needs it says so itself
             importlib.import_module(name)
 
@@ -131,7 +129,7 @@ def become_job(job: Job, keep_out: list[int]) -> int:
     os.close(job.go_fd)
     if go != b"g":
         return EXIT_NOT_STARTED
-    sys.argv = job.argv[2:] if job.argv[1:2] == ["-m"] else job.argv[1:]
+    sys.argv = job.argv[2:]  # [python, -m, engine, spec] (forged.engine_host.runs_warm)
     from engine.__main__ import main
     from engine.events import Emitter
 

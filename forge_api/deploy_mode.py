@@ -67,10 +67,8 @@ def merges_here(params: dict[str, object]) -> bool:
 
 def is_dora(adapter: Path) -> bool:
     """Whether the adapter folder is a DoRA adapter (PEFT's `use_dora`); False if unreadable."""
-    for folder in (adapter, adapter / "adapter"):
-        try:
-            config = json.loads((folder / "adapter_config.json").read_text(encoding="utf-8"))
-        except (OSError, ValueError):
-            continue
-        return bool(isinstance(config, dict) and config.get("use_dora"))
-    return False
+    try:
+        config = json.loads((adapter / "adapter_config.json").read_text(encoding="utf-8"))
+    except (OSError, ValueError):
+        return False
+    return bool(isinstance(config, dict) and config.get("use_dora"))

@@ -38,16 +38,24 @@ def cmd_models_deploy(cli: Cli) -> int:
     return 0
 
 
-def _prepare_base(cli: Cli, path: str, verb: str) -> int:
-    """Queue the prepare-model job that makes `path` a base model, and follow it unless asked
-    not to: what `models import` and `models pull` both are."""
-    params = {"path": path} | ({"name": cli.args.name} if cli.args.name else {})
-    job = cli.call("jobs.submit", kind="prepare-model", params=params)
+def _submit_and_follow(
+    cli: Cli, kind: str, params: dict[str, Any], doing: str, after: str = ""
+) -> int:
+    """Queue a job and follow its log to its end, unless asked not to (`--no-follow`, `--json`):
+    what `models import`, `pull` and `export` all are."""
+    job = cli.call("jobs.submit", kind=kind, params=params)
     if cli.args.no_follow or cli.args.json:
-        cli.out(job, lambda j: print(f"{verb} {path}: job {j['id']}"))
+        cli.out(job, lambda j: print(f"{doing}: job {j['id']}"))
         return 0
-    print(f"{verb} {path} (job {job['id']}); it becomes a base model in `forge models ls`")
+    print(f"{doing} (job {job['id']}){after}")
     return follow(cli, job["id"], tail=None)
+
+
+def _prepare_base(cli: Cli, path: str, verb: str) -> int:
+    """Queue the prepare-model job that makes `path` a base model, and follow it."""
+    params = {"path": path} | ({"name": cli.args.name} if cli.args.name else {})
+    after = "; it becomes a base model in `forge models ls`"
+    return _submit_and_follow(cli, "prepare-model", params, f"{verb} {path}", after)
 
 
 def cmd_models_import(cli: Cli) -> int:
@@ -82,12 +90,7 @@ def cmd_models_export(cli: Cli) -> int:
     output = cli.args.output if cli.args.host else os.path.abspath(cli.args.output)
     params: dict[str, Any] = {"output": output, "outtype": cli.args.outtype}
     params |= {"adapter": path, "merged": cli.args.merged} if is_adapter else {"base_model": path}
-    job = cli.call("jobs.submit", kind="export", params=params)
-    if cli.args.no_follow or cli.args.json:
-        cli.out(job, lambda j: print(f"exporting {ref} to {output}: job {j['id']}"))
-        return 0
-    print(f"exporting {ref} to {output} (job {job['id']})")
-    return follow(cli, job["id"], tail=None)
+    return _submit_and_follow(cli, "export", params, f"exporting {ref} to {output}")
 
 
 def cmd_models_rollback(cli: Cli) -> int:

@@ -23,8 +23,7 @@ from collections.abc import AsyncIterator
 from pathlib import Path
 from typing import Any
 
-from forged.job_handle import read_lines
-from forged.process_group import signal_group
+from forged.job_handle import ProcessGroup, read_lines
 
 log = logging.getLogger(__name__)
 
@@ -43,7 +42,7 @@ def runs_warm(command: list[str], params: dict[str, Any]) -> bool:
     )
 
 
-class WarmProcess:
+class WarmProcess(ProcessGroup):
     """A job's engine forked by the host: its output pipe, its pid (its own process group), and
     the host's connection that tells its exit code. A `JobHandle`, as `LocalProcess` is."""
 
@@ -84,23 +83,17 @@ class WarmProcess:
             self.go = self._closed(self.go)
 
     def stop(self) -> None:
-        signal_group(self.pid, signal.SIGTERM)
+        super().stop()
         self.go = self._closed(self.go)
 
     def kill(self) -> None:
-        signal_group(self.pid, signal.SIGKILL)
+        super().kill()
         self.go = self._closed(self.go)
 
     @staticmethod
     def _closed(fd: int | None) -> None:
         if fd is not None:
             os.close(fd)
-
-    def detach(self) -> bool:
-        return False
-
-    def record(self) -> dict[str, Any]:
-        return {"pid": self.pid, "placement": None}
 
     def end_note(self) -> str | None:
         return self.note

@@ -53,11 +53,37 @@ class JobHandle(Protocol):
         ...
 
 
-class LocalProcess:
+class ProcessGroup:
+    """A job's engine on this machine, however it was started: its own process group, stopped
+    by signals to the group, never left running when the daemon stops."""
+
+    pid: int
+
+    def begin(self) -> None:
+        pass
+
+    def stop(self) -> None:
+        signal_group(self.pid, signal.SIGTERM)
+
+    def kill(self) -> None:
+        signal_group(self.pid, signal.SIGKILL)
+
+    def detach(self) -> bool:
+        return False
+
+    def record(self) -> dict[str, Any]:
+        return {"pid": self.pid, "placement": None}
+
+    def end_note(self) -> str | None:
+        return None
+
+
+class LocalProcess(ProcessGroup):
     """A job's engine as a child process group of the daemon."""
 
     def __init__(self, proc: asyncio.subprocess.Process) -> None:
         self.proc = proc
+        self.pid = proc.pid
 
     def lines(self) -> AsyncIterator[bytes]:
         assert self.proc.stdout is not None
@@ -65,24 +91,6 @@ class LocalProcess:
 
     async def wait(self) -> int:
         return await self.proc.wait()
-
-    def begin(self) -> None:
-        pass
-
-    def stop(self) -> None:
-        signal_group(self.proc.pid, signal.SIGTERM)
-
-    def kill(self) -> None:
-        signal_group(self.proc.pid, signal.SIGKILL)
-
-    def detach(self) -> bool:
-        return False
-
-    def record(self) -> dict[str, Any]:
-        return {"pid": self.proc.pid, "placement": None}
-
-    def end_note(self) -> str | None:
-        return None
 
 
 async def read_lines(stream: asyncio.StreamReader) -> AsyncIterator[bytes]:

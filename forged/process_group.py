@@ -51,11 +51,9 @@ async def reap_orphan(pgid: int, run_dir: Path) -> None:
 
 
 def runs_in(pid: int, run_dir: Path) -> bool:
-    """Whether process `pid` is a job of `run_dir` (Linux's /proc): an engine runs in its run
-    dir, and a cold one also names it in its command line."""
+    """Whether process `pid` is a job of `run_dir` (Linux's /proc): every engine, cold or forked
+    by the warm host, runs in its run dir."""
     try:
-        if Path(os.readlink(f"/proc/{pid}/cwd")) == run_dir:
-            return True
-        return str(run_dir).encode() in Path(f"/proc/{pid}/cmdline").read_bytes()
+        return Path(os.readlink(f"/proc/{pid}/cwd")) == run_dir
     except OSError:
         return False

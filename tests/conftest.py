@@ -154,11 +154,11 @@ def run_engine(spec: Mapping[str, object], run_dir: Path) -> list[dict[str, Any]
     return events
 
 
-def engine_job(kind: str, params: dict[str, Any], root: Path, name: str) -> list[dict[str, Any]]:
-    """One job through `python -m engine` in `root/name`; the test fails unless it exits 0.
-    Its data dir is its dataset's folder: the engine reads no dataset file from outside it."""
+def job_spec(kind: str, params: dict[str, Any], root: Path, name: str) -> dict[str, Any]:
+    """A job's spec with its run dir `root/name` and models under `root/models`. Its data dir
+    is its dataset's folder: the engine reads no dataset file from outside it."""
     dataset = params.get("dataset")
-    spec = {
+    return {
         "job_id": name,
         "kind": kind,
         "params": params,
@@ -166,7 +166,12 @@ def engine_job(kind: str, params: dict[str, Any], root: Path, name: str) -> list
         "models_dir": str(root / "models"),
         "datasets_dir": str(Path(dataset).parent if dataset else root),
     }
-    events = run_engine(spec, root / name)
+
+
+def engine_job(kind: str, params: dict[str, Any], root: Path, name: str) -> list[dict[str, Any]]:
+    """One job through `python -m engine` in `root/name` (`job_spec`); the test fails unless
+    it exits 0."""
+    events = run_engine(job_spec(kind, params, root, name), root / name)
     assert events[-1]["code"] == 0, (events[-1]["stderr"][-2000:], events[-3:-1])
     return events
 

@@ -14,7 +14,7 @@ import pytest
 from engine.errors import EngineError
 from engine.llama_cpp_tools import script
 from engine.synthetic import write_dataset
-from tests.conftest import engine_job, run_engine
+from tests.conftest import engine_job, job_spec, run_engine
 from tests.support.cli import forge
 from tests.support.daemon_harness import Daemon
 
@@ -44,15 +44,8 @@ def trained(tiny_model: Path, root: Path, method: str) -> Path:
 
 
 def export(root: Path, name: str, **params: Any) -> list[dict[str, Any]]:
-    spec = {
-        "job_id": name,
-        "kind": "export",
-        "params": params,
-        "run_dir": str(root / name),
-        "models_dir": str(root / "models"),
-        "datasets_dir": str(root),
-    }
-    return run_engine(spec, root / name)
+    """An export job through `python -m engine`; its exit is the test's to judge."""
+    return run_engine(job_spec("export", params, root, name), root / name)
 
 
 def test_a_lora_adapter_leaves_as_the_gguf_lora_llama_cpp_writes(
