@@ -14,6 +14,7 @@ from typing import Any
 
 import pytest
 
+from forged.engine_host import runs_warm
 from tests.support.coverage_startup import sitecustomize as untraced_imports
 from tests.support.daemon_harness import (
     D,
@@ -25,6 +26,7 @@ from tests.support.daemon_harness import (
     short_tmp,
 )
 from tests.support.inprocess_daemon import InProcessDaemon
+from tests.support.warm_engine import warm_engine
 
 DAEMON_FIXTURES = {"daemon", "make_daemon", "process_daemon", "make_process_daemon", "fuzzed"}
 """A test that asks for one of these talks to a real daemon."""
@@ -134,23 +136,35 @@ def process_daemon(make_process_daemon: ProcessDaemonFactory) -> ProcessDaemon:
     return make_process_daemon().start()
 
 
-def run_engine(spec: Mapping[str, object], run_dir: Path) -> list[dict[str, Any]]:
-    """Run `python -m engine` on a spec, as the daemon does; returns its JSON events."""
+def run_engine(
+    spec: Mapping[str, object], run_dir: Path, *, cold: bool = False
+) -> list[dict[str, Any]]:
+    """Run `python -m engine` on a spec, as the daemon does: forked from this worker's warm
+    engine host (`tests.support.warm_engine`) where the daemon would fork it, else (or when
+    `cold`) as its own process. Its JSON events, then its exit code and its other output."""
     run_dir.mkdir(parents=True, exist_ok=True)
     spec_file = run_dir / "spec.json"
     spec_file.write_text(json.dumps(spec))
-    out = subprocess.run(
-        [sys.executable, "-m", "engine", str(spec_file)],
-        capture_output=True,
-        text=True,
-        timeout=300,
-        env=dict(os.environ),
-    )
-    events = []
-    for line in out.stdout.splitlines():
+    command = [sys.executable, "-m", "engine", str(spec_file)]
+    params = spec.get("params")
+    host = None
+    if not cold and runs_warm(command, params if isinstance(params, dict) else {}):
+        host = warm_engine()
+    if host is not None:
+        code, output = host.run(command, timeout=300)
+    else:
+        out = subprocess.run(
+            command, capture_output=True, text=True, timeout=300, env=dict(os.environ)
+        )
+        code, output = out.returncode, out.stdout + out.stderr
+    events: list[dict[str, Any]] = []
+    other: list[str] = []
+    for line in output.splitlines():
         if line.startswith("{"):
             events.append(json.loads(line))
-    events.append({"type": "exit", "code": out.returncode, "stderr": out.stderr})
+        else:
+            other.append(line)
+    events.append({"type": "exit", "code": code, "stderr": "\n".join(other)})
     return events
 
 
