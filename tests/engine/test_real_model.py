@@ -177,7 +177,7 @@ def test_a_mission_on_a_real_model_then_merge_and_infer(
                 and m
             ),
             timeout=900,
-            interval=5,
+            interval=1,
         )
         assert done["stage"] == "done", (done["failed_step"], done["failure"])
         train = daemon.call("jobs.get", id=done["data"]["train_job"])
