@@ -129,7 +129,9 @@ def open_repo(path: Path) -> Any:
     from git import Repo
 
     check_owner(path)
-    repo = Repo(path)
+    # The path as it is: GitPython would expand `$NAME` in it, so a folder named `$HOME` would
+    # open another repository.
+    repo = Repo(path, expand_vars=False)
     repo.git.update_environment(**git_environment(path))
     return repo
 

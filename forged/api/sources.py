@@ -29,7 +29,7 @@ def _is_work_tree(path: Path) -> bool:
     from git import InvalidGitRepositoryError, NoSuchPathError, Repo
 
     try:
-        return not Repo(path).bare
+        return not Repo(path, expand_vars=False).bare  # `$NAME` in a folder name is literal
     except (InvalidGitRepositoryError, NoSuchPathError):
         return False
 

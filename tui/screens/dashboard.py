@@ -12,6 +12,7 @@ from textual.widgets import Button, DataTable, Log, ProgressBar, Sparkline, Stat
 from forge_api.schema import Mission
 from forge_client.format import ago, describe_event, duration, progress_text, size, time_of_day
 from tui.messages import NewJob, OpenJob
+from tui.plain import cell, shown
 from tui.screens.base import ForgeScreen
 
 ACTIVITY_LINES = 200
@@ -63,7 +64,9 @@ class DashboardScreen(ForgeScreen):
         waiting.clear()
         for m in proposed:
             mission = Mission.model_validate(m)
-            waiting.add_row(mission.title, ago(mission.created_at), duration(mission.data.eta_s))
+            waiting.add_row(
+                cell(mission.title), ago(mission.created_at), duration(mission.data.eta_s)
+            )
         if not self.forge.activity:  # the TUI just started: the last jobs, as events would say
             recent = (await self.call("jobs.list", limit=8))["jobs"]
             for job in reversed(recent):
@@ -102,7 +105,7 @@ class DashboardScreen(ForgeScreen):
             self.running_id = job["id"]
             metrics = await self.call("jobs.metrics", id=job["id"], names=["loss"])
             spark.data = [m["value"] for m in metrics["metrics"]]
-        name.update(f"[b]{job['name']}[/b]  {job['id']} (o opens it)")
+        name.update(shown("[b]$name[/b]  $id (o opens it)", name=job["name"], id=job["id"]))
         bar.display = True
         self._show_progress(job.get("progress"))
 

@@ -9,15 +9,16 @@ from __future__ import annotations
 import json
 from typing import ClassVar
 
-from rich.markup import escape
 from textual.app import ComposeResult
 from textual.binding import Binding, BindingType
 from textual.containers import VerticalScroll
+from textual.content import Content
 from textual.widgets import DataTable, Static
 
 from forge_api.schema import Dataset, ImportedDataset
 from forge_client.format import ago
 from forge_client.record_text import card_lines
+from tui.plain import cell, lines, shown
 from tui.screens.base import ForgeScreen
 from tui.widgets.dialogs import AskText
 
@@ -53,7 +54,9 @@ class DatasetsScreen(ForgeScreen):
         table.clear()
         for d in datasets:
             source = d.source_id or "imported"
-            table.add_row(d.id, d.name, f"{d.examples:,}", source, ago(d.created_at), key=d.id)
+            table.add_row(
+                d.id, cell(d.name), f"{d.examples:,}", source, ago(d.created_at), key=d.id
+            )
         await self.show_card()
 
     async def show_card(self) -> None:
@@ -62,10 +65,15 @@ class DatasetsScreen(ForgeScreen):
             return
         d = self.datasets[dataset_id]
         preview = await self.call("datasets.preview", id=dataset_id, limit=PREVIEW)
-        text = [f"[b]{escape(d.name)}[/b]  {escape(d.path)}", *map(escape, card_lines(d.card)), ""]
-        text.append(f"[b]first {len(preview['examples'])} of {preview['total']} examples[/b]")
-        text += [escape(json.dumps(ex, ensure_ascii=False)[:500]) for ex in preview["examples"]]
-        self.query_one("#dataset-card", Static).update("\n".join(text))
+        text: list[Content | str] = [shown("[b]$name[/b]  $path", name=d.name, path=d.path)]
+        text += [*card_lines(d.card), ""]
+        text.append(
+            Content.from_markup(
+                f"[b]first {len(preview['examples'])} of {preview['total']} examples[/b]"
+            )
+        )
+        text += [json.dumps(ex, ensure_ascii=False)[:500] for ex in preview["examples"]]
+        self.query_one("#dataset-card", Static).update(lines(text))
 
     def on_data_table_row_highlighted(self) -> None:
         self.io(lambda: self.show_card(), "loading the dataset", group="detail", exclusive=True)

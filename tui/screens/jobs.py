@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from typing import Any, ClassVar
 
+from rich.text import Text
 from textual.app import ComposeResult
 from textual.binding import Binding, BindingType
 from textual.containers import Horizontal
@@ -14,6 +15,7 @@ from forge_api.jobs import KINDS as JOB_KINDS
 from forge_api.names import TERMINAL_JOB_STATUSES, JobKind, JobStatus
 from forge_client.format import ago, progress_brief
 from tui.messages import OpenJob
+from tui.plain import cell
 from tui.screens.base import ForgeScreen
 
 STATUSES: tuple[JobStatus, ...] = ("queued", "running", "completed", "failed", "cancelled")
@@ -77,14 +79,14 @@ class JobsScreen(ForgeScreen):
             table.move_cursor(row=min(keep, len(jobs) - 1))
 
     @staticmethod
-    def _cells(job: dict[str, Any]) -> tuple[str, ...]:
+    def _cells(job: dict[str, Any]) -> tuple[str | Text, ...]:
         return (
             job["id"],
             job["status"],
             ago(job["created_at"]),
             job["kind"],
             progress_brief(job.get("progress")) if job["status"] == "running" else "",
-            job["name"],
+            cell(job["name"]),
         )
 
     def on_data_table_header_selected(self, event: DataTable.HeaderSelected) -> None:

@@ -22,6 +22,7 @@ from forge_client.format import ago, clock, duration
 from forge_client.kv import parse_line
 from forge_client.record_text import SAMPLES, mission_markdown, stage_text
 from tui.messages import OpenJob
+from tui.plain import cell
 from tui.screens.base import ForgeScreen
 from tui.widgets.dialogs import AskText
 
@@ -64,7 +65,7 @@ class MissionsScreen(ForgeScreen):
         table.clear()
         for m in missions:
             table.add_row(
-                stage_text(m), m.title, ago(m.created_at), duration(m.data.eta_s), key=m.id
+                stage_text(m), cell(m.title), ago(m.created_at), duration(m.data.eta_s), key=m.id
             )
         if current in self.missions:
             table.move_cursor(row=table.get_row_index(current))

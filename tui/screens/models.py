@@ -4,6 +4,7 @@ and the Ollama tags deployed from them.
 `d` opens the deploy dialog for the highlighted adapter or merged model: its held-out metrics
 beside those of the model its source's alias serves and of the base, then a tag (empty: the next
 `forge-<source>:<n>`). `b` rolls the highlighted Ollama tag's alias back to the tag before.
+`e` exports the highlighted adapter, merged or base model as a GGUF file (`forge models export`).
 """
 
 from __future__ import annotations
@@ -11,14 +12,18 @@ from __future__ import annotations
 from pathlib import Path
 from typing import ClassVar
 
+from pydantic import ValidationError
 from textual.app import ComposeResult
 from textual.binding import Binding, BindingType
 from textual.containers import Horizontal, Vertical
+from textual.content import Content
 from textual.screen import ModalScreen
-from textual.widgets import Button, DataTable, Input, Label, Select, Static
+from textual.widgets import Button, Checkbox, DataTable, Input, Label, Select, Static
 
+from forge_api.jobs import ExportParams
 from forge_api.schema import Model
 from forge_client.format import ago, metric, size
+from tui.plain import cell, lines, shown
 from tui.screens.base import ForgeScreen
 from tui.widgets.metric_comparison import MetricComparison
 
@@ -53,33 +58,36 @@ def state(m: Model) -> str:
     return f"eval loss {metric(loss)}" if loss is not None else "-"
 
 
-def detail_lines(m: Model) -> list[str]:
-    """Everything the registry knows about one model, for the panel under the table."""
+def detail_lines(m: Model) -> list[Content | str]:
+    """Everything the registry knows about one model, for the panel under the table (names,
+    paths and problems are outside text: shown as written)."""
     data = m.data
-    lines = [f"[b]{m.name}[/b] {m.kind}  {m.path or ''}"]
+    out: list[Content | str] = [
+        shown("[b]$name[/b] $kind  $path", name=m.name, kind=m.kind, path=m.path or "")
+    ]
     if data.problem:
-        lines.append(f"[red]unusable:[/red] {data.problem}")
+        out.append(shown("[red]unusable:[/red] $problem", problem=data.problem))
     if m.kind == "base" and data.architecture:
-        lines.append(
+        out.append(
             f"{data.architecture}, {data.parameters or 0:,} parameters, {size(data.size_bytes)}"
         )
         for backend, verdict in (data.trainable or {}).items():
             mark = "[green]✔[/green]" if verdict.ok else "[red]✖[/red]"
-            lines.append(f"  {mark} {backend}: {verdict.why}")
+            out.append(shown(f"  {mark} $backend: $why", backend=backend, why=verdict.why))
     if data.source:
-        lines.append(f"source {data.source} at commit {(data.commit or '-')[:12]}")
+        out.append(f"source {data.source} at commit {(data.commit or '-')[:12]}")
     if m.kind == "adapter":
-        lines.append(f"method {data.method or '?'}, rank {data.rank or '?'}")
+        out.append(f"method {data.method or '?'}, rank {data.rank or '?'}")
     for who, values in (data.eval or {}).items():
-        lines.append(f"{who}: " + ", ".join(f"{k} {metric(v)}" for k, v in values.items()))
+        out.append(f"{who}: " + ", ".join(f"{k} {metric(v)}" for k, v in values.items()))
     if m.kind == "adapter" and not data.eval:
-        lines.append("not evaluated yet")
+        out.append("not evaluated yet")
     if m.kind == "ollama":
-        lines.append(f"on {data.host}, {data.mode} from {data.adapter or m.base}")
+        out.append(f"on {data.host}, {data.mode} from {data.adapter or m.base}")
         if data.alias:
             now = "serves" if data.current else "served"
-            lines.append(f"{now} as {data.alias}; b rolls the alias back to the tag before")
-    return lines
+            out.append(f"{now} as {data.alias}; b rolls the alias back to the tag before")
+    return out
 
 
 class DeployDialog(ModalScreen[tuple[str, str] | None]):
@@ -129,12 +137,78 @@ class DeployDialog(ModalScreen[tuple[str, str] | None]):
         self.dismiss(None)
 
 
+class ExportDialog(ModalScreen[dict[str, object] | None]):
+    """Where and how a model leaves as GGUF; answers the export job's params, or None. An
+    adapter leaves as a GGUF LoRA adapter unless merged (a DoRA adapter only merged: a GGUF
+    adapter has no place for its magnitude vector); a base or merged model leaves whole."""
+
+    BINDINGS: ClassVar[list[BindingType]] = [
+        Binding("escape", "cancel", "Cancel", id="export.cancel")
+    ]
+
+    def __init__(self, model: Model, folder: Path) -> None:
+        super().__init__()
+        self.model = model
+        self.adapter = model.kind == "adapter"
+        self.dora = self.adapter and model.data.method == "dora"
+        self.output = folder / f"{model.name}.gguf"
+
+    def compose(self) -> ComposeResult:
+        with Vertical(classes="dialog wide"):
+            yield Label(f"Export [b]{self.model.name}[/b] ({self.model.id}) as GGUF")
+            yield Label("the .gguf file to write (on the daemon's machine; it must not exist)")
+            yield Input(value=str(self.output), id="output")
+            yield Checkbox(
+                "merged: fold the adapter into its base, one whole model",
+                value=self.dora or not self.adapter,
+                disabled=self.dora or not self.adapter,
+                id="merged",
+            )
+            if self.dora:
+                yield Label("a DoRA adapter leaves merged: a GGUF adapter has no place for it")
+            yield Select(
+                [(t, t) for t in ("f16", "bf16", "q8_0", "f32")],
+                value="f16",
+                allow_blank=False,
+                id="outtype",
+            )
+            yield Label("", id="export-error", classes="error")
+            with Horizontal(classes="buttons"):
+                yield Button("Export", variant="primary", id="export")
+                yield Button("Cancel", id="cancel")
+
+    def on_button_pressed(self, event: Button.Pressed) -> None:
+        if event.button.id != "export":
+            self.dismiss(None)
+            return
+        params: dict[str, object] = {
+            "output": self.query_one("#output", Input).value.strip(),
+            "outtype": str(self.query_one("#outtype", Select).value),
+        }
+        if self.adapter:
+            params |= {"adapter": self.model.path, "merged": self.query_one(Checkbox).value}
+        else:
+            params["base_model"] = self.model.path
+        try:
+            ExportParams.model_validate(params)
+        except ValidationError as exc:  # said here, before anything is queued
+            first = exc.errors()[0]
+            where = ".".join(str(x) for x in first["loc"])
+            self.query_one("#export-error", Label).update(f"{where}: {first['msg']}")
+            return
+        self.dismiss(params)
+
+    def action_cancel(self) -> None:
+        self.dismiss(None)
+
+
 class ModelsScreen(ForgeScreen):
     TITLE = "Models"
     RELOAD_ON: ClassVar[tuple[str, ...]] = ("model.",)
     BINDINGS: ClassVar[list[BindingType]] = [
         Binding("d", "deploy", "Deploy", id="models.deploy"),
         Binding("b", "rollback", "Roll back", id="models.rollback"),
+        Binding("e", "export", "Export GGUF", id="models.export"),
     ]
 
     def __init__(self) -> None:
@@ -155,9 +229,13 @@ class ModelsScreen(ForgeScreen):
         models = [Model.model_validate(m) for m in listed]
         self.models = {m.id: m for m in models}
         table = self.query_one("#models", DataTable)
+        current = self.cursor_key("models")
         table.clear()
         for m in models:
-            table.add_row(m.kind, m.name, origin(m), state(m), ago(m.created_at), key=m.id)
+            cells = (m.kind, cell(m.name), cell(origin(m)), state(m), ago(m.created_at))
+            table.add_row(*cells, key=m.id)
+        if current in self.models:  # a reload keeps the highlighted model highlighted
+            table.move_cursor(row=table.get_row_index(current))
         self.show_detail()
 
     def current(self) -> Model | None:
@@ -169,7 +247,7 @@ class ModelsScreen(ForgeScreen):
         if model is None:
             detail.update("No models yet: `forge jobs submit prepare-model` builds the tiny one.")
             return
-        detail.update("\n".join(detail_lines(model)))
+        detail.update(lines(detail_lines(model)))
 
     def on_data_table_row_highlighted(self) -> None:
         self.show_detail()
@@ -202,6 +280,20 @@ class ModelsScreen(ForgeScreen):
         choices = ({"tag": tag} if tag else {}) | ({"mode": mode} if mode != "auto" else {})
         job = await self.call("models.deploy", id=model.id, **choices)
         self.notify(f"deploying {model.name} as {job['params']['tag']} ({job['id']})")
+
+    def action_export(self) -> None:
+        model = self.current()
+        if model is None or model.kind not in ("adapter", "merged", "base") or not model.path:
+            self.notify("highlight an adapter, merged or base model to export", severity="warning")
+            return
+        self.io(lambda: self._export(model), f"exporting {model.name}")
+
+    async def _export(self, model: Model) -> None:
+        params = await self.app.push_screen_wait(ExportDialog(model, Path.cwd()))
+        if params is None:
+            return
+        job = await self.call("jobs.submit", kind="export", params=params)
+        self.notify(f"exporting {model.name} to {params['output']} ({job['id']})")
 
     def action_rollback(self) -> None:
         model = self.current()

@@ -12,6 +12,7 @@ from collections import defaultdict
 from pathlib import Path
 from typing import Any, ClassVar
 
+from rich.text import Text
 from textual.app import ComposeResult
 from textual.binding import Binding, BindingType
 from textual.containers import Horizontal, VerticalScroll
@@ -118,7 +119,8 @@ class PlaygroundScreen(ForgeScreen):
 
     def _show_answer(self) -> None:
         if self.job_id:
-            self.query_one("#play-answer", Static).update("".join(self.tokens[self.job_id]))
+            answer = Text("".join(self.tokens[self.job_id]))  # the model's words, as they are
+            self.query_one("#play-answer", Static).update(answer)
             self.query_one("#play-output", VerticalScroll).scroll_end(animate=False)
 
     def handle_event(self, event: dict[str, Any]) -> None:

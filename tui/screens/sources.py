@@ -9,6 +9,7 @@ from textual.binding import Binding, BindingType
 from textual.widgets import DataTable, Static
 
 from forge_client.format import ago
+from tui.plain import cell, lines
 from tui.screens.base import ForgeScreen
 from tui.widgets.dialogs import AskText, Confirm
 
@@ -49,7 +50,7 @@ class SourcesScreen(ForgeScreen):
         for s in sources:
             table.add_row(
                 s["id"],
-                s["name"],
+                cell(s["name"]),
                 (s.get("last_commit") or "-")[:10],
                 (s.get("trained_commit") or "never")[:10],
                 pending_text(s.get("pending")),
@@ -60,7 +61,7 @@ class SourcesScreen(ForgeScreen):
             detail.update("No sources yet: press [b]a[/b] and give the path of a git repository.")
         else:
             detail.update(
-                "\n".join(f"{s['id']}: {s['path']} (added {ago(s['added_at'])})" for s in sources)
+                lines([f"{s['id']}: {s['path']} (added {ago(s['added_at'])})" for s in sources])
             )
 
     def action_add_source(self) -> None:
