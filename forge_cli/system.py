@@ -160,8 +160,7 @@ def cmd_tui(cli: Cli) -> int:
     """Textual is imported only here, so the other commands start fast."""
     from tui.app import run
 
-    run(cli.paths)
-    return 0
+    return run(cli.paths)
 
 
 def register(sub: Subparsers, add: AddCommand) -> None:

@@ -285,5 +285,9 @@ class ForgeApp(App[None]):
         await self.link.close()
 
 
-def run(paths: ForgePaths | None = None) -> None:
-    ForgeApp(paths).run()
+def run(paths: ForgePaths | None = None) -> int:
+    """Run the TUI until it quits; its exit code (Textual's: 1 when it stopped on an error, such
+    as a stylesheet it could not read, which it has printed)."""
+    app = ForgeApp(paths)
+    app.run()
+    return app.return_code or 0

@@ -190,6 +190,12 @@ def _refuse_outside_data_dir(s: Session, values: dict[str, Any]) -> None:
                     INVALID_PARAMS, f"params.dataset: {exc}", {"param": "params.dataset"}
                 ) from None
         return
+    if path.is_absolute() and not path.exists():
+        raise RpcError(
+            INVALID_PARAMS,
+            f"params.dataset: {ref}: no such file or folder on the daemon's machine",
+            {"param": "params.dataset", "value": ref},
+        )
     raise RpcError(
         INVALID_PARAMS,
         f"dataset {ref} is outside the data dir ({root}); import it first with "

@@ -5,6 +5,7 @@ datasets only from the data dir. Each refusal names the param and the fix, and c
 from __future__ import annotations
 
 import json
+import os
 from pathlib import Path
 
 import pytest
@@ -82,7 +83,7 @@ def test_jobs_read_datasets_only_from_the_data_dir(
     for kind in ("train", "eval"):
         for ref in (
             str(outside),
-            str(daemon.paths.datasets_dir / ".." / ".." / outside.relative_to("/")),
+            str(daemon.paths.datasets_dir / os.path.relpath(outside, daemon.paths.datasets_dir)),
             str(daemon.paths.datasets_dir / "sneaky.jsonl"),
             "relative.jsonl",
         ):
@@ -91,6 +92,14 @@ def test_jobs_read_datasets_only_from_the_data_dir(
             assert f"outside the data dir ({datasets_dir})" in str(err), err
             assert f"forge datasets import {ref}" in str(err)
             assert err.data == {"param": "params.dataset", "value": ref}
+        # A file that is not there is called missing, not sent to an import that would fail.
+        missing = str(tmp_path / "nonexistent" / "x.jsonl")
+        params = {"dataset": missing, "base_model": str(tiny_model)}
+        err = refusal(daemon, "jobs.submit", kind=kind, params=params)
+        assert str(err).endswith(
+            f"params.dataset: {missing}: no such file or folder on the daemon's machine"
+        ), err
+        assert err.data == {"param": "params.dataset", "value": missing}
     assert daemon.call("jobs.list")["total"] == before  # nothing was queued
 
     # The way in: import (every line checked), then train on its id.

@@ -14,8 +14,9 @@ from typing import Any
 import pytest
 from textual.command import CommandPalette
 from textual.pilot import Pilot
-from textual.widgets import DataTable, Input, Log, Markdown, Select
+from textual.widgets import Checkbox, DataTable, Input, Label, Log, Markdown, Select
 
+from engine.gguf_import import gguf_metadata
 from engine.synthetic import write_dataset
 from forge_api.config import load_config
 from forge_client.client import Client
@@ -28,7 +29,7 @@ from tests.tui.pilot import notices, press_closing, run_app, until
 from tui.app import ForgeApp
 from tui.screens.job_detail import JobDetailScreen
 from tui.screens.missions import MissionsScreen
-from tui.screens.models import DeployDialog
+from tui.screens.models import DeployDialog, ExportDialog
 from tui.screens.new_job import NewJobScreen
 from tui.screens.playground import PlaygroundScreen
 from tui.widgets.connection_bar import ConnectionBar
@@ -415,8 +416,42 @@ def test_the_playground_streams_from_a_trained_adapter_and_an_ollama_tag(
         )
         assert merged["params"]["mode"] == "merged"
 
+        # Exporting it as a GGUF LoRA adapter: a bad path is said in the dialog, then it runs.
+        # The merged deploy's events reload the table meanwhile: the adapter stays highlighted.
+        await until(
+            pilot, "the models screen back", lambda: not isinstance(app.screen, DeployDialog)
+        )
+        await asyncio.to_thread(daemon.wait_job, merged["id"], {"completed", "failed"}, 120)
+        await pilot.pause(0.5)
+        assert app.screen.current().id == adapter["id"]  # type: ignore[attr-defined]
+        await pilot.press("e")
+        dialog = await until(
+            pilot, "the export dialog", lambda: isinstance(app.screen, ExportDialog) and app.screen
+        )
+        assert not dialog.query_one("#merged", Checkbox).value  # an adapter leaves as one
+        dialog.query_one("#output", Input).value = "relative.gguf"
+        dialog.query_one("#export").press()
+        said = dialog.query_one("#export-error", Label)
+        await until(pilot, "the path refused", lambda: "output" in str(said.render()))
+        dialog.query_one("#output", Input).value = str(exported)
+        dialog.query_one("#outtype", Select).value = "q8_0"
+        dialog.query_one("#export").press()
+        job = await until(
+            pilot,
+            "the export queued",
+            lambda: next(iter(daemon.call("jobs.list", kind=["export"])["jobs"]), None),
+        )
+        assert job["params"] | {"merged": False, "outtype": "q8_0"} == job["params"]
+        assert job["params"]["adapter"] == adapter["path"]
+
+    exported = tmp_path / "widgets-lora.gguf"
     try:
         run_app(daemon.paths, scenario)
+        done = daemon.wait_job(
+            daemon.call("jobs.list", kind=["export"])["jobs"][0]["id"], {"completed", "failed"}, 120
+        )
+        assert done["status"] == "completed", done
+        assert gguf_metadata(exported)["general.type"] == "adapter"
     finally:
         ollama.stop()
 
