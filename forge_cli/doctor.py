@@ -80,6 +80,15 @@ def _driver(torch: dict[str, Any] | None) -> Check:
     if smi is None:
         if torch and torch["mps"]:
             return Check("accelerator", "ok", "Apple silicon (MPS)")
+        if torch and torch["cuda_build"]:
+            return Check(
+                "accelerator",
+                "warn",
+                f"no NVIDIA GPU, but torch is its CUDA {torch['cuda_build']} build (gigabytes of"
+                " CUDA libraries this machine cannot use): training runs on the CPU",
+                "pip install --force-reinstall torch --index-url "
+                "https://download.pytorch.org/whl/cpu (the CPU build)",
+            )
         return Check("accelerator", "ok", "no NVIDIA GPU: training runs on the CPU (slowly)")
     try:
         out = subprocess.run(
@@ -234,7 +243,7 @@ def _base_model(config: Any, bases: list[dict[str, Any]]) -> Check:
         ),
         None,
     )
-    says = f"{wanted}" + (f", deployed onto Ollama's {mapped}" if mapped else "")
+    says = f"{wanted}" + (f"; its adapters deploy onto Ollama's {mapped}" if mapped else "")
     fix = "" if mapped else "map it to an Ollama model in [ollama] bases to deploy adapters small"
     return Check("base model", "ok" if mapped else "warn", says, fix)
 

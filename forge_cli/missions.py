@@ -31,9 +31,9 @@ def _show_mission(m: dict[str, Any]) -> None:
     """The mission as the TUI shows it: Markdown, rendered on a terminal, plain when piped.
     (Its model and text load here, not at start: listing stays quick.)"""
     from forge_api.schema import Mission
-    from forge_client.record_text import mission_markdown
+    from forge_client.record_text import CLI_HINTS, mission_markdown
 
-    text = mission_markdown(Mission.model_validate(m))
+    text = mission_markdown(Mission.model_validate(m), hints=CLI_HINTS)
     if sys.stdout.isatty():
         from rich.console import Console
         from rich.markdown import Markdown

@@ -15,10 +15,17 @@ from forge_api.schema import Mission
 from forge_client.format import ago, clock, duration, size
 
 SAMPLES = 3
-HINTS = {
+TUI_HINTS = {
     "proposed": "**Press `a` to approve (its training starts), `e` to approve with changes,"
     " `r` to reject.**",
     "failed": "**Press `t` to retry from the step that failed.**",
+}
+"""What to do next, in the TUI's keys (`forge missions show` says it in commands: CLI_HINTS)."""
+
+CLI_HINTS = {
+    "proposed": "**Approve with `forge missions approve {id}` (its training starts; `--set"
+    " KEY=VALUE` changes the plan), or reject with `forge missions reject {id}`.**",
+    "failed": "**Retry from the step that failed with `forge missions retry {id}`.**",
 }
 
 
@@ -51,7 +58,11 @@ def _results(results: EvalResults | None) -> list[str]:
 def card_lines(card: DatasetCard) -> list[str]:
     """A dataset's card for a person: size, what each builder kept, what was left out and why,
     and where it came from."""
-    tokens = f"about {card.approx_tokens:,} tokens" if card.approx_tokens else "tokens not counted"
+    tokens = (
+        f"about {card.approx_tokens:,} tokens in the dataset"
+        if card.approx_tokens
+        else "tokens not counted"
+    )
     version = f", version {card.version}" if card.version else ""
     built = f", built {ago(card.built_at)}" if card.built_at else ""
     lines = [f"{card.examples:,} examples, {tokens}{version}{built}"]
@@ -88,14 +99,17 @@ def _progress(data: MissionData) -> list[str]:
     return ["", "### Progress", *shown] if shown else []
 
 
-def mission_markdown(m: Mission, samples: list[dict[str, Any]] | None = None) -> str:
-    """A mission's detail as Markdown: trigger, dataset card and samples, plan, ETA, rationale,
-    results and progress; `samples` are examples of its dataset, where the caller has them."""
+def mission_markdown(
+    m: Mission, samples: list[dict[str, Any]] | None = None, hints: dict[str, str] = TUI_HINTS
+) -> str:
+    """A mission's detail as Markdown: what to do next (`hints`, in the TUI's keys or the CLI's
+    commands), trigger, dataset card and samples, plan, ETA, rationale, results and progress;
+    `samples` are examples of its dataset, where the caller has them."""
     data = m.data
     trigger = data.trigger
     plan = data.plan.params if data.plan else {}
     lines = [
-        HINTS.get(m.stage, ""),
+        hints.get(m.stage, "").replace("{id}", m.id),
         f"## {m.title}",
         f"`{m.id}` · **{stage_text(m)}** · proposed {ago(m.created_at)}"
         + (f" · reason: {m.reason}" if m.reason else ""),
@@ -109,7 +123,7 @@ def mission_markdown(m: Mission, samples: list[dict[str, Any]] | None = None) ->
         lines += [
             trigger.why or "-",
             f"- {trigger.commits:,} commits, {trigger.files:,} files, about"
-            f" {trigger.approx_tokens:,} tokens since {since}",
+            f" {trigger.approx_tokens:,} tokens of new material since {since}",
         ]
     else:
         lines.append("-")

@@ -17,7 +17,7 @@ from textual.app import App, SystemCommand
 from textual.binding import Binding, BindingType
 from textual.dom import DOMNode
 from textual.reactive import reactive
-from textual.screen import Screen
+from textual.screen import ModalScreen, Screen
 
 from forge_api.config import Config, ConfigError, TuiConfig, load_config
 from forge_api.paths import REMOTE_ENV, ForgePaths, resolve_paths
@@ -91,7 +91,7 @@ class ForgeApp(App[None]):
         *(
             Binding(
                 str(n),
-                f"switch_mode('{mode}')",
+                f"open_mode('{mode}')",
                 label,
                 id=f"nav.{mode}",
                 group=SCREENS_GROUP,
@@ -238,6 +238,15 @@ class ForgeApp(App[None]):
             return self.online is False
         return True
 
+    async def action_open_mode(self, mode: str) -> None:
+        """The mode's own screen, with any screen opened over it (a job's) closed: a number
+        key on a job opened from the Missions screen used to switch to the mode it was already
+        in, and so did nothing."""
+        if self.current_mode != mode:
+            await self.switch_mode(mode)
+        while len(self.screen_stack) > 1 and not isinstance(self.screen, ModalScreen):
+            await self.pop_screen()
+
     async def action_start_daemon(self) -> None:
         if self.remote:  # the daemon is on the other machine: not one to start here
             self.notify(
@@ -273,7 +282,7 @@ class ForgeApp(App[None]):
         for mode, label in MODE_LABELS:
             name = MODE_SCREENS[mode].__name__.removesuffix("Screen")
             yield SystemCommand(
-                f"Open {name}", f"the {label} screen", lambda m=mode: self.switch_mode(m)
+                f"Open {name}", f"the {label} screen", lambda m=mode: self.action_open_mode(m)
             )
         yield SystemCommand("New job", "the training wizard", self.action_new_job)
         if self.online is False:

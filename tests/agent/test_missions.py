@@ -57,6 +57,10 @@ def test_commits_to_proposal_to_trained_and_evaluated(
     kinds = {next(iter(ex)) for ex in preview["examples"]}  # "text" (code), "messages" …
     assert len(preview["examples"]) == 4 and preview["total"] == data["card"]["examples"]
     assert len(kinds) >= 2, preview["examples"]
+    # In a shell, what to do next is said in commands, not in the TUI's keys.
+    shown = forge("missions", "show", mission["id"], home=daemon.home)
+    assert f"forge missions approve {mission['id']}" in shown.stdout, shown.stdout
+    assert "Press" not in shown.stdout
 
     # The same material is not proposed twice.
     assert daemon.call("sources.scan", id=source["id"])["mission"] is None

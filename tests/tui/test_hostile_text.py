@@ -8,7 +8,7 @@ from __future__ import annotations
 from pathlib import Path
 
 from textual.pilot import Pilot
-from textual.widgets import DataTable, Static
+from textual.widgets import DataTable, Log, Static
 from textual.widgets._data_table import default_cell_formatter
 
 from tests.support.daemon_harness import DaemonFactory
@@ -79,6 +79,14 @@ def test_markup_html_and_ansi_from_a_repository_are_shown_as_written(
             await pilot.press(key)
             await until(pilot, what, shown)
             assert app.is_running, what
+        # The dashboard's activity, opened after the proposal, still tells of it.
+        await pilot.press("1")
+        activity = app.screen.query_one("#activity", Log)
+        await until(
+            pilot,
+            "the proposal in the recent activity",
+            lambda: any(f"mission proposed: {mission['title']}" in x for x in activity.lines),
+        )
         # Nothing was taken for an action: the app did not quit on `[@click=app.quit]`.
         assert app.is_running
 

@@ -106,6 +106,22 @@ def test_approving_a_mission_starts_its_job_and_shows_it(
         log = screen.query_one("#job-log", LogView)
         await until(pilot, "the job's log lines", lambda: log.line_count > 2)
 
+        # Number keys leave the job's screen too; an approved mission is not offered approval.
+        await pilot.press("3")
+        await until(pilot, "the missions screen", lambda: isinstance(app.screen, MissionsScreen))
+        await until(
+            pilot,
+            "the mission approved in the list",
+            lambda: app.screen.missions[mission["id"]].stage != "proposed",  # type: ignore[attr-defined]
+        )
+        await pilot.press("a")
+        await until(
+            pilot,
+            "why it cannot be approved",
+            lambda: any("only a proposed mission can be approved" in n for n in notices(app)),
+        )
+        assert isinstance(app.screen, MissionsScreen)  # no dialog asked first
+
     run_app(daemon.paths, scenario)
     assert daemon.call("missions.get", id=mission["id"])["stage"] in ("approved", "training")
 

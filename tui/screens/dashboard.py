@@ -11,6 +11,7 @@ from textual.widgets import Button, DataTable, Log, ProgressBar, Sparkline, Stat
 
 from forge_api.schema import Mission
 from forge_client.format import ago, describe_event, duration, progress_text, size, time_of_day
+from forge_client.record_text import stage_text
 from tui.messages import NewJob, OpenJob
 from tui.plain import cell, shown
 from tui.screens.base import ForgeScreen
@@ -67,15 +68,27 @@ class DashboardScreen(ForgeScreen):
             waiting.add_row(
                 cell(mission.title), ago(mission.created_at), duration(mission.data.eta_s)
             )
-        if not self.forge.activity:  # the TUI just started: the last jobs, as events would say
-            recent = (await self.call("jobs.list", limit=8))["jobs"]
-            for job in reversed(recent):
-                when = job["finished_at"] or job["started_at"] or job["created_at"]
-                self.forge.activity.append(f"{time_of_day(when)} {job['id']} {job['status']}")
+        if not self.forge.activity:  # the TUI just started: what happened last, as events say
+            self.forge.activity.extend(await self._recent())
         # Everything the app heard, while this screen was shown or not.
         activity = self.query_one("#activity", Log)
         activity.clear()
         activity.write_lines(self.forge.activity)
+
+    async def _recent(self) -> list[str]:
+        """The last jobs and missions, oldest first, in the words their events would have."""
+        dated: list[tuple[float, str]] = []
+        for job in (await self.call("jobs.list", limit=8))["jobs"]:
+            when = job["finished_at"] or job["started_at"] or job["created_at"]
+            dated.append((when, f"{time_of_day(when)} {job['id']} {job['status']}"))
+        for m in (await self.call("missions.list", limit=8))["missions"]:
+            mission = Mission.model_validate(m)
+            at = mission.created_at
+            dated.append((at, f"{time_of_day(at)} mission proposed: {mission.title}"))
+            if mission.stage != "proposed" and mission.decided_at:
+                at = mission.decided_at
+                dated.append((at, f"{time_of_day(at)} mission {mission.id} {stage_text(mission)}"))
+        return [line for _, line in sorted(dated, key=lambda d: d[0])][-ACTIVITY_LINES:]
 
     def _show_machine(self, status: dict[str, Any]) -> None:
         acc = status["accelerator"]

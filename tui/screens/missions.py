@@ -42,6 +42,9 @@ class MissionsScreen(ForgeScreen):
         self.missions: dict[str, Mission] = {}
         self.shown: str | None = None
         self.shown_text = ""
+        self.newest: str | None = None
+        """A mission proposed since the last load: the cursor goes to it, so the keys act on
+        what was just proposed rather than on the row highlighted before."""
 
     def body(self) -> ComposeResult:
         yield DataTable(id="missions", cursor_type="row", zebra_stripes=True)
@@ -50,10 +53,11 @@ class MissionsScreen(ForgeScreen):
 
     def on_mount(self) -> None:
         table = self.query_one("#missions", DataTable)
+        # The title last: at 80 columns it is what is cut, never the ETA.
         table.add_column("stage", key="stage")
-        table.add_column("title", key="title")
-        table.add_column("proposed", key="proposed")
         table.add_column("ETA", key="eta")
+        table.add_column("proposed", key="proposed")
+        table.add_column("title", key="title")
         table.focus()
 
     async def load(self) -> None:
@@ -61,11 +65,12 @@ class MissionsScreen(ForgeScreen):
         missions = [Mission.model_validate(m) for m in listed]
         self.missions = {m.id: m for m in missions}
         table = self.query_one("#missions", DataTable)
-        current = self.cursor_key("missions")
+        current = self.newest or self.cursor_key("missions")
+        self.newest = None
         table.clear()
         for m in missions:
             table.add_row(
-                stage_text(m), cell(m.title), ago(m.created_at), duration(m.data.eta_s), key=m.id
+                stage_text(m), duration(m.data.eta_s), ago(m.created_at), cell(m.title), key=m.id
             )
         if current in self.missions:
             table.move_cursor(row=table.get_row_index(current))
@@ -101,11 +106,29 @@ class MissionsScreen(ForgeScreen):
             self.shown_text = message.text
             await self.query_one("#mission-md", Markdown).update(message.text)
 
+    def handle_event(self, event: dict[str, Any]) -> None:
+        if event.get("type") == "mission.proposed":
+            self.newest = str(event["data"]["id"])
+
     def on_data_table_row_highlighted(self) -> None:
         self.io(lambda: self.show_detail(), "loading the mission", group="detail", exclusive=True)
 
+    def highlighted(self, stage: str, doing: str) -> str | None:
+        """The highlighted mission's id if it is at `stage`, else None, saying why nothing is
+        done (approving a finished mission used to ask, then be refused)."""
+        mission = self.missions.get(self.cursor_key("missions") or "")
+        if mission is None:
+            return None
+        if mission.stage != stage:
+            self.notify(
+                f"only a {stage} mission can be {doing}: {mission.id} is {stage_text(mission)}",
+                severity="warning",
+            )
+            return None
+        return mission.id
+
     def action_approve(self) -> None:
-        mission_id = self.cursor_key("missions")
+        mission_id = self.highlighted("proposed", "approved")
         if mission_id:
             self.confirm(
                 f"Approve {mission_id}? Its training starts.",
@@ -113,7 +136,7 @@ class MissionsScreen(ForgeScreen):
             )
 
     def action_approve_with_changes(self) -> None:
-        mission_id = self.cursor_key("missions")
+        mission_id = self.highlighted("proposed", "approved")
         if not mission_id:
             return
 
@@ -136,7 +159,7 @@ class MissionsScreen(ForgeScreen):
         )
 
     def action_retry(self) -> None:
-        mission_id = self.cursor_key("missions")
+        mission_id = self.highlighted("failed", "retried")
         if mission_id:
             self.io(lambda: self._retry(mission_id), f"retrying {mission_id}")
 
@@ -155,7 +178,7 @@ class MissionsScreen(ForgeScreen):
             self.post_message(OpenJob(job))
 
     def action_reject(self) -> None:
-        mission_id = self.cursor_key("missions")
+        mission_id = self.highlighted("proposed", "rejected")
         if not mission_id:
             return
 
