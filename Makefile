@@ -30,12 +30,10 @@ $(STAMP): pyproject.toml
 	$(BIN)/python -m engine.llama_cpp_tools fetch
 	touch $(STAMP)
 
-# Tests run in three worker processes on the two cores CI has: a test spends part of its time
-# waiting on a daemon, an engine or a server it started, and a third worker fills those waits
-# (a clean clone's `make test`: 15 min 6 s with two, 13 min 22 s with three). A worker takes
-# whole files, so a module's fixtures (a Ray cluster, an imported model) are made once, in the
-# order tests/conftest.py sorts them (heaviest first).
-TEST_WORKERS ?= 3
+# Tests run in two worker processes (the cores of the machines CI runs on); a worker takes whole
+# files, so a module's fixtures (a Ray cluster, an imported model) are made once, in the order
+# tests/conftest.py sorts them (heaviest first).
+TEST_WORKERS ?= 2
 XDIST := -n $(TEST_WORKERS) --dist loadfile --no-loadscope-reorder
 
 test: lint typecheck pytest
