@@ -61,8 +61,8 @@ class WarmEngine:
         finally:
             os.close(out_w)
             os.close(go_r)
-        replies = conn.makefile("rb")
         conn.settimeout(timeout)
+        replies = conn.makefile("rb")
         try:
             pid = int(json.loads(replies.readline())["pid"])
             os.write(go_w, b"g")

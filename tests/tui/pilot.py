@@ -12,6 +12,7 @@ from collections.abc import Awaitable, Callable
 from typing import Any
 
 from textual.pilot import Pilot
+from textual.widgets import Log
 
 from forge_api.paths import ForgePaths
 from tui.app import ForgeApp
@@ -58,3 +59,12 @@ def press_closing(app: ForgeApp, key: str) -> None:
 def notices(app: ForgeApp) -> list[str]:
     """The messages of the notifications on screen now."""
     return [n.message for n in app._notifications]  # Textual has no public list
+
+
+async def activity_line(app: ForgeApp, pilot: Pilot[None], what: str, text: str) -> list[str]:
+    """Open the dashboard and wait for a line of its recent activity holding `text`; its
+    lines then."""
+    await pilot.press("1")
+    activity = app.screen.query_one("#activity", Log)
+    await until(pilot, what, lambda: any(text in line for line in activity.lines))
+    return list(activity.lines)

@@ -8,13 +8,13 @@ from __future__ import annotations
 from pathlib import Path
 
 from textual.pilot import Pilot
-from textual.widgets import DataTable, Log, Static
+from textual.widgets import DataTable, Static
 from textual.widgets._data_table import default_cell_formatter
 
 from tests.support.daemon_harness import DaemonFactory
 from tests.support.missions import agent_config, next_proposal
 from tests.support.repos import commit, git
-from tests.tui.pilot import run_app, until
+from tests.tui.pilot import activity_line, run_app, until
 from tui.app import ForgeApp
 
 NAME = 'w[b] [@click=app.quit]x [$accent]y <p align="center">'
@@ -80,13 +80,8 @@ def test_markup_html_and_ansi_from_a_repository_are_shown_as_written(
             await until(pilot, what, shown)
             assert app.is_running, what
         # The dashboard's activity, opened after the proposal, still tells of it.
-        await pilot.press("1")
-        activity = app.screen.query_one("#activity", Log)
-        await until(
-            pilot,
-            "the proposal in the recent activity",
-            lambda: any(f"mission proposed: {mission['title']}" in x for x in activity.lines),
-        )
+        said = f"mission proposed: {mission['title']}"
+        await activity_line(app, pilot, "the proposal in the recent activity", said)
         # Nothing was taken for an action: the app did not quit on `[@click=app.quit]`.
         assert app.is_running
 

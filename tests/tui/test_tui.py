@@ -14,7 +14,7 @@ from typing import Any
 import pytest
 from textual.command import CommandPalette
 from textual.pilot import Pilot
-from textual.widgets import Checkbox, DataTable, Input, Label, Log, Markdown, Select
+from textual.widgets import Checkbox, DataTable, Input, Label, Markdown, Select
 
 from engine.gguf_import import gguf_metadata
 from engine.synthetic import write_dataset
@@ -25,7 +25,7 @@ from tests.support.daemon_harness import Daemon, DaemonFactory, ProcessDaemon, w
 from tests.support.fake_engine import fake_engine
 from tests.support.missions import agent_config, widgets_proposal
 from tests.support.ollama_server import FakeOllama
-from tests.tui.pilot import notices, press_closing, run_app, until
+from tests.tui.pilot import activity_line, notices, press_closing, run_app, until
 from tui.app import ForgeApp
 from tui.screens.job_detail import JobDetailScreen
 from tui.screens.missions import MissionsScreen
@@ -285,14 +285,9 @@ def test_following_a_running_jobs_log_then_cancelling_it(
             lambda: "cancelled" in str(app.screen.query_one("#jobs", DataTable).get_row(job["id"])),
         )
         # The dashboard was hidden all along; its recent activity has what happened meanwhile.
-        await pilot.press("1")
-        activity = app.screen.query_one("#activity", Log)
-        await until(
-            pilot,
-            "the cancel in the dashboard's activity",
-            lambda: any(f"{job['id']} cancelled" in line for line in activity.lines),
-        )
-        assert any(f"{job['id']} running" in line for line in activity.lines)
+        what = "the cancel in the dashboard's activity"
+        lines = await activity_line(app, pilot, what, f"{job['id']} cancelled")
+        assert any(f"{job['id']} running" in line for line in lines)
 
     run_app(daemon.paths, scenario)
     assert daemon.call("jobs.get", id=job["id"])["status"] == "cancelled"

@@ -10,8 +10,7 @@ from textual.containers import Horizontal, Vertical
 from textual.widgets import Button, DataTable, Log, ProgressBar, Sparkline, Static
 
 from forge_api.schema import Mission
-from forge_client.format import ago, describe_event, duration, progress_text, size, time_of_day
-from forge_client.record_text import stage_text
+from forge_client.format import ago, describe_event, duration, progress_text, size
 from tui.messages import NewJob, OpenJob
 from tui.plain import cell, shown
 from tui.screens.base import ForgeScreen
@@ -76,19 +75,20 @@ class DashboardScreen(ForgeScreen):
         activity.write_lines(self.forge.activity)
 
     async def _recent(self) -> list[str]:
-        """The last jobs and missions, oldest first, in the words their events would have."""
-        dated: list[tuple[float, str]] = []
+        """The last jobs and missions, oldest first, as the events they sent would read."""
+        events: list[dict[str, Any]] = []
         for job in (await self.call("jobs.list", limit=8))["jobs"]:
             when = job["finished_at"] or job["started_at"] or job["created_at"]
-            dated.append((when, f"{time_of_day(when)} {job['id']} {job['status']}"))
+            data = {"status": job["status"], "error": job.get("error")}
+            events.append({"type": "job.status", "job_id": job["id"], "ts": when, "data": data})
         for m in (await self.call("missions.list", limit=8))["missions"]:
             mission = Mission.model_validate(m)
-            at = mission.created_at
-            dated.append((at, f"{time_of_day(at)} mission proposed: {mission.title}"))
+            data = {"id": mission.id, "title": mission.title, "stage": mission.stage}
+            events.append({"type": "mission.proposed", "ts": mission.created_at, "data": data})
             if mission.stage != "proposed" and mission.decided_at:
-                at = mission.decided_at
-                dated.append((at, f"{time_of_day(at)} mission {mission.id} {stage_text(mission)}"))
-        return [line for _, line in sorted(dated, key=lambda d: d[0])][-ACTIVITY_LINES:]
+                events.append({"type": "mission.stage", "ts": mission.decided_at, "data": data})
+        events.sort(key=lambda e: e["ts"])
+        return [line for e in events if (line := describe_event(e))][-ACTIVITY_LINES:]
 
     def _show_machine(self, status: dict[str, Any]) -> None:
         acc = status["accelerator"]
