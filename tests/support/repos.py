@@ -1,4 +1,4 @@
-"""Git repositories built in a test, and the real ones in `../shared/corpora`."""
+"""Git repositories built in a test, and the real ones in `tests/data` (see its README)."""
 
 from __future__ import annotations
 
@@ -12,17 +12,18 @@ import pytest
 
 Test = TypeVar("Test", bound=Callable[..., object])
 
-CORPORA = Path(__file__).resolve().parents[3] / "shared" / "corpora"
-"""`../shared/corpora` beside the checkout (tests that need it skip, saying why, without it)."""
+CORPORA = Path(__file__).resolve().parents[1] / "data"
+"""Real repositories as git bundles, in the repository itself so that the tests on real
+material run from any clone (they skip, saying why, where a copy was made without them)."""
 MARKUPSAFE = CORPORA / "markupsafe.bundle"
 
 
 def needs_markupsafe(test: Test) -> Test:
     """A test on markupsafe's real history: in the `real` tier, and skipped, saying why, where
-    ../shared/corpora is absent."""
+    its bundle is absent."""
     skip = pytest.mark.skipif(
         not MARKUPSAFE.exists(),
-        reason=f"{MARKUPSAFE} is absent (../shared/corpora not beside main)",
+        reason=f"{MARKUPSAFE} is absent (a copy of the project without tests/data)",
     )
     marked: Test = pytest.mark.real(skip(test))
     return marked
