@@ -50,20 +50,21 @@ class LiveView:
         from rich.console import Console
         from rich.progress import BarColumn, Progress, SpinnerColumn, TextColumn
 
-        self.out = Console(highlight=False)
         self.bar = Progress(
             SpinnerColumn(),
             TextColumn("[bold]{task.description}"),
             BarColumn(),
             TextColumn("{task.fields[detail]}"),
-            console=Console(stderr=True),
+            console=Console(stderr=True, highlight=False),
             transient=True,
         )
         self.task = self.bar.add_task(job_id, total=None, detail="")
         self.bar.start()
 
     def log(self, line: str, level: str = "info") -> None:
-        self.out.print(line, style=LEVEL_STYLES.get(level), markup=False, soft_wrap=True)
+        # Through the live line's own console, which clears that line, prints above it and
+        # draws it again: a second console's print landed on the spinner's line.
+        self.bar.console.print(line, style=LEVEL_STYLES.get(level), markup=False, soft_wrap=True)
 
     def status(self, status: str) -> None:
         self.bar.update(self.task, detail=STATUS_WORDS.get(status, status))
