@@ -10,6 +10,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+from agent.mission_time import MIN_STEPS
 from agent.repo_files import MAX_BYTES, tracked_blobs
 from agent.safe_git import changed_paths, open_repo
 
@@ -51,9 +52,6 @@ def decide(material: Material, min_commits: int, min_tokens: int) -> tuple[bool,
     )
 
 
-MIN_STEPS = 20
-
-
 def training_plan(
     base_model: str,
     dataset: Path,
@@ -62,8 +60,9 @@ def training_plan(
     max_minutes: float | None = None,
 ) -> dict[str, Any]:
     """Train params for a mission: one epoch of LoRA, small enough to run on any machine, and at
-    least MIN_STEPS steps so a handful of new files still moves the adapter; within the time
-    budget, where the epoch is longer than that (the engine stops and saves the adapter)."""
+    least MIN_STEPS steps so a handful of new files still moves the adapter (fewer where the
+    budget cannot pay for them: `forged.mission_plan.timed`). `max_minutes` is the whole
+    mission's wall-time budget; the train job gets its share at approval."""
     params: dict[str, Any] = {
         "base_model": base_model,
         "dataset": str(dataset),
@@ -78,22 +77,13 @@ def training_plan(
     return {"kind": "train", "params": params, "examples": examples}
 
 
-def eta_seconds(
-    approx_tokens: int, tokens_per_s: float | None, budget_s: float | None = None
-) -> float | None:
-    """One epoch at this machine's measured training throughput, capped at the time budget;
-    None before anything was measured.
-
-    At least a second: loading the model alone takes that, even for a handful of tokens.
-    """
-    if not tokens_per_s:
-        return None
-    epoch = max(1.0, round(approx_tokens / tokens_per_s, 1))
-    return min(epoch, budget_s) if budget_s else epoch
-
-
 def rationale(
-    source: str, material: Material, card: dict[str, Any], eta: float | None, note: str = ""
+    source: str,
+    material: Material,
+    card: dict[str, Any],
+    eta: float | None,
+    note: str = "",
+    measuring: bool = False,
 ) -> str:
     # What the dataset holds, by builder: these add up to its examples (what the builders made
     # before near-duplicates and secrets were taken out is in the card's `per_builder`).
@@ -103,6 +93,8 @@ def rationale(
         if eta and eta >= 60
         else f"about {eta:.0f} s on this machine"
         if eta
+        else "measuring this machine first (a calibration job); the ETA follows"
+        if measuring
         else "no training throughput measured on this machine yet"
     )
     if note:
@@ -114,7 +106,7 @@ def rationale(
         f"{card.get('examples', 0)} examples ({builders}), about {card.get('approx_tokens', 0):,} "
         f"tokens; {secrets.get('files_skipped', 0)} files and "
         f"{secrets.get('examples_dropped', 0)} examples holding secrets were left out. "
-        f"Training: {when}."
+        f"From approval to done (training, evaluation, deploy): {when}."
     )
 
 

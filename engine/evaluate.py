@@ -63,6 +63,15 @@ def chrf(hypotheses: list[str], references: list[str]) -> float:
     return float(sacrebleu.corpus_chrf(hypotheses, [references]).score)
 
 
+def spread(rows: list[Any], most: int | None) -> list[Any]:
+    """At most `most` of the rows, evenly spaced over all of them (a mission's eval scores a
+    sample its time budget holds, drawn from the whole held-out set, not its first files)."""
+    if not most or len(rows) <= most:
+        return rows
+    gap = len(rows) / most
+    return [rows[int(i * gap)] for i in range(most)]
+
+
 def eval_length(adapter: str | None) -> int:
     """The max_seq_len the adapter was trained with (the same rows, the same losses), or 512."""
     if adapter:
@@ -86,14 +95,16 @@ def run(spec: JobSpec, events: Emitter) -> dict[str, Any]:
     data = prepare_data(
         p.dataset, tokenizer, max_len, p.val_fraction, True, True, spec.datasets_dir
     )
-    rows = data.val or data.train
+    rows = spread(data.val or data.train, p.max_rows)
     chat = [e for e in data.val_examples if e.format in ("chat", "instruction")][: p.generations]
     references = [
         next(m["content"] for m in e.messages() if m["role"] == "assistant") for e in chat
     ]
+    held = len(data.val or data.train)
+    sample = f" (a sample of {held})" if len(rows) < held else ""
     events.log(
-        f"evaluating on {len(rows)} rows of held-out data of up to {max_len} tokens, "
-        f"{len(chat)} generations"
+        f"evaluating on {len(rows)} rows of held-out data{sample} of up to {max_len} tokens, "
+        f"{len(chat)} generations of up to {p.max_new_tokens} tokens"
     )
 
     model = AutoModelForCausalLM.from_pretrained(base_dir, local_files_only=True).to(device)

@@ -56,10 +56,13 @@ class Emitter:
         *,
         stage: str | None = None,
         tokens_per_s: float | None = None,
+        eta_s: float | None = None,
     ) -> None:
-        elapsed = time.monotonic() - self.started
-        eta = None
-        if total and step:
+        """`eta_s`: the job's own estimate of the time left (a train job knows its budget);
+        else the steps to go at the pace so far."""
+        eta = eta_s
+        if eta is None and total and step:
+            elapsed = time.monotonic() - self.started
             eta = round(elapsed / step * (total - step), 2)
         self.emit(
             ProgressEvent(step=step, total=total, stage=stage, tokens_per_s=tokens_per_s, eta_s=eta)

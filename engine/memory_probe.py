@@ -35,6 +35,18 @@ class Measured:
     available_bytes: int
     batch_size: int
     tokens_per_s: float | None = None
+    load_s: float | None = None
+    """Seconds from the job's start to its model ready: what every job on this base pays."""
+    eval_tokens_per_s: float | None = None
+    """Held-out loss, measured without gradients: a mission's eval is sized from it."""
+    gen_step_s: float | None = None
+    """Seconds per generated token for a batch of prompts, greedy."""
+    plain_bytes_per_row: int | None = None
+    """A row's memory without gradient checkpointing, from the job's first pass (which no
+    earlier pass's memory hides): what later jobs of this base size their batch from."""
+    row_floored: bool = False
+    """The row's measure fell below what a row must hold (`row_floor`), which stands in for
+    it: not a measure later jobs may size their batch from."""
 
     def write(self, run_dir: Path, **extra: Any) -> None:
         run_dir.mkdir(parents=True, exist_ok=True)
@@ -106,6 +118,19 @@ def measure_row(step: Any, device: str) -> int | None:
     step()
     grown = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss * scale - before
     return grown or None
+
+
+def row_floor(model: Any, tokens: int, loss_chunk: int) -> int:
+    """The least memory a row of `tokens` can take in a forward and backward pass: every decoder
+    layer's input, kept for the backward pass even with gradient checkpointing, and one chunk of
+    fp32 logits with its gradient. A measure below this (the allocator reusing memory it already
+    held) is not a measure, so no row is ever said to take 0 MiB."""
+    config = getattr(model, "config", None)
+    hidden = int(getattr(config, "hidden_size", 0) or 0)
+    layers = int(getattr(config, "num_hidden_layers", 0) or 0)
+    vocab = int(getattr(config, "vocab_size", 0) or 0)
+    width = next(iter(model.parameters())).element_size() if hasattr(model, "parameters") else 4
+    return max(1, tokens * hidden * layers * width + 2 * min(tokens, loss_chunk) * vocab * 4)
 
 
 def batch_for(per_row: int, available: int, device: str, max_seq_len: int) -> int:

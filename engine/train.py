@@ -17,11 +17,12 @@ from typing import Any
 
 from engine import checkpoint, control
 from engine.backends import choose_backend, device_name
-from engine.batching import collate, evaluate, loss_sum, perplexity
+from engine.batching import LOSS_CHUNK, collate, evaluate, loss_sum, perplexity
+from engine.calibration import eval_speeds
 from engine.data import Row
 from engine.data_parallel import data_parallel_backend, join, leave
 from engine.events import Emitter
-from engine.memory_probe import Measured, available_bytes, batch_for, measure_row
+from engine.memory_probe import Measured, available_bytes, batch_for, measure_row, row_floor
 from engine.model_source import TRAINING_RECORD, resolve_base
 from engine.train_setup import pick_targets, prepare_data, size_learning_rate, use_physical_cores
 from forge_api.jobs import JobSpec, TrainParams
@@ -54,9 +55,12 @@ def set_checkpointing(model: Any, on: bool) -> None:
 def size_batch(
     p: TrainParams, model: Any, rows: list[Row], pad_id: int, device: str, limit: int | None
 ) -> tuple[Measured, str, bool]:
-    """Rows per micro-batch, from one measured forward and backward pass on the longest row,
-    with the reason the person is shown, and whether gradient checkpointing is on."""
+    """Rows per micro-batch, from one measured forward and backward pass on the longest row
+    (or from the calibration's measure, `row_bytes`), with the reason the person is shown, and
+    whether gradient checkpointing is on."""
     longest = max(rows, key=lambda r: r.tokens)
+    floor = row_floor(model, p.max_seq_len, LOSS_CHUNK)
+    floored: list[int] = []  # measures below the floor: memory the allocator already held
 
     def fit() -> tuple[int | None, int, int]:
         def one_row() -> None:
@@ -69,31 +73,52 @@ def size_batch(
         free = available_bytes(device, limit)
         if per_row is not None:  # rows are at most max_seq_len; memory grows with the tokens
             per_row = per_row * p.max_seq_len // max(longest.tokens, 1)
+            if per_row < floor:
+                floored.append(per_row)
+                per_row = floor
         return per_row, batch_for(per_row, free, device, p.max_seq_len) if per_row else 1, free
 
     checkpointing = bool(p.gradient_checkpointing)
     if checkpointing:
         set_checkpointing(model, True)
-    per_row, fits, free = fit()
-    said = ""
+    plain: int | None = None  # a row's memory without checkpointing, measured first or given
+    per_row: int | None
+    if p.row_bytes and not checkpointing:
+        plain, free = p.row_bytes, available_bytes(device, limit)
+        per_row, fits = plain, batch_for(plain, free, device, p.max_seq_len)
+        said = " (the calibration's measure)"
+    else:
+        per_row, fits, free = fit()
+        plain, said = None if checkpointing else per_row, ""
     auto = p.gradient_checkpointing is None and not p.batch_size
     if auto and per_row and fits < CHECKPOINTING_BELOW_ROWS:
+        # Measured with checkpointing on: the first pass of a job given `row_bytes` (a true
+        # measure), else a second one (on a CPU the allocator may hold the first's memory).
         set_checkpointing(model, True)
         again = fit()
         if again[0] and again[1] > fits:
-            said = f"; gradient checkpointing on: {again[1]} rows fit with it, {fits} without"
+            said += f"; gradient checkpointing on: {again[1]} rows fit with it, {fits} without"
             (per_row, fits, free), checkpointing = again, True
         else:
             set_checkpointing(model, False)
     measured = Measured(device, p.max_seq_len, per_row or 0, free, p.batch_size or fits)
+    measured.row_floored = bool(floored) and per_row == floor
+    measured.plain_bytes_per_row = plain
     seen = (
-        f"one row of {p.max_seq_len} tokens takes {per_row / 2**20:,.0f} MiB"
+        f"one row of {p.max_seq_len} tokens takes {per_row / 2**20:,.1f} MiB"
         if per_row
         else "this machine cannot measure a row's memory"
     )
+    if measured.row_floored:
+        seen += (
+            f" (measured {floored[-1] / 2**20:,.1f} MiB, less than its layers' inputs alone:"
+            " memory the allocator already held)"
+        )
     if p.batch_size:
         warn = "" if p.batch_size <= fits or not per_row else f"; more than the {fits} that fit"
         return measured, f"asked for ({seen}, {free / 2**30:.1f} GiB free{warn})", checkpointing
+    if said.startswith(" ("):  # what the measure was: said beside it
+        seen, said = seen + said[: said.index(")") + 1], said[said.index(")") + 1 :]
     reason = f"{seen}, {free / 2**30:.1f} GiB free on {device}: batch {fits}{said}"
     return measured, reason, checkpointing
 
@@ -222,6 +247,7 @@ def run(spec: JobSpec, events: Emitter) -> dict[str, Any]:
     random.seed(p.seed)
     torch.manual_seed(p.seed)
     model = load_model(p, base, backend, device, events)
+    loaded_s = time.monotonic() - events.started
     run_dir = Path(spec.run_dir)
     pissa_init = run_dir / "pissa-init"
     if p.method == "pissa" and not pissa_init.exists() and ranks.main:
@@ -285,12 +311,16 @@ def run(spec: JobSpec, events: Emitter) -> dict[str, Any]:
         return [data.train[i] for i in orders[epoch][first : first + batch]]
 
     def run_eval(step: int) -> float | None:
-        if not data.val or not ranks.main:
+        if not data.val or not ranks.main or not p.evaluate:
             return None
         # Said before it starts: on a real model on a CPU this takes minutes.
         events.log(f"step {step}: measuring held-out loss on {len(data.val)} rows")
         began = time.monotonic()
         loss = evaluate(model, data.val, batch, pad_id, device)
+        state["eval_s"] = time.monotonic() - began  # what the last evaluation will take
+        measured.eval_tokens_per_s = round(
+            sum(r.tokens for r in data.val) / max(state["eval_s"], 1e-9), 1
+        )
         events.metric(step, eval_loss=loss, perplexity=perplexity(loss))
         events.log(
             f"step {step}: held-out loss {loss:.4f} (perplexity {perplexity(loss):.2f}),"
@@ -304,12 +334,25 @@ def run(spec: JobSpec, events: Emitter) -> dict[str, Any]:
     model.train()
     ckpt_root = run_dir / "checkpoints"
     started, tokens_done = time.monotonic(), 0
-    spent_before = float(state.get("train_seconds", 0.0))  # earlier attempts, for the budget
+    # The budget is wall time: this attempt's from the job's start (loading included), and
+    # what earlier attempts spent.
+    spent_before = float(state.get("train_seconds", 0.0))
+    budget_s = p.max_minutes * 60 if p.max_minutes else None
+
+    def spent() -> float:
+        return spent_before + time.monotonic() - events.started
+
+    def eta(done: int) -> float:
+        """Seconds left: the steps to go at this attempt's pace and the last evaluation, within
+        what is left of the budget."""
+        per_step = (time.monotonic() - started) / max(done - start, 1)
+        left = per_step * (total - done) + (state.get("eval_s", 0.0) if p.evaluate else 0.0)
+        return round(min(left, max(0.0, budget_s - spent())) if budget_s else left, 1)
 
     def save_checkpoint(done: int) -> None:
         if not ranks.main:
             return
-        state["train_seconds"] = spent_before + time.monotonic() - started
+        state["train_seconds"] = spent()
         path = checkpoint.save(ckpt_root, done, model, optimizer, scheduler, state)
         events.checkpoint(str(path), done)
 
@@ -327,11 +370,14 @@ def run(spec: JobSpec, events: Emitter) -> dict[str, Any]:
                     if state["bad_evals"] >= p.early_stopping_patience:
                         events.log(f"early stop at step {done}: eval loss stopped improving")
                         return EARLY_STOP
-        spent = spent_before + time.monotonic() - started
-        if p.max_minutes and spent >= p.max_minutes * 60 and done < total:
+        # Another step, then the last evaluation, must still fit the budget.
+        per_step = (time.monotonic() - started) / max(done - start, 1)
+        reserve = per_step + (state.get("eval_s", 0.0) if p.evaluate else 0.0)
+        if budget_s and spent() + reserve >= budget_s and done < total:
             events.log(
-                f"time budget of {p.max_minutes:g} min reached after step {done}/{total}"
-                f" ({spent / 60:.1f} min of training); saving the adapter"
+                f"time budget of {p.max_minutes:g} min: stopping after step {done}/{total}"
+                f" ({spent() / 60:.1f} min spent, {reserve:.0f} s needed for the next step and"
+                " the last evaluation); saving the adapter"
             )
             return OUT_OF_TIME
         return 0
@@ -372,7 +418,9 @@ def run(spec: JobSpec, events: Emitter) -> dict[str, Any]:
             events.metric(
                 done, loss=step_loss, lr=scheduler.get_last_lr()[0], grad_norm=float(grad_norm)
             )
-            events.progress(done, total, stage="train", tokens_per_s=round(rate, 1))
+            events.progress(
+                done, total, stage="train", tokens_per_s=round(rate, 1), eta_s=eta(done)
+            )
             if done % log_every == 0 or done == total:
                 events.log(f"step {done}/{total}: loss {step_loss:.4f}, {rate:,.0f} tokens/s")
             # What ends the run early is decided by the first process, for every process.
@@ -395,6 +443,7 @@ def run(spec: JobSpec, events: Emitter) -> dict[str, Any]:
         return {"rank": ranks.rank, "steps": completed}
     seconds = time.monotonic() - started
     measured.tokens_per_s = round(tokens_done / max(seconds, 1e-9), 1)
+    measured.load_s = round(loaded_s, 2)
     measured.write(run_dir, base_model=str(base), steps=completed - start)
     data_share = data_seconds / max(seconds, 1e-9)
     events.log(
@@ -402,6 +451,16 @@ def run(spec: JobSpec, events: Emitter) -> dict[str, Any]:
         f" on {device}; {data_share:.1%} of the time preparing batches, the rest in the model"
     )
     if p.calibrate:
+        # What a mission's other parts take, so its plan can divide a time budget.
+        measured.eval_tokens_per_s, measured.gen_step_s = eval_speeds(
+            model, data.train, pad_id, device
+        )
+        measured.write(run_dir, base_model=str(base), steps=completed - start)
+        events.log(
+            f"loading took {loaded_s:.1f} s; held-out loss goes at"
+            f" {measured.eval_tokens_per_s:,.0f} tokens/s, generation at"
+            f" {measured.gen_step_s:.3f} s a token"
+        )
         return {"calibration": True, "base_model": str(base), **measured.__dict__}
     final_eval = run_eval(completed)
     adapter = run_dir / "adapter"

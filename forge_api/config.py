@@ -130,12 +130,13 @@ class AgentConfig(_Section):
         30.0,
         gt=0,
         le=10080,
-        description="time budget of a mission's training: it stops and saves the adapter then",
+        description="wall-time budget of a mission, approval to done: the plan divides it among"
+        " its training, evaluation and deploy",
     )
     calibrate: bool = Field(
         True,
         description="before the first mission on a base model, measure its speed and memory "
-        "here in a few real steps, so every plan has an ETA",
+        "here in a few real steps (the mission is listed meanwhile), so every plan has an ETA",
     )
     replay_fraction: float = Field(
         0.1, ge=0, le=1, description="share of unchanged files replayed in incremental datasets"

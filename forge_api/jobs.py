@@ -81,8 +81,8 @@ class TrainParams(KindParams):
         None,
         gt=0,
         le=10080,
-        description="time budget: stop training after this many minutes (across resumes) and"
-        " save the adapter",
+        description="wall-time budget of the job, loading and evaluation included, across"
+        " resumes: training stops in time to evaluate and save the adapter within it",
     )
     min_steps: int = Field(
         1, ge=1, le=1_000_000, description="at least this many steps: a small dataset is repeated"
@@ -107,6 +107,17 @@ class TrainParams(KindParams):
         0.0, ge=0, description="eval loss must fall by more than this to count as better"
     )
     skip_bad_examples: bool = False
+    evaluate: bool = Field(
+        True,
+        description="measure the held-out loss before and after training (a mission's eval job"
+        " measures it on the same rows, so its train job does not)",
+    )
+    row_bytes: int | None = Field(
+        None,
+        ge=1,
+        description="one row's memory at max_seq_len, as a calibration of this base measured it"
+        " here: the batch is sized from it without measuring again",
+    )
     calibrate: bool = Field(
         False,
         description="only measure this machine's speed and memory for the model over a few"
@@ -131,6 +142,9 @@ class EvalParams(KindParams):
         None, ge=16, le=131072, description="default: what the adapter was trained with, or 512"
     )
     val_fraction: float = Field(0.1, ge=0, lt=1, description="0: evaluate on every example")
+    max_rows: int | None = Field(
+        None, ge=1, description="score at most this many held-out rows, spread over all of them"
+    )
     generations: int = Field(8, ge=0, le=1000, description="answers to generate and score")
     max_new_tokens: int = Field(64, ge=1, le=4096)
 

@@ -93,6 +93,26 @@ class Measured(Part):
     available_bytes: int | None = None
     batch_size: int | None = None
     tokens_per_s: float | None = None
+    load_s: float | None = None
+    eval_tokens_per_s: float | None = None
+    gen_step_s: float | None = None
+    plain_bytes_per_row: int | None = None
+    row_floored: bool | None = None
+
+
+class Timing(Part):
+    """How the mission's time budget is divided (`agent.mission_time.schedule`): the train
+    job's own budget and least steps, what its eval scores, and what each part should take."""
+
+    train_budget_s: float | None = None
+    min_steps: int | None = None
+    eval_rows: int | None = None
+    generations: int | None = None
+    max_new_tokens: int | None = None
+    train_s: float | None = None
+    eval_s: float | None = None
+    deploy_s: float | None = None
+    eta_s: float | None = None
 
 
 class ModelScore(Part):
@@ -121,6 +141,10 @@ class MissionData(Part):
     base_model: str | None = None
     plan: Plan | None = None
     eta_s: float | None = None
+    """The whole mission, approval to done, on this machine; None until it is measured."""
+    timing: Timing | None = None
+    measuring: bool | None = None
+    """True while the calibration behind the ETA runs (the mission is shown meanwhile)."""
     measured: Measured | None = None
     rationale: str | None = None
     previous_adapter: str | None = None

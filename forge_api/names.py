@@ -24,7 +24,9 @@ MissionStage = Literal[
     "failed",
     "rejected",
     "superseded",
+    "dismissed",
 ]
+"""`dismissed`: a failed (or cancelled) mission a person put away; it leaves the list."""
 MissionStep = Literal["train", "eval", "deploy"]
 ACTIVE_MISSION_STAGES: tuple[MissionStage, ...] = (
     "approved",

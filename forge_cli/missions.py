@@ -7,7 +7,7 @@ from typing import Any, get_args
 
 from forge_api.names import MissionStage
 from forge_cli.context import AddCommand, Cli, Subparsers, table
-from forge_client.format import ago, clock
+from forge_client.format import ago, clock, mission_eta
 from forge_client.kv import parse_settings
 
 
@@ -15,16 +15,28 @@ def cmd_missions_ls(cli: Cli) -> int:
     params: dict[str, Any] = {"stage": cli.args.stage} if cli.args.stage else {}
 
     def show(r: dict[str, Any]) -> None:
-        rows = [[m["id"], _stage(m), ago(m["created_at"]), m["title"]] for m in r["missions"]]
-        table(rows, ["ID", "STAGE", "PROPOSED", "TITLE"])
+        rows = [
+            [
+                m["id"],
+                _stage(m),
+                mission_eta(m["data"].get("eta_s"), m["data"].get("measuring")),
+                ago(m["created_at"]),
+                m["title"],
+            ]
+            for m in r["missions"]
+        ]
+        table(rows, ["ID", "STAGE", "ETA", "PROPOSED", "TITLE"])
 
     cli.out(cli.call("missions.list", **params), show)
     return 0
 
 
 def _stage(m: dict[str, Any]) -> str:
-    """A mission's stage, with the step that failed."""
-    return f"failed at {m['failed_step']}" if m["stage"] == "failed" else str(m["stage"])
+    """A mission's stage, with the step that failed (or was cancelled)."""
+    from forge_api.schema import Mission
+    from forge_client.record_text import stage_text
+
+    return stage_text(Mission.model_validate(m))
 
 
 def _show_mission(m: dict[str, Any]) -> None:
@@ -76,6 +88,11 @@ def cmd_missions_reject(cli: Cli) -> int:
     return 0
 
 
+def cmd_missions_dismiss(cli: Cli) -> int:
+    cli.out(cli.call("missions.dismiss", id=cli.args.id), _decided)
+    return 0
+
+
 def register(sub: Subparsers, add: AddCommand) -> None:
     """The commands of this module, under `forge`."""
     missions = sub.add_parser("missions", help="training proposals: list, show, approve, reject")
@@ -93,6 +110,8 @@ def register(sub: Subparsers, add: AddCommand) -> None:
         help="change the plan first: steps, max_seq_len, rank, base_model, max_minutes, …",
     )
     p = add(msub, "retry", cmd_missions_retry, "run a failed mission again from its failed step")
+    p.add_argument("id")
+    p = add(msub, "dismiss", cmd_missions_dismiss, "put a failed mission away (`ls` hides it)")
     p.add_argument("id")
     p = add(msub, "reject", cmd_missions_reject, "reject a mission, with a reason")
     p.add_argument("id")

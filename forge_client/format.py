@@ -43,6 +43,11 @@ def duration(seconds: float | None) -> str:
     return f"{s // 3600} h {s % 3600 // 60:02d} min"
 
 
+def mission_eta(eta_s: float | None, measuring: bool | None) -> str:
+    """A mission's ETA, or that the machine is being measured for it."""
+    return "measuring…" if measuring else duration(eta_s)
+
+
 def size(n: int | None) -> str:
     """Bytes in binary units: `512 MiB`, `15.6 GiB`."""
     if n is None:

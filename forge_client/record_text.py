@@ -8,6 +8,7 @@ typed records (`forge_api.mission_data`), so the two never disagree and neither 
 from __future__ import annotations
 
 import json
+import re
 from typing import Any
 
 from forge_api.mission_data import DatasetCard, EvalResults, MissionData
@@ -18,20 +19,25 @@ SAMPLES = 3
 TUI_HINTS = {
     "proposed": "**Press `a` to approve (its training starts), `e` to approve with changes,"
     " `r` to reject.**",
-    "failed": "**Press `t` to retry from the step that failed.**",
+    "failed": "**Press `t` to retry from the step that failed, `x` to dismiss it.**",
 }
 """What to do next, in the TUI's keys (`forge missions show` says it in commands: CLI_HINTS)."""
 
 CLI_HINTS = {
     "proposed": "**Approve with `forge missions approve {id}` (its training starts; `--set"
     " KEY=VALUE` changes the plan), or reject with `forge missions reject {id}`.**",
-    "failed": "**Retry from the step that failed with `forge missions retry {id}`.**",
+    "failed": "**Retry from the step that failed with `forge missions retry {id}`, or put it"
+    " away with `forge missions dismiss {id}`.**",
 }
 
 
 def stage_text(m: Mission) -> str:
-    """The mission's stage, with the step that failed."""
-    return f"failed at {m.failed_step}" if m.stage == "failed" else m.stage
+    """The mission's stage, with the step that failed (or was cancelled by a person)."""
+    if m.stage != "failed":
+        return m.stage
+    # The failure names the job and how it ended: "train job job-… cancelled: …".
+    how = "cancelled" if re.match(r"\S+ job \S+ cancelled\b", m.failure or "") else "failed"
+    return f"{how} at {m.failed_step}"
 
 
 def result_rows(results: EvalResults) -> list[list[str]]:
@@ -99,6 +105,29 @@ def _progress(data: MissionData) -> list[str]:
     return ["", "### Progress", *shown] if shown else []
 
 
+def _timing(data: MissionData) -> list[str]:
+    """The ETA from approval to done, and how the plan divides its time budget."""
+    if data.measuring:
+        return [
+            "### Estimated time: measuring this machine",
+            "A calibration job measures this base model here first (its log is on the Jobs"
+            " screen); the ETA follows.",
+        ]
+    lines = [f"### Estimated time: {duration(data.eta_s)}"]
+    t = data.timing
+    if t is not None and t.eta_s is not None:
+        lines.append(
+            f"- training about {duration(t.train_s)}, evaluation about {duration(t.eval_s)}"
+            f" ({t.eval_rows} held-out rows, {t.generations} answers of up to"
+            f" {t.max_new_tokens} tokens per model)"
+            + (f", deploy about {duration(t.deploy_s)}" if t.deploy_s else "")
+        )
+    budget = data.plan.params.get("max_minutes") if data.plan else None
+    if budget:
+        lines.append(f"- within the time budget of {budget:g} min, approval to done")
+    return lines
+
+
 def mission_markdown(
     m: Mission, samples: list[dict[str, Any]] | None = None, hints: dict[str, str] = TUI_HINTS
 ) -> str:
@@ -132,7 +161,7 @@ def mission_markdown(
         "### Rationale",
         data.rationale or "-",
         "",
-        f"### Estimated time: {duration(data.eta_s)}",
+        *_timing(data),
         "",
         f"### Dataset `{data.dataset_id or '-'}`",
         *(card_lines(data.card) if data.card else []),

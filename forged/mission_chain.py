@@ -21,6 +21,7 @@ from forge_api.jobs import parse_params
 from forge_api.mission_data import EvalResults, MissionData
 from forge_api.names import ACTIVE_MISSION_STAGES, TERMINAL_JOB_STATUSES
 from forge_api.schema import Job, Mission
+from forged.mission_plan import eval_sizes, train_job_params
 from forged.registry import ModelRegistry, RegistryError, source_alias
 from forged.runner import JobRunner
 from forged.store import Store
@@ -56,10 +57,9 @@ class MissionChain:
 
     def approve(self, mission: Mission) -> Job:
         """Start the chain: the train job now; eval follows it (see on_job_finished)."""
-        plan = mission.data.plan
-        if plan is None:
+        if mission.data.plan is None:
             raise ValueError(f"mission {mission.id} has no training plan")
-        params = parse_params("train", plan.params).model_dump(mode="json")
+        params = train_job_params(mission.data)
         hold = quiet_until(self.config.quiet_hours, time.time())
         if hold:
             self.store.update_mission_data(mission.id, MissionData(held_until=hold))
@@ -122,7 +122,7 @@ class MissionChain:
                 # The same held-out rows as training's: a wider fraction would score the
                 # adapter on rows it was trained on.
                 "val_fraction": trained.get("val_fraction", 0.1),
-                "generations": 4,
+                **eval_sizes(mission.data.timing),
             }
             values = parse_params("eval", params).model_dump(mode="json")
             self.store.update_mission_data(mission.id, MissionData(adapter=values["adapter"]))

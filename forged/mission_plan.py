@@ -2,7 +2,8 @@
 
 The plan's params are train params, so a change is checked by the same model the train job
 runs with, and a bad one is refused naming the key, before anything starts. The base model
-goes through the registry's one resolver, as everywhere else a model is asked for.
+goes through the registry's one resolver, as everywhere else a model is asked for. Every
+change times the plan again (`timed`): its `max_minutes` is the whole mission's wall time.
 """
 
 from __future__ import annotations
@@ -11,8 +12,9 @@ from typing import Any
 
 from pydantic import ValidationError
 
+from agent.mission_time import GENERATIONS, MAX_NEW_TOKENS, schedule
 from forge_api.jobs import TrainParams, parse_params
-from forge_api.mission_data import MissionData, Plan
+from forge_api.mission_data import MissionData, Plan, Timing
 from forge_api.protocol import INVALID_PARAMS
 from forged.registry import ModelRegistry, RegistryError
 from forged.rpc import RpcError, params_error
@@ -49,4 +51,72 @@ def changed_plan(data: MissionData, changes: dict[str, Any], models: ModelRegist
     except ValidationError as exc:
         raise params_error(exc, prefix="set") from exc
     changed = plan.model_copy(update={"params": checked, "changed": sorted(changes)})
-    return MissionData(plan=changed, base_model=checked.get("base_model", data.base_model))
+    base = checked.get("base_model", data.base_model)
+    new = data.model_copy(update={"plan": changed, "base_model": base})
+    return timed(new, models.config.ollama.deploy_missions).model_copy(update={"base_model": base})
+
+
+def measured_here(data: MissionData) -> dict[str, Any] | None:
+    """The calibration's measures, where they are of the plan's base model."""
+    if data.measured is None:
+        return None
+    found = data.measured.model_dump(mode="json")
+    of = found.get("base_model")
+    base = (data.plan.params.get("base_model") if data.plan else None) or data.base_model
+    return found if of is None or of == base else None
+
+
+def timed(data: MissionData, deploys: bool) -> MissionData:
+    """The mission data to merge for its plan's timing: the budget divided among its jobs, the
+    least steps the budget pays for, and the ETA, recomputed from the same measures whenever
+    the plan or the measures change. `deploys`: Ollama takes missions' adapters."""
+    plan = data.plan or Plan()
+    p = parse_params("train", plan.params)
+    assert isinstance(p, TrainParams)
+    card_tokens = (data.card.approx_tokens if data.card else None) or 0
+    found = schedule(
+        approx_tokens=card_tokens,
+        max_seq_len=p.max_seq_len,
+        val_fraction=p.val_fraction,
+        budget_minutes=p.max_minutes,
+        measured=measured_here(data),
+        models=3 if data.previous_adapter else 2,
+        deploys=deploys,
+    )
+    params = {**plan.params, "min_steps": found.min_steps}
+    return MissionData(
+        plan=plan.model_copy(update={"params": params}),
+        timing=Timing.model_validate(found.as_dict()),
+        eta_s=found.eta_s,
+    )
+
+
+def train_job_params(data: MissionData) -> dict[str, Any]:
+    """The mission's train job: the plan, with the train job's own share of the budget, no
+    held-out loss of its own (the eval job measures the same rows), and the batch sized from
+    the calibration's row measure where that holds for this plan."""
+    plan = data.plan or Plan()
+    params = dict(plan.params)
+    if data.timing is not None and data.timing.train_budget_s:
+        params["max_minutes"] = round(data.timing.train_budget_s / 60, 3)
+    params["evaluate"] = False
+    measured = measured_here(data)
+    if (
+        measured
+        and measured.get("plain_bytes_per_row")
+        and measured.get("max_seq_len") == params.get("max_seq_len")
+        and not params.get("gradient_checkpointing")
+    ):
+        params["row_bytes"] = int(measured["plain_bytes_per_row"])
+    return parse_params("train", params).model_dump(mode="json", exclude_unset=True)
+
+
+def eval_sizes(timing: Timing | None) -> dict[str, Any]:
+    """The eval job's share of the budget: rows scored, answers generated and their length."""
+    if timing is None or timing.eval_rows is None:  # a mission proposed before timings
+        return {"generations": GENERATIONS, "max_new_tokens": MAX_NEW_TOKENS}
+    return {
+        "max_rows": timing.eval_rows,
+        "generations": timing.generations,
+        "max_new_tokens": timing.max_new_tokens,
+    }

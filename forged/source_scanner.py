@@ -2,8 +2,9 @@
 
 A source is rescanned when its refs change (watchdog, debounced) and on a schedule
 (APScheduler); when the new material is enough, a dataset is built, a training plan is made (its
-ETA from a speed measured on this machine, calibrating first where none is), and a mission is
-proposed for a person to approve. What happens after approval is `forged.mission_chain`'s.
+ETA from a speed measured on this machine), and a mission is proposed for a person to approve:
+at once, saying it is measuring this machine where no speed is known yet, and given its ETA
+when the calibration that measures it ends. What happens after approval is `forged.mission_chain`'s.
 
 The git work and dataset building run in worker threads so the event loop never waits on
 them; one scan runs at a time, so two triggers never propose the same material twice.
@@ -19,7 +20,7 @@ from typing import Any
 
 from agent.advisor import Advisor
 from agent.dataset_build import BUILDERS, build_dataset
-from agent.policy import decide, eta_seconds, pending_material, rationale, training_plan
+from agent.policy import Material, decide, pending_material, rationale, training_plan
 from agent.safe_git import UnsafeRepository
 from agent.token_fit import Fit, load_counter
 from engine.memory_probe import MEASURED
@@ -29,11 +30,14 @@ from forge_api.mission_data import DatasetCard, Measured, MissionData, Plan, Tri
 from forge_api.names import TERMINAL_JOB_STATUSES
 from forge_api.paths import ForgePaths
 from forge_api.schema import Job, Mission, Source
+from forged.mission_plan import timed
 from forged.registry import ModelRegistry, RegistryError, source_alias
 from forged.runner import JobRunner
 from forged.store import Store
 
 log = logging.getLogger(__name__)
+SECONDARY = ("load_s", "eval_tokens_per_s", "gen_step_s")
+"""Measures a plain train job may lack (only a calibration measures generation)."""
 
 
 def speed_note(measured: dict[str, Any] | None, tokens: int, budget_min: float) -> str:
@@ -75,12 +79,16 @@ class SourceScanner:
         self.pending: dict[str, dict[str, Any]] = {}
         self.loop: asyncio.AbstractEventLoop | None = None
         # Jobs the scanner waits on (calibrations), by id; resolved as they finish.
-        self.waiting: dict[str, asyncio.Future[Job]] = {}
+        # Two proposals may wait on one calibration.
+        self.waiting: dict[str, list[asyncio.Future[Job]]] = {}
+        # Calibrations running for proposals shown before their ETA (kept from the collector).
+        self.tasks: set[asyncio.Task[None]] = set()
 
     def job_finished(self, job: Job) -> None:
         """Wake a calibration waiting on this job."""
-        if (waiting := self.waiting.pop(job.id, None)) is not None and not waiting.done():
-            waiting.set_result(job)
+        for waiting in self.waiting.pop(job.id, []):
+            if not waiting.done():
+                waiting.set_result(job)
 
     def start(self) -> None:
         from apscheduler.schedulers.asyncio import AsyncIOScheduler
@@ -102,6 +110,7 @@ class SourceScanner:
             id="rescan",
         )
         self.scheduler.start()
+        self.resume_measuring()
         asyncio.get_running_loop().create_task(self.scan_all())
 
     def stop(self) -> None:
@@ -240,25 +249,15 @@ class SourceScanner:
         dataset = self.store.add_dataset(
             f"{source.name} v{card.version}", str(built.path), card.examples, card, source.id
         )
-        budget = self.config.max_train_minutes
         plan = training_plan(
-            base_model, built.path, built.card["examples"], fit.max_seq_len, budget
+            base_model,
+            built.path,
+            built.card["examples"],
+            fit.max_seq_len,
+            self.config.max_train_minutes,
         )
         measured = self._measured(base_model)
-        if measured is None and self.config.calibrate:
-            measured = await self._calibrate(base_model, built.path, fit.max_seq_len)
-        speed = measured.get("tokens_per_s") if measured else None
-        eta = eta_seconds(built.card["approx_tokens"], speed, budget * 60)
-        note = speed_note(measured, built.card["approx_tokens"], budget)
-        why_text = rationale(source.name, material, built.card, eta, note)
-        if self.advisor is not None and self.advisor.enabled:
-            facts = {
-                "source": source.name,
-                "trigger": why,
-                "card": built.card,
-                "eta_s": eta,
-            }
-            why_text = await asyncio.to_thread(self.advisor.rationale, facts, why_text)
+        measuring = measured is None and self.config.calibrate
         data = MissionData(
             head=material.head,
             trigger=Trigger(
@@ -272,32 +271,105 @@ class SourceScanner:
             card=card,
             base_model=base_model,
             plan=Plan.model_validate(plan),
-            eta_s=eta,
             measured=Measured.model_validate(measured) if measured else None,
-            rationale=why_text,
+            measuring=True if measuring else None,
             previous_adapter=self._previous_adapter(source.id),
         )
+        data = await self._timed(data, source.name, material, why)
         title = (
             f"Fine-tune {Path(base_model).name} on {material.commits} new commits of {source.name}"
         )
         mission = self.store.propose_mission(source.id, title, data)
         log.info("proposed %s: %s", mission.id, title)
+        if measuring:  # shown now; its ETA once this machine is measured
+            self._measure_later(mission, fit.max_seq_len)
         return mission
 
+    async def _timed(self, data: MissionData, source: str, material: Any, why: str) -> MissionData:
+        """The mission data with its plan timed from what was measured, and the rationale that
+        says so."""
+        timing = timed(data, self.models.config.ollama.deploy_missions)
+        card = data.card.model_dump(mode="json") if data.card else {}
+        measured = data.measured.model_dump(mode="json") if data.measured else None
+        budget = self.config.max_train_minutes
+        note = speed_note(measured, int(card.get("approx_tokens") or 0), budget)
+        why_text = rationale(source, material, card, timing.eta_s, note, bool(data.measuring))
+        if self.advisor is not None and self.advisor.enabled and not data.measuring:
+            facts = {"source": source, "trigger": why, "card": card, "eta_s": timing.eta_s}
+            why_text = await asyncio.to_thread(self.advisor.rationale, facts, why_text)
+        merged = data.model_dump(mode="json") | timing.model_dump(mode="json")
+        return MissionData.model_validate(merged | {"rationale": why_text})
+
+    def resume_measuring(self) -> None:
+        """Proposals a stopped daemon left waiting on a calibration: wait on it again."""
+        for mission in self.store.list_missions(["proposed"], None, 1000):
+            if mission.data.measuring:
+                self._measure_later(mission, None)
+
+    def _measure_later(self, mission: Mission, max_seq_len: int | None) -> None:
+        task = asyncio.get_running_loop().create_task(self._measure(mission, max_seq_len))
+        self.tasks.add(task)
+        task.add_done_callback(self.tasks.discard)
+
+    async def _measure(self, mission: Mission, max_seq_len: int | None) -> None:
+        """Calibrate for a proposed mission's base model, then give the mission its ETA (and
+        the plan its timing) from what was measured; while it is still proposed, that is, for
+        an approved plan has already been timed without it."""
+        data = mission.data
+        plan = data.plan.params if data.plan else {}
+        base_model = str(plan.get("base_model") or data.base_model)
+        try:
+            measured = self._measured(base_model) or await self._calibrate(
+                base_model, Path(str(plan.get("dataset"))), int(max_seq_len or plan["max_seq_len"])
+            )
+        except Exception:
+            log.exception("mission %s: measuring this machine failed", mission.id)
+            measured = None
+        now = self.store.get_mission(mission.id)
+        found = Measured.model_validate(measured) if measured else None
+        if now.stage != "proposed":
+            self.store.update_mission_data(now.id, MissionData(measured=found, measuring=False))
+            return
+        source = self.store.get_source(str(now.source_id))
+        trigger = now.data.trigger or Trigger()
+        material = Material(
+            now.data.head or "",
+            trigger.since,
+            trigger.commits,
+            trigger.files,
+            trigger.approx_tokens,
+        )
+        done = now.data.model_copy(update={"measured": found, "measuring": False})
+        timed_data = await self._timed(done, source.name, material, trigger.why)
+        if self.store.get_mission(now.id).stage == "proposed":  # not approved meanwhile
+            self.store.update_mission_data(now.id, timed_data)
+        else:
+            self.store.update_mission_data(now.id, MissionData(measured=found, measuring=False))
+
     def _measured(self, base_model: str) -> dict[str, Any] | None:
-        """What the newest train job of this base model measured on this machine (its speed
-        and a row's memory, `measured.json`), or None where none has run here yet."""
+        """What train jobs of this base model measured on this machine (`measured.json`): the
+        newest one's speed and row memory, and where it did not measure them (only a
+        calibration generates), the newest measures of loading, held-out loss and generation;
+        None where none has run here yet."""
         jobs, _ = self.store.list_jobs(status=["completed"], kind=["train"], limit=50)
+        found: dict[str, Any] | None = None
         for job in jobs:
             if job.params.get("base_model") != base_model:
                 continue
             try:
-                found: dict[str, Any] = json.loads((Path(job.run_dir) / MEASURED).read_text())
+                one: dict[str, Any] = json.loads((Path(job.run_dir) / MEASURED).read_text())
             except (OSError, ValueError):
                 continue
-            if found.get("tokens_per_s"):
-                return found
-        return None
+            if not one.get("tokens_per_s"):
+                continue
+            if found is None:
+                found = one
+            for key in SECONDARY:
+                if found.get(key) is None and one.get(key) is not None:
+                    found[key] = one[key]
+            if all(found.get(key) is not None for key in SECONDARY):
+                break
+        return found
 
     async def _calibrate(
         self, base_model: str, dataset: Path, max_seq_len: int
@@ -332,11 +404,10 @@ class SourceScanner:
             ).model_dump(mode="json", exclude_unset=True)
             job = self.runner.submit("train", f"calibrate {Path(base_model).name} here", params)
         done: asyncio.Future[Job] = asyncio.get_running_loop().create_future()
-        self.waiting[job.id] = done
+        self.waiting.setdefault(job.id, []).append(done)
         # It may have ended between the look and the wait.
         if (now := self.store.get_job(job.id)).status in TERMINAL_JOB_STATUSES:
-            self.waiting.pop(job.id, None)
-            done.set_result(now)
+            self.job_finished(now)
         finished = await done
         if finished.status != "completed":
             log.warning("calibration %s %s: %s", job.id, finished.status, finished.error)

@@ -9,6 +9,7 @@ import time
 from collections.abc import Sequence
 from typing import Any
 
+from forge_api.names import TERMINAL_JOB_STATUSES
 from forge_api.schema import Job, LogLine, Metric
 from forged.store_base import (
     JSON_COLUMNS,
@@ -131,6 +132,13 @@ class JobRecords(StoreBase):
         with self.tx() as db:
             if sets:
                 db.execute(f"UPDATE jobs SET {', '.join(sets)} WHERE id = ?", [*args, job_id])
+            if fields.get("status") in TERMINAL_JOB_STATUSES:
+                # An ended job has no time left: its last progress keeps its step, not its ETA.
+                db.execute(
+                    "UPDATE jobs SET progress = json_remove(progress, '$.eta_s')"
+                    " WHERE id = ? AND json_valid(progress)",
+                    (job_id,),
+                )
             if event:
                 self._insert_event(event[0], job_id, event[1])
         return self.get_job(job_id)

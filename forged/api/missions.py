@@ -2,8 +2,9 @@
 
 from __future__ import annotations
 
-from typing import Any
+from typing import Any, get_args
 
+from forge_api.names import MissionStage
 from forge_api.schema import (
     IdParams,
     Mission,
@@ -43,9 +44,10 @@ def _decide(
 def register(reg: Registry[Session]) -> None:
     @reg.method("missions.list", MissionsListParams)
     async def missions_list(p: MissionsListParams, s: Session) -> MissionsListResult:
-        """Missions, newest first, by status and source."""
+        """Missions, newest first, by status and source; dismissed ones only when asked for."""
+        stages = p.stage or [x for x in get_args(MissionStage) if x != "dismissed"]
         return MissionsListResult(
-            missions=s.services.store.list_missions(p.stage, p.source_id, p.limit)
+            missions=s.services.store.list_missions(stages, p.source_id, p.limit)
         )
 
     @reg.method("missions.get", IdParams)
@@ -65,6 +67,18 @@ def register(reg: Registry[Session]) -> None:
     async def missions_reject(p: MissionRejectParams, s: Session) -> Mission:
         """Reject a proposed mission; the reason is kept so it is not proposed again."""
         return _decide(s, p.id, "rejected", p.reason)
+
+    @reg.method("missions.dismiss", IdParams)
+    async def missions_dismiss(p: IdParams, s: Session) -> Mission:
+        """Put away a failed (or cancelled) mission: it leaves the list, and is kept."""
+        mission = _get(s, p.id)
+        if mission.stage != "failed":
+            raise invalid_state(
+                f"mission {mission.id} is {mission.stage}; only a failed mission can be dismissed",
+                stage=mission.stage,
+            )
+        s.services.store.decide_mission(mission.id, "dismissed", None)
+        return _get(s, mission.id)
 
     @reg.method("missions.retry", MissionRetryParams)
     async def missions_retry(p: MissionRetryParams, s: Session) -> Mission:

@@ -219,11 +219,3 @@ def test_low_entropy_and_ordinary_code_is_kept() -> None:
     assert secret_file_reason("app/settings.py") is None
     assert secret_file_reason("agent/secrets.py") is None  # code about secrets is code
     assert secret_file_reason("deploy/secrets.yaml")
-
-
-def test_eta_is_never_zero() -> None:
-    from agent.policy import eta_seconds
-
-    assert eta_seconds(1000, None) is None
-    assert eta_seconds(27, 10_000.0) == 1.0
-    assert eta_seconds(600_000, 10_000.0) == 60.0

@@ -12,9 +12,16 @@ from pathlib import Path
 import pytest
 
 from forge_client.client import RemoteError
+from forge_client.format import mission_eta
 from tests.support.cli import forge
 from tests.support.daemon_harness import Daemon, DaemonFactory, ProcessDaemonFactory, wait_for
-from tests.support.missions import agent_config, make_repo, next_proposal, widgets_proposal
+from tests.support.missions import (
+    agent_config,
+    make_repo,
+    measured,
+    next_proposal,
+    widgets_proposal,
+)
 from tests.support.repos import commit, git
 
 
@@ -35,11 +42,26 @@ def test_commits_to_proposal_to_trained_and_evaluated(
     held = re.search(r"holds (\d+) examples \(([^)]*)\)", data["rationale"])
     assert held, data["rationale"]
     assert sum(int(part.split()[0]) for part in held[2].split(", ")) == int(held[1])
-    # The first mission on this base measured the machine first, so its plan has an ETA, from a
-    # calibration job that registered no adapter; the plan keeps to the time budget.
+    # The first mission on this base is shown at once, measuring the machine: its ETA comes
+    # when the calibration job (which registers no adapter) ends.
+    assert data["measuring"] is True and data.get("eta_s") is None
+    assert "measuring this machine first" in data["rationale"]
+    assert mission_eta(data.get("eta_s"), data["measuring"]) == "measuring…"
+    listed = forge("missions", "ls", home=daemon.home).stdout
+    assert mission["id"] in listed and "ETA" in listed, listed
+    mission = measured(daemon, mission)
+    data = mission["data"]
     assert data["eta_s"] > 0 and "tokens/s measured here at batch" in data["rationale"]
     assert data["measured"]["tokens_per_s"] > 0 and data["measured"]["bytes_per_row"] > 0
+    for key in ("load_s", "eval_tokens_per_s", "gen_step_s"):
+        assert data["measured"][key] > 0, key
+    # The budget is the whole mission's: training, evaluation and deploy add up to the ETA.
     assert data["plan"]["params"]["max_minutes"] == 30
+    timing = data["timing"]
+    assert timing["train_s"] + timing["eval_s"] + timing["deploy_s"] == pytest.approx(
+        data["eta_s"], abs=0.2
+    )
+    assert timing["train_budget_s"] < 30 * 60 and timing["eval_rows"] >= 1
     (calibration,) = daemon.call("jobs.list", text="calibrate")["jobs"]
     assert calibration["status"] == "completed" and calibration["mission_id"] is None
     calibration_log = [x["line"] for x in daemon.call("jobs.logs", id=calibration["id"])["lines"]]
@@ -117,6 +139,28 @@ def test_commits_to_proposal_to_trained_and_evaluated(
         again["data"]["previous_adapter"]
         == daemon.call("missions.get", id=mission["id"])["data"]["adapter"]
     )
+
+
+def test_a_cancelled_mission_says_so_and_can_be_dismissed(
+    make_daemon: DaemonFactory, tiny_model: Path, tmp_path: Path
+) -> None:
+    daemon, _, _, mission = widgets_proposal(make_daemon, agent_config(tiny_model), tmp_path)
+    with pytest.raises(RemoteError) as refused:
+        daemon.call("missions.dismiss", id=mission["id"])
+    assert "only a failed mission can be dismissed" in refused.value.message
+    approved = daemon.call("missions.approve", id=mission["id"])
+    daemon.call("jobs.cancel", id=approved["data"]["train_job"])
+    wait_for(lambda: daemon.call("missions.get", id=mission["id"])["stage"] == "failed", 60)
+    listed = forge("missions", "ls", home=daemon.home).stdout
+    assert "cancelled at train" in listed, listed
+    shown = forge("missions", "show", mission["id"], home=daemon.home).stdout
+    assert f"forge missions dismiss {mission['id']}" in shown, shown
+
+    dismissed = forge("missions", "dismiss", mission["id"], home=daemon.home)
+    assert dismissed.returncode == 0 and "dismissed" in dismissed.stdout, dismissed.stderr
+    assert daemon.call("missions.list")["missions"] == []  # it leaves the list, and is kept
+    (kept,) = daemon.call("missions.list", stage=["dismissed"])["missions"]
+    assert kept["id"] == mission["id"] and kept["failed_step"] == "train"
 
 
 def test_rejection_is_remembered_and_newer_material_supersedes(
@@ -301,7 +345,10 @@ def test_a_failed_mission_says_where_and_retries_from_there(
     train = daemon.wait_job(train_id, {"completed", "failed", "cancelled"}, 240)
     assert train["status"] == "completed", train["error"]
     log = "\n".join(line["line"] for line in daemon.call("jobs.logs", id=train_id)["lines"])
-    assert "resuming from checkpoint" in log and "time budget of 0.25 min reached" in log
+    # The plan's 0.25 min are the whole mission's: its train job got its share of them.
+    share = daemon.call("jobs.get", id=train_id)["params"]["max_minutes"]
+    assert 0 < share < 0.25
+    assert "resuming from checkpoint" in log and f"time budget of {share:g} min: stopping" in log
     done = wait_for(
         lambda: (m := daemon.call("missions.get", id=mission["id"]))["stage"] == "done" and m,
         timeout=240,
@@ -356,7 +403,8 @@ def test_a_calibration_cut_by_a_daemon_kill_is_taken_up_again_not_repeated(
     )[0]
     daemon.kill()
     daemon.start()
-    mission = next_proposal(daemon, 0)  # replayed from the start: the one proposal
+    # Replayed from the start: the one proposal, shown before the kill, timed after it.
+    mission = measured(daemon, next_proposal(daemon, 0))
     (again,) = daemon.call("jobs.list", text="calibrate")["jobs"]
     assert again["id"] == calibration["id"] and again["status"] == "completed"
     assert again["attempt"] >= 2  # the same job, run again after the restart

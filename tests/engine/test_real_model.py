@@ -25,7 +25,7 @@ from engine.gguf_import import gguf_metadata
 from engine.llama_cpp_tools import script_env
 from tests.conftest import engine_job
 from tests.support.daemon_harness import DaemonFactory, wait_for
-from tests.support.missions import next_proposal
+from tests.support.missions import measured, next_proposal
 from tests.support.ollama_server import FakeOllama, full_name
 from tests.support.repos import MARKUPSAFE
 
@@ -150,7 +150,7 @@ def test_a_mission_on_a_real_model_then_merge_and_infer(
     smollm2: Path, make_daemon: DaemonFactory, tmp_path: Path
 ) -> None:
     if not MARKUPSAFE.exists():
-        pytest.skip(f"{MARKUPSAFE} is absent (../shared/corpora not beside main)")
+        pytest.skip(f"{MARKUPSAFE} is absent (a copy of the project without tests/data)")
     repo = tmp_path / "repo"
     subprocess.run(["git", "clone", "-q", str(MARKUPSAFE), str(repo)], check=True)
     ollama = FakeOllama({"smollm2:135m": "llama"}).start()
@@ -164,10 +164,12 @@ def test_a_mission_on_a_real_model_then_merge_and_infer(
         start = daemon.call("system.status")["last_seq"]
         daemon.call("sources.add", path=str(repo))
         mission = next_proposal(daemon, start)
-        data = mission["data"]
-        # Sized with the model's own tokenizer, and measured on this machine before it was shown.
-        assert data["card"]["tokenizer"] == "SmolLM2-135M-Instruct's tokenizer"
+        # Shown at once, sized with the model's own tokenizer; then timed from a calibration.
+        assert mission["data"]["measuring"] is True
+        assert mission["data"]["card"]["tokenizer"] == "SmolLM2-135M-Instruct's tokenizer"
+        data = measured(daemon, mission)["data"]
         assert data["eta_s"] > 0 and data["measured"]["tokens_per_s"] > 0
+        assert data["measured"]["gen_step_s"] > 0 and data["measured"]["eval_tokens_per_s"] > 0
 
         changes = {"steps": 3, "batch_size": 2, "val_fraction": 0.02, "learning_rate": 1e-3}
         daemon.call("missions.approve", id=mission["id"], set=changes)

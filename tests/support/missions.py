@@ -74,3 +74,19 @@ def widgets_proposal(
     start = daemon.call("system.status")["last_seq"]
     source = daemon.call("sources.add", path=str(repo))
     return daemon, repo, source, next_proposal(daemon, start)
+
+
+def measured(daemon: Daemon, mission: dict[str, Any]) -> dict[str, Any]:
+    """The mission once the calibration it was shown before has timed it (at once where it
+    was proposed with its measures)."""
+    if not mission["data"].get("measuring"):
+        return mission
+    with daemon.client(timeout=600) as c:
+        c.call("events.subscribe", since=0, types=["mission.updated"])
+        for event in c.events():
+            if event["data"]["id"] != mission["id"]:
+                continue
+            now: dict[str, Any] = daemon.call("missions.get", id=mission["id"])
+            if not now["data"].get("measuring"):
+                return now
+    raise AssertionError("the event stream ended")

@@ -25,6 +25,7 @@ from tests.support.daemon_harness import Daemon, DaemonFactory, ProcessDaemon, w
 from tests.support.fake_engine import fake_engine
 from tests.support.missions import agent_config, widgets_proposal
 from tests.support.ollama_server import FakeOllama
+from tests.support.repos import commit
 from tests.tui.pilot import activity_line, notices, press_closing, run_app, until
 from tui.app import ForgeApp
 from tui.screens.job_detail import JobDetailScreen
@@ -53,7 +54,7 @@ def test_approving_a_mission_starts_its_job_and_shows_it(
     # The mission's train job streams as the engine's would (TRAINING_FOR_EVER): the TUI's
     # approve, its job screen and log are the subject here, the training is test_missions'.
     config = agent_config(tiny_model) + fake_engine(tmp_path, TRAINING_FOR_EVER)
-    daemon, _, _, mission = widgets_proposal(make_daemon, config, tmp_path)
+    daemon, repo, source, mission = widgets_proposal(make_daemon, config, tmp_path)
 
     async def scenario(app: ForgeApp, pilot: Pilot[None]) -> None:
         await until(pilot, "the daemon online", lambda: app.online)
@@ -122,8 +123,31 @@ def test_approving_a_mission_starts_its_job_and_shows_it(
         )
         assert isinstance(app.screen, MissionsScreen)  # no dialog asked first
 
+        # Cancelled, it says so, and `x` puts it away.
+        daemon.call("jobs.cancel", id=job)
+        await until(
+            pilot,
+            "the mission cancelled in the list",
+            lambda: app.screen.missions[mission["id"]].stage == "failed",  # type: ignore[attr-defined]
+        )
+        table = app.screen.query_one("#missions", DataTable)
+        assert str(table.get_cell(mission["id"], "stage")) == "cancelled at train"
+        await pilot.press("x")
+        await until(pilot, "the mission gone", lambda: table_keys(app, "#missions") == [])
+        assert daemon.call("missions.get", id=mission["id"])["stage"] == "dismissed"
+
+        # A new proposal takes the cursor: `a` acts on what was just proposed.
+        commit(repo, {"shapes.py": "def square(n: int) -> int:\n    return n * n\n"}, "Add squares")
+        commit(repo, {"cubes.py": "def cube(n: int) -> int:\n    return n ** 3\n"}, "Add cubes")
+        newer = daemon.call("sources.scan", id=source["id"])["mission"]
+        await until(pilot, "the new mission", lambda: newer["id"] in table_keys(app, "#missions"))
+        await until(
+            pilot,
+            "the cursor on it",
+            lambda: app.screen.cursor_key("missions") == newer["id"],  # type: ignore[attr-defined]
+        )
+
     run_app(daemon.paths, scenario)
-    assert daemon.call("missions.get", id=mission["id"])["stage"] in ("approved", "training")
 
 
 def test_reloads_cutting_short_the_mission_detail_never_stop_the_app(

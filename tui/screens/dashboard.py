@@ -10,7 +10,7 @@ from textual.containers import Horizontal, Vertical
 from textual.widgets import Button, DataTable, Log, ProgressBar, Sparkline, Static
 
 from forge_api.schema import Mission
-from forge_client.format import ago, describe_event, duration, progress_text, size
+from forge_client.format import ago, describe_event, duration, mission_eta, progress_text, size
 from tui.messages import NewJob, OpenJob
 from tui.plain import cell, shown
 from tui.screens.base import ForgeScreen
@@ -65,7 +65,9 @@ class DashboardScreen(ForgeScreen):
         for m in proposed:
             mission = Mission.model_validate(m)
             waiting.add_row(
-                cell(mission.title), ago(mission.created_at), duration(mission.data.eta_s)
+                cell(mission.title),
+                ago(mission.created_at),
+                mission_eta(mission.data.eta_s, mission.data.measuring),
             )
         if not self.forge.activity:  # the TUI just started: what happened last, as events say
             self.forge.activity.extend(await self._recent())

@@ -3,8 +3,10 @@ the stage each is in (training, evaluating, failed at a step and why, done, ...)
 
 `a` approves the highlighted mission (its train job starts and the job's screen opens), `e`
 approves it with changes to its plan (`steps=50 max_seq_len=768`), `r` rejects it with a
-reason, which the agent keeps so the same material is not proposed again, and `t` retries a
-failed mission from the step that failed. The list reloads whenever a mission's stage changes.
+reason, which the agent keeps so the same material is not proposed again, `t` retries a
+failed mission from the step that failed, and `x` dismisses a failed (or cancelled) one, which
+leaves the list. A new proposal takes the cursor. Its ETA reads `measuring…` while a calibration
+measures this machine for it. The list reloads whenever a mission changes.
 """
 
 from __future__ import annotations
@@ -18,7 +20,7 @@ from textual.message import Message
 from textual.widgets import DataTable, Markdown
 
 from forge_api.schema import Mission
-from forge_client.format import ago, clock, duration
+from forge_client.format import ago, clock, mission_eta
 from forge_client.kv import parse_line
 from forge_client.record_text import SAMPLES, mission_markdown, stage_text
 from tui.messages import OpenJob
@@ -35,6 +37,7 @@ class MissionsScreen(ForgeScreen):
         Binding("e", "approve_with_changes", "Approve with changes", id="mission.edit"),
         Binding("r", "reject", "Reject", id="mission.reject"),
         Binding("t", "retry", "Retry", id="mission.retry"),
+        Binding("x", "dismiss_mission", "Dismiss", id="mission.dismiss"),
     ]
 
     def __init__(self) -> None:
@@ -70,7 +73,11 @@ class MissionsScreen(ForgeScreen):
         table.clear()
         for m in missions:
             table.add_row(
-                stage_text(m), duration(m.data.eta_s), ago(m.created_at), cell(m.title), key=m.id
+                stage_text(m),
+                mission_eta(m.data.eta_s, m.data.measuring),
+                ago(m.created_at),
+                cell(m.title),
+                key=m.id,
             )
         if current in self.missions:
             table.move_cursor(row=table.get_row_index(current))
@@ -162,6 +169,15 @@ class MissionsScreen(ForgeScreen):
         mission_id = self.highlighted("failed", "retried")
         if mission_id:
             self.io(lambda: self._retry(mission_id), f"retrying {mission_id}")
+
+    def action_dismiss_mission(self) -> None:
+        mission_id = self.highlighted("failed", "dismissed")
+        if mission_id:
+            self.io(lambda: self._dismiss(mission_id), f"dismissing {mission_id}")
+
+    async def _dismiss(self, mission_id: str) -> None:
+        await self.call("missions.dismiss", id=mission_id)
+        self.notify(f"dismissed {mission_id}: `forge missions ls --stage dismissed` lists it")
 
     async def _retry(self, mission_id: str) -> None:
         mission = Mission.model_validate(await self.call("missions.retry", id=mission_id))

@@ -1,0 +1,144 @@
+"""Does a mission take the time its card says, within its budget? Measured on a real model.
+
+A real daemon watches a clone of markupsafe (`tests/data`)
+with SmolLM2-135M-Instruct as its base (imported as `bench.mission_real` does). It prints how
+long `forge sources add` took to list the mission, how long until its ETA was measured, then,
+for each mission (approved with `--set minutes=M`; a later one on two new commits), the ETA the
+card gave, the time from approval to done, their ratio, and the budget. Without Ollama the
+chain ends after its eval, as it does for a person who has none.
+
+    .venv/bin/python -m bench.mission_eta [--minutes 5] [--missions 2] [--seq 1024]
+"""
+
+from __future__ import annotations
+
+import argparse
+import subprocess
+import tempfile
+import time
+from pathlib import Path
+from typing import Any
+
+from bench.mission_real import MARKUPSAFE, real_model
+from bench.scratch_daemon import scratch_daemon
+from forge_api.paths import ForgePaths
+from forge_client.client import Client
+
+
+def wait(client: Client, what: str, check: Any, timeout: float) -> Any:
+    """Poll `check()` once a second until it gives something true."""
+    end = time.monotonic() + timeout
+    while time.monotonic() < end:
+        if found := check():
+            return found
+        time.sleep(1)
+    raise SystemExit(f"timed out waiting for {what}")
+
+
+def mission(client: Client, mission_id: str) -> dict[str, Any]:
+    found: dict[str, Any] = client.call("missions.get", id=mission_id)
+    return found
+
+
+def run_one(client: Client, mission_id: str, minutes: float) -> tuple[float, float]:
+    """(ETA on the card after approval's changes, seconds from approval to done)."""
+    began = time.monotonic()
+    approved = client.call("missions.approve", id=mission_id, set={"minutes": minutes})
+    eta = float(approved["data"]["eta_s"] or 0)
+    done = wait(
+        client,
+        "the mission to end",
+        lambda: (m := mission(client, mission_id))["stage"] in ("done", "failed") and m,
+        minutes * 60 * 3,
+    )
+    took = time.monotonic() - began
+    if done["stage"] != "done":
+        raise SystemExit(f"mission failed at {done['failed_step']}: {done['failure']}")
+    return eta, took
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    ap.add_argument("--minutes", type=float, default=5.0)
+    ap.add_argument("--missions", type=int, default=2)
+    ap.add_argument("--seq", type=int, default=1024)
+    args = ap.parse_args()
+    model = real_model()
+
+    def configure(paths: ForgePaths) -> None:
+        paths.config_file.write_text(
+            '[ollama]\nhost = "127.0.0.1:9"\n\n'
+            f'[agent]\nallowed_roots = ["/tmp"]\nbase_model = "{model}"\n'
+            f"max_seq_len = {args.seq}\nrescan_interval_s = 3600\n"
+        )
+
+    with scratch_daemon("forge-bench-eta-", configure) as (paths, _):
+        repo = Path(tempfile.mkdtemp(prefix="forge-bench-repo-", dir="/tmp")) / "markupsafe"
+        subprocess.run(["git", "clone", "-q", str(MARKUPSAFE), str(repo)], check=True)
+        with Client(paths.socket_file, timeout=60) as client:
+            added = time.monotonic()
+            source = client.call("sources.add", path=str(repo))
+            first = wait(
+                client, "the proposal", lambda: client.call("missions.list")["missions"], 600
+            )[0]
+            listed = time.monotonic() - added
+            timed = wait(
+                client,
+                "the ETA",
+                lambda: not (m := mission(client, first["id"]))["data"].get("measuring") and m,
+                900,
+            )
+            print(
+                f"listed {listed:.0f} s after `sources add`; timed {time.monotonic() - added:.0f} s"
+            )
+            print(f"calibration: {timed['data'].get('measured')}")
+            rows = []
+            mission_id = first["id"]
+            for n in range(args.missions):
+                eta, took = run_one(client, mission_id, args.minutes)
+                rows.append((n + 1, eta, took))
+                print(
+                    f"mission {n + 1}: ETA {eta:.0f} s, took {took:.0f} s, ratio "
+                    f"{took / eta:.2f}, budget {args.minutes * 60:.0f} s",
+                    flush=True,
+                )
+                if n + 1 == args.missions:
+                    break
+                for i in range(2):  # new material for the next mission
+                    body = "".join(
+                        f"def helper_{n}_{i}_{k}(value: int) -> int:\n"
+                        f'    """Add {k} to the value, for mission {n}."""\n'
+                        f"    return value + {k}\n\n\n"
+                        for k in range(120)
+                    )
+                    (repo / f"bench_{n}_{i}.py").write_text(body)
+                    subprocess.run(["git", "-C", str(repo), "add", "-A"], check=True)
+                    subprocess.run(
+                        [
+                            "git",
+                            "-C",
+                            str(repo),
+                            "-c",
+                            "user.name=b",
+                            "-c",
+                            "user.email=b@x",
+                            "commit",
+                            "-qm",
+                            f"Add helpers {n}.{i}",
+                        ],
+                        check=True,
+                    )
+                again = client.call("sources.scan", id=source["id"])["mission"]
+                if again is None:
+                    raise SystemExit("no second mission was proposed")
+                mission_id = again["id"]
+            print("\n| mission | ETA (s) | took (s) | took/ETA | budget (s) |")
+            print("|---|---|---|---|---|")
+            for n, eta, took in rows:
+                print(
+                    f"| {n} | {eta:.0f} | {took:.0f} | {took / eta:.2f} | {args.minutes * 60:.0f} |"
+                )
+
+
+if __name__ == "__main__":
+    main()
