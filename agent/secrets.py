@@ -20,6 +20,7 @@ import re
 from collections import Counter
 from pathlib import PurePosixPath
 
+from agent.secret_forms import hidden_secrets
 from agent.secret_scanner import forget_lines, scanner_kinds
 
 # File names (matched against the base name) whose whole content is a credential store.
@@ -98,7 +99,8 @@ ASSIGNMENT = re.compile(
 MIN_ENTROPY = 3.0
 # An unquoted value that reads as code (a call, an index, a lower-case dotted name) is an
 # expression, not a literal secret: `token = compute_token(text)`, `key = settings.api_key`.
-CODE_LIKE = re.compile(r"[()\[\]]|^[a-z_][a-z0-9_.]*$")
+CODE_LIKE = re.compile(r"[()\[\]]|^(?![0-9a-f]{32,}$)[a-z_][a-z0-9_.]*$")
+"""(A long run of hex digits is a key or a hash, however it reads: `SECRET: 3fa8…`.)"""
 # Values that are not secrets whatever their name says: an e-mail address, a plain URL (one with
 # credentials is caught by `url-credentials`), words such as `'predictable-key'` or `Dev Key`.
 EMAIL_OR_URL = re.compile(r"^([^@\s]+@[^@\s]+\.[a-z]{2,}|https?://[^@\s]+)$", re.IGNORECASE)
@@ -169,6 +171,7 @@ def find_secrets(text: str, path: str = "example.txt") -> Counter[str]:
     if (known := _texts.get(key)) is not None:
         return Counter(known)
     _, found = redact(text)  # our patterns, counted
+    found.update(hidden_secrets(text, lambda piece: redact(piece)[1]))
     # detect-secrets scans diffs given as text: the whole text as one added file.
     found.update(scanner_kinds(_LINE_BREAKS.sub(" ", text).split("\n"), name))
     if len(_texts) >= TEXTS_REMEMBERED:
