@@ -47,7 +47,8 @@ def main() -> int:
             ours.append(time.perf_counter() - start)
             start = time.perf_counter()
             with_transformers = Path(tmp) / f"base{n}"
-            gguf_import._import(source, with_transformers, {}, lambda _: None)
+            meta = gguf_import.gguf_metadata(source)
+            gguf_import._import(source, with_transformers, {}, lambda _: None, meta)
             base.append(time.perf_counter() - start)
             same = filecmp.cmpfiles(
                 Path(tmp) / f"ours{n}",

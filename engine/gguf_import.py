@@ -14,12 +14,14 @@ from __future__ import annotations
 
 import json
 import os
+import struct
 from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
 
 from engine.errors import EngineError
+from engine.gguf_check import NotGGUF, check_gguf
 
 SOURCE_FILE = "forge_source.json"
 """Written into an imported folder: the GGUF it came from and, for Ollama models, their name."""
@@ -200,15 +202,21 @@ def import_gguf(gguf_file: Path, out: Path, origin: dict[str, Any], log: Any) ->
     """Dequantize `gguf_file` into a transformers folder at `out` (float32 on the CPU)."""
     if not gguf_file.is_file():
         raise EngineError(f"params.path: {gguf_file} is not a file")
+    check_gguf(gguf_file)  # before any reader believes what its header declares
     with read_once():
-        return _import(gguf_file, out, origin, log)
+        try:
+            meta = gguf_metadata(gguf_file)
+        except (ValueError, IndexError, KeyError, struct.error, OverflowError) as exc:
+            raise NotGGUF(f"{gguf_file}: not a valid GGUF file: {exc}") from exc
+        return _import(gguf_file, out, origin, log, meta)
 
 
-def _import(gguf_file: Path, out: Path, origin: dict[str, Any], log: Any) -> dict[str, Any]:
+def _import(
+    gguf_file: Path, out: Path, origin: dict[str, Any], log: Any, meta: dict[str, Any]
+) -> dict[str, Any]:
     import torch
     from transformers import AutoModelForCausalLM, AutoTokenizer
 
-    meta = gguf_metadata(gguf_file)
     log(f"{gguf_file.name}: {meta.get('general.architecture', '?')} model, reading its tokenizer")
     folder, name = str(gguf_file.parent), gguf_file.name
     tokenizer = AutoTokenizer.from_pretrained(folder, gguf_file=name)

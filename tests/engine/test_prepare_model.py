@@ -4,11 +4,16 @@ that name the file that is wrong."""
 from __future__ import annotations
 
 import shutil
+import struct
 from collections.abc import Callable
 from pathlib import Path
 
+import pytest
+
+from engine.gguf_check import NotGGUF, check_gguf
 from engine.model_folder import inspect_model_folder, weights_digest
 from tests.conftest import run_engine
+from tests.engine.test_real_model import smollm2_gguf
 
 
 def spec_for(root: Path, params: dict[str, object]) -> dict[str, object]:
@@ -97,3 +102,37 @@ def test_bad_spec_is_reported_not_crashed(tmp_path: Path) -> None:
     events = run_engine(spec, tmp_path / "run")
     assert events[-1]["code"] == 2
     assert "layers" in next(e for e in events if e["type"] == "error")["message"]
+
+
+def hostile_ggufs(folder: Path, real: Path | None) -> dict[str, tuple[bytes, str]]:
+    """GGUF files a person might be handed, each with what the import must say of it."""
+    head = b"GGUF" + struct.pack("<IQQ", 3, 0, 1) + struct.pack("<Q", 3) + b"key"
+    cases = {
+        # 51 bytes declaring an array of 2^60 numbers: what `gguf` would try to read.
+        "huge-array": (head + struct.pack("<IIQ", 9, 0, 2**60), "an array of 1,152,921,"),
+        "huge-string": (head + struct.pack("<IQ", 8, 2**62), "bytes declared"),
+        "not-gguf": (b"PK\x03\x04" + b"\x00" * 60, "it does not start with GGUF"),
+        "version-9": (b"GGUF" + struct.pack("<IQQ", 9, 0, 0), "version 9"),
+        "many-tensors": (b"GGUF" + struct.pack("<IQQ", 3, 2**40, 0), "tensors of 1,099,"),
+    }
+    if real is not None:  # a real model's file, cut short mid-vocabulary
+        cases["truncated"] = (real.read_bytes()[:200_000], "declared")
+    return cases
+
+
+def test_a_hostile_gguf_is_refused_at_once_saying_why(tmp_path: Path) -> None:
+    real = smollm2_gguf()
+    check_gguf(real)  # a real file passes, vocabulary and all
+    for name, (content, expected) in hostile_ggufs(tmp_path, real).items():
+        path = tmp_path / f"{name}.gguf"
+        path.write_bytes(content)
+        with pytest.raises(NotGGUF) as refused:
+            check_gguf(path)
+        message = str(refused.value)
+        assert f"{path}: not a valid GGUF file: " in message and expected in message, message
+    # Through the import job: the job fails in a moment, saying so, its memory never grown.
+    bad = tmp_path / "huge-array.gguf"
+    events = run_engine(spec_for(tmp_path / "job", {"path": str(bad)}), tmp_path / "job")
+    assert events[-1]["code"] == 1
+    error = next(e for e in events if e["type"] == "error")
+    assert "not a valid GGUF file: an array of" in error["message"], error
