@@ -81,6 +81,10 @@ class Job(Record):
         "`executor`, `address` and `ray_job_id`",
     )
     run_dir: str
+    stalled_s: float | None = Field(
+        None,
+        description="a running job silent past jobs.stall_after_s: seconds since its last output",
+    )
 
 
 class JobsListParams(Params):
@@ -262,7 +266,11 @@ class DatasetsPreviewResult(Record):
 
 class DatasetsImportParams(Params):
     path: str = Field(min_length=1, max_length=4096)
-    name: str | None = Field(None, max_length=200)
+    name: str | None = Field(
+        None,
+        pattern=r"^[A-Za-z0-9][A-Za-z0-9._ -]{0,199}$",
+        description="a plain name (no folder: it names a file in the data dir)",
+    )
 
 
 # ---- models -----------------------------------------------------------------------------------

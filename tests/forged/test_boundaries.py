@@ -102,6 +102,13 @@ def test_jobs_read_datasets_only_from_the_data_dir(
         assert err.data == {"param": "params.dataset", "value": missing}
     assert daemon.call("jobs.list")["total"] == before  # nothing was queued
 
+    # An import's name names a file in the data dir: a path in it is refused, nothing written.
+    for name in ("../../x", str(tmp_path / "elsewhere"), "a/b", ".hidden"):
+        err = refusal(daemon, "datasets.import", path=str(outside), name=name)
+        assert "name:" in str(err) and err.data[0]["param"] == "name", err
+    assert not list(tmp_path.glob("x-*.jsonl")) and not list(tmp_path.glob("elsewhere*"))
+    assert daemon.call("datasets.list")["datasets"] == []
+
     # The way in: import (every line checked), then train on its id.
     dataset = daemon.call("datasets.import", path=str(outside))
     assert Path(dataset["path"]).parent == daemon.paths.datasets_dir
