@@ -6,13 +6,13 @@ to test. The rationale is a template; an LLM advisor may later write a better on
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Any
 
 from agent.mission_time import MIN_STEPS
 from agent.repo_files import MAX_BYTES, tracked_blobs
-from agent.safe_git import changed_paths, open_repo
+from agent.safe_git import changed_paths, has_commit, open_repo
 
 
 @dataclass(frozen=True)
@@ -24,6 +24,9 @@ class Material:
     commits: int
     files: int
     approx_tokens: int
+    rewritten: str | None = None
+    """The last trained commit, where the repository no longer holds it (a force-push): the
+    material is then counted from the start."""
 
 
 def pending_material(repo_path: Path, since: str | None) -> Material:
@@ -31,6 +34,8 @@ def pending_material(repo_path: Path, since: str | None) -> Material:
     if not repo.head.is_valid():  # a repository with no commit yet
         return Material("", since, 0, 0, 0)
     head = repo.head.commit
+    if since and not has_commit(repo, since):  # history rewritten: all of it is new
+        return replace(pending_material(repo_path, None), rewritten=since)
     rev = f"{since}..{head.hexsha}" if since else head.hexsha
     commits = sum(1 for c in repo.iter_commits(rev) if len(c.parents) <= 1)
     if since:

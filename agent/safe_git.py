@@ -140,3 +140,12 @@ def changed_paths(repo: Any, since: str, head: str) -> set[str]:
     """The paths that differ between two commits (no driver of the repository's runs)."""
     out = repo.git.diff("--no-ext-diff", "--no-textconv", "--name-only", f"{since}..{head}")
     return set(out.splitlines())
+
+
+def has_commit(repo: Any, rev: str) -> bool:
+    """Whether the repository still holds this commit (a force-push and a gc remove one)."""
+    try:
+        repo.git.cat_file("-e", f"{rev}^{{commit}}")
+    except Exception:  # GitCommandError: not there, or not a commit
+        return False
+    return True

@@ -53,6 +53,10 @@ def speed_note(measured: dict[str, Any] | None, tokens: int, budget_min: float) 
     return note
 
 
+class SourceGone(Exception):
+    """A watched repository is no longer there."""
+
+
 class SourceScanner:
     """Watches the sources, scans them, and proposes missions from their new material."""
 
@@ -81,6 +85,8 @@ class SourceScanner:
         # Jobs the scanner waits on (calibrations), by id; resolved as they finish.
         # Two proposals may wait on one calibration.
         self.waiting: dict[str, list[asyncio.Future[Job]]] = {}
+        # Sources whose repository is gone (deleted, unmounted): not watched until it is back.
+        self.gone: set[str] = set()
         # Calibrations running for proposals shown before their ETA (kept from the collector).
         self.tasks: set[asyncio.Task[None]] = set()
 
@@ -151,6 +157,8 @@ class SourceScanner:
         self.timers.pop(source_id, None)
         try:
             await self.scan(source_id)
+        except SourceGone:
+            pass  # said once, as it went
         except Exception:
             log.exception("scanning source %s failed", source_id)
 
@@ -158,6 +166,8 @@ class SourceScanner:
         for source in self.store.list_sources():
             try:
                 await self.scan(source.id)
+            except SourceGone:
+                pass
             except Exception:
                 log.exception("scanning %s failed", source.path)
 
@@ -169,6 +179,7 @@ class SourceScanner:
             except KeyError:
                 return None  # removed since the scan was asked for
             log.info("scanning %s", source.name)
+            self._check_there(source)
             try:
                 material = await asyncio.to_thread(
                     pending_material, Path(source.path), source.trained_commit
@@ -185,6 +196,12 @@ class SourceScanner:
                 int(thresholds.get("min_commits", self.config.min_commits)),
                 int(thresholds.get("min_tokens", self.config.min_tokens)),
             )
+            if material.rewritten:
+                why = (
+                    f"history rewritten: the last trained commit {material.rewritten[:12]} is"
+                    f" no longer in the repository, so all of it counts as new; {why}"
+                )
+                log.warning("%s: %s", source.name, why)
             self.pending[source.id] = {
                 "commits": material.commits,
                 "files": material.files,
@@ -199,6 +216,25 @@ class SourceScanner:
             if any(m.stage != "superseded" for m in covered):
                 return None  # already proposed, run, or rejected for exactly this material
             return await self._propose(source, material, why)
+
+    def _check_there(self, source: Source) -> None:
+        """Raise SourceGone for a repository deleted (or unmounted) since it was added, and stop
+        watching it; watch it again once it is back (the scheduled rescan looks)."""
+        if Path(source.path).is_dir():
+            if source.id in self.gone:
+                self.gone.discard(source.id)
+                log.info("%s is back at %s: watching it again", source.name, source.path)
+                if self.watcher is not None:
+                    self.watcher.watch(source.id, Path(source.path))
+            return
+        why = f"the repository is gone: {source.path} does not exist; not watched until it is back"
+        self.pending[source.id] = {"enough": False, "why": why, "error": why}
+        if source.id not in self.gone:
+            self.gone.add(source.id)
+            log.warning("%s: %s", source.name, why)
+            if self.watcher is not None:
+                self.watcher.unwatch(source.id)
+        raise SourceGone(why)
 
     def _base_model(self) -> str:
         """The missions' base model: its folder where the registry finds it; where it does not
@@ -235,7 +271,7 @@ class SourceScanner:
             Path(source.path),
             self.paths.datasets_dir,
             source.name,
-            since=source.trained_commit,
+            since=material.since,  # None after a rewritten history: all of it
             builders=tuple(source.config.get("builders") or BUILDERS),
             include=source.config.get("include") or None,
             exclude=source.config.get("exclude") or None,

@@ -19,6 +19,7 @@ from forge_api.schema import (
 )
 from forged.context import Session
 from forged.rpc import Registry, RpcError, invalid_state, lookup, not_found
+from forged.source_scanner import SourceGone
 
 
 def _bad_path(message: str, path: str) -> RpcError:
@@ -88,7 +89,10 @@ def register(reg: Registry[Session]) -> None:
     async def sources_scan(p: IdParams, s: Session) -> ScanResult:
         """Look at a source now; the mission it proposed, if its new material was enough."""
         source = lookup(s.services.store.get_source, "source", p.id)
-        return ScanResult(mission=await s.services.scanner.scan(source.id))
+        try:
+            return ScanResult(mission=await s.services.scanner.scan(source.id))
+        except SourceGone as exc:
+            raise invalid_state(f"source {source.id}: {exc}", param="id") from None
 
     @reg.method("sources.remove", IdParams)
     async def sources_remove(p: IdParams, s: Session) -> Ok:

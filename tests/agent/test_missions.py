@@ -8,6 +8,7 @@ import re
 import shutil
 import time
 from pathlib import Path
+from typing import Any
 
 import pytest
 
@@ -15,6 +16,7 @@ from forge_client.client import RemoteError
 from forge_client.format import mission_eta
 from tests.support.cli import forge
 from tests.support.daemon_harness import Daemon, DaemonFactory, ProcessDaemonFactory, wait_for
+from tests.support.fake_engine import fake_engine
 from tests.support.missions import (
     agent_config,
     make_repo,
@@ -161,6 +163,59 @@ def test_a_cancelled_mission_says_so_and_can_be_dismissed(
     assert daemon.call("missions.list")["missions"] == []  # it leaves the list, and is kept
     (kept,) = daemon.call("missions.list", stage=["dismissed"])["missions"]
     assert kept["id"] == mission["id"] and kept["failed_step"] == "train"
+
+
+def listed_source(daemon: Daemon, source_id: str) -> dict[str, Any]:
+    found: dict[str, Any] = next(
+        s for s in daemon.call("sources.list")["sources"] if s["id"] == source_id
+    )
+    return found
+
+
+def test_a_force_push_that_drops_the_trained_commit_is_new_history_not_a_wedge(
+    make_daemon: DaemonFactory, tiny_model: Path, tmp_path: Path
+) -> None:
+    # Every job succeeds at once: the chain, not training, is the subject.
+    config = agent_config(tiny_model) + fake_engine(tmp_path, 'emit(type="done", summary={})')
+    daemon, repo, source, mission = widgets_proposal(make_daemon, config, tmp_path)
+    daemon.call("missions.approve", id=mission["id"])
+    wait_for(lambda: daemon.call("missions.get", id=mission["id"])["stage"] == "done", 60)
+    trained = git(repo, "rev-parse", "HEAD")
+    assert listed_source(daemon, source["id"])["trained_commit"] == trained
+
+    # The history is rewritten and the old commits are gone for good.
+    git(repo, "checkout", "-q", "--orphan", "rewritten")
+    commit(repo, {"gadgets.py": "def gadget() -> str:\n    return 'g'\n"}, "Start over")
+    commit(repo, {"gizmos.py": "def gizmo() -> str:\n    return 'z'\n"}, "Add gizmos")
+    git(repo, "branch", "-D", "main")
+    git(repo, "branch", "-m", "main")
+    git(repo, "reflog", "expire", "--expire=now", "--all")
+    git(repo, "gc", "-q", "--prune=now")
+    again = daemon.call("sources.scan", id=source["id"])
+    assert again["mission"] is not None, again
+    assert again["mission"]["data"]["trigger"]["commits"] == 2
+    assert again["mission"]["data"]["trigger"]["since"] is None  # all of it is new
+    pending = listed_source(daemon, source["id"])["pending"]
+    assert f"history rewritten: the last trained commit {trained[:12]}" in pending["why"]
+
+
+def test_a_deleted_repository_is_said_to_be_gone_and_watched_again_once_back(
+    make_daemon: DaemonFactory, tiny_model: Path, tmp_path: Path
+) -> None:
+    daemon = make_daemon(config=agent_config(tiny_model)).start()
+    repo = make_repo(tmp_path)
+    source = daemon.call("sources.add", path=str(repo))
+    kept = tmp_path / "kept"
+    shutil.move(repo, kept)
+    with pytest.raises(RemoteError) as refused:
+        daemon.call("sources.scan", id=source["id"])
+    assert f"the repository is gone: {repo} does not exist" in refused.value.message
+    assert "internal error" not in refused.value.message
+    assert "is gone" in listed_source(daemon, source["id"])["pending"]["why"]
+    shutil.move(kept, repo)
+    daemon.call("sources.scan", id=source["id"])  # answered, no longer refused
+    assert "gone" not in listed_source(daemon, source["id"])["pending"]["why"]
+    assert len(daemon.call("missions.list")["missions"]) == 1
 
 
 def test_rejection_is_remembered_and_newer_material_supersedes(
