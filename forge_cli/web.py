@@ -2,10 +2,12 @@
 
 Each browser tab runs its own `forge tui` process behind a websocket, so the browser sees exactly
 what a terminal sees. The server listens on 127.0.0.1 and nothing else, and every request must
-carry a token that only the person who started it has: the URL it prints holds the token; the
-first visit trades it for a cookie (HttpOnly, SameSite=Strict) and is sent on to `/`, so the token
-leaves the address bar. A websocket from another origin is refused even with the cookie, so a page
-on another local port cannot drive the TUI. To reach it from another machine, forward the port
+carry a session that only the person who started it has: the URL it prints holds a one-time
+token; the first visit trades it for a session cookie (HttpOnly, SameSite=Strict) and is sent on
+to `/`, so the token leaves the address bar, and the link opens nothing after that. Every
+request must name this server in its Host header (a DNS-rebound name is refused) and, where it
+says where it comes from (Origin), come from this server's own pages, so a page on another
+local port cannot drive the TUI. To reach it from another machine, forward the port
 over ssh (`ssh -L PORT:127.0.0.1:PORT`), or run `forge --host … web` on your own machine.
 """
 
@@ -38,29 +40,61 @@ def tui_command() -> str:
     return shlex.join([sys.executable, "-m", "forge_cli", "tui"])
 
 
-def token_guard(token: str, port: int) -> Middleware:
-    """An aiohttp middleware: the token (in the query or the cookie) or a 403 that says why."""
+class Tokens:
+    """The one-time token of the printed URL, and the sessions it opened. The first visit with
+    the token trades it for a session cookie; after that the URL opens nothing (a link that
+    leaked from a shell's history or a screen share is spent)."""
+
+    def __init__(self, token: str) -> None:
+        self.token: str | None = token
+        self.sessions: set[str] = set()
+
+    def trade(self, given: str) -> str | None:
+        """A new session for the token, once; None for any other value, or the token again."""
+        if self.token is None or not secrets.compare_digest(given, self.token):
+            return None
+        self.token = None
+        session = secrets.token_urlsafe(32)
+        self.sessions.add(session)
+        return session
+
+    def holds(self, cookie: str) -> bool:
+        return any(secrets.compare_digest(cookie, s) for s in self.sessions)
+
+
+def token_guard(tokens: Tokens, port: int) -> Middleware:
+    """An aiohttp middleware: every request must name this server as its Host, come from its
+    own pages when it says where from (Origin), and carry a session cookie, which only the
+    printed URL's first visit gets; else a 403 that says why."""
     from aiohttp import web
 
-    origins = {f"http://{LOOPBACK}:{port}", f"http://localhost:{port}"}
+    hosts = {f"{LOOPBACK}:{port}", f"localhost:{port}"}
+    origins = {f"http://{host}" for host in hosts}
 
     @web.middleware
     async def guard(request: web.Request, handler: Handler) -> web.StreamResponse:
+        host = request.headers.get("Host", "")
+        if host not in hosts:  # a DNS-rebound name reaches 127.0.0.1 with its own Host
+            raise web.HTTPForbidden(text=f"forge web: requests for {host!r} refused\n")
+        origin = request.headers.get("Origin")
+        if origin is not None and origin not in origins:
+            raise web.HTTPForbidden(text=f"forge web: a request from {origin} refused\n")
         given = request.query.get("token")
-        if given is not None and secrets.compare_digest(given, token):
-            if request.path == "/":
-                # Trade the token for a cookie, and leave the token out of the address bar.
-                found = web.HTTPFound("/")
-                found.set_cookie(COOKIE, token, httponly=True, samesite="Strict", path="/")
-                raise found
-            return await handler(request)
-        if not secrets.compare_digest(request.cookies.get(COOKIE, ""), token):
+        if given is not None and request.path == "/":
+            session = tokens.trade(given)
+            if session is None:
+                raise web.HTTPForbidden(
+                    text="forge web: this link was used already (or is not this server's):"
+                    " start `forge web` again for a new one\n"
+                )
+            # The session goes in a cookie, and the token leaves the address bar.
+            found = web.HTTPFound("/")
+            found.set_cookie(COOKIE, session, httponly=True, samesite="Strict", path="/")
+            raise found
+        if not tokens.holds(request.cookies.get(COOKIE, "")):
             raise web.HTTPForbidden(
                 text="forge web: open the URL with its token, as `forge web` printed it\n"
             )
-        origin = request.headers.get("Origin")
-        if request.path == "/ws" and origin is not None and origin not in origins:
-            raise web.HTTPForbidden(text=f"forge web: websocket from {origin} refused\n")
         return await handler(request)
 
     return guard
@@ -73,7 +107,7 @@ def make_server(port: int, token: str, command: str | None = None) -> Any:
     class GuardedServer(Server):
         async def _make_app(self) -> web.Application:
             app: web.Application = await super()._make_app()
-            app.middlewares.append(token_guard(token, port))
+            app.middlewares.append(token_guard(Tokens(token), port))
             return app
 
         async def on_startup(self, app: web.Application) -> None:

@@ -3,7 +3,7 @@
 `make test` and `make demo` use an editable install, which reads files from the source tree, so
 a file left out of the wheel's package data (the TUI's stylesheet once was) shows only after a
 real install. This builds the wheel from the project's files, installs it into a folder of its
-own, and runs the TUI from there, headless, with the source tree off the path.
+own, and runs the TUI from there, headless, with the source tree off the path, and `forge web`.
 """
 
 from __future__ import annotations
@@ -17,6 +17,9 @@ import zipfile
 from pathlib import Path
 
 import pytest
+
+from tests.forge_cli.test_web import get
+from tests.support.browser import free_port
 
 ROOT = Path(__file__).resolve().parents[1]
 PACKAGES = ("forge_api", "forge_client", "forge_cli", "forged", "agent", "engine", "tui")
@@ -90,3 +93,26 @@ def test_the_wheel_holds_its_data_and_the_tui_runs_from_it(tmp_path: Path) -> No
     )
     assert ran.returncode == 0, (ran.stdout[-2000:], ran.stderr[-3000:])
     assert "screen DashboardScreen" in ran.stdout, ran.stdout
+
+    # The browser view from the same install: it serves its page once it says its URL.
+    port = free_port()
+    web = subprocess.Popen(
+        [sys.executable, "-m", "forge_cli", "web", "--port", str(port)],
+        cwd=tmp_path,
+        env=env,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.STDOUT,
+        text=True,
+    )
+    try:
+        assert web.stdout is not None
+        first = web.stdout.readline()
+        assert first.startswith("forge web: the TUI at "), first
+        status, headers, _ = get(first.split(" at ", 1)[1].strip())
+        assert status == 302, (status, headers)
+        session = headers["Set-Cookie"].split("forge_web=", 1)[1].split(";", 1)[0]
+        status, _, page = get(f"http://127.0.0.1:{port}/", {"Cookie": f"forge_web={session}"})
+        assert status == 200 and "AI Forge" in page
+    finally:
+        web.terminate()
+        web.wait(20)

@@ -69,13 +69,25 @@ def test_every_request_needs_the_token(daemon: Daemon) -> None:
         assert status == 302 and headers["Location"] == "/"  # the token leaves the address bar
         cookie = headers["Set-Cookie"]
         assert "HttpOnly" in cookie and "SameSite=Strict" in cookie
-        jar = {"Cookie": f"forge_web={token}"}
+        session = cookie.split("forge_web=", 1)[1].split(";", 1)[0]
+        assert session and session != token  # the cookie is a session, not the token
+        jar = {"Cookie": f"forge_web={session}"}
         status, _, page = get(base + "/", jar)
         assert status == 200 and "AI Forge" in page
-        # A page on another local port cannot open the TUI's websocket, cookie or not.
+        # The link is spent: a second visit with it opens nothing, nor does the token as a cookie.
+        status, _, body = get(url)
+        assert status == 403 and "this link was used already" in body
+        assert get(base + "/", {"Cookie": f"forge_web={token}"})[0] == 403
+        # A page on another local port cannot reach it, cookie or not, token or not.
         other = {**jar, "Origin": "http://127.0.0.1:1", "Upgrade": "websocket"}
         status, _, body = get(base + "/ws", other)
-        assert status == 403 and "websocket from http://127.0.0.1:1 refused" in body
+        assert status == 403 and "a request from http://127.0.0.1:1 refused" in body
+        status, _, body = get(f"{base}/ws?token={token}", other)
+        assert status == 403 and "refused" in body
+        assert get(base + "/", {**jar, "Origin": "http://evil.example"})[0] == 403
+        # A name that resolves here (DNS rebinding) still names another host: refused.
+        status, _, body = get(base + "/", {**jar, "Host": "evil.example:80"})
+        assert status == 403 and "requests for 'evil.example:80' refused" in body
 
 
 @pytest.mark.skipif(
