@@ -12,6 +12,7 @@ import collections
 import itertools
 import json
 import socket
+import time
 from collections.abc import AsyncIterator, Iterator
 from pathlib import Path
 from typing import Any
@@ -56,19 +57,42 @@ def _result(reply: dict[str, Any]) -> Any:
     return reply.get("result")
 
 
+CONNECT_RETRY_S = 5.0
+"""How long a client waits for room in the daemon's queue of connections before saying so."""
+
+
+def connect(path: Path, timeout: float | None) -> socket.socket:
+    """A socket connected to the daemon. A full queue of waiting connections (EAGAIN, many
+    clients at once) is waited out for a few seconds, then said in one line."""
+    deadline = time.monotonic() + CONNECT_RETRY_S
+    pause = 0.01
+    while True:
+        sock = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
+        sock.settimeout(timeout)
+        try:
+            sock.connect(str(path))
+            return sock
+        except (FileNotFoundError, ConnectionRefusedError) as exc:
+            sock.close()
+            raise DaemonNotRunning(path) from exc
+        except BlockingIOError:
+            sock.close()
+            if time.monotonic() >= deadline:
+                raise DaemonUnresponsive(
+                    f"the daemon is busy: no room in its queue of connections for"
+                    f" {CONNECT_RETRY_S:g} s ({path}); try again"
+                ) from None
+            time.sleep(pause)
+            pause = min(pause * 2, 0.2)
+
+
 class Client:
     """A blocking connection to the daemon."""
 
     def __init__(self, path: Path, timeout: float | None = DEFAULT_TIMEOUT) -> None:
         self.path = path
         self.timeout = timeout
-        self.sock = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
-        self.sock.settimeout(timeout)
-        try:
-            self.sock.connect(str(path))
-        except (FileNotFoundError, ConnectionRefusedError) as exc:
-            self.sock.close()
-            raise DaemonNotRunning(path) from exc
+        self.sock = connect(path, timeout)
         self.reader = self.sock.makefile("rb")
         self.ids = itertools.count(1)
         self.pending: collections.deque[dict[str, Any]] = collections.deque()

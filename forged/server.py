@@ -30,6 +30,10 @@ READ_CHUNK = 64 * 1024
 MAX_PENDING_BYTES = 64 * 1024 * 1024
 """Unfinished lines all clients together may make the daemon hold (each up to its own 1 MiB)."""
 
+BACKLOG = 4096
+"""Connections the kernel queues while the daemon is busy (it caps this at net.core.somaxconn):
+asyncio's 100 refused most of 500 clients connecting at once."""
+
 
 class AlreadyRunning(RuntimeError):
     """Another daemon holds this socket."""
@@ -135,7 +139,7 @@ class RpcServer:
         old_umask = os.umask(0o177)
         try:
             self._server = await asyncio.start_unix_server(
-                self._serve, path=str(self.path), limit=READ_CHUNK
+                self._serve, path=str(self.path), limit=READ_CHUNK, backlog=BACKLOG
             )
         finally:
             os.umask(old_umask)

@@ -202,3 +202,29 @@ def test_unfinished_lines_cannot_hold_the_daemons_memory(process_daemon: Process
     grew = resident_mb() - before
     assert grew < 250, f"resident memory grew by {grew:.0f} MB"
     assert daemon.call("system.health")["checks"]["store"] == "ok"
+
+
+def test_five_hundred_clients_at_once_are_all_answered(process_daemon: ProcessDaemon) -> None:
+    """Many clients connecting at the same moment wait in the socket's queue (or retry for a
+    moment while it is full), never fail with a traceback."""
+    from forge_client.client import Client
+
+    answered: list[int] = []
+    failed: list[str] = []
+    start = threading.Barrier(500)
+
+    def one() -> None:
+        start.wait()
+        try:
+            with Client(process_daemon.paths.socket_file, timeout=60) as client:
+                answered.append(client.call("system.status")["pid"])
+        except Exception as exc:  # what a person would have seen instead of an answer
+            failed.append(f"{type(exc).__name__}: {exc}")
+
+    threads = [threading.Thread(target=one) for _ in range(500)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join(120)
+    assert not failed, failed[:3]
+    assert len(answered) == 500
