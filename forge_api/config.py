@@ -46,6 +46,13 @@ class JobsConfig(_Section):
         "",
         description="the Python that runs jobs, e.g. a venv with CUDA torch (empty: the daemon's)",
     )
+    stall_after_s: float = Field(
+        900.0,
+        gt=0,
+        le=86_400,
+        description="a running job that says nothing (no log line, no progress) for this long "
+        "shows as stalled (stopped or hung) in health, the CLI and the TUI",
+    )
     warm_engine_idle_s: float = Field(
         600.0,
         ge=0,
@@ -282,7 +289,17 @@ def load_config(path: Path) -> Config:
     """Read and validate `path`; the defaults when it does not exist."""
     if not path.exists():
         return Config()
-    text = path.read_text(encoding="utf-8")
+    try:
+        raw_bytes = path.read_bytes()
+    except OSError as exc:
+        raise ConfigError(f"{path}: cannot be read: {exc.strerror or exc}") from exc
+    try:
+        text = raw_bytes.decode("utf-8")
+    except UnicodeDecodeError as exc:
+        line = raw_bytes[: exc.start].count(b"\n") + 1
+        raise ConfigError(
+            f"{path}:{line}: not UTF-8 (byte {raw_bytes[exc.start]:#04x} at offset {exc.start})"
+        ) from exc
     try:
         raw = tomllib.loads(text)
     except tomllib.TOMLDecodeError as exc:

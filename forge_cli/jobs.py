@@ -13,7 +13,7 @@ from typing import Any, get_args
 from forge_api.names import TERMINAL_JOB_STATUSES, JobKind, JobStatus
 from forge_cli.context import EXIT_ERROR, AddCommand, Cli, Subparsers, table
 from forge_cli.follow_view import follow_view
-from forge_client.format import ago, params_lines, placement_text, progress_text
+from forge_client.format import ago, job_status, params_lines, placement_text, progress_text
 from forge_client.kv import parse_setting
 
 PATH_PARAMS = ("dataset", "base_model", "adapter", "previous_adapter", "path")
@@ -34,7 +34,7 @@ def cmd_jobs_ls(cli: Cli) -> int:
             [
                 j["id"],
                 j["kind"],
-                j["status"],
+                job_status(j),
                 progress_text(j.get("progress")),
                 ago(j["created_at"]),
                 j["name"],
@@ -51,9 +51,10 @@ def cmd_jobs_ls(cli: Cli) -> int:
 
 def cmd_jobs_show(cli: Cli) -> int:
     def show(j: dict[str, Any]) -> None:
+        shown = {**j, "status": job_status(j)}
         for key in ("id", "name", "kind", "status", "attempt", "exit_code", "error", "checkpoint"):
-            if j.get(key) not in (None, ""):
-                print(f"{key:<11}{j[key]}")
+            if shown.get(key) not in (None, ""):
+                print(f"{key:<11}{shown[key]}")
         print(f"{'created':<11}{ago(j['created_at'])}")
         if j.get("started_at"):
             end = j.get("finished_at") or time.time()

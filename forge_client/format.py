@@ -43,6 +43,13 @@ def duration(seconds: float | None) -> str:
     return f"{s // 3600} h {s % 3600 // 60:02d} min"
 
 
+def job_status(job: dict[str, Any]) -> str:
+    """`running`, or `running, stalled 16 min` for one silent past jobs.stall_after_s."""
+    if job.get("stalled_s"):
+        return f"{job['status']}, stalled {duration(job['stalled_s'])}"
+    return str(job["status"])
+
+
 def mission_eta(eta_s: float | None, measuring: bool | None) -> str:
     """A mission's ETA, or that the machine is being measured for it."""
     return "measuring…" if measuring else duration(eta_s)

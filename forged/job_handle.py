@@ -8,11 +8,16 @@ difference between them.
 from __future__ import annotations
 
 import asyncio
+import logging
 import signal
 from collections.abc import AsyncIterator
 from typing import Any, Protocol
 
-from forged.process_group import signal_group
+from forged.process_group import group_alive, signal_group
+
+log = logging.getLogger(__name__)
+END_GRACE_S = 5.0
+EXIT_POLL_S = 0.2
 
 
 class JobHandle(Protocol):
@@ -52,6 +57,10 @@ class JobHandle(Protocol):
         """Why it ended, when that is not the engine's own exit (a lost cluster), else None."""
         ...
 
+    def end(self) -> None:
+        """The engine has exited: end what it left running (its children), whatever its status."""
+        ...
+
 
 class ProcessGroup:
     """A job's engine on this machine, however it was started: its own process group, stopped
@@ -77,6 +86,19 @@ class ProcessGroup:
     def end_note(self) -> str | None:
         return None
 
+    def end(self) -> None:
+        """SIGTERM to what is left of the group (a worker the engine started and did not wait
+        for), then SIGKILL to what is still there a few seconds later."""
+        if not group_alive(self.pid):
+            return
+        log.warning("job process group %d outlived its engine: stopping it", self.pid)
+        signal_group(self.pid, signal.SIGTERM)
+        asyncio.get_running_loop().call_later(END_GRACE_S, self._kill_left)
+
+    def _kill_left(self) -> None:
+        if group_alive(self.pid):
+            signal_group(self.pid, signal.SIGKILL)
+
 
 class LocalProcess(ProcessGroup):
     """A job's engine as a child process group of the daemon."""
@@ -90,7 +112,18 @@ class LocalProcess(ProcessGroup):
         return read_lines(self.proc.stdout)
 
     async def wait(self) -> int:
-        return await self.proc.wait()
+        """The exit code as soon as the process exits. (asyncio's own `wait` also waits for its
+        output to close, which a worker it left behind holds open.)"""
+        closed = asyncio.ensure_future(self.proc.wait())
+        try:
+            while self.proc.returncode is None and not closed.done():
+                await asyncio.wait({closed}, timeout=EXIT_POLL_S)
+        finally:
+            if not closed.done():
+                closed.cancel()
+        code = self.proc.returncode
+        assert code is not None
+        return code
 
 
 async def read_lines(stream: asyncio.StreamReader) -> AsyncIterator[bytes]:

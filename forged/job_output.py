@@ -64,6 +64,8 @@ class Running:
     lost: dict[str, int] = field(default_factory=dict)
     """Events that could not be stored, by type (the store failed: a full disk)."""
     store_error: str | None = None
+    last_seen: float = field(default_factory=time.monotonic)
+    """When the job last said anything: a stopped (SIGSTOP) or hung job goes silent."""
 
 
 class OutputRecorder:
@@ -85,6 +87,7 @@ class OutputRecorder:
         record = open_record(Path(r.job.run_dir) / "events.jsonl")
         try:
             async for raw in r.handle.lines():
+                r.last_seen = time.monotonic()
                 self.ingest(r, raw, record)
         finally:
             if record is not None:

@@ -216,6 +216,9 @@ class RayJob:
     def begin(self) -> None:
         pass  # submitted as it is: the cluster has started it
 
+    def end(self) -> None:
+        pass  # Ray ends a finished job's processes itself
+
     # ---- inside -------------------------------------------------------------------------------
 
     def _as_recorded(self, line: str) -> bytes:

@@ -102,6 +102,20 @@ class JobRunner:
         self.loop_task = asyncio.create_task(self._loop(), name="job-runner")
         self.wake()
 
+    def stalled(self) -> dict[str, float]:
+        """Running jobs silent for longer than jobs.stall_after_s: seconds since each spoke."""
+        now = time.monotonic()
+        silent = {job_id: now - r.last_seen for job_id, r in self.running.items()}
+        return {j: round(s) for j, s in silent.items() if s > self.config.stall_after_s}
+
+    def with_stall(self, jobs: list[Job]) -> list[Job]:
+        """The jobs, each running one that has gone silent saying for how long."""
+        stalled = self.stalled()
+        return [
+            j.model_copy(update={"stalled_s": stalled[j.id]}) if j.id in stalled else j
+            for j in jobs
+        ]
+
     def wake(self) -> None:
         self._wake.set()
 
@@ -445,8 +459,12 @@ class JobRunner:
 
     async def _supervise(self, r: Running) -> None:
         job_id = r.job.id
-        await self.output.drain(r)
+        # Read while it runs, and end what it left behind as soon as it exits: a worker holding
+        # its output open would otherwise keep the job from ever ending.
+        drain = asyncio.create_task(self.output.drain(r), name=f"job-{job_id}-output")
         code = await r.handle.wait()
+        r.handle.end()
+        await drain
         if r.kill_timer is not None:
             r.kill_timer.cancel()
         self.running.pop(job_id, None)

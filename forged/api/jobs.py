@@ -48,12 +48,12 @@ def register(reg: Registry[Session]) -> None:
         jobs, total = s.services.store.list_jobs(
             status=p.status, kind=p.kind, text=p.text, limit=p.limit, offset=p.offset
         )
-        return JobsListResult(jobs=jobs, total=total)
+        return JobsListResult(jobs=s.services.runner.with_stall(jobs), total=total)
 
     @reg.method("jobs.get", IdParams)
     async def jobs_get(p: IdParams, s: Session) -> Job:
         """One job by id (or a unique prefix of its id)."""
-        return s.services.store.get_job(resolve_job(s, p.id))
+        return s.services.runner.with_stall([s.services.store.get_job(resolve_job(s, p.id))])[0]
 
     @reg.method("jobs.submit", JobsSubmitParams)
     async def jobs_submit(p: JobsSubmitParams, s: Session) -> Job:

@@ -9,6 +9,7 @@ import time
 from forge_api.config import ConfigError
 from forge_api.protocol import INVALID_STATE
 from forge_api.schema import ConfigReloaded, NoParams, QueueState, SystemHealth, SystemStatus
+from forge_client.format import duration
 from forged import __version__
 from forged.context import Session
 from forged.hardware import memory_available, memory_total
@@ -27,6 +28,7 @@ def register(reg: Registry[Session]) -> None:
         """Accelerator, memory, the queue and the running jobs."""
         svc = s.services
         running, _ = svc.store.list_jobs(status=["running"], limit=100)
+        running = svc.runner.with_stall(running)
         return SystemStatus(
             version=__version__,
             pid=os.getpid(),
@@ -108,4 +110,7 @@ def _runner_check(runner: JobRunner) -> str:
     if runner.unrecorded:
         waiting = ", ".join(f"{job} {status}" for job, status in runner.unrecorded.items())
         return f"error: jobs ended but the store cannot record it yet: {waiting}"
+    if stalled := runner.stalled():
+        silent = ", ".join(f"{job} silent for {duration(s)}" for job, s in stalled.items())
+        return f"stalled: {silent} (stopped or hung? `forge jobs cancel` frees its slot)"
     return "ok"

@@ -14,6 +14,7 @@ import pytest
 
 from engine.synthetic import write_dataset
 from forged.store import Store
+from tests.support.cli import forge
 from tests.support.daemon_harness import (
     Daemon,
     DaemonFactory,
@@ -205,3 +206,53 @@ def test_terminal_codes_in_a_jobs_output_never_reach_its_log(
     lines = [x["line"] for x in daemon.call("jobs.logs", id=job["id"])["lines"]]
     assert "Iter 10: train loss 2.310" in lines and "loading 100%" in lines, lines
     assert not any("\x1b" in line for line in lines)
+
+
+def test_what_a_job_left_running_ends_with_it(make_daemon: DaemonFactory, tmp_path: Path) -> None:
+    """A worker the engine started and never waited for (a data loader, a tokenizer pool) does
+    not outlive a job that ended normally."""
+    pid_file = tmp_path / "worker.pid"
+    body = (
+        "import subprocess\n"
+        "worker = subprocess.Popen(['sleep', '300'])\n"
+        f"open({str(pid_file)!r}, 'w').write(str(worker.pid))\n"
+        'emit(type="done")'
+    )
+    daemon = make_daemon(config=fake_engine(tmp_path, body)).start()
+    job = daemon.call("jobs.submit", kind="prepare-model", params={"name": "leaky"})
+    assert daemon.wait_job(job["id"], {"completed", "failed"}, 60)["status"] == "completed"
+    worker = int(pid_file.read_text())
+    wait_for(lambda: not Path(f"/proc/{worker}").exists() or zombie(worker), timeout=20)
+
+
+def zombie(pid: int) -> bool:
+    """A process that has ended and waits for its parent to read its status."""
+    try:
+        return Path(f"/proc/{pid}/stat").read_text().split(") ", 1)[1].startswith("Z")
+    except OSError:
+        return True
+
+
+def test_a_stopped_job_shows_as_stalled_and_cancel_frees_its_slot(
+    make_daemon: DaemonFactory, tmp_path: Path
+) -> None:
+    body = 'emit(type="log", level="info", message="started")\nimport time\ntime.sleep(600)'
+    config = fake_engine(tmp_path, body) + "stall_after_s = 1\n"
+    daemon = make_daemon(config=config).start()
+    job = daemon.call("jobs.submit", kind="prepare-model", params={"name": "silent"})
+    running = daemon.wait_job(job["id"], {"running"}, 30)
+    os.kill(running["pid"], signal.SIGSTOP)  # as a person's Ctrl+Z, or a hung driver would
+    try:
+        health = wait_for(
+            lambda: "stalled" in (h := daemon.call("system.health"))["checks"]["runner"] and h,
+            timeout=20,
+        )
+        assert not health["ok"] and job["id"] in health["checks"]["runner"]
+        assert daemon.call("jobs.get", id=job["id"])["stalled_s"] >= 1
+        listed = forge("jobs", "ls", home=daemon.home).stdout
+        assert "running, stalled" in listed, listed
+    finally:
+        os.kill(running["pid"], signal.SIGCONT)
+    daemon.call("jobs.cancel", id=job["id"])
+    assert daemon.wait_job(job["id"], {"cancelled", "failed"}, 60)["status"] == "cancelled"
+    assert daemon.call("system.health")["checks"]["runner"] == "ok"

@@ -13,7 +13,7 @@ from textual.widgets.data_table import CellDoesNotExist
 
 from forge_api.jobs import KINDS as JOB_KINDS
 from forge_api.names import TERMINAL_JOB_STATUSES, JobKind, JobStatus
-from forge_client.format import ago, progress_brief
+from forge_client.format import ago, job_status, progress_brief
 from tui.messages import OpenJob
 from tui.plain import cell
 from tui.screens.base import ForgeScreen
@@ -82,7 +82,7 @@ class JobsScreen(ForgeScreen):
     def _cells(job: dict[str, Any]) -> tuple[str | Text, ...]:
         return (
             job["id"],
-            job["status"],
+            job_status(job),
             ago(job["created_at"]),
             job["kind"],
             progress_brief(job.get("progress")) if job["status"] == "running" else "",
