@@ -88,6 +88,10 @@ class ConfigKeeper:
                     "config.toml changed but cannot be used; keeping the last good one: %s", exc
                 )
                 continue
+            except Exception as exc:  # whatever the file holds, the watch goes on
+                self.error = f"{self.path}: {type(exc).__name__}: {exc}"
+                log.exception("config.toml changed but could not be applied")
+                continue
             if later:
                 log.warning("config: %s apply at the next start", ", ".join(later))
 

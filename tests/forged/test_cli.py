@@ -299,3 +299,12 @@ def test_a_changed_config_is_taken_without_a_restart(daemon: Daemon) -> None:
     wait_for(lambda: daemon.call("system.status")["queue"]["max_parallel"] == 3, timeout=20)
     assert daemon.call("system.health")["checks"]["config"] == "ok"
     assert "config reloaded: " in daemon.log.read_text()
+    # One byte that is not UTF-8: the watch goes on, and health says where the file is wrong.
+    config.write_bytes(b"[jobs]\nmax_parallel = 4 # \xff\n")
+    check = wait_for(
+        lambda: "not UTF-8" in (c := daemon.call("system.health")["checks"]["config"]) and c,
+        timeout=20,
+    )
+    assert "config.toml:2: not UTF-8 (byte 0xff" in check, check
+    config.write_text("[jobs]\nmax_parallel = 1\n")
+    wait_for(lambda: daemon.call("system.status")["queue"]["max_parallel"] == 1, timeout=20)
