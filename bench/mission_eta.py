@@ -104,7 +104,7 @@ def main() -> None:
                 )
                 if n + 1 == args.missions:
                     break
-                for i in range(2):  # new material for the next mission
+                for i in range(3):  # new material for the next mission (agent.min_commits)
                     body = "".join(
                         f"def helper_{n}_{i}_{k}(value: int) -> int:\n"
                         f'    """Add {k} to the value, for mission {n}."""\n'

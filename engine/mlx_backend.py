@@ -13,6 +13,7 @@ from __future__ import annotations
 import json
 import math
 import shutil
+import time
 from pathlib import Path
 from typing import Any
 
@@ -38,6 +39,10 @@ class MlxExamples:
 
     def process(self, item: tuple[list[int], int]) -> tuple[list[int], int]:
         return item
+
+
+class OutOfTime(Exception):
+    """Raised from the training callback to end mlx-lm's loop when the time budget is spent."""
 
 
 def answer_loss(model: Any, batch: Any, lengths: Any) -> tuple[Any, Any]:
@@ -171,6 +176,7 @@ def train_mlx(
 
     announced: set[int] = set()
     reached = [start]  # the last step reported, for a checkpoint on stop
+    loop_began = time.monotonic()
 
     class Reporter(TrainingCallback):  # type: ignore[misc]
         def on_train_loss_report(self, info: dict[str, Any]) -> None:
@@ -185,6 +191,15 @@ def train_mlx(
                 announced.add(step - 1)
                 events.checkpoint(str(saved), step - 1)
             control.check()
+            # The budget is the job's wall time: another step must still fit in it.
+            per_step = (time.monotonic() - loop_began) / max(step - start, 1)
+            spent = time.monotonic() - events.started
+            if p.max_minutes and spent + per_step >= p.max_minutes * 60 and step < total:
+                events.log(
+                    f"time budget of {p.max_minutes:g} min: stopping after step {step}/{total}"
+                    f" ({spent / 60:.1f} min spent); saving the adapter"
+                )
+                raise OutOfTime
 
         def on_val_loss_report(self, info: dict[str, Any]) -> None:
             loss = float(info["val_loss"])
@@ -213,24 +228,30 @@ def train_mlx(
             training_callback=Reporter(),
             loss=answer_loss,
         )
+    except OutOfTime:
+        pass
     except control.StopRequested:
         step = reached[0]
         path = ckpt_dir / f"{step:07d}_adapters.safetensors"
         mx.save_safetensors(str(path), dict(tree_flatten(model.trainable_parameters())))
         events.checkpoint(str(path), step)
         raise
-    final = evaluate(
-        model=model,
-        dataset=CacheDataset(val_set),
-        batch_size=batch,
-        num_batches=-1,
-        max_seq_length=p.max_seq_len,
-        loss=answer_loss,
-    )
-    events.metric(total, eval_loss=float(final), perplexity=math.exp(min(float(final), 50)))
+    final: float | None = None
+    if p.evaluate and len(val_set):  # a mission's eval job measures the same rows instead
+        final = float(
+            evaluate(
+                model=model,
+                dataset=CacheDataset(val_set),
+                batch_size=batch,
+                num_batches=-1,
+                max_seq_length=p.max_seq_len,
+                loss=answer_loss,
+            )
+        )
+        events.metric(reached[0], eval_loss=final, perplexity=math.exp(min(final, 50)))
     adapter = run_dir / "adapter"
     shutil.rmtree(adapter, ignore_errors=True)
     to_peft(model, adapter, p, scale, keys, base)
     data.tokenizer.save_pretrained(adapter)
     (run_dir / "mlx-adapter.json").write_text(json.dumps({"keys": keys, "scale": scale}))
-    return {"steps": total, "eval_loss": float(final), "adapter": str(adapter)}
+    return {"steps": reached[0], "eval_loss": final, "adapter": str(adapter)}
