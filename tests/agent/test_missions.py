@@ -93,7 +93,16 @@ def test_commits_to_proposal_to_trained_and_evaluated(
     train_id = wait_for(
         lambda: daemon.call("missions.get", id=mission["id"])["data"].get("train_job"), timeout=10
     )
-    assert daemon.wait_job(train_id, {"completed", "failed"}, 240)["status"] == "completed"
+    trained = daemon.wait_job(train_id, {"completed", "failed"}, 240)
+    assert trained["status"] == "completed"
+    # An ended job has no time left; the train job sized its batch from the calibration's
+    # measure of a row, without measuring again, and left the held-out loss to the eval job.
+    assert trained["progress"]["eta_s"] is None, trained["progress"]
+    assert trained["params"]["row_bytes"] == data["measured"]["plain_bytes_per_row"]
+    assert trained["params"]["evaluate"] is False
+    assert trained["params"]["max_minutes"] == round(timing["train_budget_s"] / 60, 3)
+    train_log = [x["line"] for x in daemon.call("jobs.logs", id=train_id)["lines"]]
+    assert any("(the calibration's measure)" in line for line in train_log), train_log
     eval_id = wait_for(
         lambda: daemon.call("missions.get", id=mission["id"])["data"].get("eval_job"), timeout=30
     )
@@ -399,6 +408,8 @@ def test_a_failed_mission_says_where_and_retries_from_there(
     assert retried["stage"] == "training" and retried["failure"] is None
     train = daemon.wait_job(train_id, {"completed", "failed", "cancelled"}, 240)
     assert train["status"] == "completed", train["error"]
+    # Stopped by its budget with steps to go, it keeps its last step but has no time left.
+    assert train["progress"]["step"] < 100_000 and train["progress"]["eta_s"] is None
     log = "\n".join(line["line"] for line in daemon.call("jobs.logs", id=train_id)["lines"])
     # The plan's 0.25 min are the whole mission's: its train job got its share of them.
     share = daemon.call("jobs.get", id=train_id)["params"]["max_minutes"]
