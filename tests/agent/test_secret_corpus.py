@@ -14,28 +14,11 @@ import pytest
 
 from agent.dataset_build import build_dataset
 from tests.support.repos import CORPORA, commit
+from tests.support.secret_plants import CORPUS_SECRETS as SECRETS
 
 pytestmark = pytest.mark.real  # material we did not make
 
 CORPUS = CORPORA / "detect-secrets-test-data.bundle"
-
-SECRETS = [
-    "AKIAIOSFODNN7EXAMPLE",
-    "wJalrXUtnFEMI/K7MDENG/bPxRfiCYEXAMPLEKEY",
-    "c2VjcmV0IG1lc3NhZ2Ugc28geW91J2xsIG5ldmVyIGd1ZXNzIG15IHBhc3N3b3Jk",
-    "8b1118b376c313ed420e5133ba91307817ed52c2",
-    "whywouldyouusehttpforpasswords",
-    "gX69YO4CvBsVjzAwYxdGyDd30t5+9ez31gKATtj4",
-    "123456789a1234",
-    "vh987tyw9ehy8ghis7vwyhiwbwitefy7w3ASDGYDGUASDG",
-    "somethingSuperRandomAndSecretHereThatShouldNeverBeShared",
-    "c3VwZXIgbG9uZyBzdHJpbmcgc2hvdWxkIGNhdXNlIGVub3VnaCBlbnRyb3B5",
-    "f6CGV4aMM9zedoh3OUNbSakBymo7yplB",
-    "AKIATESTTESTTESTTEST",
-    "ToCynx5Se4e2PtoZxEhW7lUJcOX15c54",
-    "MmIwMDA0MmY3NDgxYzdiMDU2YzRiNDEwZDI4ZjMzY2Y=",
-]
-"""Secret values of the corpus, one per kind of place it hides them."""
 
 
 @pytest.fixture

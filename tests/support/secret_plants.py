@@ -15,6 +15,25 @@ from pathlib import Path
 
 from tests.support.repos import commit, git
 
+CORPUS_SECRETS = [
+    "AKIAIOSFODNN7EXAMPLE",
+    "wJalrXUtnFEMI/K7MDENG/bPxRfiCYEXAMPLEKEY",
+    "c2VjcmV0IG1lc3NhZ2Ugc28geW91J2xsIG5ldmVyIGd1ZXNzIG15IHBhc3N3b3Jk",
+    "8b1118b376c313ed420e5133ba91307817ed52c2",
+    "whywouldyouusehttpforpasswords",
+    "gX69YO4CvBsVjzAwYxdGyDd30t5+9ez31gKATtj4",
+    "123456789a1234",
+    "vh987tyw9ehy8ghis7vwyhiwbwitefy7w3ASDGYDGUASDG",
+    "somethingSuperRandomAndSecretHereThatShouldNeverBeShared",
+    "c3VwZXIgbG9uZyBzdHJpbmcgc2hvdWxkIGNhdXNlIGVub3VnaCBlbnRyb3B5",
+    "f6CGV4aMM9zedoh3OUNbSakBymo7yplB",
+    "AKIATESTTESTTESTTEST",
+    "ToCynx5Se4e2PtoZxEhW7lUJcOX15c54",
+    "MmIwMDA0MmY3NDgxYzdiMDU2YzRiNDEwZDI4ZjMzY2Y=",
+]
+"""Secret values of detect-secrets' test data (`tests/data`), one per kind of place it hides
+them: the corpus's true positives."""
+
 
 @dataclass
 class Plant:
@@ -203,7 +222,7 @@ def plants() -> list[Plant]:
 def planted_repo(root: Path) -> tuple[Path, list[Plant]]:
     """A repository with every plant committed (and ordinary code around them)."""
     repo = root / "planted"
-    repo.mkdir()
+    repo.mkdir(parents=True)
     git(repo, "init", "-q", "-b", "main")
     commit(repo, {"README.md": "# Planted\n\nA service.\n"}, "Start the service")
     commit(
