@@ -9,6 +9,7 @@ from typing import Any
 
 from engine.batching import evaluate
 from engine.data import Row
+from engine.evaluate import left_padded
 
 GEN_PROMPTS, GEN_PROMPT_TOKENS, GEN_TOKENS = 4, 32, 8
 """A batch like a mission eval's (its 4 generations), short: the time per token is the figure."""
@@ -24,10 +25,9 @@ def eval_speeds(model: Any, rows: list[Row], pad_id: int, device: str) -> tuple[
     evaluate(model, sample, len(sample), pad_id, device)
     eval_tps = sum(r.tokens for r in sample) / max(time.monotonic() - began, 1e-9)
 
-    prompts = [r.input_ids[:GEN_PROMPT_TOKENS] for r in rows[:GEN_PROMPTS]]
-    width = max(map(len, prompts))
-    ids = torch.tensor([[pad_id] * (width - len(x)) + x for x in prompts], device=device)
-    mask = torch.tensor([[0] * (width - len(x)) + [1] * len(x) for x in prompts], device=device)
+    ids, mask = left_padded(
+        [r.input_ids[:GEN_PROMPT_TOKENS] for r in rows[:GEN_PROMPTS]], pad_id, device
+    )
     model.eval()
     began = time.monotonic()
     with torch.no_grad():

@@ -19,6 +19,17 @@ from forge_api.jobs import EvalParams, JobSpec
 EVAL_BATCH = 8
 
 
+def left_padded(prompts: list[list[int]], pad_id: int, device: str) -> tuple[Any, Any]:
+    """Token ids and attention mask of prompts padded on the left, so that every row's answer
+    starts at the same column and a batch decodes in one pass per token."""
+    import torch
+
+    width = max(map(len, prompts))
+    ids = torch.tensor([[pad_id] * (width - len(x)) + x for x in prompts], device=device)
+    mask = torch.tensor([[0] * (width - len(x)) + [1] * len(x) for x in prompts], device=device)
+    return ids, mask
+
+
 def generate_answers(
     model: Any, tokenizer: Any, examples: list[Example], max_new: int, device: str
 ) -> list[str]:
@@ -41,10 +52,8 @@ def generate_answers(
     ]
     answers = []
     for first in range(0, len(prompts), EVAL_BATCH):
-        batch = prompts[first : first + EVAL_BATCH]
-        width = max(map(len, batch))
-        ids = torch.tensor([[pad_id] * (width - len(x)) + x for x in batch], device=device)
-        mask = torch.tensor([[0] * (width - len(x)) + [1] * len(x) for x in batch], device=device)
+        ids, mask = left_padded(prompts[first : first + EVAL_BATCH], pad_id, device)
+        width = ids.shape[1]
         with torch.no_grad():
             out = model.generate(
                 input_ids=ids,

@@ -18,8 +18,7 @@ from pathlib import Path
 
 import pytest
 
-from tests.forge_cli.test_web import get
-from tests.support.browser import free_port
+from tests.forge_cli.test_web import get, serve_web
 
 ROOT = Path(__file__).resolve().parents[1]
 PACKAGES = ("forge_api", "forge_client", "forge_cli", "forged", "agent", "engine", "tui")
@@ -95,24 +94,9 @@ def test_the_wheel_holds_its_data_and_the_tui_runs_from_it(tmp_path: Path) -> No
     assert "screen DashboardScreen" in ran.stdout, ran.stdout
 
     # The browser view from the same install: it serves its page once it says its URL.
-    port = free_port()
-    web = subprocess.Popen(
-        [sys.executable, "-m", "forge_cli", "web", "--port", str(port)],
-        cwd=tmp_path,
-        env=env,
-        stdout=subprocess.PIPE,
-        stderr=subprocess.STDOUT,
-        text=True,
-    )
-    try:
-        assert web.stdout is not None
-        first = web.stdout.readline()
-        assert first.startswith("forge web: the TUI at "), first
-        status, headers, _ = get(first.split(" at ", 1)[1].strip())
+    with serve_web(env, tmp_path) as url:
+        status, headers, _ = get(url)
         assert status == 302, (status, headers)
         session = headers["Set-Cookie"].split("forge_web=", 1)[1].split(";", 1)[0]
-        status, _, page = get(f"http://127.0.0.1:{port}/", {"Cookie": f"forge_web={session}"})
+        status, _, page = get(url.split("?")[0], {"Cookie": f"forge_web={session}"})
         assert status == 200 and "AI Forge" in page
-    finally:
-        web.terminate()
-        web.wait(20)

@@ -23,6 +23,17 @@ def _get(s: Session, mission_id: str) -> Mission:
     return lookup(s.services.store.get_mission, "mission", mission_id)
 
 
+def _failed(s: Session, mission_id: str, doing: str) -> Mission:
+    """The mission, which must be failed for what is asked of it (`doing`: retried, …)."""
+    mission = _get(s, mission_id)
+    if mission.stage != "failed":
+        raise invalid_state(
+            f"mission {mission.id} is {mission.stage}; only a failed mission can be {doing}",
+            stage=mission.stage,
+        )
+    return mission
+
+
 def _decide(
     s: Session,
     mission_id: str,
@@ -71,23 +82,13 @@ def register(reg: Registry[Session]) -> None:
     @reg.method("missions.dismiss", IdParams)
     async def missions_dismiss(p: IdParams, s: Session) -> Mission:
         """Put away a failed (or cancelled) mission: it leaves the list, and is kept."""
-        mission = _get(s, p.id)
-        if mission.stage != "failed":
-            raise invalid_state(
-                f"mission {mission.id} is {mission.stage}; only a failed mission can be dismissed",
-                stage=mission.stage,
-            )
+        mission = _failed(s, p.id, "dismissed")
         s.services.store.decide_mission(mission.id, "dismissed", None)
         return _get(s, mission.id)
 
     @reg.method("missions.retry", MissionRetryParams)
     async def missions_retry(p: MissionRetryParams, s: Session) -> Mission:
         """Run a failed mission again from the step that failed."""
-        mission = _get(s, p.id)
-        if mission.stage != "failed":
-            raise invalid_state(
-                f"mission {mission.id} is {mission.stage}; only a failed mission can be retried",
-                stage=mission.stage,
-            )
+        mission = _failed(s, p.id, "retried")
         s.services.chain.retry(mission)
         return _get(s, mission.id)

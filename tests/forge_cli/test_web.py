@@ -22,10 +22,18 @@ from tests.support.fake_engine import fake_engine
 @contextmanager
 def forge_web(daemon: Daemon) -> Iterator[str]:
     """`forge web` on a free port for `daemon`'s home; the URL it printed, token and all."""
+    with serve_web(daemon.env) as url:
+        yield url
+
+
+@contextmanager
+def serve_web(env: dict[str, str], cwd: Path | None = None) -> Iterator[str]:
+    """`forge web` on a free port, run with `env` (in `cwd`); the URL it printed."""
     port = free_port()
     process = subprocess.Popen(
         [sys.executable, "-m", "forge_cli", "web", "--port", str(port)],
-        env=daemon.env,
+        cwd=cwd,
+        env=env,
         stdout=subprocess.PIPE,
         stderr=subprocess.STDOUT,
         text=True,

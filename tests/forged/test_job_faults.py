@@ -189,6 +189,16 @@ def test_a_job_that_cannot_start_fails_with_the_reason_and_the_queue_goes_on(
     assert_queue_goes_on(daemon, daemon.call("jobs.get", id=good.id))
 
 
+def completed_fake_job(
+    make_daemon: DaemonFactory, tmp_path: Path, body: str
+) -> tuple[Daemon, dict[str, Any]]:
+    """A daemon whose engine runs `body`, and one job of it run to completion."""
+    daemon = make_daemon(config=fake_engine(tmp_path, body)).start()
+    job = daemon.call("jobs.submit", kind="prepare-model", params={"name": "faked"})
+    assert daemon.wait_job(job["id"], {"completed", "failed"}, 60)["status"] == "completed"
+    return daemon, job
+
+
 def test_terminal_codes_in_a_jobs_output_never_reach_its_log(
     make_daemon: DaemonFactory, tmp_path: Path
 ) -> None:
@@ -200,9 +210,7 @@ def test_terminal_codes_in_a_jobs_output_never_reach_its_log(
         r'print("\x1b]0;a window title\x07loading 10%\rloading 100%", flush=True)'
         '\nemit(type="done")'
     )
-    daemon = make_daemon(config=fake_engine(tmp_path, body)).start()
-    job = daemon.call("jobs.submit", kind="prepare-model", params={"name": "colourful"})
-    assert daemon.wait_job(job["id"], {"completed", "failed"}, 60)["status"] == "completed"
+    daemon, job = completed_fake_job(make_daemon, tmp_path, body)
     lines = [x["line"] for x in daemon.call("jobs.logs", id=job["id"])["lines"]]
     assert "Iter 10: train loss 2.310" in lines and "loading 100%" in lines, lines
     assert not any("\x1b" in line for line in lines)
@@ -218,9 +226,7 @@ def test_what_a_job_left_running_ends_with_it(make_daemon: DaemonFactory, tmp_pa
         f"open({str(pid_file)!r}, 'w').write(str(worker.pid))\n"
         'emit(type="done")'
     )
-    daemon = make_daemon(config=fake_engine(tmp_path, body)).start()
-    job = daemon.call("jobs.submit", kind="prepare-model", params={"name": "leaky"})
-    assert daemon.wait_job(job["id"], {"completed", "failed"}, 60)["status"] == "completed"
+    completed_fake_job(make_daemon, tmp_path, body)
     worker = int(pid_file.read_text())
     wait_for(lambda: not Path(f"/proc/{worker}").exists() or zombie(worker), timeout=20)
 
