@@ -66,6 +66,27 @@ SAMPLES = 2
 SAMPLE_CHARS = 600
 
 
+SAFE_LABEL = re.compile(r"(#+ |diff --git |[Ff]ile:? )?[\w./ -]{1,100}")
+"""A first line that names the example (a heading, a path, a diff's header) and can hold no
+secret value: no quotes, no `=`, no `:` after the start."""
+
+
+DIFF_HEADER = re.compile(r"^\+\+\+ (?:b/)?([\w./-]{1,200})$", re.M)
+"""A diff's new-file line (`+++ app/main.py`): the file a commit's example changes."""
+
+
+def _label(builder: str, example: dict[str, Any]) -> str:
+    """What the card calls a dropped example: its builder, and its first line where that line
+    only names it (else its place in the build), never any text that could be the secret."""
+    texts = _texts(example)
+    changed = [m.group(1) for t in texts for m in DIFF_HEADER.finditer(t)]
+    if changed:  # a commit's example: the files its diff changes
+        more = f" and {len(changed) - 3} more" if len(changed) > 3 else ""
+        return f"{builder}: the change to {', '.join(dict.fromkeys(changed[:3]))}{more}"
+    first = texts[0].split("\n", 1)[0].strip() if texts else ""
+    return f"{builder}: {first}" if SAFE_LABEL.fullmatch(first) else f"{builder} example"
+
+
 def _sample(example: dict[str, Any]) -> dict[str, Any]:
     """An example for the card, each text cut to SAMPLE_CHARS."""
 
@@ -162,12 +183,16 @@ def build_dataset(
 
     found = Counter(selection.secrets)
     dropped_for_secrets = 0
+    dropped_examples: list[dict[str, Any]] = []
     kept: dict[str, list[dict[str, Any]]] = {}
     seen: set[str] = set()
     for builder, clean in examples:
         if kinds := _secret_kinds(builder, clean):
             found.update(kinds)
             dropped_for_secrets += 1
+            dropped_examples.append(
+                {"example": _label(builder, clean), "why": f"holds {', '.join(sorted(kinds))}"}
+            )
             skipped["holds a secret"] += 1
             continue
         key = near_duplicate_key(clean)
@@ -214,6 +239,8 @@ def build_dataset(
             + skipped.get("file holds a secret", 0),
             "examples_dropped": dropped_for_secrets,
             "found": dict(found),
+            "left_out": selection.left_out,
+            "dropped": dropped_examples,
         },
     }
     (partial / "card.json").write_text(json.dumps(card, indent=2))

@@ -69,6 +69,8 @@ class Selection:
     skipped: Counter[str] = field(default_factory=Counter)
     secrets: Counter[str] = field(default_factory=Counter)
     """Kinds of secret found in the files left out for holding one."""
+    left_out: list[dict[str, Any]] = field(default_factory=list)
+    """Each file left out for a secret, and why: what the card names."""
 
 
 def tracked_blobs(tree: Any) -> Iterator[Any]:
@@ -106,8 +108,9 @@ def select_files(
         if exclude and path_matches(path, exclude):
             sel.skipped["excluded by the source's globs"] += 1
             continue
-        if secret_file_reason(path):
+        if why := secret_file_reason(path):
             sel.skipped["credential file"] += 1
+            sel.left_out.append({"file": path, "why": why})
             continue
         if path_matches(path, VENDORED):
             sel.skipped["vendored"] += 1
@@ -130,6 +133,7 @@ def select_files(
         if kinds := find_secrets(text, path):  # the whole file, before it is cut up
             sel.skipped["file holds a secret"] += 1
             sel.secrets.update(kinds)
+            sel.left_out.append({"file": path, "why": f"holds {', '.join(sorted(kinds))}"})
             continue
         if text.strip():
             sel.files.append(FileText(path, text))

@@ -47,6 +47,11 @@ class SecretsLeftOut(Part):
     files_skipped: int = 0
     examples_dropped: int = 0
     found: dict[str, int] = {}
+    left_out: list[dict[str, str]] = []
+    """Each file left out: `file`, and `why` (a credential file, or the kinds it holds)."""
+    dropped: list[dict[str, str]] = []
+    """Each example dropped: `example` (its builder, and its first line where that only names
+    it), and `why`."""
 
 
 class DatasetCard(Part):

@@ -31,6 +31,10 @@ CLI_HINTS = {
 }
 
 
+LEFT_OUT_SHOWN = 10
+"""Files and examples left out for a secret named on a mission's card (all are in card.json)."""
+
+
 def stage_text(m: Mission) -> str:
     """The mission's stage, with the step that failed (or was cancelled by a person)."""
     if m.stage != "failed":
@@ -88,6 +92,11 @@ def card_lines(card: DatasetCard) -> list[str]:
             f"- secrets: {secrets.files_skipped} files and {secrets.examples_dropped} examples"
             f" left out for holding one ({kinds or 'kinds not recorded'})"
         )
+        named = [f"`{x.get('file')}`: {x.get('why')}" for x in secrets.left_out]
+        named += [f"{x.get('example')}: {x.get('why')}" for x in secrets.dropped]
+        lines += [f"  - {line}" for line in named[:LEFT_OUT_SHOWN]]
+        if len(named) > LEFT_OUT_SHOWN:
+            lines.append(f"  - and {len(named) - LEFT_OUT_SHOWN} more (the dataset's card.json)")
     return lines
 
 

@@ -19,3 +19,13 @@ def test_every_planted_secret_is_kept_out_of_the_dataset(tmp_path: Path) -> None
     recall = 1 - len(leaked) / len(plants)
     assert not leaked, f"recall {recall:.0%} of {len(plants)} forms; leaked: {leaked}"
     assert "def main()" in text  # the repository's own code is there
+    # The card names every file and example it left out, and why (and none of the values: the
+    # card is part of `text` above).
+    secrets = built.card["secrets"]
+    files = {x["file"]: x["why"] for x in secrets["left_out"]}
+    assert len(files) == secrets["files_skipped"]
+    assert "password-in-prose" in files["docs/admin.md"]
+    assert "webhook-url" in files["bot/notify.py"]
+    examples = [x["example"] for x in secrets["dropped"]]
+    assert len(examples) == secrets["examples_dropped"]
+    assert "commits: the change to db/schema.sql" in examples  # the old password's message
