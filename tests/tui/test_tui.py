@@ -15,15 +15,17 @@ import pytest
 from textual.command import CommandPalette
 from textual.pilot import Pilot
 from textual.widgets import Checkbox, DataTable, Input, Label, Markdown, Select
+from textual.widgets.data_table import ColumnKey
 
 from engine.gguf_import import gguf_metadata
 from engine.synthetic import write_dataset
 from forge_api.config import load_config
 from forge_client.client import Client
+from forge_client.format import duration
 from forge_client.launch import daemon_answers
 from tests.support.daemon_harness import Daemon, DaemonFactory, ProcessDaemon, wait_for
 from tests.support.fake_engine import fake_engine
-from tests.support.missions import agent_config, widgets_proposal
+from tests.support.missions import agent_config, measured, widgets_proposal
 from tests.support.ollama_server import FakeOllama
 from tests.support.repos import commit
 from tests.tui.pilot import activity_line, notices, press_closing, run_app, until
@@ -146,6 +148,39 @@ def test_approving_a_mission_starts_its_job_and_shows_it(
             "the cursor on it",
             lambda: app.screen.cursor_key("missions") == newer["id"],  # type: ignore[attr-defined]
         )
+
+    run_app(daemon.paths, scenario)
+
+
+def test_a_mission_shows_measuring_then_its_eta_in_full_at_80_columns(
+    make_daemon: DaemonFactory, tiny_model: Path, tmp_path: Path
+) -> None:
+    config = agent_config(tiny_model, calibrate=True)
+    daemon, _, _, mission = widgets_proposal(make_daemon, config, tmp_path)
+
+    def eta_cell(app: ForgeApp) -> str:
+        table = app.screen.query_one("#missions", DataTable)
+        return str(table.get_cell(mission["id"], "eta")) if mission["id"] in table.rows else ""
+
+    async def scenario(app: ForgeApp, pilot: Pilot[None]) -> None:
+        await until(pilot, "the daemon online", lambda: app.online)
+        await pilot.press("3")
+        await until(pilot, "the mission", lambda: mission["id"] in table_keys(app, "#missions"))
+        # Listed at once: `measuring…` until the calibration ends, then its ETA.
+        assert eta_cell(app) == "measuring…" or daemon.call("missions.get", id=mission["id"])[
+            "data"
+        ].get("eta_s")
+        timed = measured(daemon, mission)
+        eta = duration(timed["data"]["eta_s"])
+        await until(pilot, "the ETA in the list", lambda: eta_cell(app) == eta, timeout=120)
+        # At 80 columns the ETA column ends inside the table's visible width (the title, last,
+        # is what is cut), wide enough for the whole ETA.
+        table = app.screen.query_one("#missions", DataTable)
+        widths = [(c.key, c.get_render_width(table)) for c in table.ordered_columns]
+        keys = [key for key, _ in widths]
+        ends = sum(w for _, w in widths[: keys.index(ColumnKey("eta")) + 1])
+        assert ends <= table.scrollable_content_region.width, (widths, table.size)
+        assert table.columns[ColumnKey("eta")].get_render_width(table) >= len(eta)
 
     run_app(daemon.paths, scenario)
 
