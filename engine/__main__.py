@@ -13,7 +13,6 @@ import sys
 os.environ.setdefault("HF_HUB_DISABLE_PROGRESS_BARS", "1")
 os.environ.setdefault("TRANSFORMERS_VERBOSITY", "error")
 os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")
-import resource
 import traceback
 from collections.abc import Callable
 from pathlib import Path
@@ -24,6 +23,7 @@ from engine import control
 from engine.data_parallel import rank_from_env
 from engine.errors import EngineError, out_of_memory
 from engine.events import Emitter
+from engine.memory_limit import limit_memory
 from engine.tracking import Tracker
 from forge_api.jobs import JobSpec, kind_of
 
@@ -56,10 +56,8 @@ def main(argv: list[str]) -> int:
     if not str(spec.params.get("path") or "").startswith("hf:"):
         # Before anything imports huggingface_hub: only `forge models pull` reaches the hub.
         os.environ.setdefault("HF_HUB_OFFLINE", "1")
-    if spec.memory_limit_bytes:
-        # Before the model loads: past this an allocation fails in this job, not the machine.
-        limit = spec.memory_limit_bytes
-        resource.setrlimit(resource.RLIMIT_AS, (limit, limit))
+    # Before the model loads: past this an allocation fails in this job, not the machine.
+    limit_memory(spec.memory_limit_bytes)
     parent = os.environ.get("FORGE_PARENT_PID")
     control.install(int(parent) if parent else None)
     tags = {"forge.job_id": spec.job_id, "forge.kind": spec.kind}

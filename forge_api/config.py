@@ -65,8 +65,9 @@ class JobsConfig(_Section):
         0,
         ge=0,
         le=65536,
-        description="GiB of address space a job may use before its allocations fail "
-        "(0: no limit; keep 0 for CUDA jobs)",
+        description="GiB of address space a job may use before its allocations fail (0: none; "
+        "keep 0 for CUDA jobs); either way, on Linux a job's private memory may not exceed the "
+        "machine's",
     )
     executor: Literal["local", "ray"] = Field(
         "local",
