@@ -16,6 +16,7 @@ from typing import Any, ClassVar
 from textual.app import App, SystemCommand
 from textual.binding import Binding, BindingType
 from textual.dom import DOMNode
+from textual.notifications import SeverityLevel
 from textual.reactive import reactive
 from textual.screen import ModalScreen, Screen
 
@@ -182,6 +183,20 @@ class ForgeApp(App[None]):
         self._notify_for(event)
         for screen in self.screen_stack:
             screen.post_message(DaemonEvent(event))
+
+    def notify(
+        self,
+        message: str,
+        *,
+        title: str = "",
+        severity: SeverityLevel = "information",
+        timeout: float | None = None,
+        markup: bool = True,
+    ) -> None:
+        """Every notification as plain text (a screen's `notify` comes here too): they carry
+        outside text (a mission's title, a source's name, a job's error, a TOML error's
+        `[table]`), which Textual would read as markup, and none of ours uses markup."""
+        super().notify(message, title=title, severity=severity, timeout=timeout, markup=False)
 
     def _notify_for(self, event: dict[str, Any]) -> None:
         data = event.get("data") or {}

@@ -7,6 +7,7 @@ from __future__ import annotations
 
 from pathlib import Path
 
+from textual.content import Content
 from textual.pilot import Pilot
 from textual.widgets import DataTable, Static
 from textual.widgets._data_table import default_cell_formatter
@@ -63,7 +64,8 @@ def test_markup_html_and_ansi_from_a_repository_are_shown_as_written(
 ) -> None:
     daemon = make_daemon(config=agent_config(tiny_model)).start()
     start = daemon.call("system.status")["last_seq"]
-    daemon.call("sources.add", path=str(hostile_repo(tmp_path)))
+    repo = hostile_repo(tmp_path)
+    source = daemon.call("sources.add", path=str(repo))
     mission = next_proposal(daemon, start)
     assert NAME in mission["title"]
 
@@ -82,6 +84,19 @@ def test_markup_html_and_ansi_from_a_repository_are_shown_as_written(
         # The dashboard's activity, opened after the proposal, still tells of it.
         said = f"mission proposed: {mission['title']}"
         await activity_line(app, pilot, "the proposal in the recent activity", said)
+        # A notification of a new proposal shows its title as written (Textual reads a
+        # notification as markup unless told not to: `[b]`, `[$accent]` and the rest vanished).
+        commit(repo, {"more.py": f"MORE = {HOSTILE!r}\n"}, "[/] More [b]widgets")
+        newer = daemon.call("sources.scan", id=source["id"])["mission"]
+        assert newer is not None and NAME in newer["title"]
+        told = await until(
+            pilot,
+            "the notification of the new proposal",
+            lambda: next((n for n in app._notifications if newer["title"] in n.message), None),
+        )
+        # As the toast renders it (`textual.widgets._toast.Toast.render`).
+        text = Content.from_markup(told.message) if told.markup else Content(told.message)
+        assert newer["title"] in text.plain
         # Nothing was taken for an action: the app did not quit on `[@click=app.quit]`.
         assert app.is_running
 

@@ -106,7 +106,9 @@ class DeployDialog(ModalScreen[tuple[str, str] | None]):
 
     def compose(self) -> ComposeResult:
         with Vertical(classes="dialog wide"):
-            yield Label(f"Deploy [b]{self.model.name}[/b] ({self.model.id}) to Ollama")
+            yield Label(
+                shown("Deploy [b]$name[/b] ($id) to Ollama", name=self.model.name, id=self.model.id)
+            )
             yield MetricComparison(id="comparison", cursor_type="none")
             yield Label("tag (empty: the next forge-<source>:<n>)")
             yield Input(value=self.tag, placeholder="forge-<source>:<n>", id="tag")
@@ -155,7 +157,9 @@ class ExportDialog(ModalScreen[dict[str, object] | None]):
 
     def compose(self) -> ComposeResult:
         with Vertical(classes="dialog wide"):
-            yield Label(f"Export [b]{self.model.name}[/b] ({self.model.id}) as GGUF")
+            yield Label(
+                shown("Export [b]$name[/b] ($id) as GGUF", name=self.model.name, id=self.model.id)
+            )
             yield Label("the .gguf file to write (on the daemon's machine; it must not exist)")
             yield Input(value=str(self.output), id="output")
             yield Checkbox(

@@ -21,6 +21,7 @@ from textual.widget import Widget
 from textual.widgets import Button, Checkbox, Input, Label, Select, Static
 
 from forge_api.jobs import TrainParams
+from tui.plain import shown
 from tui.screens.base import ForgeScreen
 from tui.screens.job_detail import JobDetailScreen
 
@@ -158,7 +159,7 @@ class NewJobScreen(ForgeScreen):
         for name, info in FIELDS.items():
             help_widget = self.query_one(f"#h-{name}", Static)
             if name in problems:
-                help_widget.update(f"[red]✖ {problems[name]}[/red]")
+                help_widget.update(shown("[red]✖ $problem[/red]", problem=problems[name]))
                 help_widget.add_class("bad")
             elif help_widget.has_class("bad"):
                 help_widget.remove_class("bad")
