@@ -44,9 +44,6 @@ class Measured:
     plain_bytes_per_row: int | None = None
     """A row's memory without gradient checkpointing, from the job's first pass (which no
     earlier pass's memory hides): what later jobs of this base size their batch from."""
-    row_floored: bool = False
-    """The row's measure fell below what a row must hold (`row_floor`), which stands in for
-    it: not a measure later jobs may size their batch from."""
 
     def write(self, run_dir: Path, **extra: Any) -> None:
         run_dir.mkdir(parents=True, exist_ok=True)

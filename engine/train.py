@@ -83,13 +83,14 @@ def size_batch(
         set_checkpointing(model, True)
     plain: int | None = None  # a row's memory without checkpointing, measured first or given
     per_row: int | None
+    whose, said = "", ""  # where the row's measure came from; what changed the batch
     if p.row_bytes and not checkpointing:
         plain, free = p.row_bytes, available_bytes(device, limit)
         per_row, fits = plain, batch_for(plain, free, device, p.max_seq_len)
-        said = " (the calibration's measure)"
+        whose = " (the calibration's measure)"
     else:
         per_row, fits, free = fit()
-        plain, said = None if checkpointing else per_row, ""
+        plain = None if checkpointing else per_row
     auto = p.gradient_checkpointing is None and not p.batch_size
     if auto and per_row and fits < CHECKPOINTING_BELOW_ROWS:
         # Measured with checkpointing on: the first pass of a job given `row_bytes` (a true
@@ -97,19 +98,18 @@ def size_batch(
         set_checkpointing(model, True)
         again = fit()
         if again[0] and again[1] > fits:
-            said += f"; gradient checkpointing on: {again[1]} rows fit with it, {fits} without"
+            said = f"; gradient checkpointing on: {again[1]} rows fit with it, {fits} without"
             (per_row, fits, free), checkpointing = again, True
         else:
             set_checkpointing(model, False)
     measured = Measured(device, p.max_seq_len, per_row or 0, free, p.batch_size or fits)
-    measured.row_floored = bool(floored) and per_row == floor
     measured.plain_bytes_per_row = plain
     seen = (
-        f"one row of {p.max_seq_len} tokens takes {per_row / 2**20:,.1f} MiB"
+        f"one row of {p.max_seq_len} tokens takes {per_row / 2**20:,.1f} MiB{whose}"
         if per_row
         else "this machine cannot measure a row's memory"
     )
-    if measured.row_floored:
+    if floored and per_row == floor:
         seen += (
             f" (measured {floored[-1] / 2**20:,.1f} MiB, less than its layers' inputs alone:"
             " memory the allocator already held)"
@@ -117,8 +117,6 @@ def size_batch(
     if p.batch_size:
         warn = "" if p.batch_size <= fits or not per_row else f"; more than the {fits} that fit"
         return measured, f"asked for ({seen}, {free / 2**30:.1f} GiB free{warn})", checkpointing
-    if said.startswith(" ("):  # what the measure was: said beside it
-        seen, said = seen + said[: said.index(")") + 1], said[said.index(")") + 1 :]
     reason = f"{seen}, {free / 2**30:.1f} GiB free on {device}: batch {fits}{said}"
     return measured, reason, checkpointing
 
@@ -342,11 +340,18 @@ def run(spec: JobSpec, events: Emitter) -> dict[str, Any]:
     def spent() -> float:
         return spent_before + time.monotonic() - events.started
 
+    def per_step(done: int) -> float:
+        """This attempt's pace so far."""
+        return (time.monotonic() - started) / max(done - start, 1)
+
+    def last_eval_s() -> float:
+        """What the held-out loss after the last step will take (as long as the first did)."""
+        return float(state.get("eval_s", 0.0)) if p.evaluate else 0.0
+
     def eta(done: int) -> float:
-        """Seconds left: the steps to go at this attempt's pace and the last evaluation, within
-        what is left of the budget."""
-        per_step = (time.monotonic() - started) / max(done - start, 1)
-        left = per_step * (total - done) + (state.get("eval_s", 0.0) if p.evaluate else 0.0)
+        """Seconds left: the steps to go at this pace and the last evaluation, within what is
+        left of the budget."""
+        left = per_step(done) * (total - done) + last_eval_s()
         return round(min(left, max(0.0, budget_s - spent())) if budget_s else left, 1)
 
     def save_checkpoint(done: int) -> None:
@@ -371,8 +376,7 @@ def run(spec: JobSpec, events: Emitter) -> dict[str, Any]:
                         events.log(f"early stop at step {done}: eval loss stopped improving")
                         return EARLY_STOP
         # Another step, then the last evaluation, must still fit the budget.
-        per_step = (time.monotonic() - started) / max(done - start, 1)
-        reserve = per_step + (state.get("eval_s", 0.0) if p.evaluate else 0.0)
+        reserve = per_step(done) + last_eval_s()
         if budget_s and spent() + reserve >= budget_s and done < total:
             events.log(
                 f"time budget of {p.max_minutes:g} min: stopping after step {done}/{total}"
@@ -444,6 +448,10 @@ def run(spec: JobSpec, events: Emitter) -> dict[str, Any]:
     seconds = time.monotonic() - started
     measured.tokens_per_s = round(tokens_done / max(seconds, 1e-9), 1)
     measured.load_s = round(loaded_s, 2)
+    if p.calibrate:  # what a mission's other parts take, so its plan can divide a budget
+        measured.eval_tokens_per_s, measured.gen_step_s = eval_speeds(
+            model, data.train, pad_id, device
+        )
     measured.write(run_dir, base_model=str(base), steps=completed - start)
     data_share = data_seconds / max(seconds, 1e-9)
     events.log(
@@ -451,11 +459,6 @@ def run(spec: JobSpec, events: Emitter) -> dict[str, Any]:
         f" on {device}; {data_share:.1%} of the time preparing batches, the rest in the model"
     )
     if p.calibrate:
-        # What a mission's other parts take, so its plan can divide a time budget.
-        measured.eval_tokens_per_s, measured.gen_step_s = eval_speeds(
-            model, data.train, pad_id, device
-        )
-        measured.write(run_dir, base_model=str(base), steps=completed - start)
         events.log(
             f"loading took {loaded_s:.1f} s; held-out loss goes at"
             f" {measured.eval_tokens_per_s:,.0f} tokens/s, generation at"

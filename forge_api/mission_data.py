@@ -102,7 +102,6 @@ class Measured(Part):
     eval_tokens_per_s: float | None = None
     gen_step_s: float | None = None
     plain_bytes_per_row: int | None = None
-    row_floored: bool | None = None
 
 
 class Timing(Part):
