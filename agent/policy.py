@@ -89,6 +89,7 @@ def rationale(
     eta: float | None,
     note: str = "",
     measuring: bool = False,
+    budget_min: float | None = None,
 ) -> str:
     # What the dataset holds, by builder: these add up to its examples (what the builders made
     # before near-duplicates and secrets were taken out is in the card's `per_builder`).
@@ -111,7 +112,9 @@ def rationale(
         f"{card.get('examples', 0)} examples ({builders}), about {card.get('approx_tokens', 0):,} "
         f"tokens; {secrets.get('files_skipped', 0)} files and "
         f"{secrets.get('examples_dropped', 0)} examples holding secrets were left out. "
-        f"From approval to done (training, evaluation, deploy): {when}."
+        f"From approval to done (training, evaluation, deploy)"
+        + (f", within the proposed {budget_min:g}-min budget" if budget_min else "")
+        + f": {when}."
     )
 
 

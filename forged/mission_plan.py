@@ -83,7 +83,9 @@ def timed(data: MissionData, deploys: bool) -> MissionData:
         models=3 if data.previous_adapter else 2,
         deploys=deploys,
     )
-    params = {**plan.params, "min_steps": found.min_steps}
+    params = dict(plan.params)
+    if "min_steps" not in plan.changed:  # a person's own setting stands
+        params["min_steps"] = found.min_steps
     return MissionData(
         plan=plan.model_copy(update={"params": params}),
         timing=Timing.model_validate(found.as_dict()),

@@ -40,16 +40,19 @@ SECONDARY = ("load_s", "eval_tokens_per_s", "gen_step_s")
 """Measures a plain train job may lack (only a calibration measures generation)."""
 
 
-def speed_note(measured: dict[str, Any] | None, tokens: int, budget_min: float) -> str:
+def speed_note(measured: dict[str, Any] | None, tokens: int, train_s: float | None) -> str:
     """What the ETA rests on, for the rationale: the measured speed, and how much of an epoch
-    the time budget holds where it holds less than one."""
+    training's share of the budget (`train_s`) holds where it holds less than one."""
     if not measured or not measured.get("tokens_per_s"):
         return ""
     speed = float(measured["tokens_per_s"])
     note = f"{speed:,.0f} tokens/s measured here at batch {measured.get('batch_size')}"
     epoch_s = tokens / speed
-    if epoch_s > budget_min * 60:
-        note += f"; the {budget_min:g}-min budget holds {budget_min * 60 / epoch_s:.0%} of an epoch"
+    if train_s and epoch_s > train_s:
+        note += (
+            f"; training's {train_s / 60:.0f}-min share of the budget holds"
+            f" {train_s / epoch_s:.0%} of an epoch"
+        )
     return note
 
 
@@ -327,9 +330,12 @@ class SourceScanner:
         timing = timed(data, self.models.config.ollama.deploy_missions)
         card = data.card.model_dump(mode="json") if data.card else {}
         measured = data.measured.model_dump(mode="json") if data.measured else None
-        budget = self.config.max_train_minutes
-        note = speed_note(measured, int(card.get("approx_tokens") or 0), budget)
-        why_text = rationale(source, material, card, timing.eta_s, note, bool(data.measuring))
+        budget = data.plan.params.get("max_minutes") if data.plan else None
+        train_s = timing.timing.train_budget_s if timing.timing else None
+        note = speed_note(measured, int(card.get("approx_tokens") or 0), train_s)
+        why_text = rationale(
+            source, material, card, timing.eta_s, note, bool(data.measuring), budget
+        )
         if self.advisor is not None and self.advisor.enabled and not data.measuring:
             facts = {"source": source, "trigger": why, "card": card, "eta_s": timing.eta_s}
             why_text = await asyncio.to_thread(self.advisor.rationale, facts, why_text)

@@ -9,7 +9,6 @@ import time
 from forge_api.config import ConfigError
 from forge_api.protocol import INVALID_STATE
 from forge_api.schema import ConfigReloaded, NoParams, QueueState, SystemHealth, SystemStatus
-from forge_client.format import duration
 from forged import __version__
 from forged.context import Session
 from forged.hardware import memory_available, memory_total
@@ -111,6 +110,6 @@ def _runner_check(runner: JobRunner) -> str:
         waiting = ", ".join(f"{job} {status}" for job, status in runner.unrecorded.items())
         return f"error: jobs ended but the store cannot record it yet: {waiting}"
     if stalled := runner.stalled():
-        silent = ", ".join(f"{job} silent for {duration(s)}" for job, s in stalled.items())
+        silent = ", ".join(f"{job} silent for {s:.0f} s" for job, s in stalled.items())
         return f"stalled: {silent} (stopped or hung? `forge jobs cancel` frees its slot)"
     return "ok"

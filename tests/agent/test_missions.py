@@ -382,13 +382,15 @@ def test_a_failed_mission_says_where_and_retries_from_there(
         "checkpoint_every": 1,
         "lr_schedule": "constant",  # a cosine over 100,000 steps would barely move in 15 s
         "warmup_steps": 0,
+        "min_steps": 2,  # a person's own value stands: the budget's timing does not replace it
     }
     approved = daemon.call("missions.approve", id=mission["id"], set=changes)
     params = approved["data"]["plan"]["params"]
     assert (params["max_steps"], params["max_minutes"], params["rank"]) == (100_000, 0.25, 4)
     assert approved["stage"] == "training"
     train_id = approved["data"]["train_job"]
-    assert daemon.call("jobs.get", id=train_id)["params"]["max_steps"] == 100_000
+    train_params = daemon.call("jobs.get", id=train_id)["params"]
+    assert (train_params["max_steps"], train_params["min_steps"]) == (100_000, 2)
 
     # Cancelled mid-run: the mission fails at its train step, saying why.
     wait_for(lambda: daemon.call("jobs.get", id=train_id)["checkpoint"], timeout=120)
