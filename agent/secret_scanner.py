@@ -23,7 +23,6 @@ a scanner's test data, as several file types.
 from __future__ import annotations
 
 import importlib
-import math
 import re
 import threading
 from collections import Counter
@@ -117,42 +116,14 @@ def _entropy_check(plugin: Any) -> Check:
     """What the entropy plugins report: a string of their alphabet (quoted) whose entropy is
     over their limit, measured by their own methods."""
 
-    limit = plugin.entropy_limit
-    # A string of n characters has at most log2(n) bits of entropy: a shorter one never passes.
-    least = math.ceil(2**limit)
-
     def check(line: str) -> bool:
-        if "'" not in line and '"' not in line:  # the plugin reads quoted strings only
-            return False
-        return any(
-            len(s) >= least and plugin.calculate_shannon_entropy(s) > limit
-            for s in plugin.analyze_string(line)
-        )
+        limit = plugin.entropy_limit
+        return any(plugin.calculate_shannon_entropy(s) > limit for s in plugin.analyze_string(line))
 
     return check
 
 
-FLAGS = {re.IGNORECASE: "i", re.MULTILINE: "m", re.DOTALL: "s", re.VERBOSE: "x"}
-BACKREFERENCE = re.compile(r"\\[1-9]|\(\?P=")
-
-
 def _regex_check(patterns: list[re.Pattern[str]]) -> Check:
-    """Whether any of the patterns matches: one search of all of them as one alternation (each
-    with its own flags), where they compile together; else one search each."""
-    parts = []
-    if any(BACKREFERENCE.search(p.pattern) for p in patterns):  # numbers shift when joined
-        patterns_alone = list(patterns)
-        return lambda line: any(p.search(line) for p in patterns_alone)
-    for p in patterns:
-        flags = "".join(c for f, c in FLAGS.items() if p.flags & f)
-        parts.append(f"(?{flags}:{p.pattern})" if flags else f"(?:{p.pattern})")
-    try:
-        together = re.compile("|".join(parts)) if parts else None
-    except re.error:
-        together = None
-    if together is not None:
-        return lambda line: together.search(line) is not None
-
     def check(line: str) -> bool:
         return any(p.search(line) for p in patterns)
 
@@ -179,7 +150,6 @@ def plugin_checks(file_type: Any) -> list[Check] | None:
 
     by_regex = {RegexBasedDetector.analyze_string, JwtTokenDetector.analyze_string}
     found: list[Check] = []
-    denylists: list[re.Pattern[str]] = []  # every regex plugin's: searched as one
     for plugin in get_plugins():
         kind = type(plugin)
         if shape(kind) == shape(HighEntropyStringsPlugin):
@@ -188,11 +158,10 @@ def plugin_checks(file_type: Any) -> list[Check] | None:
             table = REGEX_BY_FILETYPE.get(file_type, QUOTES_REQUIRED_DENYLIST_REGEX_TO_GROUP)
             found.append(_keyword_check(list(table)))
         elif kind.analyze_line is BasePlugin.analyze_line and kind.analyze_string in by_regex:
-            denylists += list(plugin.denylist)
+            found.append(_regex_check(list(plugin.denylist)))
         else:
             _checks[file_type] = None
             return None
-    found.insert(0, _regex_check(denylists))
     _checks[file_type] = found
     return found
 

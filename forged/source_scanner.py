@@ -367,26 +367,19 @@ class SourceScanner:
         except Exception:
             log.exception("mission %s: measuring this machine failed", mission.id)
             measured = None
-        now = self.store.get_mission(mission.id)
         found = Measured.model_validate(measured) if measured else None
-        if now.stage != "proposed":
-            self.store.update_mission_data(now.id, MissionData(measured=found, measuring=False))
-            return
-        source = self.store.get_source(str(now.source_id))
-        trigger = now.data.trigger or Trigger()
-        material = Material(
-            now.data.head or "",
-            trigger.since,
-            trigger.commits,
-            trigger.files,
-            trigger.approx_tokens,
-        )
-        done = now.data.model_copy(update={"measured": found, "measuring": False})
-        timed_data = await self._timed(done, source.name, material, trigger.why)
-        if self.store.get_mission(now.id).stage == "proposed":  # not approved meanwhile
-            self.store.update_mission_data(now.id, timed_data)
-        else:
-            self.store.update_mission_data(now.id, MissionData(measured=found, measuring=False))
+        now = self.store.get_mission(mission.id)
+        if now.stage == "proposed":
+            source = self.store.get_source(str(now.source_id))
+            t = now.data.trigger or Trigger()
+            material = Material(now.data.head or "", t.since, t.commits, t.files, t.approx_tokens)
+            done = now.data.model_copy(update={"measured": found, "measuring": False})
+            timed_data = await self._timed(done, source.name, material, t.why)
+            if self.store.get_mission(now.id).stage == "proposed":  # not approved meanwhile
+                self.store.update_mission_data(now.id, timed_data)
+                return
+        # Approved (or superseded) meanwhile: its plan was timed without the measure; keep it.
+        self.store.update_mission_data(now.id, MissionData(measured=found, measuring=False))
 
     def _measured(self, base_model: str) -> dict[str, Any] | None:
         """What train jobs of this base model measured on this machine (`measured.json`): the
