@@ -12,8 +12,9 @@ split is by shares alone and there is no ETA.
 from __future__ import annotations
 
 import math
-from dataclasses import asdict, dataclass
 from typing import Any
+
+from forge_api.mission_data import Timing
 
 EVAL_SHARE = 0.25
 """Of the budget, at most this much goes to the evaluation (loading included)."""
@@ -30,26 +31,6 @@ JOB_START_S = 2.0
 """A job's start and end around its engine's work: spawning, its events, recording it."""
 
 
-@dataclass(frozen=True)
-class Schedule:
-    """What each job of a mission gets and should take, in seconds (see `schedule`)."""
-
-    train_budget_s: float | None
-    """The train job's own wall-time budget (its `max_minutes`); None: no budget."""
-    min_steps: int
-    eval_rows: int
-    generations: int
-    max_new_tokens: int
-    train_s: float | None = None
-    eval_s: float | None = None
-    deploy_s: float | None = None
-    eta_s: float | None = None
-    """The whole mission, from approval to done; None where this machine measured nothing."""
-
-    def as_dict(self) -> dict[str, Any]:
-        return asdict(self)
-
-
 def _speed(measured: dict[str, Any] | None, key: str) -> float:
     value = (measured or {}).get(key)
     return float(value) if isinstance(value, int | float) and value > 0 else 0.0
@@ -64,7 +45,7 @@ def schedule(
     measured: dict[str, Any] | None,
     models: int = 2,
     deploys: bool = False,
-) -> Schedule:
+) -> Timing:
     """Divide the budget: the eval sized to at most EVAL_SHARE of it (fewer answers, shorter,
     then fewer rows, as the measures say), training the rest less the deploy; and the ETA from
     the same measures. `models`: scored by the eval (base, new adapter, and the deployed one);
@@ -74,15 +55,15 @@ def schedule(
     train_tps = _speed(measured, "tokens_per_s")
     eval_tps = _speed(measured, "eval_tokens_per_s") or train_tps * 3  # no backward pass
     # Unmeasured (no calibration here): a decoded token costs about 64 tokens of forward pass.
-    gen_step = _speed(measured, "gen_step_s") or 64 / eval_tps if train_tps else 0.0
+    gen_step = (_speed(measured, "gen_step_s") or 64 / eval_tps) if train_tps else 0.0
     load = _speed(measured, "load_s")
     if not train_tps:  # nothing measured: shares only
-        return Schedule(
-            budget * (1 - EVAL_SHARE) if budget else None,
-            MIN_STEPS,
-            min(rows_held, UNMEASURED_EVAL_ROWS),
-            GENERATIONS,
-            MAX_NEW_TOKENS,
+        return Timing(
+            train_budget_s=budget * (1 - EVAL_SHARE) if budget else None,
+            min_steps=MIN_STEPS,
+            eval_rows=min(rows_held, UNMEASURED_EVAL_ROWS),
+            generations=GENERATIONS,
+            max_new_tokens=MAX_NEW_TOKENS,
         )
 
     def eval_time(rows: int, gens: int, new: int) -> float:
@@ -117,14 +98,14 @@ def schedule(
     train_s = setup + loop
     if train_budget is not None:
         train_s = min(train_s, train_budget)
-    return Schedule(
-        round(train_budget, 1) if train_budget is not None else None,
-        min_steps,
-        rows,
-        gens,
-        new,
-        round(train_s, 1),
-        round(eval_s, 1),
-        round(deploy_s, 1),
-        round(train_s + eval_s + deploy_s, 1),
+    return Timing(
+        train_budget_s=round(train_budget, 1) if train_budget is not None else None,
+        min_steps=min_steps,
+        eval_rows=rows,
+        generations=gens,
+        max_new_tokens=new,
+        train_s=round(train_s, 1),
+        eval_s=round(eval_s, 1),
+        deploy_s=round(deploy_s, 1),
+        eta_s=round(train_s + eval_s + deploy_s, 1),
     )

@@ -88,7 +88,7 @@ def timed(data: MissionData, deploys: bool) -> MissionData:
         params["min_steps"] = found.min_steps
     return MissionData(
         plan=plan.model_copy(update={"params": params}),
-        timing=Timing.model_validate(found.as_dict()),
+        timing=found,
         eta_s=found.eta_s,
     )
 

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from typing import Any
+
 import pytest
 
 from agent.mission_time import EVAL_SHARE, MIN_STEPS, schedule
@@ -16,7 +18,7 @@ SMOLLM2_CPU = {
 }
 
 
-def plan(**kw: object) -> dict[str, object]:
+def plan(**kw: Any) -> dict[str, Any]:
     return {
         "approx_tokens": 145_000,
         "max_seq_len": 1024,
@@ -27,40 +29,41 @@ def plan(**kw: object) -> dict[str, object]:
 
 
 def test_the_parts_add_up_to_the_eta_and_fit_the_budget() -> None:
-    s = schedule(**plan(approx_tokens=1_450_000))  # type: ignore[arg-type]
+    s = schedule(**plan(approx_tokens=1_450_000))
     assert s.eta_s is not None and s.train_s and s.eval_s is not None
     assert s.eta_s == pytest.approx(s.train_s + s.eval_s + (s.deploy_s or 0), abs=0.2)
     assert s.eta_s <= 5 * 60  # an epoch takes far longer: the budget holds it
     assert s.eval_s <= EVAL_SHARE * 5 * 60 + 2.5
     assert s.train_budget_s is not None and s.train_budget_s + s.eval_s <= 5 * 60
     # The eval scores a sample of the held-out rows, not all 142 of them.
+    assert s.eval_rows is not None and s.generations is not None
     assert 4 <= s.eval_rows < 142 and s.generations >= 1
     # A small dataset is scored whole when that fits.
-    assert schedule(**plan()).eval_rows == 15  # type: ignore[arg-type]
+    assert schedule(**plan()).eval_rows == 15
 
 
 def test_a_longer_budget_times_a_longer_mission_and_a_deploy_is_counted() -> None:
-    short = schedule(**plan())  # type: ignore[arg-type]
-    longer = schedule(**plan(budget_minutes=10.0, deploys=True, models=3))  # type: ignore[arg-type]
+    short = schedule(**plan())
+    longer = schedule(**plan(budget_minutes=10.0, deploys=True, models=3))
     assert longer.eta_s and short.eta_s and longer.eta_s > short.eta_s
     assert longer.deploy_s and longer.deploy_s > 0 and not short.deploy_s
 
 
 def test_no_minimum_of_steps_the_budget_cannot_pay_for() -> None:
-    roomy = schedule(**plan(budget_minutes=60.0, approx_tokens=2_000))  # type: ignore[arg-type]
+    roomy = schedule(**plan(budget_minutes=60.0, approx_tokens=2_000))
     assert roomy.min_steps == MIN_STEPS  # a handful of files still moves the adapter
-    tight = schedule(**plan(budget_minutes=1.0, approx_tokens=2_000))  # type: ignore[arg-type]
-    assert 1 <= tight.min_steps < MIN_STEPS
+    tight = schedule(**plan(budget_minutes=1.0, approx_tokens=2_000))
+    assert tight.min_steps is not None and 1 <= tight.min_steps < MIN_STEPS
     assert tight.eta_s is not None and tight.eta_s <= 60
 
 
 def test_a_tiny_dataset_never_takes_zero_seconds() -> None:
-    s = schedule(**plan(approx_tokens=27, budget_minutes=None))  # type: ignore[arg-type]
+    s = schedule(**plan(approx_tokens=27, budget_minutes=None))
     assert s.eta_s is not None and s.eta_s >= 1
     assert s.train_budget_s is None
 
 
 def test_without_a_measure_the_split_is_by_shares_and_there_is_no_eta() -> None:
-    s = schedule(**plan(measured=None))  # type: ignore[arg-type]
+    s = schedule(**plan(measured=None))
     assert s.eta_s is None and s.train_budget_s == pytest.approx(5 * 60 * (1 - EVAL_SHARE))
-    assert s.eval_rows >= 1 and s.min_steps == MIN_STEPS
+    assert s.eval_rows is not None and s.eval_rows >= 1 and s.min_steps == MIN_STEPS
