@@ -13,26 +13,17 @@ chain ends after its eval, as it does for a person who has none.
 from __future__ import annotations
 
 import argparse
-import subprocess
 import tempfile
 import time
 from pathlib import Path
 from typing import Any
 
-from bench.mission_real import MARKUPSAFE, real_model
+from bench.mission_real import real_model
 from bench.scratch_daemon import scratch_daemon
 from forge_api.paths import ForgePaths
 from forge_client.client import Client
-
-
-def wait(client: Client, what: str, check: Any, timeout: float) -> Any:
-    """Poll `check()` once a second until it gives something true."""
-    end = time.monotonic() + timeout
-    while time.monotonic() < end:
-        if found := check():
-            return found
-        time.sleep(1)
-    raise SystemExit(f"timed out waiting for {what}")
+from tests.support.daemon_harness import wait_for
+from tests.support.repos import clone_markupsafe, commit
 
 
 def mission(client: Client, mission_id: str) -> dict[str, Any]:
@@ -45,11 +36,10 @@ def run_one(client: Client, mission_id: str, minutes: float) -> tuple[float, flo
     began = time.monotonic()
     approved = client.call("missions.approve", id=mission_id, set={"minutes": minutes})
     eta = float(approved["data"]["eta_s"] or 0)
-    done = wait(
-        client,
-        "the mission to end",
+    done = wait_for(
         lambda: (m := mission(client, mission_id))["stage"] in ("done", "failed") and m,
         minutes * 60 * 3,
+        interval=1,
     )
     took = time.monotonic() - began
     if done["stage"] != "done":
@@ -73,20 +63,18 @@ def main() -> None:
         )
 
     with scratch_daemon("forge-bench-eta-", configure) as (paths, _):
-        repo = Path(tempfile.mkdtemp(prefix="forge-bench-repo-", dir="/tmp")) / "markupsafe"
-        subprocess.run(["git", "clone", "-q", str(MARKUPSAFE), str(repo)], check=True)
+        repo = clone_markupsafe(
+            Path(tempfile.mkdtemp(prefix="forge-bench-repo-", dir="/tmp")) / "markupsafe"
+        )
         with Client(paths.socket_file, timeout=60) as client:
             added = time.monotonic()
             source = client.call("sources.add", path=str(repo))
-            first = wait(
-                client, "the proposal", lambda: client.call("missions.list")["missions"], 600
-            )[0]
+            first = wait_for(lambda: client.call("missions.list")["missions"], 600, interval=1)[0]
             listed = time.monotonic() - added
-            timed = wait(
-                client,
-                "the ETA",
+            timed = wait_for(
                 lambda: not (m := mission(client, first["id"]))["data"].get("measuring") and m,
                 900,
+                interval=1,
             )
             print(
                 f"listed {listed:.0f} s after `sources add`; timed {time.monotonic() - added:.0f} s"
@@ -111,23 +99,7 @@ def main() -> None:
                         f"    return value + {k}\n\n\n"
                         for k in range(120)
                     )
-                    (repo / f"bench_{n}_{i}.py").write_text(body)
-                    subprocess.run(["git", "-C", str(repo), "add", "-A"], check=True)
-                    subprocess.run(
-                        [
-                            "git",
-                            "-C",
-                            str(repo),
-                            "-c",
-                            "user.name=b",
-                            "-c",
-                            "user.email=b@x",
-                            "commit",
-                            "-qm",
-                            f"Add helpers {n}.{i}",
-                        ],
-                        check=True,
-                    )
+                    commit(repo, {f"bench_{n}_{i}.py": body}, f"Add helpers {n}.{i}")
                 again = client.call("sources.scan", id=source["id"])["mission"]
                 if again is None:
                     raise SystemExit("no second mission was proposed")

@@ -22,7 +22,7 @@ from pathlib import Path
 
 from agent.dataset_build import build_dataset
 from agent.secrets import forget_verdicts
-from tests.support.repos import CORPORA, MARKUPSAFE
+from tests.support.repos import CORPORA, clone_markupsafe
 from tests.support.secret_plants import CORPUS_SECRETS, planted_repo
 
 
@@ -89,7 +89,7 @@ def main() -> None:
             f" {kept / len(CORPUS_SECRETS):.0%} |"
         )
 
-        repo = clone(MARKUPSAFE, root / "markupsafe")
+        repo = clone_markupsafe(root / "markupsafe")
         baseline = min(git_read_seconds(repo) for _ in range(3))
         forget_verdicts()  # a first build: no verdict remembered
         began = time.perf_counter()
