@@ -57,7 +57,8 @@ def main(argv: list[str]) -> int:
         # Before anything imports huggingface_hub: only `forge models pull` reaches the hub.
         os.environ.setdefault("HF_HUB_OFFLINE", "1")
     # Before the model loads: past this an allocation fails in this job, not the machine.
-    limit_memory(spec.memory_limit_bytes)
+    if applied := limit_memory(spec.memory_limit_bytes):
+        emitter.log(applied)
     parent = os.environ.get("FORGE_PARENT_PID")
     control.install(int(parent) if parent else None)
     tags = {"forge.job_id": spec.job_id, "forge.kind": spec.kind}
