@@ -344,15 +344,21 @@ def run(spec: JobSpec, events: Emitter) -> dict[str, Any]:
         """This attempt's pace so far."""
         return (time.monotonic() - started) / max(done - start, 1)
 
-    def last_eval_s() -> float:
-        """What the held-out loss after the last step will take (as long as the first did)."""
+    def after_steps_s(done: int) -> float:
+        """What follows the last step: the held-out loss (as long as the first took), or, in a
+        calibration, timing the held-out loss and generation (about a step, measured)."""
+        if p.calibrate:
+            return per_step(done)
         return float(state.get("eval_s", 0.0)) if p.evaluate else 0.0
 
     def eta(done: int) -> float:
-        """Seconds left: the steps to go at this pace and the last evaluation, within what is
-        left of the budget."""
-        left = per_step(done) * (total - done) + last_eval_s()
-        return round(min(left, max(0.0, budget_s - spent())) if budget_s else left, 1)
+        """Seconds left: the steps to go at this pace and what follows them, within what is
+        left of the budget. A budget ends the steps when the next would not fit, half a step
+        early on average (measured: the ETA was a step long all the way through)."""
+        left = per_step(done) * (total - done) + after_steps_s(done)
+        if not budget_s:
+            return round(left, 1)
+        return round(min(left, max(0.0, budget_s - spent() - per_step(done) / 2)), 1)
 
     def save_checkpoint(done: int) -> None:
         if not ranks.main:
@@ -376,7 +382,7 @@ def run(spec: JobSpec, events: Emitter) -> dict[str, Any]:
                         events.log(f"early stop at step {done}: eval loss stopped improving")
                         return EARLY_STOP
         # Another step, then the last evaluation, must still fit the budget.
-        reserve = per_step(done) + last_eval_s()
+        reserve = per_step(done) + after_steps_s(done)
         if budget_s and spent() + reserve >= budget_s and done < total:
             events.log(
                 f"time budget of {p.max_minutes:g} min: stopping after step {done}/{total}"
