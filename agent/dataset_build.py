@@ -31,7 +31,10 @@ from agent.builders import (
     example_tokens,
     jsonl_examples,
 )
-from agent.repo_files import select_files, tracked_blobs
+from agent.commit_stream import NO_FILE
+from agent.kingfisher import KingfisherScan
+from agent.redaction import Redactor
+from agent.repo_files import Selection, select_files, tracked_blobs
 from agent.safe_git import changed_paths, open_repo
 from agent.secrets import find_secrets
 from agent.token_fit import Fit, load_counter
@@ -56,9 +59,39 @@ def _texts(example: dict[str, Any]) -> list[str]:
     return [example[k] for k in keys if isinstance(example.get(k), str)]
 
 
-def _secret_kinds(builder: str, example: dict[str, Any]) -> Counter[str]:
-    """The last gate: what secrets an example holds, whichever builder made it."""
-    return find_secrets("\n".join(_texts(example)), f"{builder}-example.txt")
+def _clean_example(
+    redactor: Redactor, builder: str, example: dict[str, Any]
+) -> tuple[dict[str, Any] | None, Counter[str], int]:
+    """The last gate, whichever builder made the example: the whole example scanned (a secret
+    may be split between its texts); where something is found, each text redacted and the whole
+    scanned again. (The example, or None where it must be dropped; every kind of secret found;
+    how many values were redacted.)"""
+    name = f"{builder}-example.txt"
+    whole = redactor.clean("\n".join(_texts(example)), name)
+    if not whole.found or whole.text is None:
+        return (example if whole.text is not None else None), whole.found, 0
+    found: Counter[str] = Counter(whole.found)
+    redacted = 0
+
+    def clean(text: str) -> str | None:
+        nonlocal redacted
+        cleaned = redactor.clean(text, name)
+        found.update(cleaned.found)
+        redacted += cleaned.redacted
+        return cleaned.text
+
+    if "messages" in example:
+        messages = [{**m, "content": clean(m["content"])} for m in example["messages"]]
+        out: dict[str, Any] = {**example, "messages": messages}
+        texts = [m["content"] for m in messages]
+    else:
+        out = {k: clean(v) if isinstance(v, str) else v for k, v in example.items()}
+        texts = [v for v in out.values() if isinstance(v, str) or v is None]
+    if any(t is None for t in texts):
+        return None, found, 0
+    if left := find_secrets("\n".join(_texts(out)), name):
+        return None, found + left, 0
+    return out, found, redacted
 
 
 SAMPLES = 2
@@ -71,18 +104,24 @@ SAFE_LABEL = re.compile(r"(#+ |diff --git |[Ff]ile:? )?[\w./ -]{1,100}")
 secret value: no quotes, no `=`, no `:` after the start."""
 
 
-DIFF_HEADER = re.compile(r"^\+\+\+ (?:b/)?([\w./-]{1,200})$", re.M)
-"""A diff's new-file line (`+++ app/main.py`): the file a commit's example changes."""
+DIFF_HEADER = re.compile(r"^--- (?:a/)?([\w./-]{1,200})\n\+\+\+ (?:b/)?([\w./-]{1,200})$", re.M)
+"""A diff's pair of file lines (`--- app/old.py`, `+++ app/main.py`): the file a commit's example
+changes, by its new name, or its old one where it was deleted (`+++ /dev/null`)."""
 
 
 def _label(builder: str, example: dict[str, Any]) -> str:
     """What the card calls a dropped example: its builder, and its first line where that line
     only names it (else its place in the build), never any text that could be the secret."""
     texts = _texts(example)
-    changed = [m.group(1) for t in texts for m in DIFF_HEADER.finditer(t)]
+    named = (
+        m.group(2) if m.group(2) != NO_FILE else m.group(1)
+        for t in texts
+        for m in DIFF_HEADER.finditer(t)
+    )
+    changed = list(dict.fromkeys(named))
     if changed:  # a commit's example: the files its diff changes
         more = f" and {len(changed) - 3} more" if len(changed) > 3 else ""
-        return f"{builder}: the change to {', '.join(dict.fromkeys(changed[:3]))}{more}"
+        return f"{builder}: the change to {', '.join(changed[:3])}{more}"
     first = texts[0].split("\n", 1)[0].strip() if texts else ""
     return f"{builder}: {first}" if SAFE_LABEL.fullmatch(first) else f"{builder} example"
 
@@ -112,6 +151,25 @@ def near_duplicate_key(example: dict[str, Any]) -> str:
     return hashlib.sha256(re.sub(r"[\W_]+", " ", joined).strip().encode()).hexdigest()
 
 
+@dataclass
+class _Made:
+    """What the builders made from a repository, before the secret gate."""
+
+    examples: list[tuple[str, dict[str, Any]]]
+    per_builder: dict[str, int]
+    skipped: Counter[str]
+    replayed: int
+    selection: Selection
+
+
+@dataclass
+class _Gated:
+    """What the secret gate kept, per output file, and what it said about the rest."""
+
+    kept: dict[str, list[dict[str, Any]]]
+    secrets: dict[str, Any]
+
+
 def build_dataset(
     repo_path: Path,
     out_root: Path,
@@ -134,9 +192,49 @@ def build_dataset(
     question/answer pairs it returns (it keeps only grounded ones and counts the rest).
     `fit` sizes every example to the base model's `max_seq_len` in its own tokens (default:
     1024 estimated tokens, for a dataset built with no model in mind).
+
+    Kingfisher's pass over the history runs in its own process meanwhile; every example then
+    has the values it found, and those the second pass finds, redacted (`agent.redaction`).
     """
     fit = fit or Fit(load_counter(None), 1024)
     repo = open_repo(repo_path)
+    head = repo.head.commit.hexsha
+    rev = f"{since}..{head}" if since else head
+    messages = repo.git.log("--format=%B", "--no-show-signature", rev)
+    first_pass = KingfisherScan(Path(repo.git_dir), messages, since)
+    try:
+        made = _make_examples(
+            repo,
+            repo_path.name,
+            rev,
+            since,
+            builders,
+            include,
+            exclude,
+            replay_fraction,
+            synthesize,
+            fit,
+        )
+    finally:
+        secret_pass = first_pass.result()
+    gated = _secret_gate(made, Redactor(secret_pass.values))
+    gated.secrets["first_pass"] = f"kingfisher {secret_pass.status}"
+    return _write(repo_path, out_root, source_name, head, since, fit, made, gated)
+
+
+def _make_examples(
+    repo: Any,
+    project: str,
+    rev: str,
+    since: str | None,
+    builders: tuple[str, ...],
+    include: list[str] | None,
+    exclude: list[str] | None,
+    replay_fraction: float,
+    synthesize: Synthesizer | None,
+    fit: Fit,
+) -> _Made:
+    """Every builder's examples (files of the head commit, commits of `rev`), unfiltered."""
     head = repo.head.commit.hexsha
     only: set[str] | None = None
     replayed = 0
@@ -154,11 +252,10 @@ def build_dataset(
         if name == "code":
             made, dropped = code_examples(selection.files, fit)
         elif name == "docs":
-            made, dropped = doc_examples(selection.files, repo_path.name, fit)
+            made, dropped = doc_examples(selection.files, project, fit)
         elif name == "jsonl":
             made, dropped = jsonl_examples(selection.files, fit)
         elif name == "commits":
-            rev = f"{since}..{head}" if since else head
             made, dropped = commit_examples(repo, rev, fit, include, exclude)
         else:
             raise ValueError(f"unknown builder {name!r}; known: {', '.join(BUILDERS)}")
@@ -180,21 +277,31 @@ def build_dataset(
             examples += [("qa", chat(q, a)) for q, a in fitting]
             pairs += len(fitting)
         per_builder["qa"] = pairs
+    return _Made(examples, per_builder, skipped, replayed, selection)
 
+
+def _secret_gate(made: _Made, redactor: Redactor) -> _Gated:
+    """Each example redacted or dropped, then near-duplicates left out; the card's `secrets`."""
+    selection, skipped = made.selection, made.skipped
     found = Counter(selection.secrets)
-    dropped_for_secrets = 0
-    dropped_examples: list[dict[str, Any]] = []
+    dropped: list[dict[str, Any]] = []
+    redacted: list[dict[str, Any]] = list(selection.redacted)
+    values = sum(int(r["why"].split(" ", 1)[0]) for r in redacted)
     kept: dict[str, list[dict[str, Any]]] = {}
     seen: set[str] = set()
-    for builder, clean in examples:
-        if kinds := _secret_kinds(builder, clean):
-            found.update(kinds)
-            dropped_for_secrets += 1
-            dropped_examples.append(
-                {"example": _label(builder, clean), "why": f"holds {', '.join(sorted(kinds))}"}
+    for builder, raw in made.examples:
+        clean, kinds, n = _clean_example(redactor, builder, raw)
+        found.update(kinds)
+        if clean is None:
+            dropped.append(
+                {"example": _label(builder, raw), "why": f"holds {', '.join(sorted(kinds))}"}
             )
             skipped["holds a secret"] += 1
             continue
+        if n:
+            values += n
+            why = f"{n} redacted: {', '.join(sorted(kinds))}"
+            redacted.append({"example": _label(builder, clean), "why": why})
         key = near_duplicate_key(clean)
         if key in seen:
             skipped["near-duplicate"] += 1
@@ -203,8 +310,33 @@ def build_dataset(
         # One file per format: the jsonl builder passes through whatever formats it found.
         name = builder if builder != "jsonl" else f"jsonl-{detect_format(clean)}"
         kept.setdefault(name, []).append(clean)
-    every = [e for made in kept.values() for e in made]
+    secrets = {
+        "files_skipped": skipped.get("credential file", 0)
+        + skipped.get("diff of a credential file left out", 0)
+        + skipped.get("file holds a secret", 0),
+        "examples_dropped": len(dropped),
+        "found": dict(found),
+        "left_out": selection.left_out,
+        "dropped": dropped,
+        "redacted": redacted,
+        "values_redacted": values,
+    }
+    return _Gated(kept, secrets)
 
+
+def _write(
+    repo_path: Path,
+    out_root: Path,
+    source_name: str,
+    head: str,
+    since: str | None,
+    fit: Fit,
+    made: _Made,
+    gated: _Gated,
+) -> Built:
+    """The dataset's next version folder, written whole or not at all, with its card."""
+    kept = gated.kept
+    every = [e for examples in kept.values() for e in examples]
     source_dir = out_root / source_name
     source_dir.mkdir(parents=True, exist_ok=True)
     versions = [int(p.name[1:]) for p in source_dir.glob("v[0-9]*") if p.name[1:].isdigit()]
@@ -213,9 +345,9 @@ def build_dataset(
     partial = source_dir / f"v{version}.partial"
     shutil.rmtree(partial, ignore_errors=True)  # torn by a build killed mid-write
     partial.mkdir()
-    for builder, made in kept.items():
+    for builder, examples in kept.items():
         with (partial / f"{builder}.jsonl").open("w", encoding="utf-8") as fh:
-            for example in made:
+            for example in examples:
                 fh.write(json.dumps(example, ensure_ascii=False) + "\n")
     card = {
         "source": source_name,
@@ -228,20 +360,12 @@ def build_dataset(
         "approx_tokens": sum(fit.counter.count_many([t for e in every for t in _texts(e)])),
         "tokenizer": fit.counter.name,
         "max_seq_len": fit.max_seq_len,
-        "per_builder": per_builder,
-        "replayed_files": replayed,
-        "kept_per_builder": {name: len(made) for name, made in kept.items()},
-        "skipped": dict(skipped),
-        "samples": {name: [_sample(e) for e in made[:SAMPLES]] for name, made in kept.items()},
-        "secrets": {
-            "files_skipped": skipped.get("credential file", 0)
-            + skipped.get("diff of a credential file left out", 0)
-            + skipped.get("file holds a secret", 0),
-            "examples_dropped": dropped_for_secrets,
-            "found": dict(found),
-            "left_out": selection.left_out,
-            "dropped": dropped_examples,
-        },
+        "per_builder": made.per_builder,
+        "replayed_files": made.replayed,
+        "kept_per_builder": {name: len(examples) for name, examples in kept.items()},
+        "skipped": dict(made.skipped),
+        "samples": {name: [_sample(e) for e in ex[:SAMPLES]] for name, ex in kept.items()},
+        "secrets": gated.secrets,
     }
     (partial / "card.json").write_text(json.dumps(card, indent=2))
     os.replace(partial, final)

@@ -1,9 +1,9 @@
 """Which tracked files of a repository are training material, and why the others are not.
 
 Read from the commit (not the working tree), so a dataset is exactly what is committed.
-Skipped: credential files (by name, or by a secret anywhere in their content), symlinks (a link
-out of the repository is never followed), binaries, vendored and generated files, and oversized
-ones.
+Skipped: credential files (by name, or by a secret in their content that redacting its value
+does not remove), symlinks (a link out of the repository is never followed), binaries, vendored
+and generated files, and oversized ones. A file whose secrets are redacted is kept, redacted.
 """
 
 from __future__ import annotations
@@ -14,7 +14,8 @@ from collections.abc import Iterator
 from dataclasses import dataclass, field
 from typing import Any
 
-from agent.secrets import find_secrets, secret_file_reason
+from agent.redaction import Redactor
+from agent.secrets import secret_file_reason
 
 VENDORED = [
     "vendor/*",
@@ -71,6 +72,8 @@ class Selection:
     """Kinds of secret found in the files left out for holding one."""
     left_out: list[dict[str, Any]] = field(default_factory=list)
     """Each file left out for a secret, and why: what the card names."""
+    redacted: list[dict[str, Any]] = field(default_factory=list)
+    """Each file kept with secrets redacted in it, and what they were."""
 
 
 def tracked_blobs(tree: Any) -> Iterator[Any]:
@@ -92,9 +95,12 @@ def select_files(
     exclude: list[str] | None = None,
     only: set[str] | None = None,
     max_bytes: int = MAX_BYTES,
+    redactor: Redactor | None = None,
 ) -> Selection:
-    """Text of every tracked file worth learning from at `commit` (GitPython `repo`)."""
+    """Text of every tracked file worth learning from at `commit` (GitPython `repo`), each
+    secret in it redacted by `redactor` (which knows what a first pass found)."""
     sel = Selection()
+    redactor = redactor or Redactor()
     tree = repo.commit(commit).tree
     for blob in tracked_blobs(tree):
         path = blob.path
@@ -130,11 +136,15 @@ def select_files(
         except UnicodeDecodeError:
             sel.skipped["not UTF-8"] += 1
             continue
-        if kinds := find_secrets(text, path):  # the whole file, before it is cut up
+        cleaned = redactor.clean(text, path)  # the whole file, before it is cut up
+        sel.secrets.update(cleaned.found)
+        if cleaned.text is None:
             sel.skipped["file holds a secret"] += 1
-            sel.secrets.update(kinds)
-            sel.left_out.append({"file": path, "why": f"holds {', '.join(sorted(kinds))}"})
+            sel.left_out.append({"file": path, "why": f"holds {', '.join(sorted(cleaned.left))}"})
             continue
-        if text.strip():
-            sel.files.append(FileText(path, text))
+        if cleaned.redacted:
+            kinds = ", ".join(sorted(cleaned.found))
+            sel.redacted.append({"file": path, "why": f"{cleaned.redacted} redacted: {kinds}"})
+        if cleaned.text.strip():
+            sel.files.append(FileText(path, cleaned.text))
     return sel

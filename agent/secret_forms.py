@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import base64
 import binascii
+import math
 import re
 from collections import Counter
 from collections.abc import Callable
@@ -105,6 +106,25 @@ def decoded_blobs(text: str) -> list[str]:
     return found
 
 
+def entropy(value: str) -> float:
+    """Shannon entropy of the characters of `value`, in bits a character."""
+    counts = Counter(value)
+    return -sum(c / len(value) * math.log2(c / len(value)) for c in counts.values())
+
+
+HEX_TOKEN = re.compile(r"[0-9a-fA-F]{32,}")
+BASE64_TOKEN = re.compile(r"[A-Za-z0-9+/_-]{24,}={0,2}")
+
+
+def random_token(value: str) -> bool:
+    """One word of random characters, as a key is once decoded (YAML's `!!binary` of a key): 32
+    hex digits or more, or 24 base64 characters or more with detect-secrets' entropy limits
+    (3.0 bits a character for hex, 4.5 for base64)."""
+    if HEX_TOKEN.fullmatch(value):
+        return entropy(value) > 3.0
+    return bool(BASE64_TOKEN.fullmatch(value)) and entropy(value) > 4.5
+
+
 CODE_VALUE = re.compile(r"[()\[\]{}<>]|^[A-Za-z_]+$|^[A-Za-z_][\w]*(\.[A-Za-z_]\w*)+$")
 """A value that is code, not a literal: a call, an index, a type, a name, a dotted attribute."""
 
@@ -137,6 +157,8 @@ def hidden_secrets(text: str, scan: Callable[[str], Counter[str]]) -> Counter[st
     for decoded in decoded_blobs(text):
         if kinds := scan(decoded):
             found.update({f"base64-{k}": n for k, n in kinds.items()})
+        elif random_token(decoded.strip()):
+            found["base64-random-token"] += 1
     if n := len(WEBHOOK.findall(text)):
         found["webhook-url"] += n
     if n := prose_passwords(text):

@@ -39,7 +39,8 @@ _OFF = (
 )
 LINE_CACHE_LIMIT = 200_000
 """Lines whose verdict is remembered (some tens of MB at most); then it starts over."""
-_verdicts: dict[tuple[Any, str], tuple[str, ...]] = {}
+_verdicts: dict[tuple[Any, str], tuple[tuple[str, str], ...]] = {}
+"""(file type, line) → (kind, secret value) of each secret detect-secrets finds in that line."""
 Check = Callable[[str], bool]
 _checks: dict[Any, list[Check] | None] = {}
 
@@ -175,28 +176,35 @@ def forget_lines() -> None:
     _verdicts.clear()
 
 
-def scanner_kinds(lines: list[str], name: str) -> Counter[str]:
-    """What detect-secrets finds in `lines`, the content of a file named `name`: the kind of
-    each secret, as many times as it is found."""
+def scanner_findings(lines: list[str], name: str) -> list[tuple[str, str, str]]:
+    """What detect-secrets finds in `lines`, the content of a file named `name`: the line, the
+    kind and the value of each secret, as many times as it is found."""
     from detect_secrets.core.scan import _is_filtered_out
     from detect_secrets.util.filetype import determine_file_type
 
     scan = scan_diff()
     if _is_filtered_out(required_filter_parameters=["filename"], filename=name):
-        return Counter()
+        return []
     file_type = determine_file_type(name)
     keys = [(file_type, line.rstrip()) for line in lines]
     known = {k: v for k in set(keys) if (v := _verdicts.get(k)) is not None}
     new = [line for _, line in dict.fromkeys(k for k in keys if k not in known)]
     checks = plugin_checks(file_type)
     suspects = [line for line in new if _suspect(line, checks)]
-    at: dict[int, list[str]] = {}
+    at: dict[int, list[tuple[str, str]]] = {}
     if suspects:
         for secret in scan(as_diff(name, suspects)):
-            at.setdefault(secret.line_number, []).append(str(secret.type))
+            at.setdefault(secret.line_number, []).append(
+                (str(secret.type), str(secret.secret_value or ""))
+            )
     verdict = {line: tuple(at.get(n, ())) for n, line in enumerate(suspects, start=1)}
     if len(_verdicts) + len(new) > LINE_CACHE_LIMIT:
         _verdicts.clear()
     for line in new:
         known[(file_type, line)] = _verdicts[(file_type, line)] = verdict.get(line, ())
-    return Counter(kind for k in keys for kind in known[k])
+    return [(k[1], kind, value) for k in keys for kind, value in known[k]]
+
+
+def scanner_kinds(lines: list[str], name: str) -> Counter[str]:
+    """The kinds of `scanner_findings`, counted."""
+    return Counter(kind for _, kind, _ in scanner_findings(lines, name))

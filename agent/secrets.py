@@ -1,7 +1,7 @@
-"""Keeping secrets out of datasets. A file is left out whole when its name says it holds
-credentials, or when its content holds a secret (looked for before it is cut into examples, so a
-private key split across chunks is still one key); then every example a builder made is looked
-at again, and one that holds a secret is dropped. Both are counted for the card.
+"""Finding secrets in a text: the second pass of a dataset build (Kingfisher's is the first,
+`agent.kingfisher`), run on every file whole before it is cut into examples (so a private key
+split across chunks is still one key) and on every example after. What is found is redacted or
+the text dropped by `agent.redaction`; a file whose name says it holds credentials is not read.
 
 Secrets are found by detect-secrets (Yelp's scanner: its plugins for keys and tokens of known
 providers, private keys, keywords, and high-entropy strings, with its filters for false
@@ -15,13 +15,12 @@ from __future__ import annotations
 
 import fnmatch
 import hashlib
-import math
 import re
 from collections import Counter
 from pathlib import PurePosixPath
 
-from agent.secret_forms import hidden_secrets
-from agent.secret_scanner import forget_lines, scanner_kinds
+from agent.secret_forms import entropy, hidden_secrets
+from agent.secret_scanner import forget_lines, scanner_findings, scanner_kinds
 
 # File names (matched against the base name) whose whole content is a credential store.
 SECRET_FILES = [
@@ -125,11 +124,6 @@ def secret_file_reason(path: str) -> str | None:
     return None
 
 
-def entropy(value: str) -> float:
-    counts = Counter(value)
-    return -sum(c / len(value) * math.log2(c / len(value)) for c in counts.values())
-
-
 def redact(text: str) -> tuple[str, Counter[str]]:
     """The text with every secret-looking token replaced, and how many of each kind."""
     found: Counter[str] = Counter()
@@ -163,17 +157,36 @@ changed since the last build is not scanned again; past this many it starts over
 _texts: dict[tuple[str, bytes], Counter[str]] = {}
 
 
+def _scanner_name(path: str) -> str:
+    return re.sub(r"\s", "_", path) or "example.txt"
+
+
+def _scanner_lines(text: str) -> list[str]:
+    """The text's lines as detect-secrets reads them (it scans diffs given as text: the whole
+    text as one added file, where only `\\n` ends a line)."""
+    return _LINE_BREAKS.sub(" ", text).split("\n")
+
+
+def scanner_values(text: str, path: str = "example.txt") -> dict[str, str] | None:
+    """Each secret value detect-secrets finds in `text` (the content of `path`) and its kind;
+    None where a value is not written in the line it was found in (detect-secrets decodes YAML's
+    `!!binary`, for one), so that it cannot be redacted where it stands."""
+    found = scanner_findings(_scanner_lines(text), _scanner_name(path))
+    if any(not value or value not in line for line, _, value in found):
+        return None
+    return {value: kind for _, kind, value in found}
+
+
 def find_secrets(text: str, path: str = "example.txt") -> Counter[str]:
     """The kinds of secret `text` holds (the content of `path`, whose type guides the
     scanner), and how many of each; empty when it holds none."""
-    name = re.sub(r"\s", "_", path) or "example.txt"
+    name = _scanner_name(path)
     key = (name, hashlib.blake2b(text.encode("utf-8", "surrogatepass"), digest_size=16).digest())
     if (known := _texts.get(key)) is not None:
         return Counter(known)
     _, found = redact(text)  # our patterns, counted
     found.update(hidden_secrets(text, lambda piece: redact(piece)[1]))
-    # detect-secrets scans diffs given as text: the whole text as one added file.
-    found.update(scanner_kinds(_LINE_BREAKS.sub(" ", text).split("\n"), name))
+    found.update(scanner_kinds(_scanner_lines(text), name))
     if len(_texts) >= TEXTS_REMEMBERED:
         _texts.clear()
     _texts[key] = +found

@@ -4,7 +4,8 @@
   commit messages, a notebook), fresh random values each round;
 * recall on detect-secrets' own test data (`tests/data`): its secret values absent from the
   dataset built from it;
-* the false-positive cost: markupsafe's examples dropped for holding a secret, of all it made;
+* the false-positive cost: markupsafe's examples dropped for holding a secret, of all it made,
+  and the values redacted in place in what was kept;
 * speed: a cold first build of markupsafe's dataset against reading the same material with git
   (`git log -p` of its history + `git ls-files | xargs cat`), side by side, and the ratio.
 
@@ -98,9 +99,13 @@ def main() -> None:
         card = built.card
         dropped = card["secrets"]["examples_dropped"]
         made = card["examples"] + dropped
+        secrets = card["secrets"]
         print(
             f"\nmarkupsafe: {dropped} of {made} examples dropped for a secret"
-            f" ({dropped / made:.1%}), {card['secrets']['files_skipped']} files left out"
+            f" ({dropped / made:.1%}), {secrets['files_skipped']} files left out;"
+            f" {secrets['values_redacted']} values redacted in place in"
+            f" {len(secrets['redacted'])} files and examples kept;"
+            f" first pass: {secrets['first_pass']}"
         )
         print(
             f"first build {ours:.2f} s; git log -p + ls-files | xargs cat {baseline:.2f} s;"

@@ -52,6 +52,12 @@ class SecretsLeftOut(Part):
     dropped: list[dict[str, str]] = []
     """Each example dropped: `example` (its builder, and its first line where that only names
     it), and `why`."""
+    redacted: list[dict[str, str]] = []
+    """Each file (`file`) or example (`example`) kept with its secrets redacted in place, and
+    `why`: how many values and of what kinds."""
+    values_redacted: int = 0
+    first_pass: str = ""
+    """How Kingfisher's pass over the history went (`ran: N findings in S s`, or why not)."""
 
 
 class DatasetCard(Part):

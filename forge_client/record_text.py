@@ -97,6 +97,11 @@ def card_lines(card: DatasetCard) -> list[str]:
         lines += [f"  - {line}" for line in named[:LEFT_OUT_SHOWN]]
         if len(named) > LEFT_OUT_SHOWN:
             lines.append(f"  - and {len(named) - LEFT_OUT_SHOWN} more (the dataset's card.json)")
+    if secrets and secrets.values_redacted:
+        lines.append(
+            f"- secrets redacted in place: {secrets.values_redacted} values in"
+            f" {len(secrets.redacted)} files and examples kept"
+        )
     return lines
 
 

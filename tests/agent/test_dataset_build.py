@@ -112,10 +112,13 @@ def test_planted_secrets_reach_no_dataset_file(repo: Path, tmp_path: Path) -> No
         "secret-assignment",
     ):
         assert found.get(kind, 0) >= 1, (kind, found)
-    # A file that holds a secret is left out whole (config.py, the README with a bearer token,
-    # the docs page with a key), found by its content; the rest is still useful text.
-    assert "TIMEOUT = 30" not in everything and "Acme API serves widgets" not in everything
-    assert card["skipped"]["file holds a secret"] >= 3, card["skipped"]
+    # A file whose secrets are each in one place (config.py, the README with a bearer token, the
+    # docs page with a key block) is kept with them redacted where they stood, and named.
+    assert "TIMEOUT = 30" in everything and "Acme API serves widgets" in everything
+    assert '"[REDACTED:' in everything and "[REDACTED:private-key]" in everything
+    redacted = {r["file"] for r in card["secrets"]["redacted"] if "file" in r}
+    assert {"app/config.py", "README.md", "docs/keys.md"} <= redacted, card["secrets"]
+    assert "file holds a secret" not in card["skipped"], card["skipped"]
     assert "def handler(request)" in everything and "Widgets ship on Tuesdays." in everything
 
 
@@ -132,7 +135,7 @@ def test_card_counts_builders_and_skips(repo: Path, tmp_path: Path) -> None:
         "jsonl-text.jsonl",
     ]
     assert json.loads((built.path / "card.json").read_text()) == card
-    assert card["per_builder"]["jsonl"] == 3
+    assert card["per_builder"]["jsonl"] == 4  # keys.jsonl's row too, its key redacted
     assert card["skipped"]["jsonl: not valid JSON"] == 1
     assert card["skipped"]["jsonl: missing or empty field 'output'"] == 1
     assert card["per_builder"]["code"] >= 4

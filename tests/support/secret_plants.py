@@ -216,7 +216,35 @@ def plants() -> list[Plant]:
             "Explore billing",
         )
     )
+    # 9. Tokens of providers only a large rule set knows (npm, PyPI, Shopify, DigitalOcean,
+    # Linear, Databricks), in Markdown prose, in code, and in a commit message.
+    tokens = provider_tokens()
+    listed = "\n".join(f"* {name}: {value}" for name, value in tokens.items())
+    out.append(
+        Plant(
+            "provider-tokens",
+            list(tokens.values()),
+            {
+                "docs/release.md": f"# Releasing\n\nThe release job reads these:\n\n{listed}\n",
+                "scripts/publish.py": f'NPM = "{tokens["npm"]}"\nDO = "{tokens["digitalocean"]}"\n',
+            },
+            f"Add the release notes\n\nThe Shopify one for the shop is {tokens['shopify']}.",
+        )
+    )
     return out
+
+
+def provider_tokens() -> dict[str, str]:
+    """A fresh token of each provider, in the shape the provider issues it."""
+    hexdigits = "0123456789abcdef"
+    return {
+        "npm": "npm_" + word(36),
+        "pypi": "pypi-AgEIcHlwaS5vcmc" + word(60),
+        "shopify": "shpat_" + "".join(secrets.choice(hexdigits) for _ in range(32)),
+        "digitalocean": "dop_v1_" + secrets.token_hex(32),
+        "linear": "lin_api_" + word(40),
+        "databricks": "dapi" + secrets.token_hex(16),
+    }
 
 
 def planted_repo(root: Path) -> tuple[Path, list[Plant]]:
