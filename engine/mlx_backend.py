@@ -112,21 +112,11 @@ def to_peft(
     ).save_pretrained(out)
 
 
-def train_mlx(
-    spec: JobSpec, p: TrainParams, base: Path, data: Data, events: Emitter
-) -> dict[str, Any]:
-    import mlx.core as mx
-    import mlx.optimizers as optim
-    from mlx.utils import tree_flatten
+def _lora_model(p: TrainParams, base: Path, events: Emitter) -> tuple[Any, list[str], float]:
+    """The base model, frozen, with LoRA layers on `target_modules`; the keys and the scale."""
     from mlx_lm import load
-    from mlx_lm.tuner.callbacks import TrainingCallback
-    from mlx_lm.tuner.datasets import CacheDataset
-    from mlx_lm.tuner.trainer import TrainingArgs, evaluate, train
     from mlx_lm.tuner.utils import linear_to_lora_layers
 
-    if p.method not in ("lora",):
-        raise EngineError(f"params.method: the mlx backend trains lora, not {p.method}; use peft")
-    mx.random.seed(p.seed)
     model, _ = load(str(base))
     model.freeze()
     keys = lora_keys(model.layers[0], p.target_modules)
@@ -138,6 +128,44 @@ def train_mlx(
         {"rank": p.rank, "scale": scale, "dropout": p.dropout, "keys": keys},
     )
     events.log(f"lora (mlx): rank {p.rank}, alpha {alpha:g}, on {', '.join(keys)}")
+    return model, keys, scale
+
+
+def _optimizer(p: TrainParams, lr: float, total: int, remaining: int) -> Any:
+    """AdamW on the planned schedule, with its warm-up, over the steps still to run."""
+    import mlx.optimizers as optim
+
+    warmup = min(
+        p.warmup_steps if p.warmup_steps is not None else max(1, total * 3 // 100),
+        max(remaining - 1, 0),
+    )
+    main = {
+        "cosine": optim.cosine_decay(lr, max(remaining - warmup, 1)),
+        "linear": optim.linear_schedule(lr, 0.0, max(remaining - warmup, 1)),
+        "constant": lr,
+    }[p.lr_schedule]
+    schedule = (
+        optim.join_schedules([optim.linear_schedule(0.0, lr, warmup), main], [warmup])
+        if warmup
+        else main
+    )
+    return optim.AdamW(learning_rate=schedule, weight_decay=0.0)
+
+
+def train_mlx(
+    spec: JobSpec, p: TrainParams, base: Path, data: Data, events: Emitter
+) -> dict[str, Any]:
+    """Train with mlx-lm's trainer, reporting as every job does; the adapter saved for PEFT."""
+    import mlx.core as mx
+    from mlx.utils import tree_flatten
+    from mlx_lm.tuner.callbacks import TrainingCallback
+    from mlx_lm.tuner.datasets import CacheDataset
+    from mlx_lm.tuner.trainer import TrainingArgs, evaluate, train
+
+    if p.method not in ("lora",):
+        raise EngineError(f"params.method: the mlx backend trains lora, not {p.method}; use peft")
+    mx.random.seed(p.seed)
+    model, keys, scale = _lora_model(p, base, events)
     run_dir = Path(spec.run_dir)
     ckpt_dir = run_dir / "checkpoints"
     ckpt_dir.mkdir(parents=True, exist_ok=True)
@@ -158,21 +186,7 @@ def train_mlx(
     lr, lr_reason = size_learning_rate(p, int(n_params))
     events.log(f"batch size {batch}, {total} steps, learning rate {lr:g}: {lr_reason}")
     remaining = total - start
-    warmup = min(
-        p.warmup_steps if p.warmup_steps is not None else max(1, total * 3 // 100),
-        max(remaining - 1, 0),
-    )
-    main = {
-        "cosine": optim.cosine_decay(lr, max(remaining - warmup, 1)),
-        "linear": optim.linear_schedule(lr, 0.0, max(remaining - warmup, 1)),
-        "constant": lr,
-    }[p.lr_schedule]
-    schedule = (
-        optim.join_schedules([optim.linear_schedule(0.0, lr, warmup), main], [warmup])
-        if warmup
-        else main
-    )
-    optimizer = optim.AdamW(learning_rate=schedule, weight_decay=0.0)
+    optimizer = _optimizer(p, lr, total, remaining)
 
     announced: set[int] = set()
     reached = [start]  # the last step reported, for a checkpoint on stop

@@ -12,19 +12,27 @@ import json
 import math
 import random
 import time
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 from engine import checkpoint, control
 from engine.backends import choose_backend, device_name
-from engine.batching import LOSS_CHUNK, collate, evaluate, loss_sum, perplexity
+from engine.batching import LOSS_CHUNK, collate, loss_sum
 from engine.calibration import eval_speeds
 from engine.data import Row
-from engine.data_parallel import data_parallel_backend, join, leave
+from engine.data_parallel import Ranks, data_parallel_backend, join, leave
 from engine.events import Emitter
 from engine.memory_probe import Measured, available_bytes, batch_for, measure_row, row_floor
 from engine.model_source import TRAINING_RECORD, resolve_base
-from engine.train_setup import pick_targets, prepare_data, size_learning_rate, use_physical_cores
+from engine.train_loop import Optimizing, Outcome, TrainLoop
+from engine.train_setup import (
+    Data,
+    pick_targets,
+    prepare_data,
+    size_learning_rate,
+    use_physical_cores,
+)
 from forge_api.jobs import JobSpec, TrainParams
 
 
@@ -179,12 +187,24 @@ def _schedule(p: TrainParams, optimizer: Any, total: int) -> Any:
     return get_scheduler(name[p.lr_schedule], optimizer, warmup, total)
 
 
-EARLY_STOP, OUT_OF_TIME = 1, 2
-"""Why a run ends before its last step (`ends_after`)."""
+@dataclass
+class Setup:
+    """What every backend's run starts from: the params, where it runs, the base model, its
+    tokenizer and the prepared rows."""
+
+    spec: JobSpec
+    p: TrainParams
+    backend: str
+    device: str
+    ranks: Ranks
+    base: Path
+    tokenizer: Any
+    pad_id: int
+    data: Data
 
 
-def run(spec: JobSpec, events: Emitter) -> dict[str, Any]:
-    import torch
+def set_up(spec: JobSpec, events: Emitter) -> Setup:
+    """The backend and device, the base model's tokenizer, and the dataset cut into rows."""
     from transformers import AutoTokenizer
 
     p = spec.typed_params()
@@ -219,46 +239,153 @@ def run(spec: JobSpec, events: Emitter) -> dict[str, Any]:
     )
     for line in data.report.skipped_at:
         events.log(f"skipped {line}", level="warning")
-    if backend == "mlx":
-        from engine.mlx_backend import train_mlx
+    return Setup(spec, p, backend, device, ranks, base, tokenizer, pad_id, data)
 
-        result = train_mlx(spec, p, base, data, events)
-        events.artifact(
-            "adapter",
-            result["adapter"],
-            name=f"{base.name}-mlx-{spec.job_id}",
-            base=str(base),
-            dataset=p.dataset,
-            method=p.method,
-            rank=p.rank,
-            eval_loss=result["eval_loss"],
-            backend="mlx",
-        )
-        return {
-            **result,
-            "backend": "mlx",
-            "base_model": str(base),
-            "method": p.method,
-            "data": data.report.as_dict(),
-        }
 
+def run(spec: JobSpec, events: Emitter) -> dict[str, Any]:
+    """Train the adapter `spec` asks for; the summary the job's result holds."""
+    import torch
+
+    s = set_up(spec, events)
+    if s.backend == "mlx":
+        return run_mlx(s, events)
+    p = s.p
     random.seed(p.seed)
     torch.manual_seed(p.seed)
-    model = load_model(p, base, backend, device, events)
+    model = load_model(p, s.base, s.backend, s.device, events)
     loaded_s = time.monotonic() - events.started
+    pissa_init = keep_pissa_init(s, model)
+    plan = plan_steps(s, model, events)
+    lr, lr_reason = size_learning_rate(p, plan.n_params)
+    events.log(f"learning rate {lr:g} ({p.lr_schedule}): {lr_reason}")
+    optimizer = torch.optim.AdamW(
+        [t for t in model.parameters() if t.requires_grad], lr=lr, weight_decay=0.0
+    )
+    scheduler = _schedule(p, optimizer, plan.total)
+    state: dict[str, Any] = {}
+    start = 0
+    if spec.resume_from and Path(spec.resume_from).is_dir():
+        state = checkpoint.load(Path(spec.resume_from), model, optimizer, scheduler)
+        start = int(state["step"])
+        events.log(f"resuming from checkpoint {spec.resume_from} at step {start}")
     run_dir = Path(spec.run_dir)
-    pissa_init = run_dir / "pissa-init"
-    if p.method == "pissa" and not pissa_init.exists() and ranks.main:
-        # Kept to turn the trained PiSSA adapter into a plain LoRA one for the untouched base.
+    loop = TrainLoop(
+        p,
+        Optimizing(model, optimizer, scheduler, run_dir / "checkpoints"),
+        s.data.train,
+        s.data.val,
+        plan.measured.batch_size,
+        plan.total,
+        s.pad_id,
+        s.device,
+        s.ranks,
+        events,
+        plan.measured,
+        start,
+        state,
+    )
+    outcome = loop.run_steps()
+    leave(s.ranks)
+    if not s.ranks.main:  # the first process evaluates, saves and speaks for the job
+        return {"rank": s.ranks.rank, "steps": outcome.completed}
+    measured = record_speed(s, model, plan, outcome, start, loaded_s, events)
+    if p.calibrate:
+        return {"calibration": True, "base_model": str(s.base), **measured.__dict__}
+    final_eval = loop.evaluate(outcome.completed)
+    adapter = save_adapter(s, model, pissa_init)
+    if final_eval is not None:
+        before = f"{outcome.first_eval:.4f} → " if outcome.first_eval is not None else ""
+        events.log(f"held-out loss {before}{final_eval:.4f}; adapter saved in {adapter}")
+    events.artifact(
+        "adapter",
+        str(adapter),
+        name=f"{s.base.name}-{p.method}-{spec.job_id}",
+        base=str(s.base),
+        dataset=p.dataset,
+        method=p.method,
+        rank=p.rank,
+        eval_loss=final_eval,
+    )
+    return {
+        "adapter": str(adapter),
+        "base_model": str(s.base),
+        "backend": s.backend,
+        "method": p.method,
+        "steps": outcome.completed,
+        "eval_loss": final_eval,
+        "tokens_per_s": measured.tokens_per_s,
+        "stopped_early": outcome.stopped_early,
+        "data_share": round(outcome.data_seconds / max(outcome.seconds, 1e-9), 4),
+        "data": s.data.report.as_dict(),
+        # The values the engine chose where the params said None (`auto`): shown beside the
+        # params (the job's Params tab, `forge jobs show`).
+        "chosen": {
+            "batch_size": plan.measured.batch_size,
+            "learning_rate": lr,
+            "alpha": p.alpha or 2 * p.rank,
+            "warmup_steps": p.warmup_steps if p.warmup_steps is not None else plan.total * 3 // 100,
+            "max_steps": plan.total,
+            "gradient_checkpointing": plan.checkpointing,
+        },
+    }
+
+
+def run_mlx(s: Setup, events: Emitter) -> dict[str, Any]:
+    """The run on Apple silicon, through mlx-lm's own trainer."""
+    from engine.mlx_backend import train_mlx
+
+    p = s.p
+    result = train_mlx(s.spec, p, s.base, s.data, events)
+    events.artifact(
+        "adapter",
+        result["adapter"],
+        name=f"{s.base.name}-mlx-{s.spec.job_id}",
+        base=str(s.base),
+        dataset=p.dataset,
+        method=p.method,
+        rank=p.rank,
+        eval_loss=result["eval_loss"],
+        backend="mlx",
+    )
+    return {
+        **result,
+        "backend": "mlx",
+        "base_model": str(s.base),
+        "method": p.method,
+        "data": s.data.report.as_dict(),
+    }
+
+
+def keep_pissa_init(s: Setup, model: Any) -> Path:
+    """A PiSSA run keeps its initial adapter, to turn the trained one into a plain LoRA adapter
+    for the untouched base; where it is (or would be)."""
+    pissa_init = Path(s.spec.run_dir) / "pissa-init"
+    if s.p.method == "pissa" and not pissa_init.exists() and s.ranks.main:
         cfg = model.peft_config["default"]
         cfg.init_lora_weights, saved = True, cfg.init_lora_weights
         model.save_pretrained(pissa_init)
         cfg.init_lora_weights = saved
-    ranks.barrier()
+    s.ranks.barrier()
+    return pissa_init
+
+
+@dataclass
+class StepPlan:
+    """How many steps of how many rows, from a measured row's memory."""
+
+    measured: Measured
+    total: int
+    n_params: int
+    checkpointing: bool
+
+
+def plan_steps(s: Setup, model: Any, events: Emitter) -> StepPlan:
+    """The batch (measured, or the calibration's), the number of steps, and what it says."""
+    p, ranks = s.p, s.ranks
     n_params = sum(t.numel() for t in model.parameters())
     trainable = sum(t.numel() for t in model.parameters() if t.requires_grad)
     measured, reason, checkpointing = size_batch(
-        p, model, data.train, pad_id, device, spec.memory_limit_bytes
+        p, model, s.data.train, s.pad_id, s.device, s.spec.memory_limit_bytes
     )
     # Every process of a data-parallel job takes the first's: their shares of a step must agree.
     batch = measured.batch_size = ranks.from_main(measured.batch_size)
@@ -271,8 +398,7 @@ def run(spec: JobSpec, events: Emitter) -> dict[str, Any]:
             f"data-parallel on {ranks.world} processes: {batch} rows each, "
             f"{batch * ranks.world} a micro-batch; gradients summed every step"
         )
-    rows_per_micro = batch * ranks.world
-    per_epoch = max(1, math.ceil(len(data.train) / rows_per_micro / p.grad_accum))
+    per_epoch = max(1, math.ceil(len(s.data.train) / (batch * ranks.world) / p.grad_accum))
     total = p.max_steps or max(p.min_steps, math.ceil(p.epochs * per_epoch))
     if p.calibrate:  # however small the dataset: its rows come round again
         total = p.max_steps or CALIBRATION_STEPS
@@ -281,188 +407,32 @@ def run(spec: JobSpec, events: Emitter) -> dict[str, Any]:
         f"{p.grad_accum}), "
         f"{trainable:,} trainable of {n_params:,} parameters"
     )
+    return StepPlan(measured, total, n_params, checkpointing)
 
-    lr, lr_reason = size_learning_rate(p, n_params)
-    events.log(f"learning rate {lr:g} ({p.lr_schedule}): {lr_reason}")
-    optimizer = torch.optim.AdamW(
-        [t for t in model.parameters() if t.requires_grad], lr=lr, weight_decay=0.0
-    )
-    scheduler = _schedule(p, optimizer, total)
-    state: dict[str, Any] = {"best_eval": None, "bad_evals": 0}
-    start = 0
-    if spec.resume_from and Path(spec.resume_from).is_dir():
-        state = checkpoint.load(Path(spec.resume_from), model, optimizer, scheduler)
-        start = int(state["step"])
-        events.log(f"resuming from checkpoint {spec.resume_from} at step {start}")
 
-    micro_per_epoch = math.ceil(len(data.train) / rows_per_micro)
-    orders: dict[int, list[int]] = {}
-
-    def micro_batch(m: int) -> list[Row]:
-        """This process's rows of micro-batch `m`: its share of the same shuffled order every
-        process draws (alone, all of it)."""
-        epoch, index = divmod(m, micro_per_epoch)
-        if epoch not in orders:
-            g = torch.Generator().manual_seed(p.seed * 1000 + epoch)
-            orders[epoch] = torch.randperm(len(data.train), generator=g).tolist()
-        first = index * rows_per_micro + ranks.rank * batch
-        return [data.train[i] for i in orders[epoch][first : first + batch]]
-
-    def run_eval(step: int) -> float | None:
-        if not data.val or not ranks.main or not p.evaluate:
-            return None
-        # Said before it starts: on a real model on a CPU this takes minutes.
-        events.log(f"step {step}: measuring held-out loss on {len(data.val)} rows")
-        began = time.monotonic()
-        loss = evaluate(model, data.val, batch, pad_id, device)
-        state["eval_s"] = time.monotonic() - began  # what the last evaluation will take
-        measured.eval_tokens_per_s = round(
-            sum(r.tokens for r in data.val) / max(state["eval_s"], 1e-9), 1
-        )
-        events.metric(step, eval_loss=loss, perplexity=perplexity(loss))
-        events.log(
-            f"step {step}: held-out loss {loss:.4f} (perplexity {perplexity(loss):.2f}),"
-            f" measured in {time.monotonic() - began:.0f} s"
-        )
-        return loss
-
-    log_every = max(1, total // 10)
-    # The starting point, to show the gain (a calibration only measures speed).
-    first_eval = run_eval(0) if start == 0 and not p.calibrate else None
-    model.train()
-    ckpt_root = run_dir / "checkpoints"
-    started, tokens_done = time.monotonic(), 0
-    # The budget is wall time: this attempt's from the job's start (loading included), and
-    # what earlier attempts spent.
-    spent_before = float(state.get("train_seconds", 0.0))
-    budget_s = p.max_minutes * 60 if p.max_minutes else None
-
-    def spent() -> float:
-        return spent_before + time.monotonic() - events.started
-
-    def per_step(done: int) -> float:
-        """This attempt's pace so far."""
-        return (time.monotonic() - started) / max(done - start, 1)
-
-    def after_steps_s(done: int) -> float:
-        """What follows the last step: the held-out loss (as long as the first took), or, in a
-        calibration, timing the held-out loss and generation (about a step, measured)."""
-        if p.calibrate:
-            return per_step(done)
-        return float(state.get("eval_s", 0.0)) if p.evaluate else 0.0
-
-    def eta(done: int) -> float:
-        """Seconds left: the steps to go at this pace and what follows them, within what is
-        left of the budget. A budget ends the steps when the next would not fit, half a step
-        early on average (measured: the ETA was a step long all the way through)."""
-        left = per_step(done) * (total - done) + after_steps_s(done)
-        if not budget_s:
-            return round(left, 1)
-        return round(min(left, max(0.0, budget_s - spent() - per_step(done) / 2)), 1)
-
-    def save_checkpoint(done: int) -> None:
-        if not ranks.main:
-            return
-        state["train_seconds"] = spent()
-        path = checkpoint.save(ckpt_root, done, model, optimizer, scheduler, state)
-        events.checkpoint(str(path), done)
-
-    def ends_after(done: int) -> int:
-        """Whether training ends after step `done`: the held-out loss stopped improving
-        (EARLY_STOP), or the time budget is spent (OUT_OF_TIME); else 0."""
-        if p.eval_every and done % p.eval_every == 0 and done < total:
-            loss = run_eval(done)
-            if loss is not None and p.early_stopping_patience:
-                best = state["best_eval"]
-                if best is None or loss < best - p.early_stopping_min_delta:
-                    state["best_eval"], state["bad_evals"] = loss, 0
-                else:
-                    state["bad_evals"] += 1
-                    if state["bad_evals"] >= p.early_stopping_patience:
-                        events.log(f"early stop at step {done}: eval loss stopped improving")
-                        return EARLY_STOP
-        # Another step, then the last evaluation, must still fit the budget.
-        reserve = per_step(done) + after_steps_s(done)
-        if budget_s and spent() + reserve >= budget_s and done < total:
-            events.log(
-                f"time budget of {p.max_minutes:g} min: stopping after step {done}/{total}"
-                f" ({spent() / 60:.1f} min spent, {reserve:.0f} s needed for the next step and"
-                " the last evaluation); saving the adapter"
-            )
-            return OUT_OF_TIME
-        return 0
-
-    stopped_early = False
-    step = completed = start
-    data_seconds = 0.0  # choosing and collating rows; the rest of a step is the model's
-    trained = [t for t in model.parameters() if t.requires_grad]
-    try:
-        for step in range(start, total):
-            tick = time.monotonic()
-            batches = [micro_batch(step * p.grad_accum + a) for a in range(p.grad_accum)]
-            mine = sum(sum(1 for t in r.labels if t != -100) for b in batches for r in b)
-            n_tokens = max(ranks.sum([float(mine)])[0], 1.0)  # the whole step's, every process
-            data_seconds += time.monotonic() - tick
-            loss_total, step_tokens = 0.0, 0
-            for rows in batches:
-                if not rows:  # the last, short micro-batch of an epoch left none to this process
-                    continue
-                tick = time.monotonic()
-                tensors = collate(rows, pad_id, device)
-                data_seconds += time.monotonic() - tick
-                with control.interruptible():  # a stop mid-step keeps the steps before it
-                    s, _ = loss_sum(model, tensors)
-                    (s / n_tokens).backward()
-                loss_total += float(s.detach())
-                step_tokens += sum(r.tokens for r in rows)
-            ranks.sum_gradients(trained)
-            loss_total, all_tokens = ranks.sum([loss_total, float(step_tokens)])
-            step_loss = loss_total / n_tokens
-            tokens_done += int(all_tokens)
-            grad_norm = torch.nn.utils.clip_grad_norm_(trained, 1.0)
-            optimizer.step()
-            scheduler.step()
-            optimizer.zero_grad(set_to_none=True)
-            done = completed = step + 1
-            rate = tokens_done / max(time.monotonic() - started, 1e-9)
-            events.metric(
-                done, loss=step_loss, lr=scheduler.get_last_lr()[0], grad_norm=float(grad_norm)
-            )
-            events.progress(
-                done, total, stage="train", tokens_per_s=round(rate, 1), eta_s=eta(done)
-            )
-            if done % log_every == 0 or done == total:
-                events.log(f"step {done}/{total}: loss {step_loss:.4f}, {rate:,.0f} tokens/s")
-            # What ends the run early is decided by the first process, for every process.
-            end = ranks.from_main(ends_after(done))
-            if end:
-                stopped_early = end == EARLY_STOP
-                break
-            if done % p.checkpoint_every == 0 and done < total:
-                save_checkpoint(done)
-            control.check()
-    except control.StopRequested:
-        # Stopped between steps, or mid-step before the optimizer moved: the weights are those
-        # of the last completed step, and that is what the checkpoint holds.
-        if completed > start:
-            save_checkpoint(completed)
-        raise
-
-    leave(ranks)
-    if not ranks.main:  # the first process evaluates, saves and speaks for the job
-        return {"rank": ranks.rank, "steps": completed}
-    seconds = time.monotonic() - started
-    measured.tokens_per_s = round(tokens_done / max(seconds, 1e-9), 1)
+def record_speed(
+    s: Setup,
+    model: Any,
+    plan: StepPlan,
+    outcome: Outcome,
+    start: int,
+    loaded_s: float,
+    events: Emitter,
+) -> Measured:
+    """The speeds measured (written beside the run, read by a mission's plan) and said."""
+    measured, p = plan.measured, s.p
+    measured.tokens_per_s = round(outcome.tokens / max(outcome.seconds, 1e-9), 1)
     measured.load_s = round(loaded_s, 2)
     if p.calibrate:  # what a mission's other parts take, so its plan can divide a budget
         measured.eval_tokens_per_s, measured.gen_step_s = eval_speeds(
-            model, data.train, pad_id, device
+            model, s.data.train, s.pad_id, s.device
         )
-    measured.write(run_dir, base_model=str(base), steps=completed - start)
-    data_share = data_seconds / max(seconds, 1e-9)
+    measured.write(Path(s.spec.run_dir), base_model=str(s.base), steps=outcome.completed - start)
+    data_share = outcome.data_seconds / max(outcome.seconds, 1e-9)
     events.log(
-        f"measured {measured.tokens_per_s:,.0f} tokens/s at batch {batch} × {p.max_seq_len}"
-        f" on {device}; {data_share:.1%} of the time preparing batches, the rest in the model"
+        f"measured {measured.tokens_per_s:,.0f} tokens/s at batch {measured.batch_size} ×"
+        f" {p.max_seq_len} on {s.device}; {data_share:.1%} of the time preparing batches,"
+        " the rest in the model"
     )
     if p.calibrate:
         events.log(
@@ -470,49 +440,17 @@ def run(spec: JobSpec, events: Emitter) -> dict[str, Any]:
             f" {measured.eval_tokens_per_s:,.0f} tokens/s, generation at"
             f" {measured.gen_step_s:.3f} s a token"
         )
-        return {"calibration": True, "base_model": str(base), **measured.__dict__}
-    final_eval = run_eval(completed)
-    adapter = run_dir / "adapter"
-    if p.method == "pissa":
+    return measured
+
+
+def save_adapter(s: Setup, model: Any, pissa_init: Path) -> Path:
+    """The adapter, its tokenizer and what it was trained from, in the run's `adapter/`."""
+    adapter = Path(s.spec.run_dir) / "adapter"
+    if s.p.method == "pissa":
         model.save_pretrained(adapter, path_initial_model_for_weight_conversion=str(pissa_init))
     else:
         model.save_pretrained(adapter)
-    tokenizer.save_pretrained(adapter)
-    record = {"base_model": str(base), "max_seq_len": p.max_seq_len, "method": p.method}
+    s.tokenizer.save_pretrained(adapter)
+    record = {"base_model": str(s.base), "max_seq_len": s.p.max_seq_len, "method": s.p.method}
     (adapter / TRAINING_RECORD).write_text(json.dumps(record, indent=2), encoding="utf-8")
-    if final_eval is not None:
-        before = f"{first_eval:.4f} → " if first_eval is not None else ""
-        events.log(f"held-out loss {before}{final_eval:.4f}; adapter saved in {adapter}")
-    summary = {
-        "adapter": str(adapter),
-        "base_model": str(base),
-        "backend": backend,
-        "method": p.method,
-        "steps": completed,
-        "eval_loss": final_eval,
-        "tokens_per_s": measured.tokens_per_s,
-        "stopped_early": stopped_early,
-        "data_share": round(data_share, 4),
-        "data": data.report.as_dict(),
-        # The values the engine chose where the params said None (`auto`): shown beside the
-        # params (the job's Params tab, `forge jobs show`).
-        "chosen": {
-            "batch_size": batch,
-            "learning_rate": lr,
-            "alpha": p.alpha or 2 * p.rank,
-            "warmup_steps": p.warmup_steps if p.warmup_steps is not None else total * 3 // 100,
-            "max_steps": total,
-            "gradient_checkpointing": checkpointing,
-        },
-    }
-    events.artifact(
-        "adapter",
-        str(adapter),
-        name=f"{base.name}-{p.method}-{spec.job_id}",
-        base=str(base),
-        dataset=p.dataset,
-        method=p.method,
-        rank=p.rank,
-        eval_loss=final_eval,
-    )
-    return summary
+    return adapter
