@@ -44,6 +44,7 @@ check: lint typecheck pytest-fast
 lint: $(STAMP)
 	$(BIN)/ruff check forge_api forge_client forge_cli forged agent engine tui tests bench docs .ci/uv_install.py
 	$(BIN)/ruff format --check forge_api forge_client forge_cli forged agent engine tui tests bench docs .ci/uv_install.py
+	$(BIN)/lint-imports
 
 typecheck: $(STAMP)
 	$(BIN)/mypy forge_api forge_client forge_cli forged agent engine tui tests bench docs .ci/uv_install.py

@@ -14,7 +14,6 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
-import os
 import sqlite3
 import sys
 import time
@@ -23,27 +22,24 @@ from pathlib import Path
 from typing import Any
 
 from engine import checkpoint
-from forge_api import atomic_file
 from forge_api.config import JobsConfig, TrackingConfig
 from forge_api.engine_events import (
     ArtifactEvent,
 )
-from forge_api.jobs import JobSpec, TrackingSpec, holds_accelerator
+from forge_api.jobs import holds_accelerator
 from forge_api.paths import ForgePaths
 from forge_api.schema import Job
 from forged.engine_command import TooFewDevices, engine_command, processes
-from forged.engine_host import EngineHost, runs_warm
+from forged.engine_host import EngineHost
 from forged.events import EventBus
-from forged.job_handle import JobHandle, LocalProcess
+from forged.job_handle import JobHandle
+from forged.job_launch import spawn_local, submit_to_ray, write_spec
 from forged.job_output import LOSSLESS, OutputRecorder, Running, failure_reason, recorded_lines
 from forged.process_group import reap_orphan
 from forged.ray_jobs import RayCluster, RayUnavailable
 from forged.store import Store
 
 log = logging.getLogger(__name__)
-
-MAX_LINE = 1024 * 1024
-"""The longest line read whole from a job's output; a longer one is read in pieces."""
 
 MAX_ATTEMPTS = 3
 """Starts a job without a checkpoint gets when daemon restarts interrupt it; a job's own
@@ -336,7 +332,7 @@ class JobRunner:
 
     async def _launch(self, job: Job) -> None:
         try:
-            spec_file = self._write_spec(job)
+            spec_file = write_spec(job, self.paths, self.config, self.tracking)
         except OSError as exc:
             self._finish(job.id, "failed", error=f"could not write the job's run dir: {exc}")
             return
@@ -352,9 +348,12 @@ class JobRunner:
         command = engine_command(self.python, spec_file, n)
         try:
             if on_ray:
-                handle: JobHandle = await self._submit_to_ray(job, spec_file, command, n)
+                cluster = self._cluster(self.config.ray_address)
+                handle: JobHandle = await submit_to_ray(
+                    cluster, self.config, job, spec_file, command, n
+                )
             else:
-                handle = await self._spawn(spec_file, command, job.params)
+                handle = await spawn_local(self.host, spec_file, command, job.params)
         except OSError as exc:
             self._finish(job.id, "failed", error=f"could not start the engine: {exc}")
             return
@@ -375,66 +374,6 @@ class JobRunner:
                 handle.kill()
                 if not handle.detach():
                     await handle.wait()
-
-    async def _spawn(
-        self, spec_file: Path, command: list[str], params: dict[str, Any]
-    ) -> JobHandle:
-        """The engine as a child process group (`jobs.executor = "local"`): forked by the warm
-        engine host where the job may run warm (`forged.engine_host`), else a process of its own."""
-        env = dict(os.environ, FORGE_PARENT_PID=str(os.getpid()), PYTHONUNBUFFERED="1")
-        if self.host is not None and runs_warm(command, params):
-            warm = await self.host.spawn(command, spec_file.parent, env, MAX_LINE)
-            if warm is not None:
-                return warm
-        proc = await asyncio.create_subprocess_exec(
-            *command,
-            stdin=asyncio.subprocess.DEVNULL,
-            stdout=asyncio.subprocess.PIPE,
-            stderr=asyncio.subprocess.STDOUT,
-            cwd=spec_file.parent,
-            env=env,
-            start_new_session=True,
-            limit=MAX_LINE,
-        )
-        return LocalProcess(proc)
-
-    async def _submit_to_ray(
-        self, job: Job, spec_file: Path, command: list[str], n: int
-    ) -> JobHandle:
-        """The engine as a job on the Ray cluster at `jobs.ray_address`, asking for the GPUs a
-        model-loading job needs (`jobs.ray_gpus_per_job` each of its `n` processes; none for a
-        deploy)."""
-        per = self.config.ray_gpus_per_job if holds_accelerator(job.kind, job.params) else 0
-        return await self._cluster(self.config.ray_address).submit(
-            job.id,
-            job.attempt + 1,
-            spec_file,
-            command,
-            self.config.ray_cpus_per_job,
-            per * n,
-            self.config.cancel_grace_s,
-            recorded_lines(spec_file.parent),
-        )
-
-    def _write_spec(self, job: Job) -> Path:
-        """The run dir and its spec.json: everything the engine needs, nothing to ask back."""
-        run_dir = Path(job.run_dir)
-        run_dir.mkdir(parents=True, exist_ok=True)
-        spec = JobSpec(
-            job_id=job.id,
-            kind=job.kind,
-            params=job.params,
-            run_dir=str(run_dir),
-            models_dir=str(self.paths.models_dir),
-            datasets_dir=str(self.paths.datasets_dir),
-            attempt=job.attempt + 1,
-            resume_from=job.checkpoint,
-            memory_limit_bytes=int(self.config.memory_limit_gb * 2**30) or None,
-            tracking=tracking_spec(job, self.tracking, self.paths),
-        )
-        spec_file = run_dir / "spec.json"
-        atomic_file.write_text(spec_file, spec.model_dump_json(indent=2))
-        return spec_file
 
     def _mark_running(self, job: Job, handle: JobHandle) -> None:
         where = handle.record()
@@ -546,24 +485,3 @@ class JobRunner:
             self.on_job_finished(job)
         except Exception:
             log.exception("handling the end of %s failed", job.id)
-
-
-TRACKED_KINDS = frozenset({"train", "eval"})
-"""The kinds whose metrics `[tracking]` sends on: the others measure nothing worth a chart."""
-
-
-def tracking_spec(job: Job, tracking: TrackingConfig, paths: ForgePaths) -> TrackingSpec | None:
-    """Where this job's metrics also go: its own TensorBoard folder (`<kind>-<id>`) and an MLflow
-    run named after it, or None when `[tracking]` asks for neither or the kind has no metrics."""
-    if job.kind not in TRACKED_KINDS or not (tracking.tensorboard or tracking.mlflow_uri):
-        return None
-    tensorboard = None
-    if tracking.tensorboard:
-        root = Path(tracking.tensorboard_dir).expanduser() if tracking.tensorboard_dir else None
-        tensorboard = str((root or paths.data_dir / "tensorboard") / f"{job.kind}-{job.id}")
-    return TrackingSpec(
-        run_name=f"{job.name} ({job.id})" if job.name else job.id,
-        tensorboard_dir=tensorboard,
-        mlflow_uri=tracking.mlflow_uri or None,
-        mlflow_experiment=tracking.mlflow_experiment,
-    )
