@@ -14,6 +14,7 @@ from typing import Any, Generic, TypeVar
 
 from pydantic import BaseModel, ValidationError
 
+from forge_api.mission_flow import StageTransitionError
 from forge_api.protocol import (
     INTERNAL_ERROR,
     INVALID_PARAMS,
@@ -203,6 +204,8 @@ class Registry(Generic[C]):
             result = await method.handler(params, ctx)
         except RpcError as exc:
             reply = error_reply(msg_id, exc)
+        except StageTransitionError as exc:  # a mission moved meanwhile (two clients at once)
+            reply = error_reply(msg_id, invalid_state(str(exc)))
         except Exception as exc:
             log.exception("method %s failed", name)
             reply = error_reply(msg_id, RpcError(INTERNAL_ERROR, f"internal error: {exc}"))

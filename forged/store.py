@@ -51,10 +51,7 @@ class Store(JobRecords):
     ) -> None:
         """A person's decision (approved or rejected), with any change to the plan."""
         with self.tx() as db:
-            db.execute(
-                "UPDATE missions SET stage = ?, decided_at = ?, reason = ? WHERE id = ?",
-                (stage, time.time(), reason, mission_id),
-            )
+            set_stage(db, mission_id, stage, decided_at=time.time(), reason=reason)
             if data is not None:
                 merge_mission_data(db, mission_id, data.changes())
             self._insert_event(
@@ -73,7 +70,7 @@ class Store(JobRecords):
         """Move a mission on (and record what its step left), with its event, in one
         transaction; a stage other than `failed` clears the last failure."""
         with self.tx() as db:
-            set_stage(db, mission_id, stage, failed_step, failure)
+            set_stage(db, mission_id, stage, failed_step=failed_step, failure=failure)
             if data is not None:
                 merge_mission_data(db, mission_id, data.changes())
             info: dict[str, Any] = {"id": mission_id, "stage": stage}
@@ -89,10 +86,7 @@ class Store(JobRecords):
                 "SELECT id FROM missions WHERE source_id = ? AND stage = 'proposed'", (source_id,)
             ).fetchall()
             for row in older:
-                db.execute(
-                    "UPDATE missions SET stage = 'superseded', decided_at = ? WHERE id = ?",
-                    (time.time(), row["id"]),
-                )
+                set_stage(db, row["id"], "superseded", decided_at=time.time())
                 self._insert_event(
                     "mission.stage",
                     None,

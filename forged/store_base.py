@@ -18,14 +18,12 @@ from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
 
+from forge_api.mission_flow import check_transition
 from forge_api.schema import Event
 from forged.store_schema import MIGRATIONS, SCHEMA_VERSION
 
 log = logging.getLogger(__name__)
 
-
-# The stage a mission is in while the job of each of its steps is queued or running.
-MISSION_STAGE_OF_STEP = {"train": "training", "eval": "evaluating", "deploy": "deploying"}
 
 JSON_COLUMNS = {
     "params",
@@ -71,17 +69,18 @@ def row_dict(row: sqlite3.Row) -> dict[str, Any]:
     return out
 
 
-def set_stage(
-    db: sqlite3.Connection,
-    mission_id: str,
-    stage: str,
-    failed_step: str | None = None,
-    failure: str | None = None,
-) -> None:
-    """Move a mission to `stage` inside the caller's transaction."""
+def set_stage(db: sqlite3.Connection, mission_id: str, stage: str, **columns: Any) -> None:
+    """Move a mission to `stage` inside the caller's transaction (with any other `columns`),
+    where its life leads there (`forge_api.mission_flow`); else StageTransitionError, and the
+    caller's transaction is rolled back with it. The only writer of a mission's stage."""
+    row = db.execute("SELECT stage FROM missions WHERE id = ?", (mission_id,)).fetchone()
+    if row is None:
+        raise KeyError(mission_id)
+    check_transition(mission_id, row["stage"], stage)
+    sets = {"stage": stage, **columns}
     db.execute(
-        "UPDATE missions SET stage = ?, failed_step = ?, failure = ? WHERE id = ?",
-        (stage, failed_step, failure, mission_id),
+        f"UPDATE missions SET {', '.join(f'{k} = ?' for k in sets)} WHERE id = ?",
+        (*sets.values(), mission_id),
     )
 
 

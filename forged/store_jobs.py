@@ -9,11 +9,11 @@ import time
 from collections.abc import Sequence
 from typing import Any
 
+from forge_api.mission_flow import STEP_STAGES
 from forge_api.names import TERMINAL_JOB_STATUSES
 from forge_api.schema import Job, LogLine, Metric
 from forged.store_base import (
     JSON_COLUMNS,
-    MISSION_STAGE_OF_STEP,
     AmbiguousRef,
     StoreBase,
     like_prefix,
@@ -49,10 +49,10 @@ class JobRecords(StoreBase):
                 (job_id, kind, name, json.dumps(params), time.time(), mission_id, not_before),
             )
             self._insert_event("job.status", job_id, {"status": "queued", "kind": kind})
-            if mission_id is not None and (stage := MISSION_STAGE_OF_STEP.get(kind)):
+            if mission_id is not None and (stage := STEP_STAGES.get(kind)):
                 # In the same transaction, so a crash never leaves a mission's step unrecorded.
                 merge_mission_data(db, mission_id, {f"{kind}_job": job_id})
-                set_stage(db, mission_id, stage)
+                set_stage(db, mission_id, stage, failed_step=None, failure=None)
                 self._insert_event(
                     "mission.stage", None, {"id": mission_id, "stage": stage, "job": job_id}
                 )

@@ -1,14 +1,18 @@
-"""The SQLite store: WAL, the schema version, and refusing a database from a newer forge."""
+"""The SQLite store: WAL, the schema version, refusing a database from a newer forge, and a
+mission moved only where its life leads (`forge_api.mission_flow`)."""
 
 from __future__ import annotations
 
 import json
 import sqlite3
 from pathlib import Path
+from typing import get_args
 
 import pytest
 
 from forge_api.mission_data import MissionData
+from forge_api.mission_flow import STEPS, TRANSITIONS, StageTransitionError
+from forge_api.names import MissionStage
 from forge_api.schema import Event
 from forged.store import Store
 from forged.store_base import StoreError
@@ -52,6 +56,7 @@ def test_a_missions_job_is_recorded_on_it_in_the_same_transaction(tmp_path: Path
     store = Store(tmp_path / "forge.db", tmp_path / "runs")
     source = store.add_source(str(tmp_path), "repo", {})
     mission = store.propose_mission(source.id, "train on repo", MissionData(head="abc"))
+    store.decide_mission(mission.id, "approved", None)
     train = store.create_job("train", "t", {}, mission.id)
     evaluation = store.create_job("eval", "e", {}, mission.id)
     store.close()
@@ -64,6 +69,27 @@ def test_a_missions_job_is_recorded_on_it_in_the_same_transaction(tmp_path: Path
     }
     assert mission.stage == "evaluating"
     assert [j.id for j in again.mission_jobs(mission.id)] == [train.id, evaluation.id]
+
+
+def test_a_mission_moves_only_where_its_table_leads_and_a_refused_move_writes_nothing(
+    tmp_path: Path,
+) -> None:
+    store = Store(tmp_path / "forge.db", tmp_path / "runs")
+    source = store.add_source(str(tmp_path), "repo", {})
+    mission = store.propose_mission(source.id, "train on repo", MissionData(head="abc"))
+    # A step's job cannot start a mission nobody approved: neither the job nor the stage.
+    with pytest.raises(StageTransitionError, match="is proposed and cannot become training"):
+        store.create_job("train", "t", {}, mission.id)
+    assert store.list_jobs()[0] == [] and store.get_mission(mission.id).stage == "proposed"
+    store.decide_mission(mission.id, "rejected", "not now")
+    before = store.last_seq()
+    for stage in ("approved", "training", "proposed"):
+        with pytest.raises(StageTransitionError, match="it has ended"):
+            store.set_mission_stage(mission.id, stage)
+    assert store.get_mission(mission.id).stage == "rejected" and store.last_seq() == before
+    # Every stage has its row, and every step's stage is one a mission can be in.
+    assert set(TRANSITIONS) == set(get_args(MissionStage))
+    assert all(step.stage in TRANSITIONS["failed"] for step in STEPS)  # a retry of any step
 
 
 def test_newer_schema_is_refused(tmp_path: Path) -> None:
@@ -186,14 +212,16 @@ def test_the_store_announces_a_transactions_events_once_it_commits(tmp_path: Pat
     store.on_commit = lambda *events: announced.append(list(events))
     source = store.add_source(str(tmp_path), "repo", {})
     mission = store.propose_mission(source.id, "train on repo", MissionData(head="abc"))
+    store.decide_mission(mission.id, "approved", None)
     job = store.create_job("train", "t", {}, mission.id)
     assert [[e.type for e in batch] for batch in announced] == [
         ["source.added"],
         ["mission.proposed"],
+        ["mission.stage"],
         ["job.status", "mission.stage"],
     ]
     assert announced[-1][1].data == {"id": mission.id, "stage": "training", "job": job.id}
-    assert [e.seq for batch in announced for e in batch] == [1, 2, 3, 4]
+    assert [e.seq for batch in announced for e in batch] == [1, 2, 3, 4, 5]
     with pytest.raises(sqlite3.OperationalError):
         store.update_job(job.id, {"no_such_column": 1}, ("job.status", {"status": "x"}))
-    assert len(announced) == 3  # a rolled-back change announces nothing
+    assert len(announced) == 4  # a rolled-back change announces nothing
