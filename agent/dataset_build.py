@@ -39,6 +39,7 @@ from agent.safe_git import changed_paths, open_repo
 from agent.secrets import find_secrets
 from agent.token_fit import Fit, load_counter
 from forge_api.examples import detect_format
+from forge_api.names import MISSION_MAX_SEQ_LEN
 from forge_api.schema import ALL_BUILDERS
 
 BUILDERS = ALL_BUILDERS
@@ -191,12 +192,12 @@ def build_dataset(
     With `synthesize` (the LLM advisor), each documentation section also yields the
     question/answer pairs it returns (it keeps only grounded ones and counts the rest).
     `fit` sizes every example to the base model's `max_seq_len` in its own tokens (default:
-    1024 estimated tokens, for a dataset built with no model in mind).
+    MISSION_MAX_SEQ_LEN estimated tokens, for a dataset built with no model in mind).
 
     Kingfisher's pass over the history runs in its own process meanwhile; every example then
     has the values it found, and those the second pass finds, redacted (`agent.redaction`).
     """
-    fit = fit or Fit(load_counter(None), 1024)
+    fit = fit or Fit(load_counter(None), MISSION_MAX_SEQ_LEN)
     repo = open_repo(repo_path)
     head = repo.head.commit.hexsha
     rev = f"{since}..{head}" if since else head

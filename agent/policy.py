@@ -13,6 +13,7 @@ from typing import Any
 from agent.mission_time import MIN_STEPS
 from agent.repo_files import MAX_BYTES, tracked_blobs
 from agent.safe_git import changed_paths, has_commit, open_repo
+from forge_api.names import MISSION_MAX_SEQ_LEN
 
 
 @dataclass(frozen=True)
@@ -61,7 +62,7 @@ def training_plan(
     base_model: str,
     dataset: Path,
     examples: int,
-    max_seq_len: int = 1024,
+    max_seq_len: int = MISSION_MAX_SEQ_LEN,
     max_minutes: float | None = None,
 ) -> dict[str, Any]:
     """Train params for a mission: one epoch of LoRA, small enough to run on any machine, and at

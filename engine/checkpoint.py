@@ -12,6 +12,7 @@ from pathlib import Path
 from typing import Any
 
 from engine.errors import EngineError
+from forge_api.run_dir import RunDir
 
 KEEP = 2
 
@@ -61,7 +62,7 @@ def complete(root: Path) -> list[Path]:
 def newest(run_dir: Path) -> Path | None:
     """The newest complete checkpoint a job left in its run dir. The daemon reads this after a
     crash, when the engine wrote a checkpoint the dead daemon never heard of."""
-    kept = complete(run_dir / "checkpoints")
+    kept = complete(RunDir(run_dir).checkpoints)
     return kept[-1] if kept else None
 
 

@@ -37,6 +37,7 @@ from engine.ollama_api import (
 )
 from forge_api.deploy_mode import Mode, ModeError, deploy_mode, is_dora
 from forge_api.jobs import DeployParams, JobSpec
+from forge_api.run_dir import RunDir
 
 
 def choose_mode(p: DeployParams, adapter: Path | None, events: Emitter) -> Mode:
@@ -126,7 +127,7 @@ def run(spec: JobSpec, events: Emitter) -> dict[str, Any]:
                 f'`ollama pull {p.ollama_base}` there, or deploy with mode "merged"'
             ) from None
         events.progress(0, None, stage="convert")
-        gguf_adapter = Path(spec.run_dir) / "adapter.gguf"
+        gguf_adapter = RunDir.of(spec.run_dir).adapter_gguf
         gguf_adapter.unlink(missing_ok=True)
         lora_to_gguf(base_dir, adapter, gguf_adapter, "f16", events)
         same_base(gguf_adapter, p.ollama_base, shown_base)
@@ -139,9 +140,9 @@ def run(spec: JobSpec, events: Emitter) -> dict[str, Any]:
         else:
             assert adapter is not None
             events.progress(0, None, stage="merge")
-            folder = Path(spec.run_dir) / "merged"
+            folder = RunDir.of(spec.run_dir).merged
             merge_and_verify(base_dir, adapter, folder, events)
-        files = forged_files(folder, Path(spec.run_dir) / "upload")
+        files = forged_files(folder, RunDir.of(spec.run_dir).upload)
         format_dir = folder
     missing = [str(f) for f in files if not f.is_file()]
     if missing:

@@ -15,6 +15,8 @@ from engine.events import Emitter
 from engine.model_source import base_for, resolve_adapter, training_record
 from engine.train_setup import prepare_data
 from forge_api.jobs import EvalParams, JobSpec
+from forge_api.names import JOB_MAX_SEQ_LEN
+from forge_api.run_dir import RunDir
 
 EVAL_BATCH = 8
 
@@ -82,12 +84,13 @@ def spread(rows: list[Any], most: int | None) -> list[Any]:
 
 
 def eval_length(adapter: str | None) -> int:
-    """The max_seq_len the adapter was trained with (the same rows, the same losses), or 512."""
+    """The max_seq_len the adapter was trained with (the same rows, the same losses), or a
+    job's default."""
     if adapter:
         trained = training_record(resolve_adapter(adapter)).get("max_seq_len")
         if isinstance(trained, int):
             return trained
-    return 512
+    return JOB_MAX_SEQ_LEN
 
 
 def run(spec: JobSpec, events: Emitter) -> dict[str, Any]:
@@ -149,7 +152,7 @@ def run(spec: JobSpec, events: Emitter) -> dict[str, Any]:
         )
         results[name] = scores
         events.progress(step + 1, len(candidates), stage=name)
-    report = Path(spec.run_dir) / "eval.json"
+    report = RunDir.of(spec.run_dir).eval_report
     report.write_text(json.dumps(results, indent=2))
     better = None
     if "adapter" in results:

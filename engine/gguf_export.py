@@ -27,6 +27,7 @@ from engine.merge import merge_and_verify
 from engine.model_source import base_for, resolve_adapter
 from forge_api.deploy_mode import is_dora
 from forge_api.jobs import ExportParams, JobSpec
+from forge_api.run_dir import RunDir
 
 
 def refuse_dora(adapter: Path) -> None:
@@ -72,7 +73,7 @@ def run(spec: JobSpec, events: Emitter) -> dict[str, Any]:
         raise EngineError(f"params.output: the folder {out.parent} does not exist")
     base_dir = base_for(p.base_model, p.adapter, spec.models_dir)
     adapter = resolve_adapter(p.adapter) if p.adapter else None
-    partial = Path(spec.run_dir) / "export.partial.gguf"
+    partial = RunDir.of(spec.run_dir).export_partial
     if adapter is not None and not p.merged:
         refuse_dora(adapter)
         events.progress(1, 2, stage="convert")
@@ -81,7 +82,7 @@ def run(spec: JobSpec, events: Emitter) -> dict[str, Any]:
         folder = base_dir
         if adapter is not None:
             events.progress(1, 3, stage="merge")
-            folder = Path(spec.run_dir) / "merged"
+            folder = RunDir.of(spec.run_dir).merged
             merge_and_verify(base_dir, adapter, folder, events)
         events.progress(2, 3, stage="convert")
         convert(

@@ -15,6 +15,7 @@ from engine.events import Emitter
 from engine.model_folder import inspect_model_folder
 from engine.model_source import base_for, resolve_adapter
 from forge_api.jobs import JobSpec, MergeParams
+from forge_api.run_dir import RunDir
 
 PROBE = [
     [{"role": "user", "content": "What does the forge daemon do?"}],
@@ -92,7 +93,7 @@ def run(spec: JobSpec, events: Emitter) -> dict[str, Any]:
     if final.exists():
         raise EngineError(f"params.name: {final} already exists; choose another name")
     events.progress(1, 3, stage="merge")
-    work = Path(spec.run_dir) / "merged.partial"
+    work = RunDir.of(spec.run_dir).merged_partial
     diff = merge_and_verify(base_dir, adapter, work, events)
     events.progress(2, 3, stage="verified")
     final.parent.mkdir(parents=True, exist_ok=True)

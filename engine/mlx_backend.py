@@ -23,6 +23,7 @@ from engine.errors import EngineError
 from engine.events import Emitter
 from engine.train_setup import Data, pick_targets, size_learning_rate
 from forge_api.jobs import JobSpec, TrainParams
+from forge_api.run_dir import RunDir
 
 
 class MlxExamples:
@@ -167,7 +168,7 @@ def train_mlx(
     mx.random.seed(p.seed)
     model, keys, scale = _lora_model(p, base, events)
     run_dir = Path(spec.run_dir)
-    ckpt_dir = run_dir / "checkpoints"
+    ckpt_dir = RunDir(run_dir).checkpoints
     ckpt_dir.mkdir(parents=True, exist_ok=True)
     start = 0
     if spec.resume_from and Path(spec.resume_from).is_file():
@@ -263,9 +264,9 @@ def train_mlx(
             )
         )
         events.metric(reached[0], eval_loss=final, perplexity=math.exp(min(final, 50)))
-    adapter = run_dir / "adapter"
+    adapter = RunDir(run_dir).adapter
     shutil.rmtree(adapter, ignore_errors=True)
     to_peft(model, adapter, p, scale, keys, base)
     data.tokenizer.save_pretrained(adapter)
-    (run_dir / "mlx-adapter.json").write_text(json.dumps({"keys": keys, "scale": scale}))
+    RunDir(run_dir).mlx_adapter.write_text(json.dumps({"keys": keys, "scale": scale}))
     return {"steps": reached[0], "eval_loss": final, "adapter": str(adapter)}

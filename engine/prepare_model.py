@@ -19,6 +19,7 @@ from engine.errors import EngineError
 from engine.events import Emitter
 from engine.model_folder import inspect_model_folder, weights_digest
 from forge_api.jobs import JobSpec, PrepareModelParams
+from forge_api.run_dir import RunDir
 
 STAGES = ["tokenizer", "model", "verify"]
 
@@ -58,7 +59,7 @@ def _import(spec: JobSpec, ref: str, name: str | None, events: Emitter) -> dict[
     else:
         gguf_file = Path(ref).expanduser().resolve()
     final = Path(spec.models_dir) / (name or imported_name(ref))
-    work = Path(spec.run_dir) / "work"
+    work = RunDir.of(spec.run_dir).work
     shutil.rmtree(work, ignore_errors=True)
     events.progress(0, 2, stage="import")
     started = time.monotonic()
@@ -113,8 +114,8 @@ def _build(spec: JobSpec, name: str, params: PrepareModelParams, events: Emitter
     from engine import tiny_model
 
     run_dir = Path(spec.run_dir)
-    checkpoint = run_dir / "checkpoints" / "tokenizer"
-    work = run_dir / "work"
+    checkpoint = RunDir(run_dir).checkpoints / "tokenizer"
+    work = RunDir(run_dir).work
     final = Path(spec.models_dir) / name
 
     started = time.monotonic()

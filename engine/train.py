@@ -34,6 +34,7 @@ from engine.train_setup import (
     use_physical_cores,
 )
 from forge_api.jobs import JobSpec, TrainParams
+from forge_api.run_dir import RunDir
 
 
 def target_modules(model: Any, asked: list[str] | str) -> list[str]:
@@ -271,7 +272,7 @@ def run(spec: JobSpec, events: Emitter) -> dict[str, Any]:
     run_dir = Path(spec.run_dir)
     loop = TrainLoop(
         p,
-        Optimizing(model, optimizer, scheduler, run_dir / "checkpoints"),
+        Optimizing(model, optimizer, scheduler, RunDir(run_dir).checkpoints),
         s.data.train,
         s.data.val,
         plan.measured.batch_size,
@@ -359,7 +360,7 @@ def run_mlx(s: Setup, events: Emitter) -> dict[str, Any]:
 def keep_pissa_init(s: Setup, model: Any) -> Path:
     """A PiSSA run keeps its initial adapter, to turn the trained one into a plain LoRA adapter
     for the untouched base; where it is (or would be)."""
-    pissa_init = Path(s.spec.run_dir) / "pissa-init"
+    pissa_init = RunDir.of(s.spec.run_dir).pissa_init
     if s.p.method == "pissa" and not pissa_init.exists() and s.ranks.main:
         cfg = model.peft_config["default"]
         cfg.init_lora_weights, saved = True, cfg.init_lora_weights
@@ -445,7 +446,7 @@ def record_speed(
 
 def save_adapter(s: Setup, model: Any, pissa_init: Path) -> Path:
     """The adapter, its tokenizer and what it was trained from, in the run's `adapter/`."""
-    adapter = Path(s.spec.run_dir) / "adapter"
+    adapter = RunDir.of(s.spec.run_dir).adapter
     if s.p.method == "pissa":
         model.save_pretrained(adapter, path_initial_model_for_weight_conversion=str(pissa_init))
     else:

@@ -15,6 +15,8 @@ from typing import Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
+from forge_api.names import MISSION_MAX_SEQ_LEN
+
 
 class _Section(BaseModel):
     model_config = ConfigDict(extra="forbid", validate_assignment=True)
@@ -128,7 +130,7 @@ class AgentConfig(_Section):
         "an id, a folder)",
     )
     max_seq_len: int = Field(
-        1024,
+        MISSION_MAX_SEQ_LEN,
         ge=64,
         le=131072,
         description="tokens per example in missions: datasets are cut to fit it in the base "

@@ -13,7 +13,7 @@ from typing import Annotated, Any, Literal, cast, get_args
 from pydantic import BaseModel, ConfigDict, Field, model_validator
 
 from forge_api.deploy_mode import merges_here
-from forge_api.names import JobKind
+from forge_api.names import JOB_MAX_SEQ_LEN, JobKind
 
 BASE_DEFAULT = "default: the base the adapter was trained on, else tiny-llama"
 
@@ -96,7 +96,9 @@ class TrainParams(KindParams):
         description="recompute each layer's activations in the backward pass: less memory, a"
         " slower step; default: on when without it fewer than 4 rows fit",
     )
-    max_seq_len: int = Field(512, ge=16, le=131072, description="longer examples are cut")
+    max_seq_len: int = Field(
+        JOB_MAX_SEQ_LEN, ge=16, le=131072, description="longer examples are cut"
+    )
     packing: bool = Field(True, description="several short examples per row: faster")
     seed: int = Field(0, ge=0)
     val_fraction: float = Field(0.1, ge=0, lt=1, description="held out to measure the loss")

@@ -35,3 +35,9 @@ ACTIVE_MISSION_STAGES: tuple[MissionStage, ...] = (
     "deploying",
 )
 ModelKind = Literal["base", "adapter", "merged", "ollama"]
+
+JOB_MAX_SEQ_LEN = 512
+"""Tokens per row of a train or eval job that names none (`params.max_seq_len`)."""
+MISSION_MAX_SEQ_LEN = 1024
+"""Tokens per example of a mission's dataset, train and eval (`agent.max_seq_len`'s default),
+and of a dataset built with no model in mind."""

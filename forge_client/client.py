@@ -15,9 +15,16 @@ import socket
 import time
 from collections.abc import AsyncIterator, Iterator
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any, TypeVar
 
 from forge_api.protocol import MAX_REPLY_BYTES
+
+if TYPE_CHECKING:  # pydantic is not loaded to start the CLI: only a caller of ask() loads it
+    from pydantic import BaseModel
+
+    from forge_api.methods import Method
+
+R = TypeVar("R", bound="BaseModel")
 
 MAX_LINE = MAX_REPLY_BYTES + 1
 DEFAULT_TIMEOUT = 60.0
@@ -148,6 +155,11 @@ class Client:
             if "method" in message:
                 self.pending.append(message)
 
+    def ask(self, method: Method[Any, R], **params: Any) -> R:
+        """`method` (from `forge_api.methods`), its result as the method's model: the daemon
+        validates the params, so its error names the one it refused."""
+        return method.reply(self.call(method.name, **params))
+
     def events(self, *, forever: bool = False) -> Iterator[dict[str, Any]]:
         """The `event` notifications of this connection's subscriptions, as they arrive. Each
         is waited for as long as a reply is, or, with `forever`, as long as it takes (a quiet
@@ -223,6 +235,10 @@ class AsyncClient:
             # Sent or not, answered or not: nobody waits for it any more (a reply that comes
             # after a failed send would find no one, and its error would go unheard).
             self.waiting.pop(msg_id, None)
+
+    async def ask(self, method: Method[Any, R], **params: Any) -> R:
+        """`method` (from `forge_api.methods`), its result as the method's model."""
+        return method.reply(await self.call(method.name, **params))
 
     async def events(self) -> AsyncIterator[dict[str, Any]]:
         """Events until the connection closes."""

@@ -11,6 +11,7 @@ from forge_api.config import Config
 from forge_api.paths import ForgePaths
 from forged.events import EventBus
 from forged.hardware import Hardware
+from forged.job_submit import JobSubmitter
 from forged.mission_chain import MissionChain
 from forged.registry import ModelRegistry
 from forged.runner import JobRunner
@@ -36,6 +37,8 @@ class Services:
     store: Store
     bus: EventBus
     runner: JobRunner
+    submitter: JobSubmitter
+    """The one way a job enters the queue, with every check at submit."""
     hardware: Hardware
     scanner: SourceScanner
     chain: MissionChain

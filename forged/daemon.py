@@ -26,6 +26,7 @@ from forged.config_reload import ConfigKeeper
 from forged.context import Services, Session
 from forged.events import EventBus
 from forged.hardware import Hardware
+from forged.job_submit import JobSubmitter
 from forged.mission_chain import MissionChain
 from forged.registry import ModelRegistry
 from forged.runner import JobRunner
@@ -67,8 +68,9 @@ async def serve(paths: ForgePaths, config: Config, stop: asyncio.Event | None = 
     # Registered first: the agent's chain reads the eval results the registry records.
     models = ModelRegistry(store, paths, config, hardware.accelerator.kind)
     advisor = Advisor(AdvisorSettings(**config.advisor.model_dump()))
-    scanner = SourceScanner(store, runner, paths, config.agent, models, advisor)
-    chain = MissionChain(store, runner, config.agent, models)
+    submitter = JobSubmitter(store, runner, models, paths, hardware)
+    scanner = SourceScanner(submitter, paths, config.agent, models, advisor)
+    chain = MissionChain(submitter, config.agent, models)
 
     def job_finished(job: Job) -> None:
         """Everything that follows a job's end, in this order: the registry records what it
@@ -86,6 +88,7 @@ async def serve(paths: ForgePaths, config: Config, stop: asyncio.Event | None = 
         store=store,
         bus=bus,
         runner=runner,
+        submitter=submitter,
         hardware=hardware,
         scanner=scanner,
         chain=chain,

@@ -14,6 +14,7 @@ from forge_api import atomic_file
 from forge_api.config import JobsConfig, TrackingConfig
 from forge_api.jobs import JobSpec, TrackingSpec, holds_accelerator
 from forge_api.paths import ForgePaths
+from forge_api.run_dir import RunDir
 from forge_api.schema import Job
 from forged.engine_host import EngineHost, runs_warm
 from forged.job_handle import JobHandle, LocalProcess
@@ -40,7 +41,7 @@ def write_spec(job: Job, paths: ForgePaths, config: JobsConfig, tracking: Tracki
         memory_limit_bytes=int(config.memory_limit_gb * 2**30) or None,
         tracking=tracking_spec(job, tracking, paths),
     )
-    spec_file = run_dir / "spec.json"
+    spec_file = RunDir(run_dir).spec
     atomic_file.write_text(spec_file, spec.model_dump_json(indent=2))
     return spec_file
 

@@ -33,6 +33,7 @@ from forge_api.engine_events import (
     event_line,
     parse_engine_event,
 )
+from forge_api.run_dir import RunDir
 from forge_api.schema import Job
 from forged.job_handle import JobHandle
 from forged.store import Store
@@ -84,7 +85,7 @@ class OutputRecorder:
 
     async def drain(self, r: Running) -> None:
         """Read the job's output to its end (the process closed it), recording each line."""
-        record = open_record(Path(r.job.run_dir) / "events.jsonl")
+        record = open_record(RunDir.of(r.job.run_dir).events)
         try:
             async for raw in r.handle.lines():
                 r.last_seen = time.monotonic()
@@ -209,7 +210,7 @@ def recorded_lines(run_dir: Path) -> int:
     """How many lines of output the job's events.jsonl holds (one per non-blank line of its
     engine's output): where a re-attached job's output picks up again."""
     try:
-        with open(run_dir / "events.jsonl", "rb") as f:
+        with open(RunDir(run_dir).events, "rb") as f:
             return sum(chunk.count(b"\n") for chunk in iter(lambda: f.read(1 << 20), b""))
     except FileNotFoundError:
         return 0

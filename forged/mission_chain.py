@@ -13,18 +13,17 @@ import asyncio
 import datetime as dt
 import logging
 import time
-from pathlib import Path
 
 from agent.policy import compare_scores
 from forge_api.config import AgentConfig
 from forge_api.jobs import parse_params
 from forge_api.mission_data import EvalResults, MissionData
 from forge_api.names import ACTIVE_MISSION_STAGES, TERMINAL_JOB_STATUSES
+from forge_api.run_dir import RunDir
 from forge_api.schema import Job, Mission
+from forged.job_submit import JobSubmitter
 from forged.mission_plan import eval_sizes, train_job_params
 from forged.registry import ModelRegistry, RegistryError, source_alias
-from forged.runner import JobRunner
-from forged.store import Store
 
 log = logging.getLogger(__name__)
 
@@ -47,11 +46,10 @@ def quiet_until(window: str, now: float) -> float | None:
 class MissionChain:
     """Runs approved missions step by step, and retries a failed one from the step that failed."""
 
-    def __init__(
-        self, store: Store, runner: JobRunner, config: AgentConfig, models: ModelRegistry
-    ) -> None:
-        self.store = store
-        self.runner = runner
+    def __init__(self, submitter: JobSubmitter, config: AgentConfig, models: ModelRegistry) -> None:
+        self.submitter = submitter
+        self.store = submitter.store
+        self.runner = submitter.runner
         self.config = config
         self.models = models
 
@@ -63,8 +61,8 @@ class MissionChain:
         hold = quiet_until(self.config.quiet_hours, time.time())
         if hold:
             self.store.update_mission_data(mission.id, MissionData(held_until=hold))
-        return self.runner.submit(
-            "train", f"mission {mission.id}: train", params, mission.id, not_before=hold
+        return self.submitter.submit(
+            "train", params, f"mission {mission.id}: train", mission.id, not_before=hold
         )
 
     def retry(self, mission: Mission) -> Job:
@@ -79,8 +77,8 @@ class MissionChain:
             return job
         if step == "train" or last is None:
             return self.approve(mission)
-        return self.runner.submit(
-            step, f"mission {mission.id}: {step} (retry)", last.params, mission.id
+        return self.submitter.submit(
+            step, last.params, f"mission {mission.id}: {step} (retry)", mission.id
         )
 
     def resume_chains(self) -> None:
@@ -116,7 +114,7 @@ class MissionChain:
             params = {
                 "base_model": mission.data.base_model,
                 "dataset": trained["dataset"],
-                "adapter": str(Path(job.run_dir) / "adapter"),
+                "adapter": str(RunDir.of(job.run_dir).adapter),
                 "previous_adapter": mission.data.previous_adapter,
                 "max_seq_len": trained.get("max_seq_len"),
                 # The same held-out rows as training's: a wider fraction would score the
@@ -126,7 +124,7 @@ class MissionChain:
             }
             values = parse_params("eval", params).model_dump(mode="json")
             self.store.update_mission_data(mission.id, MissionData(adapter=values["adapter"]))
-            self.runner.submit("eval", f"mission {mission.id}: eval", values, mission.id)
+            self.submitter.submit("eval", values, f"mission {mission.id}: eval", mission.id)
         elif job.kind == "eval" and mission.source_id:
             # The source's new baseline: later missions count material from this commit.
             self.store.set_source_commits(mission.source_id, trained=mission.data.head)
@@ -188,7 +186,7 @@ class MissionChain:
             params = self.models.plan_deploy(adapter)
         except RegistryError as exc:
             return f"not deployed: {exc}", None
-        job = self.runner.submit(
-            "deploy", f"mission {mission.id}: deploy {params['tag']}", params, mission.id
+        job = self.submitter.submit(
+            "deploy", params, f"mission {mission.id}: deploy {params['tag']}", mission.id
         )
         return f"deploying as {params['tag']}: it beats {rival} ({versus})", job

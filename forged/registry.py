@@ -24,6 +24,7 @@ from forge_api.deploy_mode import deploy_mode, is_dora
 from forge_api.engine_events import ArtifactEvent
 from forge_api.model_data import ModelData
 from forge_api.paths import ForgePaths
+from forge_api.run_dir import RunDir
 from forge_api.schema import Job, Model
 from forged.model_catalog import base_id, candidate_folders, discover, hf_id
 from forged.store import Store
@@ -209,7 +210,7 @@ class ModelRegistry:
 
     def _note_eval(self, job: Job) -> None:
         adapter = self.adapter_at(str(job.params["adapter"]))
-        report = Path(job.run_dir) / "eval.json"
+        report = RunDir.of(job.run_dir).eval_report
         if adapter is None or not report.exists():
             return
         scores = eval_scores(json.loads(report.read_text(encoding="utf-8")))

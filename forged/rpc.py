@@ -14,6 +14,7 @@ from typing import Any, Generic, TypeVar
 
 from pydantic import BaseModel, ValidationError
 
+from forge_api.methods import Method as ApiMethod
 from forge_api.mission_flow import StageTransitionError
 from forge_api.protocol import (
     INTERNAL_ERROR,
@@ -76,28 +77,30 @@ def invalid_state(message: str, **data: Any) -> RpcError:
 
 
 P = TypeVar("P", bound=BaseModel)
+R = TypeVar("R", bound=BaseModel)
 C = TypeVar("C")
-Handler = Callable[[P, C], Awaitable[BaseModel | dict[str, Any]]]
+Handler = Callable[[P, C], Awaitable[R]]
 
 
 @dataclass(frozen=True)
 class Method(Generic[P, C]):
     name: str
     params: type[P]
-    handler: Handler[P, C]
+    handler: Handler[P, C, Any]
 
 
 class Registry(Generic[C]):
-    """The daemon's methods, by `noun.verb` name, each with the pydantic model of its params."""
+    """The daemon's methods, by `noun.verb` name, each handled as `forge_api.methods` types it:
+    its params' model in, its result's model out."""
 
     def __init__(self) -> None:
         self.methods: dict[str, Method[Any, C]] = {}
 
-    def method(self, name: str, params: type[P]) -> Callable[[Handler[P, C]], Handler[P, C]]:
-        def register(fn: Handler[P, C]) -> Handler[P, C]:
-            if name in self.methods:
-                raise ValueError(f"method {name} registered twice")
-            self.methods[name] = Method(name, params, fn)
+    def method(self, api: ApiMethod[P, R]) -> Callable[[Handler[P, C, R]], Handler[P, C, R]]:
+        def register(fn: Handler[P, C, R]) -> Handler[P, C, R]:
+            if api.name in self.methods:
+                raise ValueError(f"method {api.name} registered twice")
+            self.methods[api.name] = Method(api.name, api.params, fn)
             return fn
 
         return register

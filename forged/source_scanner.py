@@ -30,10 +30,9 @@ from forge_api.mission_data import DatasetCard, Measured, MissionData, Plan, Tri
 from forge_api.names import TERMINAL_JOB_STATUSES
 from forge_api.paths import ForgePaths
 from forge_api.schema import Job, Mission, Source
+from forged.job_submit import JobSubmitter
 from forged.mission_plan import timed
 from forged.registry import ModelRegistry, RegistryError, source_alias
-from forged.runner import JobRunner
-from forged.store import Store
 
 log = logging.getLogger(__name__)
 SECONDARY = ("load_s", "eval_tokens_per_s", "gen_step_s")
@@ -65,8 +64,7 @@ class SourceScanner:
 
     def __init__(
         self,
-        store: Store,
-        runner: JobRunner,
+        submitter: JobSubmitter,
         paths: ForgePaths,
         config: AgentConfig,
         models: ModelRegistry,
@@ -74,8 +72,8 @@ class SourceScanner:
     ) -> None:
         self.models = models
         self.advisor = advisor
-        self.store = store
-        self.runner = runner
+        self.submitter = submitter
+        self.store = submitter.store
         self.paths = paths
         self.config = config
         self.lock = asyncio.Lock()
@@ -437,7 +435,7 @@ class SourceScanner:
                     "val_fraction": 0,
                 },
             ).model_dump(mode="json", exclude_unset=True)
-            job = self.runner.submit("train", f"calibrate {Path(base_model).name} here", params)
+            job = self.submitter.submit("train", params, f"calibrate {Path(base_model).name} here")
         done: asyncio.Future[Job] = asyncio.get_running_loop().create_future()
         self.waiting.setdefault(job.id, []).append(done)
         # It may have ended between the look and the wait.

@@ -12,6 +12,7 @@ from pathlib import Path
 from typing import Any
 
 from engine.data import DataError, count_examples
+from forge_api import methods as M
 from forge_api.atomic_file import replacing
 from forge_api.mission_data import DatasetCard
 from forge_api.protocol import INVALID_PARAMS
@@ -59,12 +60,12 @@ def _head(path: Path, limit: int) -> list[dict[str, Any]]:
 
 
 def register(reg: Registry[Session]) -> None:
-    @reg.method("datasets.list", DatasetsListParams)
+    @reg.method(M.DATASETS_LIST)
     async def datasets_list(p: DatasetsListParams, s: Session) -> DatasetsListResult:
         """Datasets, newest first, optionally of one source."""
         return DatasetsListResult(datasets=s.services.store.list_datasets(p.source_id))
 
-    @reg.method("datasets.preview", DatasetsPreviewParams)
+    @reg.method(M.DATASETS_PREVIEW)
     async def datasets_preview(p: DatasetsPreviewParams, s: Session) -> DatasetsPreviewResult:
         """The first examples of a dataset."""
         dataset = lookup(s.services.store.get_dataset, "dataset", p.id)
@@ -76,7 +77,7 @@ def register(reg: Registry[Session]) -> None:
             ) from None
         return DatasetsPreviewResult(examples=examples, total=dataset.examples)
 
-    @reg.method("datasets.import", DatasetsImportParams)
+    @reg.method(M.DATASETS_IMPORT)
     async def datasets_import(p: DatasetsImportParams, s: Session) -> ImportedDataset:
         """Copy a JSONL file into the data dir as a dataset, after checking every line as training
         will (format and fields, not only JSON), naming the person's own file and line."""

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from forge_api import methods as M
 from forge_api.schema import (
     Event,
     EventsSubscribeParams,
@@ -14,7 +15,7 @@ from forged.rpc import Registry, encode_notification, not_found
 
 
 def register(reg: Registry[Session]) -> None:
-    @reg.method("events.subscribe", EventsSubscribeParams)
+    @reg.method(M.EVENTS_SUBSCRIBE)
     async def events_subscribe(p: EventsSubscribeParams, s: Session) -> EventsSubscribeResult:
         """Stream `event` notifications: stored ones after `since`, then live ones."""
         conn = s.conn
@@ -33,7 +34,7 @@ def register(reg: Registry[Session]) -> None:
         conn.after_reply.append(lambda: s.services.bus.start(sub, send))
         return EventsSubscribeResult(subscription=sub.id, last_seq=last)
 
-    @reg.method("events.unsubscribe", EventsUnsubscribeParams)
+    @reg.method(M.EVENTS_UNSUBSCRIBE)
     async def events_unsubscribe(p: EventsUnsubscribeParams, s: Session) -> Ok:
         """Stop one subscription of this connection."""
         if p.subscription not in s.conn.subscriptions:

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from typing import Any, get_args
 
+from forge_api import methods as M
 from forge_api.names import MissionStage
 from forge_api.schema import (
     IdParams,
@@ -15,8 +16,8 @@ from forge_api.schema import (
     MissionsListResult,
 )
 from forged.context import Session
-from forged.mission_plan import changed_plan
-from forged.rpc import Registry, invalid_state, lookup
+from forged.mission_plan import changed_plan, train_job_params
+from forged.rpc import Registry, RpcError, invalid_state, lookup
 
 
 def _get(s: Session, mission_id: str) -> Mission:
@@ -48,12 +49,20 @@ def _decide(
             stage=mission.stage,
         )
     data = changed_plan(mission.data, changes, s.services.models) if changes else None
+    if stage == "approved" and (data or mission.data).plan is not None:
+        # The train job's checks at submit, now: a plan this machine cannot run (`--set
+        # backend=unsloth` without CUDA) is refused before the mission is approved.
+        try:
+            s.services.submitter.check("train", train_job_params(data or mission.data))
+        except RpcError as exc:
+            message = f"mission {mission.id} not approved: its train job cannot run: {exc.message}"
+            raise RpcError(exc.code, message, exc.data) from None
     s.services.store.decide_mission(mission.id, stage, reason, data)
     return _get(s, mission.id)
 
 
 def register(reg: Registry[Session]) -> None:
-    @reg.method("missions.list", MissionsListParams)
+    @reg.method(M.MISSIONS_LIST)
     async def missions_list(p: MissionsListParams, s: Session) -> MissionsListResult:
         """Missions, newest first, by status and source; dismissed ones only when asked for."""
         stages = p.stage or [x for x in get_args(MissionStage) if x != "dismissed"]
@@ -61,12 +70,12 @@ def register(reg: Registry[Session]) -> None:
             missions=s.services.store.list_missions(stages, p.source_id, p.limit)
         )
 
-    @reg.method("missions.get", IdParams)
+    @reg.method(M.MISSIONS_GET)
     async def missions_get(p: IdParams, s: Session) -> Mission:
         """One mission with its trigger, dataset card, plan and rationale."""
         return _get(s, p.id)
 
-    @reg.method("missions.approve", MissionApproveParams)
+    @reg.method(M.MISSIONS_APPROVE)
     async def missions_approve(p: MissionApproveParams, s: Session) -> Mission:
         """Approve a proposed mission, with any changes to its plan (`set`): its train job
         starts, and its eval follows."""
@@ -74,19 +83,19 @@ def register(reg: Registry[Session]) -> None:
         s.services.chain.approve(mission)
         return _get(s, mission.id)
 
-    @reg.method("missions.reject", MissionRejectParams)
+    @reg.method(M.MISSIONS_REJECT)
     async def missions_reject(p: MissionRejectParams, s: Session) -> Mission:
         """Reject a proposed mission; the reason is kept so it is not proposed again."""
         return _decide(s, p.id, "rejected", p.reason)
 
-    @reg.method("missions.dismiss", IdParams)
+    @reg.method(M.MISSIONS_DISMISS)
     async def missions_dismiss(p: IdParams, s: Session) -> Mission:
         """Put away a failed (or cancelled) mission: it leaves the list, and is kept."""
         mission = _failed(s, p.id, "dismissed")
         s.services.store.decide_mission(mission.id, "dismissed", None)
         return _get(s, mission.id)
 
-    @reg.method("missions.retry", MissionRetryParams)
+    @reg.method(M.MISSIONS_RETRY)
     async def missions_retry(p: MissionRetryParams, s: Session) -> Mission:
         """Run a failed mission again from the step that failed."""
         mission = _failed(s, p.id, "retried")

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from typing import Any
 
+from forge_api import methods as M
 from forge_api.protocol import INVALID_PARAMS
 from forge_api.schema import (
     Job,
@@ -23,13 +24,13 @@ def bad_param(name: str, why: str) -> RpcError:
 
 
 def register(reg: Registry[Session]) -> None:
-    @reg.method("models.list", ModelsListParams)
+    @reg.method(M.MODELS_LIST)
     async def models_list(p: ModelsListParams, s: Session) -> ModelsListResult:
         """Every model, newest first: base models on disk, adapters with their eval metrics and
         origin, merged models, and Ollama tags with what they were built from."""
         return ModelsListResult(models=await s.services.models.listing(p.kind))
 
-    @reg.method("models.deploy", ModelsDeployParams)
+    @reg.method(M.MODELS_DEPLOY)
     async def models_deploy(p: ModelsDeployParams, s: Session) -> Job:
         """Queue a deploy job that makes an adapter or merged model an Ollama tag."""
         model = lookup(s.services.store.get_model, "model", p.id)
@@ -43,9 +44,9 @@ def register(reg: Registry[Session]) -> None:
             params["mode"] = p.mode
         if (unreachable := await s.services.models.reachable()) is not None:
             raise invalid_state(f"not deployed: {unreachable}", id=p.id)
-        return s.services.runner.submit("deploy", f"deploy {params['tag']}", params)
+        return s.services.submitter.submit("deploy", params, f"deploy {params['tag']}")
 
-    @reg.method("models.rollback", ModelsRollbackParams)
+    @reg.method(M.MODELS_ROLLBACK)
     async def models_rollback(p: ModelsRollbackParams, s: Session) -> ModelsRollbackResult:
         """Point a source's alias (or any alias) back at the tag deployed before its current."""
         if (p.source_id is None) == (p.alias is None):

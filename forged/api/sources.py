@@ -7,6 +7,7 @@ import os
 from pathlib import Path
 
 from agent.safe_git import UnsafeRepository, check_owner
+from forge_api import methods as M
 from forge_api.protocol import INVALID_PARAMS
 from forge_api.schema import (
     IdParams,
@@ -36,7 +37,7 @@ def _is_work_tree(path: Path) -> bool:
 
 
 def register(reg: Registry[Session]) -> None:
-    @reg.method("sources.list", NoParams)
+    @reg.method(M.SOURCES_LIST)
     async def sources_list(p: NoParams, s: Session) -> SourcesListResult:
         """Every watched repository, with what its last scan found pending."""
         pending = s.services.scanner.pending
@@ -47,7 +48,7 @@ def register(reg: Registry[Session]) -> None:
             ]
         )
 
-    @reg.method("sources.add", SourcesAddParams)
+    @reg.method(M.SOURCES_ADD)
     async def sources_add(p: SourcesAddParams, s: Session) -> Source:
         """Watch a git work tree (refused, with the reason, for anything else)."""
         path = Path(p.path).expanduser()
@@ -85,7 +86,7 @@ def register(reg: Registry[Session]) -> None:
         s.services.scanner.added(source)
         return source
 
-    @reg.method("sources.scan", IdParams)
+    @reg.method(M.SOURCES_SCAN)
     async def sources_scan(p: IdParams, s: Session) -> ScanResult:
         """Look at a source now; the mission it proposed, if its new material was enough."""
         source = lookup(s.services.store.get_source, "source", p.id)
@@ -94,7 +95,7 @@ def register(reg: Registry[Session]) -> None:
         except SourceGone as exc:
             raise invalid_state(f"source {source.id}: {exc}", param="id") from None
 
-    @reg.method("sources.remove", IdParams)
+    @reg.method(M.SOURCES_REMOVE)
     async def sources_remove(p: IdParams, s: Session) -> Ok:
         """Stop watching a repository; its datasets and adapters stay."""
         source = lookup(s.services.store.get_source, "source", p.id)

@@ -6,6 +6,7 @@ import os
 import shutil
 import time
 
+from forge_api import methods as M
 from forge_api.config import ConfigError
 from forge_api.protocol import INVALID_STATE
 from forge_api.schema import ConfigReloaded, NoParams, QueueState, SystemHealth, SystemStatus
@@ -22,7 +23,7 @@ LOW_DISK_BYTES = 2 * 1024**3
 def register(reg: Registry[Session]) -> None:
     register_reload(reg)
 
-    @reg.method("system.status", NoParams)
+    @reg.method(M.SYSTEM_STATUS)
     async def system_status(p: NoParams, s: Session) -> SystemStatus:
         """Accelerator, memory, the queue and the running jobs."""
         svc = s.services
@@ -47,7 +48,7 @@ def register(reg: Registry[Session]) -> None:
             last_seq=svc.store.last_seq(),
         )
 
-    @reg.method("system.health", NoParams)
+    @reg.method(M.SYSTEM_HEALTH)
     async def system_health(p: NoParams, s: Session) -> SystemHealth:
         """Each part's state in a word or a sentence; ok is false when any part is not ok."""
         svc = s.services
@@ -72,7 +73,7 @@ def register(reg: Registry[Session]) -> None:
 
 
 def register_reload(reg: Registry[Session]) -> None:
-    @reg.method("system.reload_config", NoParams)
+    @reg.method(M.SYSTEM_RELOAD_CONFIG)
     async def system_reload_config(p: NoParams, s: Session) -> ConfigReloaded:
         """Read config.toml again and apply it; says what changed and what needs a restart.
         A file that does not validate changes nothing (file:line and key in the error)."""

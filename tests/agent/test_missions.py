@@ -372,7 +372,14 @@ def test_a_failed_mission_says_where_and_retries_from_there(
         with pytest.raises(RemoteError) as refused:
             daemon.call("missions.approve", id=mission["id"], set=bad)
         assert refused.value.code == -32602 and where in refused.value.message
+    # A plan this machine cannot run meets the same checks a submitted job does, at approval.
+    with pytest.raises(RemoteError) as refused:
+        daemon.call("missions.approve", id=mission["id"], set={"backend": "unsloth"})
+    said = refused.value.message
+    assert refused.value.code == -32602 and "its train job cannot run" in said, said
+    assert "CUDA" in said and refused.value.data["param"] == "params.backend", said
     assert daemon.call("missions.get", id=mission["id"])["stage"] == "proposed"
+    assert daemon.call("jobs.list", kind=["train"])["total"] == 0
 
     # Approved with changes: a long run on a time budget, checkpointing every step.
     changes = {
