@@ -12,6 +12,7 @@ from typing import Any, Protocol
 
 from forge_api.paths import ForgePaths, resolve_paths
 from forge_client.client import DEFAULT_TIMEOUT, Client
+from forge_client.format import STATUS_STYLES
 
 EXIT_ERROR = 1
 EXIT_USAGE = 2
@@ -71,22 +72,6 @@ def call_timeout() -> float:
     if not value > 0:
         raise ValueError(f"FORGE_TIMEOUT={raw!r}: must be more than 0 seconds")
     return value
-
-
-STATUS_STYLES = {
-    "completed": "green",
-    "done": "green",
-    "running": "cyan",
-    "training": "cyan",
-    "evaluating": "cyan",
-    "deploying": "cyan",
-    "queued": "yellow",
-    "proposed": "yellow",
-    "failed": "bold red",
-    "cancelled": "magenta",
-    "rejected": "magenta",
-}
-"""How a status or stage is coloured in a table on a terminal."""
 
 
 def table(rows: Sequence[Sequence[str]], header: Sequence[str]) -> None:

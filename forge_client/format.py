@@ -158,3 +158,24 @@ def placement_text(placement: dict[str, Any] | None) -> str | None:
     if placement.get("executor") == "ray":
         return f"Ray job {placement.get('ray_job_id')} on {placement.get('address')}"
     return str(placement)
+
+
+STATUS_STYLES = {
+    "completed": "green",
+    "done": "green",
+    "running": "cyan",
+    "training": "cyan",
+    "evaluating": "cyan",
+    "deploying": "cyan",
+    "queued": "yellow",
+    "proposed": "yellow",
+    "failed": "bold red",
+    "cancelled": "magenta",
+    "rejected": "magenta",
+}
+"""How a job's status or a mission's stage is coloured, in the CLI's tables and the TUI alike
+(rich and Textual read the same style names); anything else is yellow."""
+
+
+def status_style(status: str) -> str:
+    return STATUS_STYLES.get(status, "yellow")

@@ -53,10 +53,24 @@ class MissionChain:
         self.config = config
         self.models = models
 
-    def approve(self, mission: Mission) -> Job:
-        """Start the chain: the train job now; eval follows it (see on_job_finished)."""
-        if mission.data.plan is None:
+    def approve(self, mission: Mission, data: MissionData | None = None) -> Job:
+        """A person's approval of a proposed mission (with `data`, its changed plan): the
+        approval and its train job in one transaction, with the train job's checks at submit
+        first (a refusal writes nothing); eval follows it (see on_job_finished)."""
+        data = data or mission.data
+        if data.plan is None:
             raise ValueError(f"mission {mission.id} has no training plan")
+        values = self.submitter.check("train", train_job_params(data))
+        hold = quiet_until(self.config.quiet_hours, time.time())
+        if hold:
+            data = data.model_copy(update={"held_until": hold})
+        step = ("train", f"mission {mission.id}: train", values)
+        job = self.store.approve_mission(mission.id, data, step, not_before=hold)
+        self.runner.wake()
+        return job
+
+    def start_over(self, mission: Mission) -> Job:
+        """A failed mission's train step again, from the start (no checkpoint to resume)."""
         params = train_job_params(mission.data)
         hold = quiet_until(self.config.quiet_hours, time.time())
         if hold:
@@ -76,7 +90,7 @@ class MissionChain:
             self.store.set_mission_stage(mission.id, "training")
             return job
         if step == "train" or last is None:
-            return self.approve(mission)
+            return self.start_over(mission)
         return self.submitter.submit(
             step, last.params, f"mission {mission.id}: {step} (retry)", mission.id
         )
@@ -92,8 +106,9 @@ class MissionChain:
         for mission in self.store.list_missions(ACTIVE_MISSION_STAGES, None, 1000):
             jobs = self.store.mission_jobs(mission.id)
             if not jobs:
+                # Only a store from before approval and its job were one transaction holds one.
                 log.info("mission %s: approved but its train job was never queued", mission.id)
-                self.approve(mission)
+                self.start_over(mission)
             elif jobs[-1].status in TERMINAL_JOB_STATUSES:
                 log.info("mission %s: taking the step after %s", mission.id, jobs[-1].id)
                 self.on_job_finished(jobs[-1])

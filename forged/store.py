@@ -16,7 +16,7 @@ from typing import Any
 
 from forge_api.mission_data import DatasetCard, MissionData
 from forge_api.model_data import ModelData
-from forge_api.schema import Dataset, Mission, Model, Source
+from forge_api.schema import Dataset, Job, Mission, Model, Source
 from forged.store_base import merge_mission_data, new_id, row_dict, set_stage
 from forged.store_jobs import JobRecords
 
@@ -57,6 +57,24 @@ class Store(JobRecords):
             self._insert_event(
                 "mission.stage", None, {"id": mission_id, "stage": stage, "reason": reason}
             )
+
+    def approve_mission(
+        self,
+        mission_id: str,
+        data: MissionData,
+        step: tuple[str, str, dict[str, Any]],
+        not_before: float | None = None,
+    ) -> Job:
+        """A person's approval and the mission's first job (`step`: kind, name, params), in one
+        transaction: no mission is ever approved without its job queued, whatever stops the
+        daemon when."""
+        kind, name, params = step
+        with self.tx() as db:
+            set_stage(db, mission_id, "approved", decided_at=time.time(), reason=None)
+            merge_mission_data(db, mission_id, data.changes())
+            self._insert_event("mission.stage", None, {"id": mission_id, "stage": "approved"})
+            job_id = self.insert_job(db, kind, name, params, mission_id, not_before)
+        return self.get_job(job_id)
 
     def set_mission_stage(
         self,

@@ -41,22 +41,35 @@ class JobRecords(StoreBase):
     ) -> Job:
         """A queued job; a mission's step moves its mission to that step's stage, in the same
         transaction."""
-        job_id = new_id("job")
         with self.tx() as db:
-            db.execute(
-                "INSERT INTO jobs(id, kind, status, name, params, created_at, mission_id,"
-                " not_before) VALUES (?, ?, 'queued', ?, ?, ?, ?, ?)",
-                (job_id, kind, name, json.dumps(params), time.time(), mission_id, not_before),
-            )
-            self._insert_event("job.status", job_id, {"status": "queued", "kind": kind})
-            if mission_id is not None and (stage := STEP_STAGES.get(kind)):
-                # In the same transaction, so a crash never leaves a mission's step unrecorded.
-                merge_mission_data(db, mission_id, {f"{kind}_job": job_id})
-                set_stage(db, mission_id, stage, failed_step=None, failure=None)
-                self._insert_event(
-                    "mission.stage", None, {"id": mission_id, "stage": stage, "job": job_id}
-                )
+            job_id = self.insert_job(db, kind, name, params, mission_id, not_before)
         return self.get_job(job_id)
+
+    def insert_job(
+        self,
+        db: sqlite3.Connection,
+        kind: str,
+        name: str,
+        params: dict[str, Any],
+        mission_id: str | None,
+        not_before: float | None,
+    ) -> str:
+        """`create_job` inside the caller's transaction; the new job's id."""
+        job_id = new_id("job")
+        db.execute(
+            "INSERT INTO jobs(id, kind, status, name, params, created_at, mission_id,"
+            " not_before) VALUES (?, ?, 'queued', ?, ?, ?, ?, ?)",
+            (job_id, kind, name, json.dumps(params), time.time(), mission_id, not_before),
+        )
+        self._insert_event("job.status", job_id, {"status": "queued", "kind": kind})
+        if mission_id is not None and (stage := STEP_STAGES.get(kind)):
+            # In the same transaction, so a crash never leaves a mission's step unrecorded.
+            merge_mission_data(db, mission_id, {f"{kind}_job": job_id})
+            set_stage(db, mission_id, stage, failed_step=None, failure=None)
+            self._insert_event(
+                "mission.stage", None, {"id": mission_id, "stage": stage, "job": job_id}
+            )
+        return job_id
 
     def get_job(self, job_id: str) -> Job:
         row = self.db.execute("SELECT * FROM jobs WHERE id = ?", (job_id,)).fetchone()

@@ -16,7 +16,7 @@ from forge_api.schema import (
     MissionsListResult,
 )
 from forged.context import Session
-from forged.mission_plan import changed_plan, train_job_params
+from forged.mission_plan import changed_plan
 from forged.rpc import Registry, RpcError, invalid_state, lookup
 
 
@@ -35,29 +35,28 @@ def _failed(s: Session, mission_id: str, doing: str) -> Mission:
     return mission
 
 
-def _decide(
-    s: Session,
-    mission_id: str,
-    stage: str,
-    reason: str | None,
-    changes: dict[str, Any] | None = None,
-) -> Mission:
+def _proposed(s: Session, mission_id: str, doing: str) -> Mission:
+    """The mission, which must be proposed for what is asked of it (`doing`: approved, …)."""
     mission = _get(s, mission_id)
     if mission.stage != "proposed":
         raise invalid_state(
-            f"mission {mission.id} is {mission.stage}; only a proposed mission can be {stage}",
+            f"mission {mission.id} is {mission.stage}; only a proposed mission can be {doing}",
             stage=mission.stage,
         )
+    return mission
+
+
+def _approve(s: Session, mission_id: str, changes: dict[str, Any] | None) -> Mission:
+    """The approval and the train job, in one transaction; the train job's checks at submit
+    first, so a plan this machine cannot run (`--set backend=unsloth` without CUDA) is refused
+    before anything is written."""
+    mission = _proposed(s, mission_id, "approved")
     data = changed_plan(mission.data, changes, s.services.models) if changes else None
-    if stage == "approved" and (data or mission.data).plan is not None:
-        # The train job's checks at submit, now: a plan this machine cannot run (`--set
-        # backend=unsloth` without CUDA) is refused before the mission is approved.
-        try:
-            s.services.submitter.check("train", train_job_params(data or mission.data))
-        except RpcError as exc:
-            message = f"mission {mission.id} not approved: its train job cannot run: {exc.message}"
-            raise RpcError(exc.code, message, exc.data) from None
-    s.services.store.decide_mission(mission.id, stage, reason, data)
+    try:
+        s.services.chain.approve(mission, data)
+    except RpcError as exc:
+        message = f"mission {mission.id} not approved: its train job cannot run: {exc.message}"
+        raise RpcError(exc.code, message, exc.data) from None
     return _get(s, mission.id)
 
 
@@ -79,14 +78,14 @@ def register(reg: Registry[Session]) -> None:
     async def missions_approve(p: MissionApproveParams, s: Session) -> Mission:
         """Approve a proposed mission, with any changes to its plan (`set`): its train job
         starts, and its eval follows."""
-        mission = _decide(s, p.id, "approved", None, p.set)
-        s.services.chain.approve(mission)
-        return _get(s, mission.id)
+        return _approve(s, p.id, p.set)
 
     @reg.method(M.MISSIONS_REJECT)
     async def missions_reject(p: MissionRejectParams, s: Session) -> Mission:
         """Reject a proposed mission; the reason is kept so it is not proposed again."""
-        return _decide(s, p.id, "rejected", p.reason)
+        mission = _proposed(s, p.id, "rejected")
+        s.services.store.decide_mission(mission.id, "rejected", p.reason)
+        return _get(s, mission.id)
 
     @reg.method(M.MISSIONS_DISMISS)
     async def missions_dismiss(p: IdParams, s: Session) -> Mission:

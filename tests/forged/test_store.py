@@ -92,6 +92,23 @@ def test_a_mission_moves_only_where_its_table_leads_and_a_refused_move_writes_no
     assert all(step.stage in TRANSITIONS["failed"] for step in STEPS)  # a retry of any step
 
 
+def test_approval_and_its_train_job_are_one_transaction(tmp_path: Path) -> None:
+    store = Store(tmp_path / "forge.db", tmp_path / "runs")
+    announced: list[list[str]] = []
+    store.on_commit = lambda *events: announced.append([e.type for e in events])
+    source = store.add_source(str(tmp_path), "repo", {})
+    mission = store.propose_mission(source.id, "train on repo", MissionData(head="abc"))
+    job = store.approve_mission(mission.id, MissionData(held_until=5.0), ("train", "t", {}))
+    assert announced[-1] == ["mission.stage", "job.status", "mission.stage"]  # one commit
+    now = store.get_mission(mission.id)
+    assert now.stage == "training" and now.data.train_job == job.id and now.decided_at
+    assert now.data.held_until == 5.0
+    # Approving again is refused by the table, and the refused job is not left behind.
+    with pytest.raises(StageTransitionError):
+        store.approve_mission(mission.id, MissionData(), ("train", "t2", {}))
+    assert [j.id for j in store.mission_jobs(mission.id)] == [job.id]
+
+
 def test_newer_schema_is_refused(tmp_path: Path) -> None:
     db = sqlite3.connect(tmp_path / "forge.db")
     db.execute(f"PRAGMA user_version={SCHEMA_VERSION + 1}")

@@ -18,7 +18,14 @@ from textual.containers import Horizontal
 from textual.widgets import DataTable, ProgressBar, Static, TabbedContent, TabPane
 
 from forge_api.names import TERMINAL_JOB_STATUSES
-from forge_client.format import clock, metric, params_lines, placement_text, progress_text
+from forge_client.format import (
+    clock,
+    metric,
+    params_lines,
+    placement_text,
+    progress_text,
+    status_style,
+)
 from tui.screens.base import ForgeScreen
 from tui.widgets.log_view import MAX_LINES, LogView
 from tui.widgets.loss_chart import SERIES, LossChart
@@ -98,7 +105,7 @@ class JobDetailScreen(ForgeScreen):
         job = self.job
         self.title = f"Job {job['id']}"
         status = job["status"]
-        colour = {"completed": "green", "failed": "red", "running": "cyan"}.get(status, "yellow")
+        colour = status_style(status)
         head = [
             f"[b]{job['name']}[/b]  {job['id']}  {job['kind']}  "
             f"[{colour}]{status}[/{colour}]  attempt {job['attempt']}  "
