@@ -15,7 +15,7 @@ STAMP  := $(VENV)/.installed
 # `pip install ARGS` into .venv, by uv when it can (many times faster; .ci/uv_install.py carries
 # pip's own configuration over to it), else by pip. (No comma in ARGS: $(call) splits there.)
 INSTALL = $(BIN)/python .ci/uv_install.py $(VENV) $(1) || $(BIN)/pip install $(1)
-EXTRAS  := train,mlx,llm,tracking,ray,test
+EXTRAS  := train,mlx,llm,tracking,ray,mcp,test
 
 $(STAMP): pyproject.toml
 	$(PYTHON) -m venv $(VENV)

@@ -234,6 +234,16 @@ class TrackingConfig(_Section):
     mlflow_experiment: str = Field("ai-forge", description="the MLflow experiment of those runs")
 
 
+class McpConfig(_Section):
+    """What a coding agent may do through `forge mcp`."""
+
+    allow_approve: bool = Field(
+        False,
+        description="let agents approve missions through `forge mcp` (off: a person approves,"
+        " and the tool says how)",
+    )
+
+
 class HostConfig(_Section):
     """A machine `forge --host NAME` drives: `[hosts.NAME]` with these keys."""
 
@@ -255,6 +265,7 @@ class Config(_Section):
     models: ModelsConfig = ModelsConfig()
     ollama: OllamaConfig = OllamaConfig()
     tracking: TrackingConfig = TrackingConfig()
+    mcp: McpConfig = McpConfig()
     hosts: dict[str, HostConfig] = Field(
         default_factory=dict, description="named machines for `forge --host NAME`"
     )

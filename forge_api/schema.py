@@ -345,6 +345,9 @@ class SystemStatus(Record):
     running: list[Job]
     subscribers: int
     last_seq: int
+    mcp_allow_approve: bool = Field(
+        False, description="`[mcp] allow_approve`: whether agents on `forge mcp` may approve"
+    )
 
 
 class ConfigReloaded(Record):

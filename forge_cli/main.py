@@ -17,7 +17,7 @@ from collections.abc import Sequence
 from typing import TYPE_CHECKING
 
 from forge_api.version import VERSION
-from forge_cli import jobs, missions, models, sources, system, web
+from forge_cli import jobs, mcp, missions, models, sources, system, web
 from forge_cli.context import EXIT_ERROR, EXIT_NO_DAEMON, EXIT_USAGE, Cli, Command, Subparsers
 from forge_client.client import DaemonNotRunning, DaemonUnresponsive, RemoteError
 
@@ -51,7 +51,7 @@ def build_parser() -> argparse.ArgumentParser:
         p.set_defaults(fn=fn)
         return p
 
-    for noun in (system, jobs, missions, sources, models, web):
+    for noun in (system, jobs, missions, sources, models, web, mcp):
         noun.register(sub, add)
     return parser
 

@@ -46,6 +46,7 @@ def register(reg: Registry[Session]) -> None:
             running=running,
             subscribers=len(svc.bus.subscriptions),
             last_seq=svc.store.last_seq(),
+            mcp_allow_approve=svc.config.mcp.allow_approve,
         )
 
     @reg.method(M.SYSTEM_HEALTH)
