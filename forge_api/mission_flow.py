@@ -30,6 +30,8 @@ STEPS: tuple[Step, ...] = (
 )
 STEP_STAGES: dict[str, MissionStage] = {s.kind: s.stage for s in STEPS}
 """The stage a mission is in while the job of each of its steps is queued or running."""
+ACTIVE_MISSION_STAGES: tuple[MissionStage, ...] = ("approved", *STEP_STAGES.values())
+"""The stages of a mission whose chain is running: approved, or in one of its steps."""
 
 _RUNNING: tuple[MissionStage, ...] = tuple(s.stage for s in STEPS)
 TRANSITIONS: dict[MissionStage, frozenset[MissionStage]] = {

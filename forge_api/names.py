@@ -28,12 +28,6 @@ MissionStage = Literal[
 ]
 """`dismissed`: a failed (or cancelled) mission a person put away; it leaves the list."""
 MissionStep = Literal["train", "eval", "deploy"]
-ACTIVE_MISSION_STAGES: tuple[MissionStage, ...] = (
-    "approved",
-    "training",
-    "evaluating",
-    "deploying",
-)
 ModelKind = Literal["base", "adapter", "merged", "ollama"]
 
 JOB_MAX_SEQ_LEN = 512

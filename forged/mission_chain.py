@@ -18,7 +18,8 @@ from agent.policy import compare_scores
 from forge_api.config import AgentConfig
 from forge_api.jobs import parse_params
 from forge_api.mission_data import EvalResults, MissionData
-from forge_api.names import ACTIVE_MISSION_STAGES, TERMINAL_JOB_STATUSES
+from forge_api.mission_flow import ACTIVE_MISSION_STAGES, STEPS
+from forge_api.names import TERMINAL_JOB_STATUSES
 from forge_api.run_dir import RunDir
 from forge_api.schema import Job, Mission
 from forged.job_submit import JobSubmitter
@@ -41,6 +42,10 @@ def quiet_until(window: str, now: float) -> float | None:
     if here >= start:  # a window across midnight, e.g. 22:00-07:00, evening part
         return (end + dt.timedelta(days=1)).timestamp()
     return end.timestamp() if here < end else None
+
+
+AFTER = {"train": "_after_train", "eval": "_after_eval", "deploy": "_after_deploy"}
+"""The code of each row of `forge_api.mission_flow.STEPS`: what follows its job's completion."""
 
 
 class MissionChain:
@@ -124,30 +129,41 @@ class MissionChain:
             why = f"{job.kind} job {job.id} {job.status}: {job.error or 'no reason given'}"
             self.store.set_mission_stage(mission.id, "failed", failed_step=job.kind, failure=why)
             log.info("mission %s failed at %s: %s", mission.id, job.kind, why)
-        elif job.kind == "train":
-            trained = job.params  # what the adapter was trained with, changes at approval included
-            params = {
-                "base_model": mission.data.base_model,
-                "dataset": trained["dataset"],
-                "adapter": str(RunDir.of(job.run_dir).adapter),
-                "previous_adapter": mission.data.previous_adapter,
-                "max_seq_len": trained.get("max_seq_len"),
-                # The same held-out rows as training's: a wider fraction would score the
-                # adapter on rows it was trained on.
-                "val_fraction": trained.get("val_fraction", 0.1),
-                **eval_sizes(mission.data.timing),
-            }
-            values = parse_params("eval", params).model_dump(mode="json")
-            self.store.update_mission_data(mission.id, MissionData(adapter=values["adapter"]))
-            self.submitter.submit("eval", values, f"mission {mission.id}: eval", mission.id)
-        elif job.kind == "eval" and mission.source_id:
-            # The source's new baseline: later missions count material from this commit.
-            self.store.set_source_commits(mission.source_id, trained=mission.data.head)
-            self.store.set_mission_stage(mission.id, "deploying", self._results(job))
-            asyncio.get_running_loop().create_task(self._deploy_if_better(mission, job))
-        elif job.kind == "deploy":
-            tag = job.params.get("tag")
-            self.store.set_mission_stage(mission.id, "done", MissionData(deployed=tag))
+        elif after := AFTER.get(job.kind):
+            getattr(self, after)(mission, job)
+
+    def _after_train(self, mission: Mission, job: Job) -> None:
+        """The eval step: the adapter against the base (and the deployed one) on the held-out
+        rows of the dataset it was trained on."""
+        trained = job.params  # what the adapter was trained with, changes at approval included
+        params = {
+            "base_model": mission.data.base_model,
+            "dataset": trained["dataset"],
+            "adapter": str(RunDir.of(job.run_dir).adapter),
+            "previous_adapter": mission.data.previous_adapter,
+            "max_seq_len": trained.get("max_seq_len"),
+            # The same held-out rows as training's: a wider fraction would score the
+            # adapter on rows it was trained on.
+            "val_fraction": trained.get("val_fraction", 0.1),
+            **eval_sizes(mission.data.timing),
+        }
+        values = parse_params("eval", params).model_dump(mode="json")
+        self.store.update_mission_data(mission.id, MissionData(adapter=values["adapter"]))
+        self.submitter.submit("eval", values, f"mission {mission.id}: eval", mission.id)
+
+    def _after_eval(self, mission: Mission, job: Job) -> None:
+        """The deploy step, where the adapter beats what its source serves (decided apart)."""
+        if not mission.source_id:
+            return
+        # The source's new baseline: later missions count material from this commit.
+        self.store.set_source_commits(mission.source_id, trained=mission.data.head)
+        self.store.set_mission_stage(mission.id, "deploying", self._results(job))
+        asyncio.get_running_loop().create_task(self._deploy_if_better(mission, job))
+
+    def _after_deploy(self, mission: Mission, job: Job) -> None:
+        """The end of the chain: done, deployed as the job's tag."""
+        tag = job.params.get("tag")
+        self.store.set_mission_stage(mission.id, "done", MissionData(deployed=tag))
 
     def _results(self, eval_job: Job) -> MissionData:
         """The eval's losses for the mission's card (the registry recorded them on the adapter,
@@ -205,3 +221,9 @@ class MissionChain:
             "deploy", params, f"mission {mission.id}: deploy {params['tag']}", mission.id
         )
         return f"deploying as {params['tag']}: it beats {rival} ({versus})", job
+
+
+if set(AFTER) != {step.kind for step in STEPS} or not all(
+    hasattr(MissionChain, name) for name in AFTER.values()
+):  # pragma: no cover - a step declared without its code, or code without its row
+    raise ImportError(f"mission steps {[s.kind for s in STEPS]} and AFTER {AFTER} disagree")

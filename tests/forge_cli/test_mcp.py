@@ -23,6 +23,7 @@ mcp = pytest.importorskip("mcp", reason="needs the MCP SDK (pip install 'ai-forg
 
 from mcp import Client  # noqa: E402
 from mcp.client.stdio import StdioServerParameters  # noqa: E402
+from mcp_types import TextResourceContents  # noqa: E402
 
 
 def forge_mcp(daemon: Daemon, *args: str) -> StdioServerParameters:
@@ -78,8 +79,8 @@ async def drive(daemon: Daemon, repo: Path, config_file: Path) -> None:
         # Followed to its end, with progress notifications on the way.
         seen: list[tuple[float, float | None, str | None]] = []
 
-        async def progress(done: float, total: float | None, message: str | None) -> None:
-            seen.append((done, total, message))
+        async def progress(progress: float, total: float | None, message: str | None) -> None:
+            seen.append((progress, total, message))
 
         followed = await agent.call_tool("job_follow", {"id": train}, progress_callback=progress)
         assert structured(followed)["status"] == "completed"
@@ -93,8 +94,8 @@ async def drive(daemon: Daemon, repo: Path, config_file: Path) -> None:
         wait_for(evaluated, timeout=600)
         shown = structured(await agent.call_tool("mission_show", {"id": mission["id"]}))
         assert "base" in json.dumps(shown["mission"]["data"]["results"])
-        card = await agent.read_resource(f"forge://missions/{mission['id']}/card")
-        assert "### Dataset" in card.contents[0].text
+        card = (await agent.read_resource(f"forge://missions/{mission['id']}/card")).contents[0]
+        assert isinstance(card, TextResourceContents) and "### Dataset" in card.text
 
 
 @pytest.mark.training
