@@ -2,8 +2,9 @@
 
 Read from the commit (not the working tree), so a dataset is exactly what is committed.
 Skipped: credential files (by name, or by a secret in their content that redacting its value
-does not remove), symlinks (a link out of the repository is never followed), binaries, vendored
-and generated files, and oversized ones. A file whose secrets are redacted is kept, redacted.
+does not remove), symlinks (a link out of the repository is never followed), binaries, vendored,
+generated and boilerplate files (CI, editor and git settings, licences), and oversized ones. A
+file whose secrets are redacted is kept, redacted.
 """
 
 from __future__ import annotations
@@ -12,6 +13,7 @@ import fnmatch
 from collections import Counter
 from collections.abc import Iterator
 from dataclasses import dataclass, field
+from pathlib import PurePosixPath
 from typing import Any
 
 from agent.redaction import Redactor
@@ -43,6 +45,55 @@ GENERATED = [
     "*.svg",
     "*.map",
 ]
+BOILERPLATE_NAMES = [
+    ".editorconfig",
+    ".gitignore",
+    ".gitattributes",
+    ".gitmodules",
+    ".mailmap",
+    ".dockerignore",
+    ".npmignore",
+    ".prettierignore",
+    ".eslintignore",
+    ".gitlab-ci.yml",
+    ".travis.yml",
+    "appveyor.yml",
+    ".appveyor.yml",
+    "azure-pipelines.yml",
+    ".azure-pipelines.yml",
+    ".pre-commit-config.yaml",
+    ".readthedocs.yaml",
+    ".readthedocs.yml",
+    "codecov.yml",
+    ".codecov.yml",
+    ".coveragerc",
+    "renovate.json",
+    "CODEOWNERS",
+    "LICENSE",
+    "LICENSE.*",
+    "LICENCE",
+    "LICENCE.*",
+    "COPYING",
+    "COPYING.*",
+    "NOTICE",
+    "CODE_OF_CONDUCT.*",
+    "MANIFEST.in",
+    "make.bat",
+]
+"""Files every repository has and none is about (editor and git settings, CI, licences, Sphinx's
+Windows script), matched by name anywhere: what a model should learn is the repository's own
+source, tests and docs, not `.editorconfig` (once two code samples of a card of eight)."""
+BOILERPLATE_FOLDERS = (".github/", ".gitlab/", ".circleci/", ".devcontainer/", ".vscode/", ".idea/")
+"""Folders of CI workflows, issue templates and editor settings, at the top of the repository."""
+
+
+def boilerplate(path: str) -> bool:
+    name = PurePosixPath(path).name
+    return path.startswith(BOILERPLATE_FOLDERS) or any(
+        fnmatch.fnmatch(name, p) for p in BOILERPLATE_NAMES
+    )
+
+
 # Files that pin dependencies: a commit that changes only these teaches nothing about the code.
 DEPENDENCY_FILES = [
     *(p for p in GENERATED if "lock" in p or p == "go.sum"),
@@ -123,6 +174,9 @@ def select_files(
             continue
         if path_matches(path, GENERATED):
             sel.skipped["generated"] += 1
+            continue
+        if boilerplate(path):
+            sel.skipped["boilerplate (CI, editor and git settings, licence)"] += 1
             continue
         if blob.size > max_bytes:
             sel.skipped["oversized"] += 1

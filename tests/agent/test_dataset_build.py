@@ -11,7 +11,7 @@ import pytest
 from agent.dataset_build import build_dataset
 from agent.secrets import redact, secret_file_reason
 from engine.data import load_examples
-from tests.support.repos import commit, git
+from tests.support.repos import clone_markupsafe, commit, git, needs_markupsafe
 
 AWS_ID = "AKIAIOSFODNN7EXAMPLE"
 AWS_SECRET = "wJalrXUtnFEMI/K7MDENG/bPxRfiCYEXAMPLEKEY"
@@ -222,3 +222,21 @@ def test_low_entropy_and_ordinary_code_is_kept() -> None:
     assert secret_file_reason("app/settings.py") is None
     assert secret_file_reason("agent/secrets.py") is None  # code about secrets is code
     assert secret_file_reason("deploy/secrets.yaml")
+
+
+@needs_markupsafe
+def test_a_real_repositorys_code_examples_are_its_own_source_not_its_boilerplate(
+    tmp_path: Path,
+) -> None:
+    repo = clone_markupsafe(tmp_path / "markupsafe")
+    built = build_dataset(repo, tmp_path / "datasets", "markupsafe", builders=("code", "docs"))
+    heads = {
+        json.loads(line)["text"].split("\n", 1)[0]
+        for line in (built.path / "code.jsonl").read_text().splitlines()
+    }
+    for left in ("# .editorconfig", "# .gitignore", "# docs/make.bat", "# LICENSE.txt"):
+        assert left not in heads, heads
+    assert not any(h.startswith(("# .github/", "# .devcontainer/")) for h in heads), heads
+    assert {"# src/markupsafe/__init__.py", "# tests/test_escape.py"} <= heads, heads
+    skipped = built.card["skipped"]["boilerplate (CI, editor and git settings, licence)"]
+    assert skipped >= 10, built.card["skipped"]
