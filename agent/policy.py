@@ -119,10 +119,26 @@ def rationale(
     )
 
 
-def compare_scores(scores: dict[str, dict[str, float]]) -> dict[str, Any]:
+MIN_GAIN_PCT = 2.0
+"""`agent.min_gain_pct`'s default: a held-out loss change smaller than this is noise. Tried as a
+new user would, a -1 % change with the same answers and the same chrF was called a win."""
+
+
+def gain_text(change_pct: float, against: str, min_gain_pct: float = MIN_GAIN_PCT) -> str:
+    """A loss change in words: a measurable one as a signed percentage, else 'no measurable
+    change' with the figure."""
+    if -change_pct > min_gain_pct or change_pct > min_gain_pct:
+        return f"{change_pct:+.1f} % loss against {against}"
+    return f"no measurable change against {against} ({change_pct:+.1f} %)"
+
+
+def compare_scores(
+    scores: dict[str, dict[str, float]], min_gain_pct: float = MIN_GAIN_PCT
+) -> dict[str, Any]:
     """An eval's verdict for a person: held-out loss and perplexity of the base, the deployed
     (or previous) adapter and the new one, each model's change in loss against the base, and
-    a one-line summary of the new adapter against both."""
+    a one-line summary of the new adapter against both (a change within `min_gain_pct` reads
+    as no measurable change)."""
     labels = {"base": "base", "previous": "deployed", "adapter": "new adapter"}
     base = scores["base"]["eval_loss"]
 
@@ -141,10 +157,9 @@ def compare_scores(scores: dict[str, dict[str, float]]) -> dict[str, Any]:
     parts = []
     if "adapter" in scores:
         new = scores["adapter"]["eval_loss"]
-        parts.append(f"{change(new, base):+.1f} % loss against the base")
+        parts.append(gain_text(change(new, base), "the base", min_gain_pct))
         if "previous" in scores:
-            parts.append(
-                f"{change(new, scores['previous']['eval_loss']):+.1f} % against the deployed"
-            )
+            against = change(new, scores["previous"]["eval_loss"])
+            parts.append(gain_text(against, "the deployed", min_gain_pct))
     summary = f"new adapter: {', '.join(parts)}" if parts else "no adapter was evaluated"
     return {"models": models, "summary": summary}

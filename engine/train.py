@@ -20,11 +20,13 @@ from engine import checkpoint, control
 from engine.backends import choose_backend, device_name
 from engine.batching import LOSS_CHUNK, collate, loss_sum
 from engine.calibration import eval_speeds
+from engine.continuation import continuation_problem, describe
 from engine.data import Row
 from engine.data_parallel import Ranks, data_parallel_backend, join, leave
+from engine.errors import EngineError
 from engine.events import Emitter
 from engine.memory_probe import Measured, available_bytes, batch_for, measure_row, row_floor
-from engine.model_source import TRAINING_RECORD, resolve_base
+from engine.model_source import TRAINING_RECORD, resolve_adapter, resolve_base
 from engine.train_loop import Optimizing, Outcome, TrainLoop
 from engine.train_setup import (
     Data,
@@ -135,6 +137,11 @@ def load_model(p: TrainParams, base: Path, backend: str, device: str, events: Em
     from peft import LoraConfig, get_peft_model
 
     alpha = p.alpha or 2 * p.rank
+    if p.init_adapter and backend != "peft":
+        raise EngineError(
+            f"params.init_adapter: the {backend} backend does not continue an adapter yet;"
+            " use backend peft"
+        )
     if backend == "unsloth":
         from unsloth import FastLanguageModel  # CUDA only, imported only here
 
@@ -165,6 +172,8 @@ def load_model(p: TrainParams, base: Path, backend: str, device: str, events: Em
     if p.method != "qlora":
         model.to(device)
     modules = target_modules(model, p.target_modules)
+    if p.init_adapter:
+        return continue_adapter(model, p, base, modules, events)
     init: bool | str = f"pissa_niter_{p.pissa_niter}" if p.method == "pissa" else True
     config = LoraConfig(
         r=p.rank,
@@ -177,6 +186,24 @@ def load_model(p: TrainParams, base: Path, backend: str, device: str, events: Em
     )
     events.log(f"{p.method}: rank {p.rank}, alpha {alpha:g}, on {', '.join(modules)}")
     return get_peft_model(model, config)
+
+
+def continue_adapter(
+    model: Any, p: TrainParams, base: Path, modules: list[str], events: Emitter
+) -> Any:
+    """The base with `params.init_adapter` loaded trainable, where the adapter fits this job
+    (`engine.continuation`); else an error naming the param and why."""
+    from peft import PeftModel
+
+    assert p.init_adapter is not None
+    folder = resolve_adapter(p.init_adapter, "init_adapter")
+    problem = continuation_problem(
+        folder, base=base, method=p.method, rank=p.rank, targets=p.target_modules, modules=modules
+    )
+    if problem:
+        raise EngineError(f"params.init_adapter: {folder} cannot be continued: {problem}")
+    events.log(f"continuing adapter {folder} ({describe(folder)}); the optimizer starts fresh")
+    return PeftModel.from_pretrained(model, str(folder), is_trainable=True)
 
 
 def _schedule(p: TrainParams, optimizer: Any, total: int) -> Any:
@@ -452,6 +479,12 @@ def save_adapter(s: Setup, model: Any, pissa_init: Path) -> Path:
     else:
         model.save_pretrained(adapter)
     s.tokenizer.save_pretrained(adapter)
-    record = {"base_model": str(s.base), "max_seq_len": s.p.max_seq_len, "method": s.p.method}
+    record = {
+        "base_model": str(s.base),
+        "max_seq_len": s.p.max_seq_len,
+        "method": s.p.method,
+        "target_modules_asked": s.p.target_modules,  # "auto" is resolved alike on one base
+        "init_adapter": s.p.init_adapter,
+    }
     (adapter / TRAINING_RECORD).write_text(json.dumps(record, indent=2), encoding="utf-8")
     return adapter

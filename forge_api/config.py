@@ -136,6 +136,13 @@ class AgentConfig(_Section):
         description="tokens per example in missions: datasets are cut to fit it in the base "
         "model's own tokens, and train and eval use it",
     )
+    min_gain_pct: float = Field(
+        2.0,
+        ge=0,
+        le=100,
+        description="a mission deploys only when its adapter lowers the held-out loss by more than"
+        " this % against the deployed adapter (else the base); less is no measurable change",
+    )
     max_train_minutes: float = Field(
         30.0,
         gt=0,

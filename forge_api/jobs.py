@@ -68,6 +68,11 @@ class TrainParams(KindParams):
     target_modules: list[str] | Literal["auto"] = Field(
         "auto", description="auto: the attention and MLP projections of the architecture"
     )
+    init_adapter: str | None = Field(
+        None,
+        description="continue this adapter (a folder, or a train job's id) rather than start from"
+        " the base: same base, method, rank and target modules; the optimizer starts fresh",
+    )
     learning_rate: float | None = Field(
         None, gt=0, le=1, description="default: 5e-3 under 50 M parameters, else 2e-4"
     )

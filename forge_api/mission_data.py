@@ -159,6 +159,11 @@ class MissionData(Part):
     rationale: str | None = None
     previous_adapter: str | None = None
     """What the new adapter is compared with: the deployed one, else the last one trained."""
+    continues: str | None = None
+    """What the train job continues, in words (the source's adapter, what it was trained on);
+    None where it starts from the base."""
+    fresh_start: str | None = None
+    """Why the train job starts from the base although the source has an adapter."""
     held_until: float | None = None
     """The end of the quiet hours the train job waits for."""
     train_job: str | None = None

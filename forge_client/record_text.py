@@ -190,5 +190,7 @@ def mission_markdown(
     lines += [f"- {k}: `{v}`" for k, v in plan.items() if k not in ("dataset", "base_model")]
     if data.plan and data.plan.changed:
         lines.append(f"- changed before approval: {', '.join(data.plan.changed)}")
+    if data.continues or data.fresh_start:
+        lines.append(f"- {data.continues or data.fresh_start}")
     lines += _progress(data)
     return "\n".join(lines)

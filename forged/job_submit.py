@@ -110,7 +110,7 @@ class JobSubmitter:
                 f"params.path: {path}: no such model folder or .gguf file on the daemon's machine",
                 "params.path",
             )
-        for key in ("adapter", "previous_adapter"):
+        for key in ("adapter", "previous_adapter", "init_adapter"):
             ref = values.get(key)
             if isinstance(ref, str) and ref.startswith("job-"):
                 job_id = self.store.resolve_job_id(ref)

@@ -172,7 +172,8 @@ class MissionChain:
         scores = adapter.data.eval if adapter is not None else None
         if not scores or "base" not in scores:
             return MissionData()
-        return MissionData(results=EvalResults.model_validate(compare_scores(scores)))
+        verdict = compare_scores(scores, self.config.min_gain_pct)
+        return MissionData(results=EvalResults.model_validate(verdict))
 
     async def _deploy_if_better(self, mission: Mission, eval_job: Job) -> None:
         """Deploy the mission's adapter when its eval beats what its source serves now."""
@@ -208,6 +209,14 @@ class MissionChain:
         versus = f"eval loss {new:.4f} against {rival}'s {old:.4f}"
         if new >= old:
             return f"not deployed: the new adapter does not beat {rival} ({versus})", None
+        gain = (old - new) / old * 100 if old else 0.0
+        need = self.config.min_gain_pct
+        if gain <= need:
+            return (
+                f"not deployed: no measurable change against {rival} ({versus}, {-gain:+.1f} %;"
+                f" a deploy needs a gain of more than {need:g} %: agent.min_gain_pct)",
+                None,
+            )
         later = "deploy it from the Models screen (d) or with `forge models deploy`"
         if not self.models.config.ollama.deploy_missions:
             return f"not deployed: ollama.deploy_missions is off ({versus}); {later}", None

@@ -8,11 +8,13 @@ change times the plan again (`timed`): its `max_minutes` is the whole mission's 
 
 from __future__ import annotations
 
+from pathlib import Path
 from typing import Any
 
 from pydantic import ValidationError
 
 from agent.mission_time import GENERATIONS, MAX_NEW_TOKENS, schedule
+from engine.continuation import continuation_problem
 from forge_api.jobs import TrainParams, parse_params
 from forge_api.mission_data import MissionData, Plan, Timing
 from forge_api.protocol import INVALID_PARAMS
@@ -23,6 +25,32 @@ from forged.rpc import RpcError, params_error
 ALIASES = {"steps": "max_steps", "minutes": "max_minutes", "time_budget": "max_minutes"}
 # Fixed by the mission itself: its material.
 FIXED = {"dataset"}
+
+
+def with_continuation(data: MissionData, adapter: str | None, about: str = "") -> MissionData:
+    """The plan set to continue `adapter` (the source's current one) where it fits the plan
+    (`engine.continuation`: same base, method, rank, targets), saying so on the card; else
+    from the base, saying why. `about`: what the adapter was trained on, for the card."""
+    if data.plan is None:
+        return data
+    params = {k: v for k, v in data.plan.params.items() if k != "init_adapter"}
+    update: dict[str, Any] = {"continues": None, "fresh_start": None}
+    if adapter:
+        p = TrainParams.model_validate(params)
+        problem = continuation_problem(
+            Path(adapter),
+            base=data.base_model or p.base_model,
+            method=p.method,
+            rank=p.rank,
+            targets=p.target_modules,
+        )
+        if problem is None:
+            params["init_adapter"] = adapter
+            update["continues"] = f"continues the source's adapter {adapter}{about}"
+        else:
+            update["fresh_start"] = f"starts from the base: the source's adapter {problem}"
+    update["plan"] = data.plan.model_copy(update={"params": params})
+    return data.model_copy(update=update)
 
 
 def changed_plan(data: MissionData, changes: dict[str, Any], models: ModelRegistry) -> MissionData:
@@ -53,6 +81,11 @@ def changed_plan(data: MissionData, changes: dict[str, Any], models: ModelRegist
     changed = plan.model_copy(update={"params": checked, "changed": sorted(changes)})
     base = checked.get("base_model", data.base_model)
     new = data.model_copy(update={"plan": changed, "base_model": base})
+    if "init_adapter" not in changes and data.previous_adapter:
+        # A change of base, method, rank or targets may end the continuation (or allow it).
+        new = with_continuation(new, data.previous_adapter)
+        if new.continues and data.continues:
+            new = new.model_copy(update={"continues": data.continues})
     return timed(new, models.config.ollama.deploy_missions).model_copy(update={"base_model": base})
 
 

@@ -31,7 +31,7 @@ from forge_api.names import TERMINAL_JOB_STATUSES
 from forge_api.paths import ForgePaths
 from forge_api.schema import Job, Mission, Source
 from forged.job_submit import JobSubmitter
-from forged.mission_plan import timed
+from forged.mission_plan import timed, with_continuation
 from forged.registry import ModelRegistry, RegistryError, source_alias
 
 log = logging.getLogger(__name__)
@@ -312,6 +312,7 @@ class SourceScanner:
             measuring=True if measuring else None,
             previous_adapter=self._previous_adapter(source.id),
         )
+        data = with_continuation(data, data.previous_adapter, self._trained_on(source.id))
         data = await self._timed(data, source.name, material, why)
         title = (
             f"Fine-tune {Path(base_model).name} on {material.commits} new commits of {source.name}"
@@ -446,6 +447,17 @@ class SourceScanner:
             log.warning("calibration %s %s: %s", job.id, finished.status, finished.error)
             return None
         return self._measured(base_model)
+
+    def _trained_on(self, source_id: str) -> str:
+        """What the source's current adapter was trained on, for the card: ' (mission …, N
+        commits up to abc1234)', or '' where no mission of the source made it."""
+        adapter = self._previous_adapter(source_id)
+        for m in self.store.list_missions(["done", "deploying"], source_id, 50):
+            if adapter and m.data.adapter == adapter:
+                commits = f"{m.data.trigger.commits} commits" if m.data.trigger else "its material"
+                head = f" up to {m.data.head[:7]}" if m.data.head else ""
+                return f" (mission {m.id}: {commits}{head})"
+        return ""
 
     def _previous_adapter(self, source_id: str) -> str | None:
         """What a new adapter is compared with: the deployed one, else the last one trained."""

@@ -463,7 +463,13 @@ def test_the_verdict_compares_the_new_adapter_with_the_base_and_the_deployed() -
     }
     assert verdict["models"]["new adapter"]["perplexity"] == 7.39
     assert verdict["summary"] == (
-        "new adapter: -20.0 % loss against the base, -11.1 % against the deployed"
+        "new adapter: -20.0 % loss against the base, -11.1 % loss against the deployed"
+    )
+    # A change within the gate's minimum gain is noise, and says so.
+    scores["adapter"] = {"eval_loss": 2.23, "perplexity": 9.3}
+    assert compare_scores(scores, min_gain_pct=2.0)["summary"] == (
+        "new adapter: -10.8 % loss against the base,"
+        " no measurable change against the deployed (-0.9 %)"
     )
 
 

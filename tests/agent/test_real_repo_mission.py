@@ -76,3 +76,14 @@ def test_markupsafe_mission_runs_to_its_end_then_grows(
     text = "".join(p.read_text() for p in folder.glob("*.jsonl"))
     assert "def shout" in text and "Document shout in its own page" in text
     assert json.loads((folder / "card.json").read_text())["per_builder"]["commits"] == 2
+    # It continues the first mission's adapter, and its card says so.
+    first = daemon.call("missions.get", id=mission["id"])["data"]["adapter"]
+    assert again["data"]["plan"]["params"]["init_adapter"] == first
+    assert (
+        f"continues the source's adapter {first} (mission {mission['id']}"
+        in (again["data"]["continues"])
+    )
+    # Another rank cannot continue it: the plan starts from the base, saying why.
+    changed = daemon.call("missions.approve", id=again["id"], set={"rank": 4, "steps": 1})
+    assert "init_adapter" not in changed["data"]["plan"]["params"]
+    assert "rank" in changed["data"]["fresh_start"], changed["data"]

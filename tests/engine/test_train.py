@@ -417,3 +417,34 @@ def test_a_stop_in_the_middle_of_a_step_keeps_the_steps_before_it(
     assert steps == [1] and checkpoints == [1], events
     (saved,) = [Path(e["path"]) for e in events if e["type"] == "checkpoint"]
     assert (saved / "adapter_model.safetensors").exists()
+
+
+def test_a_train_job_continues_an_adapter_and_refuses_one_that_does_not_fit(
+    daemon: Daemon, tiny_model: Path, dataset: Path
+) -> None:
+    data = daemon.imported(dataset)
+    first = daemon.call("jobs.submit", kind="train", params=train_params(tiny_model, data))
+    done = daemon.wait_job(first["id"], {"completed", "failed"}, timeout=240)
+    assert done["status"] == "completed", done["error"]
+    ended = metric(daemon, first["id"], "eval_loss")[-1][1]
+    # Given by the first job's id: it starts where the first ended (the same held-out rows),
+    # not at the base's loss.
+    params = train_params(tiny_model, data, max_steps=2, init_adapter=first["id"])
+    second = daemon.call("jobs.submit", kind="train", params=params)
+    assert second["params"]["init_adapter"].endswith(f"{first['id']}/adapter")
+    done = daemon.wait_job(second["id"], {"completed", "failed"}, timeout=240)
+    assert done["status"] == "completed", done["error"]
+    starts = metric(daemon, second["id"], "eval_loss")[0]
+    assert starts[0] == 0 and abs(starts[1] - ended) < 1e-3 * ended, (starts, ended)
+    base = metric(daemon, first["id"], "eval_loss")[0][1]
+    assert starts[1] < base - 0.1, (starts, base)
+    logs = " ".join(x["line"] for x in daemon.call("jobs.logs", id=second["id"])["lines"])
+    assert "continuing adapter" in logs and "the optimizer starts fresh" in logs
+    record = json.loads(Path(done["result"]["adapter"], "forge_train.json").read_text())
+    assert record["init_adapter"] == second["params"]["init_adapter"]
+    # Another rank is another adapter: refused, saying why.
+    params = train_params(tiny_model, data, rank=4, max_steps=2, init_adapter=first["id"])
+    refused = daemon.call("jobs.submit", kind="train", params=params)
+    failed = daemon.wait_job(refused["id"], {"completed", "failed"}, timeout=240)
+    assert failed["status"] == "failed"
+    assert "params.init_adapter" in failed["error"] and "rank 8" in failed["error"], failed
