@@ -48,7 +48,10 @@ def with_continuation(data: MissionData, adapter: str | None, about: str = "") -
             params["init_adapter"] = adapter
             update["continues"] = f"continues the source's adapter {adapter}{about}"
         else:
-            update["fresh_start"] = f"starts from the base: the source's adapter {problem}"
+            update["fresh_start"] = (
+                f"starts from the base: the source's adapter {adapter} cannot be continued:"
+                f" {problem}"
+            )
     update["plan"] = data.plan.model_copy(update={"params": params})
     return data.model_copy(update=update)
 
@@ -86,7 +89,8 @@ def changed_plan(data: MissionData, changes: dict[str, Any], models: ModelRegist
         new = with_continuation(new, data.previous_adapter)
         if new.continues and data.continues:
             new = new.model_copy(update={"continues": data.continues})
-    return timed(new, models.config.ollama.deploy_missions).model_copy(update={"base_model": base})
+    kept = {"base_model": base, "continues": new.continues, "fresh_start": new.fresh_start}
+    return timed(new, models.config.ollama.deploy_missions).model_copy(update=kept)
 
 
 def measured_here(data: MissionData) -> dict[str, Any] | None:

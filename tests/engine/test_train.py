@@ -440,7 +440,7 @@ def test_a_train_job_continues_an_adapter_and_refuses_one_that_does_not_fit(
     assert starts[1] < base - 0.1, (starts, base)
     logs = " ".join(x["line"] for x in daemon.call("jobs.logs", id=second["id"])["lines"])
     assert "continuing adapter" in logs and "the optimizer starts fresh" in logs
-    record = json.loads(Path(done["result"]["adapter"], "forge_train.json").read_text())
+    record = json.loads(Path(done["summary"]["adapter"], "forge_train.json").read_text())
     assert record["init_adapter"] == second["params"]["init_adapter"]
     # Another rank is another adapter: refused, saying why.
     params = train_params(tiny_model, data, rank=4, max_steps=2, init_adapter=first["id"])
