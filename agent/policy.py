@@ -162,4 +162,54 @@ def compare_scores(
             against = change(new, scores["previous"]["eval_loss"])
             parts.append(gain_text(against, "the deployed", min_gain_pct))
     summary = f"new adapter: {', '.join(parts)}" if parts else "no adapter was evaluated"
-    return {"models": models, "summary": summary}
+    return {"models": models, "sets": set_scores(scores), "summary": summary}
+
+
+SETS = {"new_material": "eval_loss", "old_material": "eval_loss_old_material"}
+SETS["general"] = "eval_loss_general"
+"""Each held-out set an eval scores, and its score's name in the eval's report."""
+SET_MODELS = {"base": "base", "previous": "current", "adapter": "new"}
+
+
+def set_scores(scores: dict[str, dict[str, float]]) -> dict[str, Any]:
+    """The 3 × 3 table: for each held-out set an eval scored, each model's loss and its change
+    against the base (%)."""
+    table: dict[str, Any] = {}
+    for name, key in SETS.items():
+        base = scores.get("base", {}).get(key)
+        if base is None:
+            continue
+        models: dict[str, Any] = {}
+        for who, label in SET_MODELS.items():
+            loss = scores.get(who, {}).get(key)
+            if loss is not None:
+                change = None if who == "base" else round((loss - base) / base * 100, 2)
+                models[label] = {"loss": loss, "change_pct": change}
+        table[name] = {"models": models}
+    return table
+
+
+MAX_REGRESSION_PCT = 2.0
+"""`agent.max_regression_pct`'s default: how much worse than the current adapter and the base
+the new one may be on old material and general text before a mission will not deploy it."""
+
+
+def regression(
+    scores: dict[str, dict[str, float]], limit_pct: float = MAX_REGRESSION_PCT
+) -> str | None:
+    """Why the new adapter costs too much on what it should not forget (old material, general
+    text, against the base and the current adapter), or None."""
+    for name in ("old_material", "general"):
+        key = SETS[name]
+        new = scores.get("adapter", {}).get(key)
+        for who, label in (("base", "the base"), ("previous", "the current adapter")):
+            ref = scores.get(who, {}).get(key)
+            if new is None or not ref:
+                continue
+            change = (new - ref) / ref * 100
+            if change > limit_pct:
+                return (
+                    f"{name.replace('_', ' ')} {change:+.1f} % against {label},"
+                    f" the limit is {limit_pct:g} % (agent.max_regression_pct)"
+                )
+    return None

@@ -93,6 +93,35 @@ def eval_length(adapter: str | None) -> int:
     return JOB_MAX_SEQ_LEN
 
 
+def other_sets(
+    p: EvalParams,
+    spec: JobSpec,
+    model: Any,
+    tokenizer: Any,
+    base_dir: Path,
+    max_len: int,
+    device: str,
+    events: Emitter,
+) -> dict[str, list[Any]]:
+    """The held-out sets scored besides the new material (`engine.held_out`): `old_material`
+    from the source's earlier datasets, `general` from the base's own answers (made now with the
+    base, before any adapter is loaded, where this base has none yet)."""
+    from engine.held_out import general_set, set_rows
+
+    sets: dict[str, list[Any]] = {}
+    if p.old_datasets:
+        old = set_rows(p.old_datasets, tokenizer, max_len, p.val_fraction, spec.datasets_dir)
+        if old:
+            sets["old_material"] = spread(old, p.max_rows)
+    if p.general:
+        cache = Path(spec.datasets_dir).parent / "general-sets"
+        path = general_set(model, tokenizer, base_dir, device, cache, events)
+        sets["general"] = set_rows([str(path)], tokenizer, max_len, 0, None)
+    for held, rows in sets.items():
+        events.log(f"{held}: {len(rows)} held-out rows")
+    return sets
+
+
 def run(spec: JobSpec, events: Emitter) -> dict[str, Any]:
     from peft import PeftModel
     from transformers import AutoModelForCausalLM, AutoTokenizer
@@ -120,6 +149,7 @@ def run(spec: JobSpec, events: Emitter) -> dict[str, Any]:
     )
 
     model = AutoModelForCausalLM.from_pretrained(base_dir, local_files_only=True).to(device)
+    sets = other_sets(p, spec, model, tokenizer, base_dir, max_len, device, events)
     candidates: list[tuple[str, Path | None]] = [("base", None)]
     if p.adapter:
         candidates.append(("adapter", resolve_adapter(p.adapter)))
@@ -141,6 +171,10 @@ def run(spec: JobSpec, events: Emitter) -> dict[str, Any]:
             raise AssertionError("the base is evaluated first, before any adapter is loaded")
         loss = evaluate(current, rows, EVAL_BATCH, pad_id, device)
         scores = {f"{name}_eval_loss": loss, f"{name}_perplexity": perplexity(loss)}
+        for kept, kept_rows in sets.items():
+            scores[f"{name}_eval_loss_{kept}"] = evaluate(
+                current, kept_rows, EVAL_BATCH, pad_id, device
+            )
         if chat:
             answers = generate_answers(current, tokenizer, chat, p.max_new_tokens, device)
             scores[f"{name}_chrf"] = chrf(answers, references)
@@ -149,6 +183,7 @@ def run(spec: JobSpec, events: Emitter) -> dict[str, Any]:
         events.log(
             f"{name}: eval loss {loss:.4f}, perplexity {perplexity(loss):.1f}"
             + (f", chrF {scores[f'{name}_chrf']:.1f}" if chat else "")
+            + "".join(f", {k} {scores[f'{name}_eval_loss_{k}']:.4f}" for k in sets)
         )
         results[name] = scores
         events.progress(step + 1, len(candidates), stage=name)

@@ -143,6 +143,13 @@ class AgentConfig(_Section):
         description="a mission deploys only when its adapter lowers the held-out loss by more than"
         " this % against the deployed adapter (else the base); less is no measurable change",
     )
+    max_regression_pct: float = Field(
+        2.0,
+        ge=0,
+        le=100,
+        description="a mission does not deploy an adapter whose held-out loss on old material or"
+        " general text is more than this % worse than the base's or the current adapter's",
+    )
     max_train_minutes: float = Field(
         30.0,
         gt=0,

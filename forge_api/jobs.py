@@ -154,6 +154,16 @@ class EvalParams(KindParams):
     )
     generations: int = Field(8, ge=0, le=1000, description="answers to generate and score")
     max_new_tokens: int = Field(64, ge=1, le=4096)
+    old_datasets: list[str] = Field(
+        default_factory=list,
+        description="earlier datasets of the same source: their held-out rows are scored as the"
+        " old_material set",
+    )
+    general: bool = Field(
+        False,
+        description="also score the general set: the base's own answers to the general prompts"
+        " forge ships (made once per base)",
+    )
 
 
 class MergeParams(KindParams):

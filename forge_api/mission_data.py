@@ -133,10 +133,19 @@ class ModelScore(Part):
     change_pct: float | None = None
 
 
-class EvalResults(Part):
-    """The eval's verdict: a score per model (`base`, `deployed`, `new adapter`) and a line."""
+class SetScores(Part):
+    """One held-out set's losses, by model (`base`, `current`, `new`), each with its change
+    against the base (%)."""
 
     models: dict[str, ModelScore] = {}
+
+
+class EvalResults(Part):
+    """The eval's verdict: a score per model (`base`, `deployed`, `new adapter`) on the new
+    material, the same by held-out set (`new_material`, `old_material`, `general`), and a line."""
+
+    models: dict[str, ModelScore] = {}
+    sets: dict[str, SetScores] = {}
     summary: str = ""
 
 

@@ -57,11 +57,31 @@ def result_rows(results: EvalResults) -> list[list[str]]:
     ]
 
 
+def set_rows(results: EvalResults) -> list[list[str]]:
+    """Per held-out set: its name, then each model's loss with its change against the base."""
+    rows = []
+    for name, scored in results.sets.items():
+        cells = [name.replace("_", " ")]
+        for model in ("base", "current", "new"):
+            score = scored.models.get(model)
+            if score is None:
+                cells.append("-")
+            elif score.change_pct is None:
+                cells.append(f"{score.loss:.4f}")
+            else:
+                cells.append(f"{score.loss:.4f} ({score.change_pct:+.1f} %)")
+        rows.append(cells)
+    return rows
+
+
 def _results(results: EvalResults | None) -> list[str]:
     if results is None or not results.models:
         return []
     lines = ["### Results (held-out)", "", "| model | loss | perplexity | change |", "|-|-|-|-|"]
     lines += ["| " + " | ".join(row) + " |" for row in result_rows(results)]
+    if results.sets:
+        lines += ["", "| held-out set | base | current | new |", "|-|-|-|-|"]
+        lines += ["| " + " | ".join(row) + " |" for row in set_rows(results)]
     return [*lines, "", results.summary, ""]
 
 

@@ -14,7 +14,7 @@ import datetime as dt
 import logging
 import time
 
-from agent.policy import compare_scores
+from agent.policy import compare_scores, regression
 from forge_api.config import AgentConfig
 from forge_api.jobs import parse_params
 from forge_api.mission_data import EvalResults, MissionData
@@ -146,10 +146,23 @@ class MissionChain:
             # adapter on rows it was trained on.
             "val_fraction": trained.get("val_fraction", 0.1),
             **eval_sizes(mission.data.timing),
+            # What the adapter must not forget: the source's earlier held-out rows, and the
+            # base's own answers to general prompts.
+            "old_datasets": self._earlier_datasets(mission, trained["dataset"]),
+            "general": True,
         }
         values = parse_params("eval", params).model_dump(mode="json")
         self.store.update_mission_data(mission.id, MissionData(adapter=values["adapter"]))
         self.submitter.submit("eval", values, f"mission {mission.id}: eval", mission.id)
+
+    def _earlier_datasets(self, mission: Mission, dataset: str) -> list[str]:
+        """The source's datasets before this mission's: their held-out rows are old material."""
+        if not mission.source_id:
+            return []
+        found = self.store.list_datasets(mission.source_id)
+        return [
+            d.path for d in reversed(found) if d.path != dataset and d.id != mission.data.dataset_id
+        ]
 
     def _after_eval(self, mission: Mission, job: Job) -> None:
         """The deploy step, where the adapter beats what its source serves (decided apart)."""
@@ -209,6 +222,8 @@ class MissionChain:
         versus = f"eval loss {new:.4f} against {rival}'s {old:.4f}"
         if new >= old:
             return f"not deployed: the new adapter does not beat {rival} ({versus})", None
+        if lost := regression(scores, self.config.max_regression_pct):
+            return f"not deployed: {lost}", None
         gain = (old - new) / old * 100 if old else 0.0
         need = self.config.min_gain_pct
         if gain <= need:

@@ -4,6 +4,7 @@ approving it trains and evaluates the tiny model, rejecting it stops re-proposal
 from __future__ import annotations
 
 import datetime as dt
+import json
 import re
 import shutil
 import time
@@ -108,12 +109,21 @@ def test_commits_to_proposal_to_trained_and_evaluated(
     )
     assert daemon.wait_job(eval_id, {"completed", "failed"}, 240)["status"] == "completed"
     wait_for(lambda: daemon.call("missions.get", id=mission["id"])["stage"] == "done", timeout=30)
-    # No Ollama answers here: the chain ends after eval, saying why it did not deploy.
-    decision = daemon.call("missions.get", id=mission["id"])["data"]["deploy"]
+    # No Ollama answers here: the chain ends after eval, saying why it did not deploy (where
+    # the gate let it: the tiny model may well lose more than 2 % on general text).
+    data = daemon.call("missions.get", id=mission["id"])["data"]
+    decision = data["deploy"]
     assert decision.startswith("not deployed: "), decision
-    assert "Ollama is not reachable at 127.0.0.1:9" in decision or "does not beat" in decision
+    assert any(
+        why in decision
+        for why in ("Ollama is not reachable at 127.0.0.1:9", "does not beat", "the limit is")
+    ), decision
     metrics = {m["name"] for m in daemon.call("jobs.metrics", id=eval_id)["metrics"]}
-    assert {"base_eval_loss", "adapter_eval_loss"} <= metrics
+    assert {"base_eval_loss", "adapter_eval_loss", "adapter_eval_loss_general"} <= metrics
+    # The general set is scored for every model; the first mission has no old material yet.
+    sets = data["results"]["sets"]
+    assert set(sets) == {"new_material", "general"}, sets
+    assert set(sets["general"]["models"]) == {"base", "new"}
     # The CLI shows the mission as the TUI does, from the same typed record: readable, no JSON.
     shown = forge("missions", "show", mission["id"], home=daemon.home)
     assert shown.returncode == 0, shown.stderr
@@ -471,6 +481,63 @@ def test_the_verdict_compares_the_new_adapter_with_the_base_and_the_deployed() -
         "new adapter: -10.8 % loss against the base,"
         " no measurable change against the deployed (-0.9 %)"
     )
+
+
+def test_the_table_scores_every_held_out_set_and_the_gate_refuses_forgetting() -> None:
+    from agent.policy import compare_scores, regression
+
+    scores = {
+        "base": {"eval_loss": 2.5, "eval_loss_old_material": 2.0, "eval_loss_general": 1.0},
+        "previous": {"eval_loss": 2.2, "eval_loss_old_material": 1.8, "eval_loss_general": 1.01},
+        "adapter": {"eval_loss": 2.0, "eval_loss_old_material": 1.8, "eval_loss_general": 1.01},
+    }
+    sets = compare_scores(scores)["sets"]
+    assert list(sets) == ["new_material", "old_material", "general"]
+    assert sets["general"]["models"] == {
+        "base": {"loss": 1.0, "change_pct": None},
+        "current": {"loss": 1.01, "change_pct": 1.0},
+        "new": {"loss": 1.01, "change_pct": 1.0},
+    }
+    assert regression(scores, 2.0) is None  # 1 % worse on general text: within the limit
+    scores["adapter"]["eval_loss_general"] = 1.031
+    said = regression(scores, 2.0)
+    assert said == "general +3.1 % against the base, the limit is 2 % (agent.max_regression_pct)"
+    # Old material is held to the current adapter too, not only to the base.
+    scores["adapter"] |= {"eval_loss_general": 1.0, "eval_loss_old_material": 1.9}
+    assert "old material +5.6 % against the current adapter" in str(regression(scores, 2.0))
+
+
+def test_a_plan_continues_the_sources_adapter_only_where_it_fits(tmp_path: Path) -> None:
+    from forge_api.mission_data import MissionData, Plan
+    from forged.mission_plan import with_continuation
+
+    adapter = tmp_path / "adapter"
+    adapter.mkdir()
+    base = str(tmp_path / "base")
+    (adapter / "adapter_config.json").write_text(
+        json.dumps({"r": 16, "target_modules": ["q_proj", "v_proj"]})
+    )
+    (adapter / "forge_train.json").write_text(
+        json.dumps({"base_model": base, "method": "lora", "target_modules_asked": "auto"})
+    )
+    params = {"base_model": base, "dataset": "/d"}
+    data = MissionData(base_model=base, plan=Plan(params=params))
+    fits = with_continuation(data, str(adapter), " (mission msn-1: 3 commits up to abc1234)")
+    assert fits.plan is not None and fits.plan.params["init_adapter"] == str(adapter)
+    assert fits.continues == (
+        f"continues the source's adapter {adapter} (mission msn-1: 3 commits up to abc1234)"
+    )
+    for change, why in (
+        ({"rank": 4}, "it has rank 16, this job asks for rank 4"),
+        ({"method": "dora"}, "it was trained by lora, this job trains by dora"),
+        ({"target_modules": ["q_proj"]}, "it was trained on target_modules auto"),
+    ):
+        other = data.model_copy(update={"plan": Plan(params=params | change)})
+        fresh = with_continuation(other, str(adapter))
+        assert fresh.plan is not None and "init_adapter" not in fresh.plan.params
+        assert fresh.fresh_start and why in fresh.fresh_start, fresh.fresh_start
+    other = data.model_copy(update={"base_model": str(tmp_path / "other")})
+    assert "it was trained on" in str(with_continuation(other, str(adapter)).fresh_start)
 
 
 def test_a_calibration_cut_by_a_daemon_kill_is_taken_up_again_not_repeated(

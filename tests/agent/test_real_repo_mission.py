@@ -83,7 +83,19 @@ def test_markupsafe_mission_runs_to_its_end_then_grows(
         f"continues the source's adapter {first} (mission {mission['id']}"
         in (again["data"]["continues"])
     )
-    # Another rank cannot continue it: the plan starts from the base, saying why.
-    changed = daemon.call("missions.approve", id=again["id"], set={"rank": 4, "steps": 1})
-    assert "init_adapter" not in changed["data"]["plan"]["params"]
-    assert "rank" in changed["data"]["fresh_start"], changed["data"]
+    # Approved: its train job continues the first adapter, and its eval scores all three sets,
+    # the first mission's held-out rows as old material.
+    daemon.call("missions.approve", id=again["id"], set={"steps": 2})
+    second = wait_for(
+        lambda: (
+            (m := daemon.call("missions.get", id=again["id"]))["stage"] in ("done", "failed") and m
+        ),
+        timeout=600,
+    )
+    assert second["stage"] == "done", second.get("failure")
+    train_log = daemon.call("jobs.logs", id=second["data"]["train_job"])["lines"]
+    assert any(f"continuing adapter {first}" in line["line"] for line in train_log)
+    sets = second["data"]["results"]["sets"]
+    assert set(sets) == {"new_material", "old_material", "general"}, sets
+    assert set(sets["old_material"]["models"]) == {"base", "current", "new"}
+    assert second["data"]["deploy"].startswith("not deployed: ")

@@ -1,0 +1,101 @@
+"""The held-out sets an eval scores besides the new material, so a mission's gate sees what an
+adapter costs as well as what it learned:
+
+* `old_material`: the validation examples of the source's earlier datasets. The split is by a
+  hash of each example's content, so an example held out once is held out in every later
+  version that has it: no later mission trains on it.
+* `general`: the base model's own greedy answers to general prompts we ship
+  (`engine/assets/general_prompts.txt`: explain, summarise, rewrite, small code tasks in several
+  languages, plain chat; no data downloaded). The adapter's loss on what the base itself says
+  is a measure of how far it has moved from the base on everything else. Built once per base
+  model and prompt set, then read from the data dir's `general-sets/`.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import os
+from pathlib import Path
+from typing import Any
+
+from engine.data import Example, Row, Tokenized, fitting, load_examples, pack, split
+from engine.events import Emitter
+
+PROMPTS = Path(__file__).parent / "assets" / "general_prompts.txt"
+HELD_OUT_PROMPTS = 50
+"""The first prompts of the file: the `general` held-out set. The rest are kept for replay."""
+
+
+def general_prompts() -> list[str]:
+    lines = PROMPTS.read_text(encoding="utf-8").splitlines()
+    return [line.strip() for line in lines if line.strip() and not line.startswith("#")]
+
+
+def _as_chat(prompt: str, answer: str = "") -> Example:
+    record = {"messages": [{"role": "user", "content": prompt}]}
+    if answer:
+        record["messages"].append({"role": "assistant", "content": answer})
+    return Example("chat", record, "general prompts")
+
+
+def general_set(
+    model: Any,
+    tokenizer: Any,
+    base: Path,
+    device: str,
+    cache: Path,
+    events: Emitter,
+    max_new_tokens: int = 64,
+) -> Path:
+    """The base's answers to the held-out general prompts as a chat JSONL, made now with `model`
+    (the base, no adapter) unless this base and prompt set have one in `cache`."""
+    from engine.evaluate import generate_answers
+
+    prompts = general_prompts()[:HELD_OUT_PROMPTS]
+    digest = hashlib.sha256(
+        json.dumps([str(base.resolve()), prompts, max_new_tokens]).encode()
+    ).hexdigest()[:16]
+    path = cache / f"general-{base.name}-{digest}.jsonl"
+    if path.exists():
+        return path
+    events.log(
+        f"general set: the base's own answers to {len(prompts)} general prompts, made once for"
+        f" {base.name} (up to {max_new_tokens} tokens each)"
+    )
+    answers = generate_answers(
+        model, tokenizer, [_as_chat(p) for p in prompts], max_new_tokens, device
+    )
+    cache.mkdir(parents=True, exist_ok=True)
+    partial = path.with_suffix(".partial")
+    with partial.open("w", encoding="utf-8") as fh:
+        for prompt, answer in zip(prompts, answers, strict=True):
+            if answer.strip():
+                fh.write(json.dumps(_as_chat(prompt, answer.strip()).record) + "\n")
+    os.replace(partial, path)
+    return path
+
+
+def set_rows(
+    datasets: list[str],
+    tokenizer: Any,
+    max_len: int,
+    val_fraction: float,
+    inside: str | None,
+) -> list[Row]:
+    """The held-out rows of `datasets` together (`val_fraction` 0: every example), each example
+    once however many of them hold it, packed as the eval packs rows."""
+    seen: set[str] = set()
+    held: list[Tokenized] = []
+    for dataset in datasets:
+        examples, report = load_examples(
+            Path(dataset).expanduser(), skip_bad=True, inside=Path(inside) if inside else None
+        )
+        pairs = fitting(examples, tokenizer, max_len, report, True)
+        if val_fraction:
+            _, pairs = split(pairs, val_fraction, key=lambda pair: pair[0].key())
+        for example, tokens in pairs:
+            if example.key() not in seen:
+                seen.add(example.key())
+                held.append(tokens)
+    return pack(held, max_len) if held else []
