@@ -4,8 +4,8 @@ continues its source's adapter, so the two never disagree.
 
 An adapter continues only on the same base model, by the same method, at the same rank and on
 the same projections: anything else would be a different adapter with the old one's weights
-forced into it. The optimizer starts fresh either way (a new dataset, a new schedule). Light
-(json and pathlib only): the daemon imports it.
+forced into it. The optimizer starts fresh either way (a new dataset, a new schedule). The
+daemon imports this module: PEFT is imported only where an adapter is loaded.
 """
 
 from __future__ import annotations
@@ -13,7 +13,10 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Any
 
-from engine.model_source import training_record
+from engine.errors import EngineError
+from engine.events import Emitter
+from engine.model_source import resolve_adapter, training_record
+from forge_api.jobs import TrainParams
 
 UNSUPPORTED_METHODS = {"pissa": "a PiSSA adapter is saved converted to plain LoRA for its base"}
 """Methods whose adapter cannot be trained on from where it ended."""
@@ -67,3 +70,21 @@ def describe(adapter: Path) -> str:
     method = record.get("method") or ("dora" if record.get("use_dora") else "lora")
     modules = ", ".join(sorted(record.get("target_modules") or [])) or "unrecorded projections"
     return f"{method}, rank {record.get('r')}, on {modules}"
+
+
+def continue_adapter(
+    model: Any, p: TrainParams, base: Path, modules: list[str], events: Emitter
+) -> Any:
+    """The base with `params.init_adapter` loaded trainable, where the adapter fits this job
+    (`engine.continuation`); else an error naming the param and why."""
+    from peft import PeftModel
+
+    assert p.init_adapter is not None
+    folder = resolve_adapter(p.init_adapter, "init_adapter")
+    problem = continuation_problem(
+        folder, base=base, method=p.method, rank=p.rank, targets=p.target_modules, modules=modules
+    )
+    if problem:
+        raise EngineError(f"params.init_adapter: {folder} cannot be continued: {problem}")
+    events.log(f"continuing adapter {folder} ({describe(folder)}); the optimizer starts fresh")
+    return PeftModel.from_pretrained(model, str(folder), is_trainable=True)

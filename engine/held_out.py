@@ -13,6 +13,7 @@ adapter costs as well as what it learned:
 
 from __future__ import annotations
 
+import contextlib
 import hashlib
 import json
 import os
@@ -39,6 +40,43 @@ def _as_chat(prompt: str, answer: str = "") -> Example:
     return Example("chat", record, "general prompts")
 
 
+def _base_answers(
+    model: Any,
+    tokenizer: Any,
+    base: Path,
+    prompts: list[str],
+    device: str,
+    cache: Path,
+    events: Emitter,
+    tag: str,
+    max_new_tokens: int,
+) -> Path:
+    """The base's greedy answers to `prompts` as a chat JSONL in `cache`, made with `model` (the
+    base, or an adapter switched off) unless this base and these prompts have one already."""
+    from engine.evaluate import generate_answers
+
+    digest = hashlib.sha256(
+        json.dumps([str(base.resolve()), prompts, max_new_tokens]).encode()
+    ).hexdigest()[:16]
+    path = cache / f"{tag}-{base.name}-{digest}.jsonl"
+    if path.exists():
+        return path
+    events.log(
+        f"{tag} set: the base's own answers to {len(prompts)} general prompts, made once for"
+        f" {base.name} (up to {max_new_tokens} tokens each)"
+    )
+    chats = [_as_chat(p) for p in prompts]
+    answers = generate_answers(model, tokenizer, chats, max_new_tokens, device)
+    cache.mkdir(parents=True, exist_ok=True)
+    partial = path.with_suffix(".partial")
+    with partial.open("w", encoding="utf-8") as fh:
+        for prompt, answer in zip(prompts, answers, strict=True):
+            if answer.strip():
+                fh.write(json.dumps(_as_chat(prompt, answer.strip()).record) + "\n")
+    os.replace(partial, path)
+    return path
+
+
 def general_set(
     model: Any,
     tokenizer: Any,
@@ -48,32 +86,35 @@ def general_set(
     events: Emitter,
     max_new_tokens: int = 64,
 ) -> Path:
-    """The base's answers to the held-out general prompts as a chat JSONL, made now with `model`
-    (the base, no adapter) unless this base and prompt set have one in `cache`."""
-    from engine.evaluate import generate_answers
-
+    """The `general` held-out set: the base's answers to the first prompts of the file."""
     prompts = general_prompts()[:HELD_OUT_PROMPTS]
-    digest = hashlib.sha256(
-        json.dumps([str(base.resolve()), prompts, max_new_tokens]).encode()
-    ).hexdigest()[:16]
-    path = cache / f"general-{base.name}-{digest}.jsonl"
-    if path.exists():
-        return path
-    events.log(
-        f"general set: the base's own answers to {len(prompts)} general prompts, made once for"
-        f" {base.name} (up to {max_new_tokens} tokens each)"
+    return _base_answers(
+        model, tokenizer, base, prompts, device, cache, events, "general", max_new_tokens
     )
-    answers = generate_answers(
-        model, tokenizer, [_as_chat(p) for p in prompts], max_new_tokens, device
-    )
-    cache.mkdir(parents=True, exist_ok=True)
-    partial = path.with_suffix(".partial")
-    with partial.open("w", encoding="utf-8") as fh:
-        for prompt, answer in zip(prompts, answers, strict=True):
-            if answer.strip():
-                fh.write(json.dumps(_as_chat(prompt, answer.strip()).record) + "\n")
-    os.replace(partial, path)
-    return path
+
+
+def replay_rows(
+    model: Any,
+    tokenizer: Any,
+    base: Path,
+    device: str,
+    cache: Path,
+    events: Emitter,
+    *,
+    share: float,
+    train_rows: int,
+    max_len: int,
+) -> list[Row]:
+    """Self-replay against forgetting: rows of the base's own answers to the other general
+    prompts (never the held-out ones), about `share` of the `train_rows` the job trains on, made
+    with the adapter switched off (a continued adapter is not the base)."""
+    prompts = general_prompts()[HELD_OUT_PROMPTS:]
+    switched_off = model.disable_adapter() if hasattr(model, "disable_adapter") else None
+    with switched_off or contextlib.nullcontext():
+        path = _base_answers(model, tokenizer, base, prompts, device, cache, events, "replay", 64)
+    rows = set_rows([str(path)], tokenizer, max_len, 0, None)
+    want = min(len(rows), max(1, round(share * train_rows)))
+    return rows[:want]
 
 
 def set_rows(

@@ -20,13 +20,14 @@ from engine import checkpoint, control
 from engine.backends import choose_backend, device_name
 from engine.batching import LOSS_CHUNK, collate, loss_sum
 from engine.calibration import eval_speeds
-from engine.continuation import continuation_problem, describe
+from engine.continuation import continue_adapter
 from engine.data import Row
 from engine.data_parallel import Ranks, data_parallel_backend, join, leave
 from engine.errors import EngineError
 from engine.events import Emitter
+from engine.held_out import replay_rows
 from engine.memory_probe import Measured, available_bytes, batch_for, measure_row, row_floor
-from engine.model_source import TRAINING_RECORD, resolve_adapter, resolve_base
+from engine.model_source import TRAINING_RECORD, resolve_base
 from engine.train_loop import Optimizing, Outcome, TrainLoop
 from engine.train_setup import (
     Data,
@@ -188,24 +189,6 @@ def load_model(p: TrainParams, base: Path, backend: str, device: str, events: Em
     return get_peft_model(model, config)
 
 
-def continue_adapter(
-    model: Any, p: TrainParams, base: Path, modules: list[str], events: Emitter
-) -> Any:
-    """The base with `params.init_adapter` loaded trainable, where the adapter fits this job
-    (`engine.continuation`); else an error naming the param and why."""
-    from peft import PeftModel
-
-    assert p.init_adapter is not None
-    folder = resolve_adapter(p.init_adapter, "init_adapter")
-    problem = continuation_problem(
-        folder, base=base, method=p.method, rank=p.rank, targets=p.target_modules, modules=modules
-    )
-    if problem:
-        raise EngineError(f"params.init_adapter: {folder} cannot be continued: {problem}")
-    events.log(f"continuing adapter {folder} ({describe(folder)}); the optimizer starts fresh")
-    return PeftModel.from_pretrained(model, str(folder), is_trainable=True)
-
-
 def _schedule(p: TrainParams, optimizer: Any, total: int) -> Any:
     from transformers import get_scheduler
 
@@ -281,6 +264,8 @@ def run(spec: JobSpec, events: Emitter) -> dict[str, Any]:
     random.seed(p.seed)
     torch.manual_seed(p.seed)
     model = load_model(p, s.base, s.backend, s.device, events)
+    if p.general_replay:
+        s.data.train += replay(s, model, events)
     loaded_s = time.monotonic() - events.started
     pissa_init = keep_pissa_init(s, model)
     plan = plan_steps(s, model, events)
@@ -382,6 +367,23 @@ def run_mlx(s: Setup, events: Emitter) -> dict[str, Any]:
         "method": p.method,
         "data": s.data.report.as_dict(),
     }
+
+
+def replay(s: Setup, model: Any, events: Emitter) -> list[Row]:
+    """`general_replay`'s rows (`engine.held_out.replay_rows`), said in the log."""
+    rows = replay_rows(
+        model,
+        s.tokenizer,
+        s.base,
+        s.device,
+        Path(s.spec.datasets_dir).parent / "general-sets",
+        events,
+        share=s.p.general_replay,
+        train_rows=len(s.data.train),
+        max_len=s.p.max_seq_len,
+    )
+    events.log(f"replay: {len(rows)} rows of the base's own answers to general prompts")
+    return rows
 
 
 def keep_pissa_init(s: Setup, model: Any) -> Path:

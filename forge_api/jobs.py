@@ -68,6 +68,13 @@ class TrainParams(KindParams):
     target_modules: list[str] | Literal["auto"] = Field(
         "auto", description="auto: the attention and MLP projections of the architecture"
     )
+    general_replay: float = Field(
+        0.0,
+        ge=0,
+        le=1,
+        description="against forgetting: add this share of training rows made of the base's own"
+        " answers to general prompts (not the held-out ones); 0: none",
+    )
     init_adapter: str | None = Field(
         None,
         description="continue this adapter (a folder, or a train job's id) rather than start from"

@@ -448,3 +448,22 @@ def test_a_train_job_continues_an_adapter_and_refuses_one_that_does_not_fit(
     failed = daemon.wait_job(refused["id"], {"completed", "failed"}, timeout=240)
     assert failed["status"] == "failed"
     assert "params.init_adapter" in failed["error"] and "rank 8" in failed["error"], failed
+
+
+def test_general_replay_mixes_in_the_bases_own_answers_to_prompts_not_held_out(
+    daemon: Daemon, tiny_model: Path, dataset: Path
+) -> None:
+    from engine.held_out import HELD_OUT_PROMPTS, general_prompts
+
+    params = train_params(tiny_model, daemon.imported(dataset), max_steps=2, general_replay=0.1)
+    job = daemon.call("jobs.submit", kind="train", params=params)
+    done = daemon.wait_job(job["id"], {"completed", "failed"}, timeout=240)
+    assert done["status"] == "completed", done["error"]
+    logs = " ".join(x["line"] for x in daemon.call("jobs.logs", id=job["id"])["lines"])
+    found = re.search(r"replay: (\d+) rows of the base's own answers", logs)
+    assert found and int(found.group(1)) > 0, logs
+    made = list((daemon.paths.data_dir / "general-sets").glob("replay-*.jsonl"))
+    assert len(made) == 1
+    asked = {json.loads(line)["messages"][0]["content"] for line in made[0].open()}
+    prompts = general_prompts()
+    assert asked and asked <= set(prompts[HELD_OUT_PROMPTS:])  # never a held-out prompt
