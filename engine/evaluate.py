@@ -113,7 +113,9 @@ def other_sets(
         old = set_rows(p.old_datasets, tokenizer, max_len, p.val_fraction, spec.datasets_dir)
         if old:
             sets["old_material"] = spread(old, p.max_rows)
-    if p.general:
+    if p.general_dataset:
+        sets["general"] = set_rows([p.general_dataset], tokenizer, max_len, 0, spec.datasets_dir)
+    elif p.general:
         cache = Path(spec.datasets_dir).parent / "general-sets"
         path = general_set(model, tokenizer, base_dir, device, cache, events)
         sets["general"] = set_rows([str(path)], tokenizer, max_len, 0, None)

@@ -24,6 +24,14 @@ from engine.events import Emitter
 from engine.memory_probe import Measured
 from forge_api.jobs import TrainParams
 
+FOOTING = (
+    " (a step's loss is the mean over the answer tokens of that step's rows only; the held-out"
+    " loss is the same mean over every held-out row, so the two differ by the rows they read,"
+    " and a step's loss moves with its rows)"
+)
+"""Said once, with the first step's loss: the two losses are computed alike (loss per answer
+token, `engine.batching.loss_sum`), and differ only in the rows they read."""
+
 EARLY_STOP, OUT_OF_TIME = 1, 2
 """Why a run ends before its last step (`ends_after`)."""
 
@@ -224,6 +232,7 @@ class TrainLoop:
         self.run.model.train()
         self.started = time.monotonic()
         log_every = max(1, total // 10)
+        said_footing = False
         trained = [t for t in self.run.model.parameters() if t.requires_grad]
         try:
             for step in range(self.start, total):
@@ -238,7 +247,9 @@ class TrainLoop:
                 if done % log_every == 0 or done == total:
                     self.events.log(
                         f"step {done}/{total}: loss {step_loss:.4f}, {rate:,.0f} tokens/s"
+                        + (FOOTING if not said_footing else "")
                     )
+                    said_footing = True
                 # What ends the run early is decided by the first process, for every process.
                 end = self.ranks.from_main(self.ends_after(done))
                 if end:

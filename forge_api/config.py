@@ -143,6 +143,11 @@ class AgentConfig(_Section):
         description="a mission deploys only when its adapter lowers the held-out loss by more than"
         " this % against the deployed adapter (else the base); less is no measurable change",
     )
+    general_dataset: str = Field(
+        "",
+        description="your own general examples (a dataset id or a JSONL file in the data dir),"
+        " scored as the general held-out set instead of the base's answers to forge's prompts",
+    )
     max_regression_pct: float = Field(
         2.0,
         ge=0,

@@ -171,6 +171,9 @@ class EvalParams(KindParams):
         description="also score the general set: the base's own answers to the general prompts"
         " forge ships (made once per base)",
     )
+    general_dataset: str | None = Field(
+        None, description="score this dataset as the general set instead (a person's own)"
+    )
 
 
 class MergeParams(KindParams):

@@ -70,7 +70,8 @@ class JobSubmitter:
         if kind == "train":
             self._refuse_what_cannot_train_here(values)
         self._resolve_refs(kind, values)
-        self._refuse_outside_data_dir(values)
+        for key in ("dataset", "general_dataset"):
+            self._refuse_outside_data_dir(values, key)
         return values
 
     def submit(
@@ -100,9 +101,10 @@ class JobSubmitter:
                     raise SubmitRefused(f"params.base_model: {exc}", "params.base_model") from None
             except RegistryError as exc:
                 raise SubmitRefused(f"params.base_model: {exc}", "params.base_model") from None
-        dataset = values.get("dataset")
-        if isinstance(dataset, str) and dataset.startswith("ds-"):
-            values["dataset"] = lookup(self.store.get_dataset, "dataset", dataset).path
+        for key in ("dataset", "general_dataset"):
+            ref = values.get(key)
+            if isinstance(ref, str) and ref.startswith("ds-"):
+                values[key] = lookup(self.store.get_dataset, "dataset", ref, f"params.{key}").path
         path = values.get("path")
         local = isinstance(path, str) and ":" not in path.split("/")[0]  # not hf: or ollama:
         if kind == "prepare-model" and local and not Path(str(path)).exists():
@@ -118,13 +120,14 @@ class JobSubmitter:
                     raise SubmitRefused(f"no job {ref!r}", f"params.{key}", NOT_FOUND)
                 values[key] = str(RunDir.of(self.store.get_job(job_id).run_dir).adapter)
 
-    def _refuse_outside_data_dir(self, values: dict[str, Any]) -> None:
+    def _refuse_outside_data_dir(self, values: dict[str, Any], key: str) -> None:
         """Jobs read datasets only from the data dir (symlinks followed), so a request cannot
         make the daemon read and train on an arbitrary file; files from elsewhere come in
         through datasets.import, which checks every line on the way."""
-        ref = values.get("dataset")
+        ref = values.get(key)
         if not isinstance(ref, str):
             return
+        param = f"params.{key}"
         root = self.paths.datasets_dir.resolve()
         path = Path(ref)
         if path.is_absolute() and path.resolve().is_relative_to(root):
@@ -134,18 +137,18 @@ class JobSubmitter:
                 try:
                     dataset_files(path, inside=root)
                 except DataError as exc:
-                    raise SubmitRefused(f"params.dataset: {exc}", "params.dataset") from None
+                    raise SubmitRefused(f"{param}: {exc}", param) from None
             return
         if path.is_absolute() and not path.exists():
             raise SubmitRefused(
-                f"params.dataset: {ref}: no such file or folder on the daemon's machine",
-                "params.dataset",
+                f"{param}: {ref}: no such file or folder on the daemon's machine",
+                param,
                 value=ref,
             )
         raise SubmitRefused(
             f"dataset {ref} is outside the data dir ({root}); import it first with "
             f"`forge datasets import {ref}` (datasets.import) and pass its ds- id",
-            "params.dataset",
+            param,
             value=ref,
         )
 

@@ -25,6 +25,7 @@ from forge_api.schema import Job, Mission
 from forged.job_submit import JobSubmitter
 from forged.mission_plan import eval_sizes, train_job_params
 from forged.registry import ModelRegistry, RegistryError, source_alias
+from forged.rpc import RpcError
 
 log = logging.getLogger(__name__)
 
@@ -130,7 +131,13 @@ class MissionChain:
             self.store.set_mission_stage(mission.id, "failed", failed_step=job.kind, failure=why)
             log.info("mission %s failed at %s: %s", mission.id, job.kind, why)
         elif after := AFTER.get(job.kind):
-            getattr(self, after)(mission, job)
+            try:
+                getattr(self, after)(mission, job)
+            except RpcError as exc:  # the next step's job was refused at submit
+                step = next((s.then for s in STEPS if s.kind == job.kind), None) or job.kind
+                why = f"the {step} job could not be queued: {exc.message}"
+                self.store.set_mission_stage(mission.id, "failed", failed_step=step, failure=why)
+                log.info("mission %s failed at %s: %s", mission.id, step, why)
 
     def _after_train(self, mission: Mission, job: Job) -> None:
         """The eval step: the adapter against the base (and the deployed one) on the held-out
@@ -150,6 +157,7 @@ class MissionChain:
             # base's own answers to general prompts.
             "old_datasets": self._earlier_datasets(mission, trained["dataset"]),
             "general": True,
+            "general_dataset": self.config.general_dataset or None,
         }
         values = parse_params("eval", params).model_dump(mode="json")
         self.store.update_mission_data(mission.id, MissionData(adapter=values["adapter"]))

@@ -74,6 +74,9 @@ def test_train_lowers_held_out_loss_and_registers_the_adapter(
     assert any(line.startswith("batch size ") and "GiB free on cpu" in line for line in logs)
     assert (Path(done["run_dir"]) / "measured.json").exists()
     assert any(line.startswith("learning rate 0.005") for line in logs)
+    # The step's loss and the held-out loss are computed alike; the log says how they differ.
+    footing = [line for line in logs if "the held-out loss is the same mean" in line]
+    assert len(footing) == 1 and footing[0].startswith("step "), footing
     # What it chose where the params left it to the engine is kept on the job, and shown.
     chosen = done["summary"]["chosen"]
     assert chosen["learning_rate"] == 0.005 and chosen["batch_size"] >= 1
@@ -467,3 +470,28 @@ def test_general_replay_mixes_in_the_bases_own_answers_to_prompts_not_held_out(
     asked = {json.loads(line)["messages"][0]["content"] for line in made[0].open()}
     prompts = general_prompts()
     assert asked and asked <= set(prompts[HELD_OUT_PROMPTS:])  # never a held-out prompt
+
+
+def test_a_persons_own_general_set_is_scored_and_must_be_in_the_data_dir(
+    daemon: Daemon, tiny_model: Path, dataset: Path, tmp_path: Path
+) -> None:
+    from forge_client.client import RemoteError
+
+    dataset_id = daemon.imported(dataset)
+    params = {
+        "base_model": str(tiny_model),
+        "dataset": dataset_id,
+        "general_dataset": dataset_id,
+        "max_seq_len": 256,
+        "generations": 0,
+    }
+    ev = daemon.call("jobs.submit", kind="eval", params=params)
+    assert ev["params"]["general_dataset"] == ev["params"]["dataset"]  # the id resolved
+    assert daemon.wait_job(ev["id"], {"completed", "failed"}, 240)["status"] == "completed"
+    names = {m["name"] for m in daemon.call("jobs.metrics", id=ev["id"])["metrics"]}
+    assert "base_eval_loss_general" in names, names
+    outside = tmp_path / "mine.jsonl"
+    outside.write_text(dataset.read_text())
+    with pytest.raises(RemoteError) as refused:
+        daemon.call("jobs.submit", kind="eval", params=params | {"general_dataset": str(outside)})
+    assert refused.value.data["param"] == "params.general_dataset", refused.value.data
