@@ -580,3 +580,25 @@ def test_with_the_default_base_model_absent_missions_train_the_one_there_is(
     assert mission["data"]["plan"]["params"]["base_model"] == str(mine.resolve())
     assert mission["title"].startswith("Fine-tune my-llama on 3 new commits")
     assert "missions train the one base model there is" in daemon.log.read_text()
+
+
+def test_a_mission_whose_adapter_forgets_general_text_is_not_deployed_and_says_why(
+    make_daemon: DaemonFactory, tiny_model: Path, tmp_path: Path
+) -> None:
+    # No Ollama listens here: the gate decides before a deploy would need one.
+    daemon, _, _, mission = widgets_proposal(make_daemon, agent_config(tiny_model), tmp_path)
+    # Made to forget: a very high learning rate, no self-replay.
+    forget = {"learning_rate": 0.05, "general_replay": 0, "steps": 30, "lr_schedule": "constant"}
+    daemon.call("missions.approve", id=mission["id"], set=forget)
+    done = wait_for(
+        lambda: (m := daemon.call("missions.get", id=mission["id"]))["stage"] in ("done", "failed")
+        and m,
+        timeout=300,
+    )
+    assert done["stage"] == "done", done.get("failure")
+    decision = done["data"]["deploy"]
+    assert re.match(
+        r"not deployed: general \+\d+\.\d % against the base, the limit is 2 %", decision
+    ), decision
+    general = done["data"]["results"]["sets"]["general"]["models"]["new"]
+    assert general["change_pct"] > 2.0, general
