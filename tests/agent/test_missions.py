@@ -591,8 +591,10 @@ def test_a_mission_whose_adapter_forgets_general_text_is_not_deployed_and_says_w
     forget = {"learning_rate": 0.05, "general_replay": 0, "steps": 30, "lr_schedule": "constant"}
     daemon.call("missions.approve", id=mission["id"], set=forget)
     done = wait_for(
-        lambda: (m := daemon.call("missions.get", id=mission["id"]))["stage"] in ("done", "failed")
-        and m,
+        lambda: (
+            (m := daemon.call("missions.get", id=mission["id"]))["stage"] in ("done", "failed")
+            and m
+        ),
         timeout=300,
     )
     assert done["stage"] == "done", done.get("failure")

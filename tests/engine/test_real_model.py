@@ -83,6 +83,24 @@ def gguf_fields(path: Path) -> dict[str, Any]:
     return {key: field.contents() for key, field in reader.fields.items()}
 
 
+GENERAL = [
+    ("What is the capital of France?", "The capital of France is Paris."),
+    (
+        "Explain what a function is in programming.",
+        "A function is a named block of code that"
+        " takes inputs, does some work and can return a result.",
+    ),
+    ("Write a short greeting.", "Hello! I hope you are having a good day."),
+    ("What is 2 + 2?", "2 + 2 equals 4."),
+    (
+        "Summarise why tests matter.",
+        "Tests catch mistakes early and let you change code without fear of breaking it.",
+    ),
+    ("Name three colours.", "Red, green and blue."),
+]
+"""A person's own small general set, for the real model's mission."""
+
+
 @pytest.fixture(scope="module")
 def original() -> dict[str, Any]:
     """The metadata of SmolLM2's own GGUF file."""
@@ -158,8 +176,28 @@ def test_a_mission_on_a_real_model_then_merge_and_infer(
         f'[ollama]\nhost = "{ollama.host}"\nbases = {{"{smollm2}" = "smollm2:135m"}}\n\n'
         f'[agent]\nallowed_roots = ["{tmp_path}"]\nbase_model = "{smollm2}"\n'
         "max_seq_len = 256\nrescan_interval_s = 3600\n"
+        # This test is about a real model's whole path to Ollama, not the gate's thresholds
+        # (tests/agent/test_missions.py holds those): three steps gain less than they ask.
+        "min_gain_pct = 0\nmax_regression_pct = 100\n"
     )
-    daemon = make_daemon(config=config).start()
+    daemon = make_daemon(config=config)
+    # A person's own general set (agent.general_dataset), in the data dir: scored in place of
+    # the base's answers to forge's prompts, which SmolLM2 would take minutes to write here.
+    general = daemon.paths.datasets_dir / "my-general.jsonl"
+    general.parent.mkdir(parents=True, exist_ok=True)
+    general.write_text(
+        "".join(
+            json.dumps(
+                {"messages": [{"role": "user", "content": q}, {"role": "assistant", "content": a}]}
+            )
+            + "\n"
+            for q, a in GENERAL
+        )
+    )
+    daemon.paths.config_file.write_text(
+        config.replace("[agent]\n", f'[agent]\ngeneral_dataset = "{general}"\n')
+    )
+    daemon.start()
     try:
         start = daemon.call("system.status")["last_seq"]
         daemon.call("sources.add", path=str(repo))
@@ -171,7 +209,13 @@ def test_a_mission_on_a_real_model_then_merge_and_infer(
         assert data["eta_s"] > 0 and data["measured"]["tokens_per_s"] > 0
         assert data["measured"]["gen_step_s"] > 0 and data["measured"]["eval_tokens_per_s"] > 0
 
-        changes = {"steps": 3, "batch_size": 2, "val_fraction": 0.02, "learning_rate": 1e-3}
+        changes = {
+            "steps": 3,
+            "batch_size": 2,
+            "val_fraction": 0.02,
+            "learning_rate": 1e-3,
+            "general_replay": 0,  # its replay set would be minutes of SmolLM2 writing on a CPU
+        }
         daemon.call("missions.approve", id=mission["id"], set=changes)
         done = wait_for(
             lambda: (
@@ -195,6 +239,7 @@ def test_a_mission_on_a_real_model_then_merge_and_infer(
         results = done["data"]["results"]
         losses = {name: m["loss"] for name, m in results["models"].items()}
         assert set(losses) == {"base", "new adapter"} and all(map(math.isfinite, losses.values()))
+        assert set(results["sets"]) == {"new_material", "general"}, results["sets"]
         # A few steps on its own code make the real model better at it, so it is deployed: an
         # adapter onto the same model in Ollama.
         assert done["data"]["deploy"].startswith("deploying as"), (results, done["data"]["deploy"])
