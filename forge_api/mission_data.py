@@ -149,6 +149,15 @@ class EvalResults(Part):
     summary: str = ""
 
 
+class Gate(Part):
+    """What a mission's adapter must show to be deployed, fixed when it is proposed."""
+
+    min_gain_pct: float
+    """Lower held-out loss on new material than its rival (deployed, else base) by more than."""
+    max_regression_pct: float
+    """No more worse than this on old material or general text, against base and current."""
+
+
 class MissionData(Part):
     """Everything a mission learned, from its proposal to its deploy."""
 
@@ -168,6 +177,7 @@ class MissionData(Part):
     rationale: str | None = None
     previous_adapter: str | None = None
     """What the new adapter is compared with: the deployed one, else the last one trained."""
+    gate: Gate | None = None
     continues: str | None = None
     """What the train job continues, in words (the source's adapter, what it was trained on);
     None where it starts from the base."""

@@ -125,6 +125,19 @@ def card_lines(card: DatasetCard) -> list[str]:
     return lines
 
 
+def _gate(data: MissionData) -> list[str]:
+    """What the adapter must show to be deployed: said before approval, as after."""
+    if data.gate is None:
+        return []
+    return [
+        "",
+        f"**Deployed only if** the new adapter lowers the held-out loss by more than"
+        f" {data.gate.min_gain_pct:g} % against the deployed adapter (else the base), and is no"
+        f" more than {data.gate.max_regression_pct:g} % worse on old material or general text"
+        " than the base or the current adapter.",
+    ]
+
+
 def _progress(data: MissionData) -> list[str]:
     steps = [
         ("held for quiet hours until", clock(data.held_until) if data.held_until else None),
@@ -194,6 +207,7 @@ def mission_markdown(
         "",
         "### Rationale",
         data.rationale or "-",
+        *_gate(data),
         "",
         *_timing(data),
         "",

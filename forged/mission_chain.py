@@ -17,7 +17,7 @@ import time
 from agent.policy import compare_scores, regression
 from forge_api.config import AgentConfig
 from forge_api.jobs import parse_params
-from forge_api.mission_data import EvalResults, MissionData
+from forge_api.mission_data import EvalResults, Gate, MissionData
 from forge_api.mission_flow import ACTIVE_MISSION_STAGES, STEPS
 from forge_api.names import TERMINAL_JOB_STATUSES
 from forge_api.run_dir import RunDir
@@ -178,7 +178,7 @@ class MissionChain:
             return
         # The source's new baseline: later missions count material from this commit.
         self.store.set_source_commits(mission.source_id, trained=mission.data.head)
-        self.store.set_mission_stage(mission.id, "deploying", self._results(job))
+        self.store.set_mission_stage(mission.id, "deploying", self._results(mission, job))
         asyncio.get_running_loop().create_task(self._deploy_if_better(mission, job))
 
     def _after_deploy(self, mission: Mission, job: Job) -> None:
@@ -186,14 +186,15 @@ class MissionChain:
         tag = job.params.get("tag")
         self.store.set_mission_stage(mission.id, "done", MissionData(deployed=tag))
 
-    def _results(self, eval_job: Job) -> MissionData:
+    def _results(self, mission: Mission, eval_job: Job) -> MissionData:
         """The eval's losses for the mission's card (the registry recorded them on the adapter,
         its listener running first)."""
         adapter = self.models.adapter_at(str(eval_job.params.get("adapter")))
         scores = adapter.data.eval if adapter is not None else None
         if not scores or "base" not in scores:
             return MissionData()
-        verdict = compare_scores(scores, self.config.min_gain_pct)
+        gain = mission.data.gate.min_gain_pct if mission.data.gate else self.config.min_gain_pct
+        verdict = compare_scores(scores, gain)
         return MissionData(results=EvalResults.model_validate(verdict))
 
     async def _deploy_if_better(self, mission: Mission, eval_job: Job) -> None:
@@ -230,10 +231,15 @@ class MissionChain:
         versus = f"eval loss {new:.4f} against {rival}'s {old:.4f}"
         if new >= old:
             return f"not deployed: the new adapter does not beat {rival} ({versus})", None
-        if lost := regression(scores, self.config.max_regression_pct):
+        # The gate the mission was proposed with (shown on its card), else today's config.
+        gate = mission.data.gate or Gate(
+            min_gain_pct=self.config.min_gain_pct,
+            max_regression_pct=self.config.max_regression_pct,
+        )
+        if lost := regression(scores, gate.max_regression_pct):
             return f"not deployed: {lost}", None
         gain = (old - new) / old * 100 if old else 0.0
-        need = self.config.min_gain_pct
+        need = gate.min_gain_pct
         if gain <= need:
             return (
                 f"not deployed: no measurable change against {rival} ({versus}, {-gain:+.1f} %;"

@@ -26,7 +26,7 @@ from agent.token_fit import Fit, load_counter
 from engine.memory_probe import MEASURED
 from forge_api.config import AgentConfig, implied_base_model
 from forge_api.jobs import parse_params
-from forge_api.mission_data import DatasetCard, Measured, MissionData, Plan, Trigger
+from forge_api.mission_data import DatasetCard, Gate, Measured, MissionData, Plan, Trigger
 from forge_api.names import TERMINAL_JOB_STATUSES
 from forge_api.paths import ForgePaths
 from forge_api.schema import Job, Mission, Source
@@ -311,6 +311,10 @@ class SourceScanner:
             measured=Measured.model_validate(measured) if measured else None,
             measuring=True if measuring else None,
             previous_adapter=self._previous_adapter(source.id),
+            gate=Gate(
+                min_gain_pct=self.config.min_gain_pct,
+                max_regression_pct=self.config.max_regression_pct,
+            ),
         )
         data = with_continuation(data, data.previous_adapter, self._trained_on(source.id))
         data = await self._timed(data, source.name, material, why)

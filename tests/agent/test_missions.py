@@ -41,6 +41,8 @@ def test_commits_to_proposal_to_trained_and_evaluated(
     assert data["trigger"]["commits"] == 3
     assert data["card"]["examples"] > 0 and data["card"]["per_builder"]["commits"] == 3
     assert "widgets has 3 new commits" in data["rationale"]
+    # What it must show to be deployed is on it before approval, from the config of the day.
+    assert data["gate"] == {"min_gain_pct": 2.0, "max_regression_pct": 2.0}
     # Its counts add up: the examples by builder are those the dataset holds.
     held = re.search(r"holds (\d+) examples \(([^)]*)\)", data["rationale"])
     assert held, data["rationale"]
@@ -134,6 +136,8 @@ def test_commits_to_proposal_to_trained_and_evaluated(
         f"### Dataset `{data['dataset_id']}`",
         f"- eval job: `{eval_id}`",
         "- deploy: not deployed: ",
+        "**Deployed only if** the new adapter lowers the held-out loss by more than 2 %",
+        "| held-out set | base | current | new |",
     ):
         assert part in shown.stdout, (part, shown.stdout)
     assert '{"' not in shown.stdout and "dataset_id" not in shown.stdout
