@@ -174,8 +174,11 @@ def compare_scores(
     return {"models": models, "sets": set_scores(scores), "summary": summary}
 
 
-SETS = {"new_material": "eval_loss", "old_material": "eval_loss_old_material"}
-SETS["general"] = "eval_loss_general"
+SETS = {
+    "new_material": "eval_loss",
+    "old_material": "eval_loss_old_material",
+    "general": "eval_loss_general",
+}
 """Each held-out set an eval scores, and its score's name in the eval's report."""
 SET_MODELS = {"base": "base", "previous": "current", "adapter": "new"}
 

@@ -91,14 +91,14 @@ def child_score(model: str, seq: str, sets_json: str, adapters_json: str) -> Any
 
     from engine.batching import evaluate
     from engine.events import Emitter
-    from engine.held_out import general_set, set_rows
+    from engine.held_out import general_set, set_rows, sets_folder
 
     device = "cuda" if torch.cuda.is_available() else "cpu"
     tokenizer = AutoTokenizer.from_pretrained(model)
     pad = tokenizer.pad_token_id if tokenizer.pad_token_id is not None else 0
     base = AutoModelForCausalLM.from_pretrained(model).to(device)
     sets: dict[str, str] = json.loads(sets_json)
-    cache = Path(sets["new_material"]).parent.parent / "general-sets"
+    cache = sets_folder(str(Path(sets["new_material"]).parent))
     general = general_set(base, tokenizer, Path(model), device, cache, Emitter(io.StringIO()))
     rows = {
         "new_material": set_rows([sets["new_material"]], tokenizer, int(seq), 0.1, None),

@@ -106,7 +106,7 @@ def other_sets(
     """The held-out sets scored besides the new material (`engine.held_out`): `old_material`
     from the source's earlier datasets, `general` from the base's own answers (made now with the
     base, before any adapter is loaded, where this base has none yet)."""
-    from engine.held_out import general_set, set_rows
+    from engine.held_out import general_set, set_rows, sets_folder
 
     sets: dict[str, list[Any]] = {}
     if p.old_datasets:
@@ -116,8 +116,9 @@ def other_sets(
     if p.general_dataset:
         sets["general"] = set_rows([p.general_dataset], tokenizer, max_len, 0, spec.datasets_dir)
     elif p.general:
-        cache = Path(spec.datasets_dir).parent / "general-sets"
-        path = general_set(model, tokenizer, base_dir, device, cache, events)
+        path = general_set(
+            model, tokenizer, base_dir, device, sets_folder(spec.datasets_dir), events
+        )
         sets["general"] = set_rows([str(path)], tokenizer, max_len, 0, None)
     for held, rows in sets.items():
         events.log(f"{held}: {len(rows)} held-out rows")

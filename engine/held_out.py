@@ -28,6 +28,12 @@ HELD_OUT_PROMPTS = 50
 """The first prompts of the file: the `general` held-out set. The rest are kept for replay."""
 
 
+def sets_folder(datasets_dir: str) -> Path:
+    """Where the general and replay sets of each base are kept: `general-sets/` in the data
+    dir, beside `datasets/` (a job knows the datasets dir from its spec)."""
+    return Path(datasets_dir).parent / "general-sets"
+
+
 def general_prompts() -> list[str]:
     lines = PROMPTS.read_text(encoding="utf-8").splitlines()
     return [line.strip() for line in lines if line.strip() and not line.startswith("#")]

@@ -25,7 +25,7 @@ from engine.data import Row
 from engine.data_parallel import Ranks, data_parallel_backend, join, leave
 from engine.errors import EngineError
 from engine.events import Emitter
-from engine.held_out import replay_rows
+from engine.held_out import replay_rows, sets_folder
 from engine.memory_probe import Measured, available_bytes, batch_for, measure_row, row_floor
 from engine.model_source import TRAINING_RECORD, resolve_base
 from engine.train_loop import Optimizing, Outcome, TrainLoop
@@ -376,7 +376,7 @@ def replay(s: Setup, model: Any, events: Emitter) -> list[Row]:
         s.tokenizer,
         s.base,
         s.device,
-        Path(s.spec.datasets_dir).parent / "general-sets",
+        sets_folder(s.spec.datasets_dir),
         events,
         share=s.p.general_replay,
         train_rows=len(s.data.train),

@@ -316,7 +316,9 @@ class SourceScanner:
                 max_regression_pct=self.config.max_regression_pct,
             ),
         )
-        data = with_continuation(data, data.previous_adapter, self._trained_on(source.id))
+        data = with_continuation(
+            data, data.previous_adapter, self._trained_on(source.id, data.previous_adapter)
+        )
         data = await self._timed(data, source.name, material, why)
         title = (
             f"Fine-tune {Path(base_model).name} on {material.commits} new commits of {source.name}"
@@ -452,10 +454,9 @@ class SourceScanner:
             return None
         return self._measured(base_model)
 
-    def _trained_on(self, source_id: str) -> str:
+    def _trained_on(self, source_id: str, adapter: str | None) -> str:
         """What the source's current adapter was trained on, for the card: ' (mission …, N
         commits up to abc1234)', or '' where no mission of the source made it."""
-        adapter = self._previous_adapter(source_id)
         for m in self.store.list_missions(["done", "deploying"], source_id, 50):
             if adapter and m.data.adapter == adapter:
                 commits = f"{m.data.trigger.commits} commits" if m.data.trigger else "its material"

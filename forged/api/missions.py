@@ -24,23 +24,13 @@ def _get(s: Session, mission_id: str) -> Mission:
     return lookup(s.services.store.get_mission, "mission", mission_id)
 
 
-def _failed(s: Session, mission_id: str, doing: str) -> Mission:
-    """The mission, which must be failed for what is asked of it (`doing`: retried, …)."""
+def _in_stage(s: Session, mission_id: str, stage: str, doing: str) -> Mission:
+    """The mission, which must be in `stage` for what is asked of it (`doing`: approved,
+    retried, …)."""
     mission = _get(s, mission_id)
-    if mission.stage != "failed":
+    if mission.stage != stage:
         raise invalid_state(
-            f"mission {mission.id} is {mission.stage}; only a failed mission can be {doing}",
-            stage=mission.stage,
-        )
-    return mission
-
-
-def _proposed(s: Session, mission_id: str, doing: str) -> Mission:
-    """The mission, which must be proposed for what is asked of it (`doing`: approved, …)."""
-    mission = _get(s, mission_id)
-    if mission.stage != "proposed":
-        raise invalid_state(
-            f"mission {mission.id} is {mission.stage}; only a proposed mission can be {doing}",
+            f"mission {mission.id} is {mission.stage}; only a {stage} mission can be {doing}",
             stage=mission.stage,
         )
     return mission
@@ -50,7 +40,7 @@ def _approve(s: Session, mission_id: str, changes: dict[str, Any] | None) -> Mis
     """The approval and the train job, in one transaction; the train job's checks at submit
     first, so a plan this machine cannot run (`--set backend=unsloth` without CUDA) is refused
     before anything is written."""
-    mission = _proposed(s, mission_id, "approved")
+    mission = _in_stage(s, mission_id, "proposed", "approved")
     data = changed_plan(mission.data, changes, s.services.models) if changes else None
     try:
         s.services.chain.approve(mission, data)
@@ -83,20 +73,20 @@ def register(reg: Registry[Session]) -> None:
     @reg.method(M.MISSIONS_REJECT)
     async def missions_reject(p: MissionRejectParams, s: Session) -> Mission:
         """Reject a proposed mission; the reason is kept so it is not proposed again."""
-        mission = _proposed(s, p.id, "rejected")
+        mission = _in_stage(s, p.id, "proposed", "rejected")
         s.services.store.decide_mission(mission.id, "rejected", p.reason)
         return _get(s, mission.id)
 
     @reg.method(M.MISSIONS_DISMISS)
     async def missions_dismiss(p: IdParams, s: Session) -> Mission:
         """Put away a failed (or cancelled) mission: it leaves the list, and is kept."""
-        mission = _failed(s, p.id, "dismissed")
+        mission = _in_stage(s, p.id, "failed", "dismissed")
         s.services.store.decide_mission(mission.id, "dismissed", None)
         return _get(s, mission.id)
 
     @reg.method(M.MISSIONS_RETRY)
     async def missions_retry(p: MissionRetryParams, s: Session) -> Mission:
         """Run a failed mission again from the step that failed."""
-        mission = _failed(s, p.id, "retried")
+        mission = _in_stage(s, p.id, "failed", "retried")
         s.services.chain.retry(mission)
         return _get(s, mission.id)
