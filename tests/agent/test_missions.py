@@ -446,7 +446,10 @@ def test_a_failed_mission_says_where_and_retries_from_there(
     assert set(results["models"]) == {"base", "new adapter"}
     assert results["models"]["base"]["change_pct"] is None
     assert results["models"]["new adapter"]["change_pct"] < 0  # it learned the repository
-    assert "% loss against the base" in results["summary"]
+    # The summary states the change, as a gain or, within agent.min_gain_pct, as no measurable
+    # change (this run's gain varies around the 2 % line with the machine's timing).
+    change = results["models"]["new adapter"]["change_pct"]
+    assert f"{change:+.1f} %" in results["summary"] and "against the base" in results["summary"]
     assert stages_of(daemon, mission["id"], "done") == [
         "approved",
         "training",
