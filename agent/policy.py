@@ -133,12 +133,35 @@ MIN_GAIN_PCT = 2.0
 new user would, a -1 % change with the same answers and the same chrF was called a win."""
 
 
-def gain_text(change_pct: float, against: str, min_gain_pct: float = MIN_GAIN_PCT) -> str:
+Interval = tuple[float, float]
+"""A change's 95 % paired-bootstrap interval (%), low and high (`engine.loss_interval`)."""
+
+
+def interval(scores: dict[str, dict[str, float]], rival: str) -> Interval | None:
+    """The new adapter's interval against `rival` (`base`, `previous`), where the eval made one."""
+    new = scores.get("adapter", {})
+    low, high = new.get(f"change_low_pct_vs_{rival}"), new.get(f"change_high_pct_vs_{rival}")
+    return (low, high) if low is not None and high is not None else None
+
+
+def measurable(change_pct: float, min_gain_pct: float, noise: Interval | None) -> bool:
+    """A change is measured when it is larger than `min_gain_pct` and its interval, where
+    there is one, does not hold zero."""
+    return abs(change_pct) > min_gain_pct and (noise is None or noise[0] > 0 or noise[1] < 0)
+
+
+def gain_text(
+    change_pct: float,
+    against: str,
+    min_gain_pct: float = MIN_GAIN_PCT,
+    noise: Interval | None = None,
+) -> str:
     """A loss change in words: a measurable one as a signed percentage, else 'no measurable
-    change' with the figure."""
-    if -change_pct > min_gain_pct or change_pct > min_gain_pct:
-        return f"{change_pct:+.1f} % loss against {against}"
-    return f"no measurable change against {against} ({change_pct:+.1f} %)"
+    change' with the figure; each with its interval where there is one."""
+    spread = f", 95 % interval {noise[0]:+.1f} to {noise[1]:+.1f} %" if noise else ""
+    if measurable(change_pct, min_gain_pct, noise):
+        return f"{change_pct:+.1f} % loss against {against}{spread}"
+    return f"no measurable change against {against} ({change_pct:+.1f} %{spread})"
 
 
 def compare_scores(
@@ -166,10 +189,12 @@ def compare_scores(
     parts = []
     if "adapter" in scores:
         new = scores["adapter"]["eval_loss"]
-        parts.append(gain_text(change(new, base), "the base", min_gain_pct))
+        noise = interval(scores, "base")
+        parts.append(gain_text(change(new, base), "the base", min_gain_pct, noise))
         if "previous" in scores:
             against = change(new, scores["previous"]["eval_loss"])
-            parts.append(gain_text(against, "the deployed", min_gain_pct))
+            noise = interval(scores, "previous")
+            parts.append(gain_text(against, "the current adapter", min_gain_pct, noise))
     summary = f"new adapter: {', '.join(parts)}" if parts else "no adapter was evaluated"
     return {"models": models, "sets": set_scores(scores), "summary": summary}
 

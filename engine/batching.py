@@ -158,22 +158,68 @@ def _whole_logits_loss(model: Any, batch: dict[str, Any]) -> tuple[Any, int]:
     return total, int((targets != IGNORE).sum())
 
 
-def evaluate(model: Any, rows: list[Row], batch_size: int, pad_id: int, device: Any) -> float:
-    """Mean loss per answer token over `rows` (perplexity is its exp)."""
+def row_loss_sums(model: Any, batch: dict[str, Any]) -> tuple[list[float], list[int]]:
+    """Each row's summed next-token cross-entropy over its labelled tokens, and their count,
+    without gradients: what a paired comparison of two models needs (the same rows, each
+    scored by both). Like `loss_sum`, no batch's whole logits are made."""
+    import torch
+    import torch.nn.functional as F
+
+    targets = batch["labels"][:, 1:]
+    keep = targets != IGNORE
+    counts = keep.sum(dim=1)
+    sums = torch.zeros(targets.shape[0], dtype=torch.float32, device=targets.device)
+    parts = _decoder_and_head(model)
+    if parts is None:
+        logits = model(
+            input_ids=batch["input_ids"], position_ids=batch["position_ids"], use_cache=False
+        ).logits[:, :-1, :]
+        losses = F.cross_entropy(
+            logits.float().transpose(1, 2), targets, ignore_index=IGNORE, reduction="none"
+        )
+        return losses.sum(dim=1).tolist(), counts.tolist()
+    decoder, head = parts
+    hidden = decoder(
+        input_ids=batch["input_ids"], position_ids=batch["position_ids"], use_cache=False
+    ).last_hidden_state[:, :-1, :][keep]
+    owner = keep.nonzero()[:, 0]  # the row of each labelled token
+    flat = targets[keep]
+    for i in range(0, flat.numel(), LOSS_CHUNK):
+        chunk = F.cross_entropy(
+            head(hidden[i : i + LOSS_CHUNK]).float(), flat[i : i + LOSS_CHUNK], reduction="none"
+        )
+        sums.index_add_(0, owner[i : i + LOSS_CHUNK], chunk)
+    return sums.tolist(), counts.tolist()
+
+
+def row_losses(
+    model: Any, rows: list[Row], batch_size: int, pad_id: int, device: Any
+) -> list[tuple[float, int]]:
+    """(summed loss, labelled tokens) of each of `rows`, in order."""
     import torch
 
     was_training = model.training
     model.eval()
-    total, count = 0.0, 0
+    out: list[tuple[float, int]] = []
     with torch.no_grad():
         for i in range(0, len(rows), batch_size):
             with control.interruptible():  # a long evaluation still stops at once on cancel
-                s, n = loss_sum(model, collate(rows[i : i + batch_size], pad_id, device))
-            total += float(s)
-            count += n
+                batch = collate(rows[i : i + batch_size], pad_id, device)
+                sums, counts = row_loss_sums(model, batch)
+            out += zip(sums, counts, strict=True)
     if was_training:
         model.train()
-    return total / max(count, 1)
+    return out
+
+
+def mean_loss(per_row: list[tuple[float, int]]) -> float:
+    """Mean loss per answer token over rows scored by `row_losses`."""
+    return sum(s for s, _ in per_row) / max(sum(n for _, n in per_row), 1)
+
+
+def evaluate(model: Any, rows: list[Row], batch_size: int, pad_id: int, device: Any) -> float:
+    """Mean loss per answer token over `rows` (perplexity is its exp)."""
+    return mean_loss(row_losses(model, rows, batch_size, pad_id, device))
 
 
 def perplexity(loss: float) -> float:

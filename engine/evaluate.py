@@ -9,9 +9,10 @@ from pathlib import Path
 from typing import Any
 
 from engine.backends import device_name
-from engine.batching import evaluate, perplexity
+from engine.batching import evaluate, mean_loss, perplexity, row_losses
 from engine.data import Example
 from engine.events import Emitter
+from engine.loss_interval import Change, paired_change
 from engine.model_source import base_for, resolve_adapter, training_record
 from engine.train_setup import prepare_data
 from forge_api.jobs import EvalParams, JobSpec
@@ -125,6 +126,31 @@ def other_sets(
     return sets
 
 
+def change_scores(rival: str, change: Change) -> dict[str, float]:
+    """The new adapter's paired change against `rival` (`base`, `previous`), as eval scores:
+    `adapter_change_pct_vs_base`, `..._low_pct_...`, `..._high_pct_...` (the interval)."""
+    return {
+        f"adapter_change_pct_vs_{rival}": round(change.pct, 3),
+        f"adapter_change_low_pct_vs_{rival}": round(change.low_pct, 3),
+        f"adapter_change_high_pct_vs_{rival}": round(change.high_pct, 3),
+    }
+
+
+def verdict(change: Change, rival: str) -> str:
+    """The new adapter against its rival in words: it beats it only where the whole interval
+    is a gain."""
+    against = "the previous adapter" if rival == "previous" else "the base"
+    said = (
+        f"{change.pct:+.1f} % loss, 95 % interval {change.low_pct:+.1f} to {change.high_pct:+.1f} %"
+        f" over {change.rows} held-out rows"
+    )
+    if change.high_pct < 0:
+        return f"beats {against} ({said})"
+    if change.low_pct > 0:
+        return f"is worse than {against} ({said})"
+    return f"shows no measurable change against {against} ({said})"
+
+
 def run(spec: JobSpec, events: Emitter) -> dict[str, Any]:
     from peft import PeftModel
     from transformers import AutoModelForCausalLM, AutoTokenizer
@@ -160,6 +186,7 @@ def run(spec: JobSpec, events: Emitter) -> dict[str, Any]:
         candidates.append(("previous", resolve_adapter(p.previous_adapter, "previous_adapter")))
     peft_model: Any = None
     results: dict[str, dict[str, float]] = {}
+    per_row: dict[str, list[tuple[float, int]]] = {}
     for step, (name, adapter) in enumerate(candidates):
         if adapter is None:
             current = model
@@ -172,7 +199,8 @@ def run(spec: JobSpec, events: Emitter) -> dict[str, Any]:
             current = peft_model
         if adapter is None and peft_model is not None:
             raise AssertionError("the base is evaluated first, before any adapter is loaded")
-        loss = evaluate(current, rows, EVAL_BATCH, pad_id, device)
+        per_row[name] = row_losses(current, rows, EVAL_BATCH, pad_id, device)
+        loss = mean_loss(per_row[name])
         scores = {f"{name}_eval_loss": loss, f"{name}_perplexity": perplexity(loss)}
         for kept, kept_rows in sets.items():
             scores[f"{name}_eval_loss_{kept}"] = evaluate(
@@ -190,18 +218,19 @@ def run(spec: JobSpec, events: Emitter) -> dict[str, Any]:
         )
         results[name] = scores
         events.progress(step + 1, len(candidates), stage=name)
-    report = RunDir.of(spec.run_dir).eval_report
-    report.write_text(json.dumps(results, indent=2))
     better = None
     if "adapter" in results:
-        rival = results.get("previous", results["base"])
-        better = results["adapter"]["adapter_eval_loss"] < next(
-            v for k, v in rival.items() if k.endswith("_eval_loss")
-        )
-        events.log(
-            "the new adapter "
-            + ("beats" if better else "does not beat")
-            + (" the previous adapter" if "previous" in results else " the base")
-        )
+        rival = "previous" if "previous" in results else "base"
+        changes: dict[str, Change] = {
+            who: paired_change(per_row["adapter"], per_row[who])
+            for who in ("base", "previous")
+            if who in per_row
+        }
+        for who, change in changes.items():
+            results["adapter"] |= change_scores(who, change)
+        better = changes[rival].high_pct < 0
+        events.log(f"the new adapter {verdict(changes[rival], rival)}")
+    report = RunDir.of(spec.run_dir).eval_report
+    report.write_text(json.dumps(results, indent=2))
     events.artifact("eval-report", str(report), adapter_is_better=better)
     return {"results": results, "adapter_is_better": better}

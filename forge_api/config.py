@@ -141,7 +141,8 @@ class AgentConfig(_Section):
         ge=0,
         le=100,
         description="a mission deploys only when its adapter lowers the held-out loss by more than"
-        " this % against the deployed adapter (else the base); less is no measurable change",
+        " this % against the source's current adapter (else the base), and the change's 95 %"
+        " interval over the held-out rows is all gain; anything less is no measurable change",
     )
     general_dataset: str = Field(
         "",

@@ -176,7 +176,8 @@ class MissionData(Part):
     measured: Measured | None = None
     rationale: str | None = None
     previous_adapter: str | None = None
-    """What the new adapter is compared with: the deployed one, else the last one trained."""
+    """The source's current adapter, which the new one is compared with and continues: the
+    deployed one, else the last one that passed its mission's gate."""
     gate: Gate | None = None
     continues: str | None = None
     """What the train job continues, in words (the source's adapter, what it was trained on);
@@ -194,3 +195,6 @@ class MissionData(Part):
     """The deploy decision, in words (deploying as …, or not deployed and why)."""
     deployed: str | None = None
     """The Ollama tag the mission deployed."""
+    gate_passed: bool | None = None
+    """Whether the adapter passed the gate (deployed or not: Ollama may be off): only such an
+    adapter becomes its source's current one without Ollama."""

@@ -132,7 +132,8 @@ def _gate(data: MissionData) -> list[str]:
     return [
         "",
         f"**Deployed only if** the new adapter lowers the held-out loss by more than"
-        f" {data.gate.min_gain_pct:g} % against the deployed adapter (else the base), and is no"
+        f" {data.gate.min_gain_pct:g} % against the source's current adapter (else the base),"
+        " with the 95 % interval of that change over the held-out rows all gain, and is no"
         f" more than {data.gate.max_regression_pct:g} % worse on old material or general text"
         " than the base or the current adapter.",
     ]

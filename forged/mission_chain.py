@@ -14,7 +14,7 @@ import datetime as dt
 import logging
 import time
 
-from agent.policy import compare_scores, regression
+from agent.policy import compare_scores, interval, measurable, regression
 from forge_api.config import AgentConfig
 from forge_api.jobs import parse_params
 from forge_api.mission_data import EvalResults, Gate, MissionData
@@ -200,57 +200,70 @@ class MissionChain:
     async def _deploy_if_better(self, mission: Mission, eval_job: Job) -> None:
         """Deploy the mission's adapter when its eval beats what its source serves now."""
         try:
-            decision, job = await self._decide_deploy(mission, eval_job)
+            passed, decision = self._gate(mission, eval_job)
+            job = None
+            if passed:
+                decision, job = await self._deploy(mission, eval_job, decision)
         except (OSError, ValueError, KeyError) as exc:
             log.exception("mission %s: deciding on the deploy failed", mission.id)
-            decision, job = f"not deployed: deciding failed: {type(exc).__name__}: {exc}", None
+            passed, job = False, None
+            decision = f"not deployed: deciding failed: {type(exc).__name__}: {exc}"
+        update = MissionData(deploy=decision, gate_passed=passed)
         # A deploy job moved the mission to `deploying` as it was queued; without one, it is done.
         if job is None:
-            self.store.set_mission_stage(mission.id, "done", MissionData(deploy=decision))
+            self.store.set_mission_stage(mission.id, "done", update)
         else:
-            self.store.update_mission_data(mission.id, MissionData(deploy=decision))
+            self.store.update_mission_data(mission.id, update)
         log.info("mission %s: %s", mission.id, decision)
 
-    async def _decide_deploy(self, mission: Mission, eval_job: Job) -> tuple[str, Job | None]:
-        # The registry has already recorded this eval's scores on the adapter (its listener
-        # runs first), so the decision reads them there rather than the report again.
+    def _gate(self, mission: Mission, eval_job: Job) -> tuple[bool, str]:
+        """(passed, why): the new adapter against the source's current one (deployed, else the
+        last that passed its gate; else the base), by the gate the mission was proposed with.
+        The registry has already recorded this eval's scores on the adapter (its listener runs
+        first), so the decision reads them there rather than the report again."""
         adapter = self.models.adapter_at(str(eval_job.params["adapter"]))
         scores = adapter.data.eval if adapter is not None else None
         if adapter is None or not scores:
-            return (
-                f"not deployed: no eval results are recorded for {eval_job.params['adapter']}",
-                None,
+            return False, (
+                f"not deployed: no eval results are recorded for {eval_job.params['adapter']}"
             )
-        source = self.store.get_source(str(mission.source_id))
-        deployed = self.models.current(source_alias(source.name))
-        if deployed is not None and "previous" in scores:
-            rival, old = f"the deployed {deployed.name}", scores["previous"]["eval_loss"]
+        if "previous" in scores:
+            source = self.store.get_source(str(mission.source_id))
+            deployed = self.models.current(source_alias(source.name))
+            who = "previous"
+            rival = f"the deployed {deployed.name}" if deployed else "the current adapter"
         else:
-            rival, old = "the base model", scores["base"]["eval_loss"]
-        new = scores["adapter"]["eval_loss"]
+            who, rival = "base", "the base model"
+        old, new = scores[who]["eval_loss"], scores["adapter"]["eval_loss"]
         versus = f"eval loss {new:.4f} against {rival}'s {old:.4f}"
         if new >= old:
-            return f"not deployed: the new adapter does not beat {rival} ({versus})", None
-        # The gate the mission was proposed with (shown on its card), else today's config.
+            return False, f"not deployed: the new adapter does not beat {rival} ({versus})"
         gate = mission.data.gate or Gate(
             min_gain_pct=self.config.min_gain_pct,
             max_regression_pct=self.config.max_regression_pct,
         )
         if lost := regression(scores, gate.max_regression_pct):
-            return f"not deployed: {lost}", None
+            return False, f"not deployed: {lost}"
         gain = (old - new) / old * 100 if old else 0.0
-        need = gate.min_gain_pct
-        if gain <= need:
-            return (
-                f"not deployed: no measurable change against {rival} ({versus}, {-gain:+.1f} %;"
-                f" a deploy needs a gain of more than {need:g} %: agent.min_gain_pct)",
-                None,
+        noise = interval(scores, who)
+        if not measurable(gain, gate.min_gain_pct, noise):
+            spread = f", 95 % interval {noise[0]:+.1f} to {noise[1]:+.1f} %" if noise else ""
+            return False, (
+                f"not deployed: no measurable change against {rival} ({versus}, {-gain:+.1f} %"
+                f"{spread}; a deploy needs a gain of more than {gate.min_gain_pct:g} %"
+                " (agent.min_gain_pct) whose interval is all gain)"
             )
+        return True, f"it beats {rival} ({versus}, {-gain:+.1f} %)"
+
+    async def _deploy(self, mission: Mission, eval_job: Job, why: str) -> tuple[str, Job | None]:
+        """A deploy job for an adapter that passed the gate, where deploys can run; else why not."""
         later = "deploy it from the Models screen (d) or with `forge models deploy`"
         if not self.models.config.ollama.deploy_missions:
-            return f"not deployed: ollama.deploy_missions is off ({versus}); {later}", None
+            return f"not deployed: ollama.deploy_missions is off, though {why}; {later}", None
         if (unreachable := await self.models.reachable()) is not None:
-            return f"not deployed: {unreachable} ({versus}); {later} once it runs", None
+            return f"not deployed: {unreachable}, though {why}; {later} once it runs", None
+        adapter = self.models.adapter_at(str(eval_job.params["adapter"]))
+        assert adapter is not None  # the gate read its scores
         try:
             params = self.models.plan_deploy(adapter)
         except RegistryError as exc:
@@ -258,7 +271,7 @@ class MissionChain:
         job = self.submitter.submit(
             "deploy", params, f"mission {mission.id}: deploy {params['tag']}", mission.id
         )
-        return f"deploying as {params['tag']}: it beats {rival} ({versus})", job
+        return f"deploying as {params['tag']}: {why}", job
 
 
 if set(AFTER) != {step.kind for step in STEPS} or not all(

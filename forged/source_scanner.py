@@ -465,11 +465,13 @@ class SourceScanner:
         return ""
 
     def _previous_adapter(self, source_id: str) -> str | None:
-        """What a new adapter is compared with: the deployed one, else the last one trained."""
+        """The source's current adapter, which a new one continues and is compared with: the
+        deployed one, else the last one that passed its mission's gate (an adapter that forgot,
+        or gained nothing, is never built on)."""
         deployed = self.models.current(source_alias(self.store.get_source(source_id).name))
         if deployed is not None and deployed.data.adapter:
             return deployed.data.adapter
         for m in self.store.list_missions(["done", "deploying"], source_id, 50):
-            if m.data.adapter:
+            if m.data.adapter and m.data.gate_passed:
                 return m.data.adapter
         return None

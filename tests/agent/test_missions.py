@@ -464,7 +464,7 @@ def test_a_failed_mission_says_where_and_retries_from_there(
     assert "only a failed mission can be retried" in refused.value.message
 
 
-def test_the_verdict_compares_the_new_adapter_with_the_base_and_the_deployed() -> None:
+def test_the_verdict_compares_the_new_adapter_with_the_base_and_the_current_one() -> None:
     from agent.policy import compare_scores
 
     scores = {
@@ -480,13 +480,25 @@ def test_the_verdict_compares_the_new_adapter_with_the_base_and_the_deployed() -
     }
     assert verdict["models"]["new adapter"]["perplexity"] == 7.39
     assert verdict["summary"] == (
-        "new adapter: -20.0 % loss against the base, -11.1 % loss against the deployed"
+        "new adapter: -20.0 % loss against the base, -11.1 % loss against the current adapter"
     )
     # A change within the gate's minimum gain is noise, and says so.
     scores["adapter"] = {"eval_loss": 2.23, "perplexity": 9.3}
     assert compare_scores(scores, min_gain_pct=2.0)["summary"] == (
         "new adapter: -10.8 % loss against the base,"
-        " no measurable change against the deployed (-0.9 %)"
+        " no measurable change against the current adapter (-0.9 %)"
+    )
+    # So is one past it whose paired-bootstrap interval over the held-out rows holds zero.
+    scores["adapter"] = {
+        "eval_loss": 2.15,
+        "change_low_pct_vs_previous": -8.0,
+        "change_high_pct_vs_previous": 1.5,
+        "change_low_pct_vs_base": -18.0,
+        "change_high_pct_vs_base": -9.0,
+    }
+    assert compare_scores(scores)["summary"] == (
+        "new adapter: -14.0 % loss against the base, 95 % interval -18.0 to -9.0 %,"
+        " no measurable change against the current adapter (-4.4 %, 95 % interval -8.0 to +1.5 %)"
     )
 
 

@@ -80,3 +80,26 @@ def test_models_whose_logits_are_more_than_the_head_take_their_own_forward(
     model = lora_model(tiny_model)
     model.config.final_logit_softcapping = 30.0  # as Gemma 2's config says
     assert batching._decoder_and_head(model) is None
+
+
+@pytest.mark.parametrize("path", ["chunked", "whole-logits"])
+def test_each_rows_loss_adds_up_to_the_batch_loss(
+    tiny_model: Path, monkeypatch: pytest.MonkeyPatch, path: str
+) -> None:
+    """The per-row losses a paired comparison reads are the batch's loss, split by row."""
+    monkeypatch.setattr(batching, "LOSS_CHUNK", 7)  # chunks that straddle rows
+    model = lora_model(tiny_model)
+    if path == "whole-logits":
+        model.config.final_logit_softcapping = 30.0  # our config flag; the tiny model ignores it
+    batch = packed_batch(model.config.vocab_size)
+    with torch.no_grad():
+        whole, n = batching._whole_logits_loss(model, batch)
+        sums, counts = batching.row_loss_sums(model, batch)
+        rows = [
+            batching._whole_logits_loss(model, {k: v[i : i + 1] for k, v in batch.items()})
+            for i in range(2)
+        ]
+    assert counts == [int(c) for _, c in rows] and sum(counts) == n
+    assert sum(sums) == pytest.approx(float(whole), rel=1e-5)
+    for got, (want, _) in zip(sums, rows, strict=True):
+        assert got == pytest.approx(float(want), rel=1e-4)
