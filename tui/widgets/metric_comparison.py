@@ -1,7 +1,9 @@
 """Two models side by side on the same metrics: the seed's MetricComparison, in a table.
 
 Lower is better for losses and perplexity, higher for chrF; the better value of each row is
-marked, so the deploy dialog answers "is the new one better?" at a glance.
+marked, so the deploy dialog answers "is the new one better?" at a glance, and only where it is
+better by more than the noise of a small eval: four answers with the same chrF, or a 1 % loss
+change, mark nothing.
 """
 
 from __future__ import annotations
@@ -12,6 +14,27 @@ from forge_client.format import metric
 
 # Metric suffix → whether a higher value is better.
 HIGHER_IS_BETTER = {"eval_loss": False, "perplexity": False, "chrf": True}
+RELATIVE_MARGIN = {"eval_loss": 0.02, "perplexity": 0.02}
+"""Lower by more than this share of the runner-up to count as better (agent.min_gain_pct's
+default, 2 %)."""
+CHRF_MARGIN = 1.0
+"""chrF points (0-100) a value must lead the runner-up by to count as better."""
+
+
+def best_index(suffix: str, values: list[float | None]) -> int | None:
+    """The column whose value is better than every other by the margin, or None."""
+    known = sorted(
+        ((v, i) for i, v in enumerate(values) if v is not None),
+        reverse=HIGHER_IS_BETTER[suffix],
+    )
+    if len(known) < 2:
+        return None
+    (best, at), (runner_up, _) = known[0], known[1]
+    if suffix in RELATIVE_MARGIN:
+        ahead = runner_up - best > RELATIVE_MARGIN[suffix] * abs(runner_up)
+    else:
+        ahead = best - runner_up > CHRF_MARGIN
+    return at if ahead else None
 
 
 class MetricComparison(DataTable[str]):
@@ -25,12 +48,8 @@ class MetricComparison(DataTable[str]):
             self.add_column(name)
         for suffix, higher in HIGHER_IS_BETTER.items():
             values = [columns[n].get(suffix) for n in names]
-            known = [v for v in values if v is not None]
-            if not known:
+            if all(v is None for v in values):
                 continue  # a metric this eval did not compute (chrF without chat examples)
-            best = (max(known) if higher else min(known)) if known else None
-            cells = [
-                f"{metric(v)} ✔" if v is not None and v == best and len(known) > 1 else metric(v)
-                for v in values
-            ]
+            best = best_index(suffix, values)
+            cells = [f"{metric(v)} ✔" if i == best else metric(v) for i, v in enumerate(values)]
             self.add_row(f"{suffix} ({'higher' if higher else 'lower'} is better)", *cells)
