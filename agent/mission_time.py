@@ -15,6 +15,7 @@ import math
 from typing import Any
 
 from forge_api.mission_data import Timing
+from forge_api.names import SET_ANSWER_TOKENS
 
 EVAL_SHARE = 0.25
 """Of the budget, at most this much goes to the evaluation (loading included)."""
@@ -45,11 +46,14 @@ def schedule(
     measured: dict[str, Any] | None,
     models: int = 2,
     deploys: bool = False,
+    set_answers: tuple[int, int] = (0, 0),
 ) -> Timing:
     """Divide the budget: the eval sized to at most EVAL_SHARE of it (fewer answers, shorter,
     then fewer rows, as the measures say), training the rest less the deploy; and the ETA from
     the same measures. `models`: scored by the eval (base, new adapter, and the deployed one);
-    `deploys`: a deploy is expected to follow (Ollama configured for missions)."""
+    `deploys`: a deploy is expected to follow (Ollama configured for missions); `set_answers`:
+    the base's answers still to write, once per base, for the eval's general held-out set and
+    the train job's replay set (`engine.held_out.answers_to_make`)."""
     budget = budget_minutes * 60 if budget_minutes else None
     rows_held = max(1, math.ceil(approx_tokens * val_fraction / max(max_seq_len, 1)))
     train_tps = _speed(measured, "tokens_per_s")
@@ -82,12 +86,16 @@ def schedule(
         per_row = models * max_seq_len / eval_tps
         fits = int((JOB_START_S + room - eval_time(0, gens, new)) // per_row)
         rows = min(rows_held, max(MIN_EVAL_ROWS, fits))
-    eval_s = eval_time(rows, gens, new)
+    general_s, replay_s = (
+        math.ceil(n / EVAL_BATCH) * SET_ANSWER_TOKENS * gen_step for n in set_answers
+    )
+    eval_s = eval_time(rows, gens, new) + general_s
     deploy_s = JOB_START_S + load if deploys else 0.0
 
     batch = int((measured or {}).get("batch_size") or 1)
     step_s = batch * max_seq_len / train_tps
-    setup = JOB_START_S + load + step_s  # the start, loading, and the batch-sizing pass
+    # The start, loading, the replay set where the base has none yet, and the batch-sizing pass.
+    setup = JOB_START_S + load + replay_s + step_s
     epoch_s = approx_tokens * (1 - val_fraction) / train_tps
     train_budget = None
     min_steps = MIN_STEPS

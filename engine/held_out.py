@@ -22,6 +22,7 @@ from typing import Any
 
 from engine.data import Example, Row, Tokenized, fitting, load_examples, pack, split
 from engine.events import Emitter
+from forge_api.names import SET_ANSWER_TOKENS
 
 PROMPTS = Path(__file__).parent / "assets" / "general_prompts.txt"
 HELD_OUT_PROMPTS = 50
@@ -61,10 +62,7 @@ def _base_answers(
     base, or an adapter switched off) unless this base and these prompts have one already."""
     from engine.evaluate import generate_answers
 
-    digest = hashlib.sha256(
-        json.dumps([str(base.resolve()), prompts, max_new_tokens]).encode()
-    ).hexdigest()[:16]
-    path = cache / f"{tag}-{base.name}-{digest}.jsonl"
+    path = set_path(cache, tag, base, prompts, max_new_tokens)
     if path.exists():
         return path
     events.log(
@@ -83,6 +81,29 @@ def _base_answers(
     return path
 
 
+def set_path(cache: Path, tag: str, base: Path, prompts: list[str], max_new_tokens: int) -> Path:
+    """Where the base's answers to `prompts` are kept: one file per base, prompts and length."""
+    digest = hashlib.sha256(
+        json.dumps([str(base.resolve()), prompts, max_new_tokens]).encode()
+    ).hexdigest()[:16]
+    return cache / f"{tag}-{base.name}-{digest}.jsonl"
+
+
+def answers_to_make(datasets_dir: str, base: Path, general: bool, replay: bool) -> tuple[int, int]:
+    """How many answers the base has still to write for a job's general held-out set and its
+    replay set (0 where they are made already): a mission's time plan counts them, once."""
+    cache, prompts = sets_folder(datasets_dir), general_prompts()
+    held, rest = prompts[:HELD_OUT_PROMPTS], prompts[HELD_OUT_PROMPTS:]
+    return (
+        len(held)
+        if general and not set_path(cache, "general", base, held, SET_ANSWER_TOKENS).exists()
+        else 0,
+        len(rest)
+        if replay and not set_path(cache, "replay", base, rest, SET_ANSWER_TOKENS).exists()
+        else 0,
+    )
+
+
 def general_set(
     model: Any,
     tokenizer: Any,
@@ -90,7 +111,7 @@ def general_set(
     device: str,
     cache: Path,
     events: Emitter,
-    max_new_tokens: int = 64,
+    max_new_tokens: int = SET_ANSWER_TOKENS,
 ) -> Path:
     """The `general` held-out set: the base's answers to the first prompts of the file."""
     prompts = general_prompts()[:HELD_OUT_PROMPTS]
@@ -117,7 +138,9 @@ def replay_rows(
     prompts = general_prompts()[HELD_OUT_PROMPTS:]
     switched_off = model.disable_adapter() if hasattr(model, "disable_adapter") else None
     with switched_off or contextlib.nullcontext():
-        path = _base_answers(model, tokenizer, base, prompts, device, cache, events, "replay", 64)
+        path = _base_answers(
+            model, tokenizer, base, prompts, device, cache, events, "replay", SET_ANSWER_TOKENS
+        )
     rows = set_rows([str(path)], tokenizer, max_len, 0, None)
     want = min(len(rows), max(1, round(share * train_rows)))
     return rows[:want]

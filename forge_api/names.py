@@ -35,3 +35,6 @@ JOB_MAX_SEQ_LEN = 512
 MISSION_MAX_SEQ_LEN = 1024
 """Tokens per example of a mission's dataset, train and eval (`agent.max_seq_len`'s default),
 and of a dataset built with no model in mind."""
+SET_ANSWER_TOKENS = 64
+"""The longest answer the base writes for its general held-out and replay sets
+(`engine.held_out`), which a mission's time plan counts (`agent.mission_time`)."""

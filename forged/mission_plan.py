@@ -15,6 +15,9 @@ from pydantic import ValidationError
 
 from agent.mission_time import GENERATIONS, MAX_NEW_TOKENS, schedule
 from engine.continuation import continuation_problem
+from engine.errors import EngineError
+from engine.held_out import answers_to_make
+from engine.model_source import base_for
 from forge_api.jobs import TrainParams, parse_params
 from forge_api.mission_data import MissionData, Plan, Timing
 from forge_api.protocol import INVALID_PARAMS
@@ -90,7 +93,7 @@ def changed_plan(data: MissionData, changes: dict[str, Any], models: ModelRegist
         if new.continues and data.continues:
             new = new.model_copy(update={"continues": data.continues})
     kept = {"base_model": base, "continues": new.continues, "fresh_start": new.fresh_start}
-    return timed(new, models.config.ollama.deploy_missions).model_copy(update=kept)
+    return timed(new, models).model_copy(update=kept)
 
 
 def measured_here(data: MissionData) -> dict[str, Any] | None:
@@ -103,10 +106,22 @@ def measured_here(data: MissionData) -> dict[str, Any] | None:
     return found if of is None or of == base else None
 
 
-def timed(data: MissionData, deploys: bool) -> MissionData:
+def set_answers(p: TrainParams, models: ModelRegistry) -> tuple[int, int]:
+    """The base's answers still to write for the eval's general set (unless a person's own is
+    set) and the train job's replay set (PEFT only: MLX trains without replay)."""
+    try:
+        base = base_for(p.base_model, None, str(models.paths.models_dir))
+    except EngineError:
+        return (0, 0)  # the train job will say what is wrong with the base
+    replay = p.general_replay > 0 and p.backend != "mlx"
+    general = not models.config.agent.general_dataset
+    return answers_to_make(str(models.paths.datasets_dir), base, general, replay)
+
+
+def timed(data: MissionData, models: ModelRegistry) -> MissionData:
     """The mission data to merge for its plan's timing: the budget divided among its jobs, the
     least steps the budget pays for, and the ETA, recomputed from the same measures whenever
-    the plan or the measures change. `deploys`: Ollama takes missions' adapters."""
+    the plan or the measures change."""
     plan = data.plan or Plan()
     p = parse_params("train", plan.params)
     assert isinstance(p, TrainParams)
@@ -118,7 +133,8 @@ def timed(data: MissionData, deploys: bool) -> MissionData:
         budget_minutes=p.max_minutes,
         measured=measured_here(data),
         models=3 if data.previous_adapter else 2,
-        deploys=deploys,
+        deploys=models.config.ollama.deploy_missions,  # Ollama takes missions' adapters
+        set_answers=set_answers(p, models),
     )
     params = dict(plan.params)
     if "min_steps" not in plan.changed:  # a person's own setting stands

@@ -332,7 +332,7 @@ class SourceScanner:
     async def _timed(self, data: MissionData, source: str, material: Any, why: str) -> MissionData:
         """The mission data with its plan timed from what was measured, and the rationale that
         says so."""
-        timing = timed(data, self.models.config.ollama.deploy_missions)
+        timing = timed(data, self.models)
         card = data.card.model_dump(mode="json") if data.card else {}
         measured = data.measured.model_dump(mode="json") if data.measured else None
         budget = data.plan.params.get("max_minutes") if data.plan else None

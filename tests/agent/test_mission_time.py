@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from pathlib import Path
 from typing import Any
 
 import pytest
@@ -67,3 +68,46 @@ def test_without_a_measure_the_split_is_by_shares_and_there_is_no_eta() -> None:
     s = schedule(**plan(measured=None))
     assert s.eta_s is None and s.train_budget_s == pytest.approx(5 * 60 * (1 - EVAL_SHARE))
     assert s.eval_rows is not None and s.eval_rows >= 1 and s.min_steps == MIN_STEPS
+
+
+def test_the_bases_general_and_replay_answers_are_counted_the_first_time() -> None:
+    """A base's first mission writes its general held-out set (in the eval) and its replay set
+    (in the train job), 50 answers of up to 64 tokens each: minutes on a CPU, in the ETA."""
+    later = schedule(**plan(budget_minutes=None))
+    first = schedule(**plan(budget_minutes=None, set_answers=(50, 50)))
+    answers_s = 7 * 64 * SMOLLM2_CPU["gen_step_s"]  # 50 answers, 8 at once, 64 tokens
+    assert first.eval_s == pytest.approx((later.eval_s or 0) + answers_s, abs=0.2)
+    assert first.train_s == pytest.approx((later.train_s or 0) + answers_s, abs=0.2)
+    # Within a budget, they come out of training's share, and the whole still fits.
+    budgeted = schedule(**plan(budget_minutes=10.0, set_answers=(50, 50)))
+    plain = schedule(**plan(budget_minutes=10.0))
+    assert budgeted.train_budget_s and plain.train_budget_s
+    assert budgeted.train_budget_s == pytest.approx(plain.train_budget_s - answers_s, abs=0.2)
+    assert budgeted.eta_s is not None and budgeted.eta_s <= 10 * 60
+
+
+def test_answers_already_made_for_a_base_are_not_counted(tmp_path: Path) -> None:
+    from engine.held_out import (
+        HELD_OUT_PROMPTS,
+        answers_to_make,
+        general_prompts,
+        set_path,
+        sets_folder,
+    )
+    from forge_api.names import SET_ANSWER_TOKENS
+
+    datasets, base = tmp_path / "data" / "datasets", tmp_path / "models" / "base"
+    base.mkdir(parents=True)
+    rest = len(general_prompts()) - HELD_OUT_PROMPTS
+    assert answers_to_make(str(datasets), base, True, True) == (HELD_OUT_PROMPTS, rest)
+    assert answers_to_make(str(datasets), base, False, False) == (0, 0)
+    made = set_path(
+        sets_folder(str(datasets)),
+        "general",
+        base,
+        general_prompts()[:HELD_OUT_PROMPTS],
+        SET_ANSWER_TOKENS,
+    )
+    made.parent.mkdir(parents=True)
+    made.write_text("{}\n")
+    assert answers_to_make(str(datasets), base, True, True) == (0, rest)
