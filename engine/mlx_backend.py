@@ -179,6 +179,11 @@ def train_mlx(
             "(adapter weights; the optimizer starts afresh)"
         )
 
+    if p.general_replay:
+        events.log(
+            f"general_replay {p.general_replay:g}: not done by the mlx backend (the base's"
+            " answers are written with transformers); training on the dataset alone"
+        )
     train_set, val_set = _examples(data.train), _examples(data.val or data.train)
     batch = p.batch_size or max(1, min(8, len(train_set)))
     per_epoch = max(1, len(train_set) // batch)
