@@ -153,6 +153,14 @@ def _optimizer(p: TrainParams, lr: float, total: int, remaining: int) -> Any:
     return optim.AdamW(learning_rate=schedule, weight_decay=0.0)
 
 
+def no_replay_note(share: float) -> str:
+    """What the log says of `general_replay`, which this backend does not do."""
+    return (
+        f"general_replay {share:g}: not done by the mlx backend (the base's answers are"
+        " written with transformers); training on the dataset alone"
+    )
+
+
 def train_mlx(
     spec: JobSpec, p: TrainParams, base: Path, data: Data, events: Emitter
 ) -> dict[str, Any]:
@@ -180,10 +188,7 @@ def train_mlx(
         )
 
     if p.general_replay:
-        events.log(
-            f"general_replay {p.general_replay:g}: not done by the mlx backend (the base's"
-            " answers are written with transformers); training on the dataset alone"
-        )
+        events.log(no_replay_note(p.general_replay))
     train_set, val_set = _examples(data.train), _examples(data.val or data.train)
     batch = p.batch_size or max(1, min(8, len(train_set)))
     per_epoch = max(1, len(train_set) // batch)
