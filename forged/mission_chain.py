@@ -234,16 +234,17 @@ class MissionChain:
             rival = f"the deployed {deployed.name}" if deployed else "the current adapter"
         else:
             who, rival = "base", "the base model"
-        old, new = scores[who]["eval_loss"], scores["adapter"]["eval_loss"]
-        versus = f"eval loss {new:.4f} against {rival}'s {old:.4f}"
-        if new >= old:
-            return False, f"not deployed: the new adapter does not beat {rival} ({versus})"
         gate = mission.data.gate or Gate(
             min_gain_pct=self.config.min_gain_pct,
             max_regression_pct=self.config.max_regression_pct,
         )
+        # What it forgot comes first: the gravest reason, whatever it gained.
         if lost := regression(scores, gate.max_regression_pct):
             return False, f"not deployed: {lost}"
+        old, new = scores[who]["eval_loss"], scores["adapter"]["eval_loss"]
+        versus = f"eval loss {new:.4f} against {rival}'s {old:.4f}"
+        if new >= old:
+            return False, f"not deployed: the new adapter does not beat {rival} ({versus})"
         gain = (old - new) / old * 100 if old else 0.0
         noise = interval(scores, who)
         if not measurable(gain, gate.min_gain_pct, noise):

