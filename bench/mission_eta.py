@@ -19,8 +19,7 @@ from pathlib import Path
 from typing import Any
 
 from bench.mission_real import real_model
-from bench.scratch_daemon import scratch_daemon
-from forge_api.paths import ForgePaths
+from bench.scratch_daemon import agent_on, scratch_daemon
 from forge_client.client import Client
 from tests.support.daemon_harness import wait_for
 from tests.support.repos import clone_markupsafe, commit
@@ -55,13 +54,7 @@ def main() -> None:
     args = ap.parse_args()
     model = real_model()
 
-    def configure(paths: ForgePaths) -> None:
-        paths.config_file.write_text(
-            '[ollama]\nhost = "127.0.0.1:9"\n\n'
-            f'[agent]\nallowed_roots = ["/tmp"]\nbase_model = "{model}"\n'
-            f"max_seq_len = {args.seq}\nrescan_interval_s = 3600\n"
-        )
-
+    configure = agent_on(model, f"max_seq_len = {args.seq}\n")
     with scratch_daemon("forge-bench-eta-", configure) as (paths, _):
         repo = clone_markupsafe(
             Path(tempfile.mkdtemp(prefix="forge-bench-repo-", dir="/tmp")) / "markupsafe"

@@ -31,3 +31,18 @@ def scratch_daemon(
     finally:
         forge(["daemon", "stop"])
         shutil.rmtree(home, ignore_errors=True)
+
+
+def agent_on(model: Path, extra: str = "") -> Callable[[ForgePaths], None]:
+    """A `before_start` writing the config of a daemon whose missions train `model` on
+    repositories under /tmp, with no Ollama (the chain ends after its eval); `extra`: more
+    `[agent]` lines."""
+
+    def configure(paths: ForgePaths) -> None:
+        paths.config_file.write_text(
+            '[ollama]\nhost = "127.0.0.1:9"\n\n'
+            f'[agent]\nallowed_roots = ["/tmp"]\nbase_model = "{model}"\n'
+            f"rescan_interval_s = 3600\n{extra}"
+        )
+
+    return configure
