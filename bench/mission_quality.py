@@ -12,6 +12,7 @@ old material and general text, change against the base) is printed with its verd
 and its wall time. Without Ollama the chain ends after its eval.
 
     .venv/bin/python -m bench.mission_quality [--missions 2] [--split 40] [--minutes M]
+        [--set learning_rate=1e-3 ...]
 """
 
 from __future__ import annotations
@@ -26,6 +27,7 @@ from typing import Any
 from bench.mission_real import real_model
 from bench.scratch_daemon import agent_on, scratch_daemon
 from forge_client.client import Client
+from forged.registry import parameter_value
 from tests.support.daemon_harness import wait_for
 from tests.support.repos import clone_markupsafe, git
 
@@ -47,9 +49,9 @@ def table(data: dict[str, Any]) -> str:
     return "\n".join(lines)
 
 
-def run_mission(client: Client, mission_id: str, minutes: float | None) -> dict[str, Any]:
+def run_mission(client: Client, mission_id: str, changes: dict[str, Any]) -> dict[str, Any]:
     began = time.monotonic()
-    client.call("missions.approve", id=mission_id, set={"minutes": minutes} if minutes else {})
+    client.call("missions.approve", id=mission_id, set=changes)
     done: dict[str, Any] = wait_for(
         lambda: (
             (m := client.call("missions.get", id=mission_id))["stage"] in ("done", "failed") and m
@@ -75,7 +77,18 @@ def main() -> None:
     ap.add_argument("--missions", type=int, default=2, choices=(1, 2))
     ap.add_argument("--split", type=int, default=40, help="commits before the head to split at")
     ap.add_argument("--minutes", type=float, help="each mission's budget (default: the config's)")
+    ap.add_argument(
+        "--set",
+        action="append",
+        default=[],
+        metavar="KEY=VALUE",
+        help="a plan change at approval, as `forge missions approve --set` (a number or text)",
+    )
     args = ap.parse_args()
+    changes: dict[str, Any] = {"minutes": args.minutes} if args.minutes else {}
+    for item in args.set:
+        key, _, value = item.partition("=")
+        changes[key] = parameter_value(value)
     model = real_model()
 
     with scratch_daemon("forge-bench-quality-", agent_on(model)) as (paths, _):
@@ -92,14 +105,14 @@ def main() -> None:
                 1800,
                 interval=2,
             )
-            run_mission(client, first["id"], args.minutes)
+            run_mission(client, first["id"], changes)
             if args.missions == 1:
                 return
             subprocess.run(["git", "-C", str(repo), "reset", "-q", "--hard", head], check=True)
             again = client.call("sources.scan", id=source["id"])["mission"]
             if again is None:
                 raise SystemExit("no second mission was proposed")
-            run_mission(client, again["id"], args.minutes)
+            run_mission(client, again["id"], changes)
 
 
 if __name__ == "__main__":
