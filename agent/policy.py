@@ -150,6 +150,11 @@ def measurable(change_pct: float, min_gain_pct: float, noise: Interval | None) -
     return abs(change_pct) > min_gain_pct and (noise is None or noise[0] > 0 or noise[1] < 0)
 
 
+def interval_text(noise: Interval | None) -> str:
+    """`, 95 % interval -6.0 to -2.2 %`, or nothing where the eval made no interval."""
+    return f", 95 % interval {noise[0]:+.1f} to {noise[1]:+.1f} %" if noise else ""
+
+
 def gain_text(
     change_pct: float,
     against: str,
@@ -158,7 +163,7 @@ def gain_text(
 ) -> str:
     """A loss change in words: a measurable one as a signed percentage, else 'no measurable
     change' with the figure; each with its interval where there is one."""
-    spread = f", 95 % interval {noise[0]:+.1f} to {noise[1]:+.1f} %" if noise else ""
+    spread = interval_text(noise)
     if measurable(change_pct, min_gain_pct, noise):
         return f"{change_pct:+.1f} % loss against {against}{spread}"
     return f"no measurable change against {against} ({change_pct:+.1f} %{spread})"

@@ -14,7 +14,13 @@ import datetime as dt
 import logging
 import time
 
-from agent.policy import compare_scores, interval, measurable, regression
+from agent.policy import (
+    compare_scores,
+    interval,
+    interval_text,
+    measurable,
+    regression,
+)
 from forge_api.config import AgentConfig
 from forge_api.jobs import parse_params
 from forge_api.mission_data import EvalResults, Gate, MissionData
@@ -248,11 +254,10 @@ class MissionChain:
         gain = (old - new) / old * 100 if old else 0.0
         noise = interval(scores, who)
         if not measurable(gain, gate.min_gain_pct, noise):
-            spread = f", 95 % interval {noise[0]:+.1f} to {noise[1]:+.1f} %" if noise else ""
             return False, (
                 f"not deployed: no measurable change against {rival} ({versus}, {-gain:+.1f} %"
-                f"{spread}; a deploy needs a gain of more than {gate.min_gain_pct:g} %"
-                " (agent.min_gain_pct) whose interval is all gain)"
+                f"{interval_text(noise)}; a deploy needs a gain of more than"
+                f" {gate.min_gain_pct:g} % (agent.min_gain_pct) whose interval is all gain)"
             )
         return True, f"it beats {rival} ({versus}, {-gain:+.1f} %)"
 

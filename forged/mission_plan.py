@@ -15,9 +15,7 @@ from pydantic import ValidationError
 
 from agent.mission_time import GENERATIONS, MAX_NEW_TOKENS, schedule
 from engine.continuation import continuation_problem
-from engine.errors import EngineError
 from engine.held_out import answers_to_make
-from engine.model_source import base_for
 from forge_api.jobs import TrainParams, parse_params
 from forge_api.mission_data import MissionData, Plan, Timing
 from forge_api.protocol import INVALID_PARAMS
@@ -109,9 +107,11 @@ def measured_here(data: MissionData) -> dict[str, Any] | None:
 def set_answers(p: TrainParams, models: ModelRegistry) -> tuple[int, int]:
     """The base's answers still to write for the eval's general set (unless a person's own is
     set) and the train job's replay set (PEFT only: MLX trains without replay)."""
+    if not p.base_model:
+        return (0, 0)
     try:
-        base = base_for(p.base_model, None, str(models.paths.models_dir))
-    except EngineError:
+        base = Path(models.resolve_base(p.base_model))
+    except RegistryError:
         return (0, 0)  # the train job will say what is wrong with the base
     replay = p.general_replay > 0 and p.backend != "mlx"
     general = not models.config.agent.general_dataset
